@@ -1,0 +1,119 @@
+/**
+ * What a certification returns. Every number says what it is: `quality` on each bound tells the
+ * user whether a figure is exact, an upper bound, or an estimate of one to a stated tolerance.
+ * The CLI's `--json` output and the GraphQL `Run.result` are this structure.
+ */
+import type { LayerKind, Shape } from '../model/ir.js';
+
+/**
+ * - 'exact': computed in closed form (max pool √n_max, flatten 1, diagonal layers);
+ * - 'estimate': a spectral norm from Lanczos iterated to the stated relative tolerance (from below);
+ * - 'upper': a guaranteed upper bound.
+ */
+export type BoundQuality = 'exact' | 'estimate' | 'upper';
+
+export interface SpectralNormReport {
+  /** The norm ||Λ A D|| (or ||A|| for the global bound). */
+  value: number;
+  quality: BoundQuality;
+  /** Applications of D Aᵀ Λ² A D. */
+  iterations: number;
+  /** Relative change of the estimate over the last step. */
+  relativeChange: number;
+  /** ||G y − θ y|| / θ for the final Ritz pair (θ = value²). */
+  relativeResidual: number;
+  converged: boolean;
+}
+
+export interface LayerBound {
+  index: number;
+  kind: LayerKind;
+  /** True where a ReLU follows the affine map (the paper's affine-ReLU layer). */
+  relu: boolean;
+  name: string;
+  inputShape: Shape;
+  outputShape: Shape;
+  /** The layer's bound L_l. */
+  bound: number;
+  quality: BoundQuality;
+  /** ε_l: radius of the set this layer sees (Proposition 2). Absent for global bounds. */
+  epsIn?: number;
+  /** Slope counts λ = 0, 0 < λ < 1, λ = 1 (Theorem 1); affine-ReLU layers of a local bound only. */
+  lambdaZero?: number;
+  lambdaPartial?: number;
+  lambdaOne?: number;
+  /** Inputs of the layer not known to be inactive (the 1s of D). */
+  activeInputs?: number;
+  spectral?: SpectralNormReport;
+}
+
+export interface NetworkBound {
+  /** Π_l L_l (Proposition 3). */
+  bound: number;
+  /** 'estimate' if any factor is an estimate, else 'upper' (or 'exact'). */
+  quality: BoundQuality;
+  layers: LayerBound[];
+  seconds: number;
+}
+
+export interface LocalBound extends NetworkBound {
+  eps: number;
+}
+
+export interface RadiusResult {
+  /** Largest ε with ε·L(x0, ε) < δ/√2 found by bisection (Proposition 6): certified up to the quality of L. */
+  local: number;
+  /** Smallest ε found where the criterion fails: the local method certifies nothing at or beyond it. */
+  localUpper: number;
+  /** δ / (√2 L_global). */
+  global: number;
+  /** Local-bound evaluations used by the bracketing and bisection. */
+  evaluations: number;
+  relativeTolerance: number;
+  seconds: number;
+}
+
+export interface CertifyResult {
+  /** Top-1 class at x0. */
+  class: number;
+  /** δ: top-1 minus top-2 logit. */
+  margin: number;
+  logits: number[];
+  global?: NetworkBound;
+  local: LocalBound[];
+  radius?: RadiusResult;
+  backend: string;
+  adapter: string;
+  /** Tolerance of every spectral norm estimate (relative change between steps). */
+  tolerance: number;
+  seconds: number;
+  engineVersion: string;
+}
+
+export interface ProgressEvent {
+  phase: 'prepare' | 'forward' | 'global' | 'local' | 'radius' | 'done';
+  /** 0..1 over the whole request. */
+  fraction: number;
+  message: string;
+  eps?: number;
+  layer?: number;
+  layers?: number;
+  iteration?: number;
+}
+
+export interface CertifyOptions {
+  /** Radii of the local bounds to compute. */
+  eps: number[];
+  /** Also compute the global bound (always computed when `radius` is set). */
+  global?: boolean;
+  /** Also compute the certified radius (local and global). */
+  radius?: boolean;
+  /** Relative change at which a spectral norm iteration stops (default 1e-6). */
+  tolerance?: number;
+  /** Most operator applications per spectral norm (default 5000). */
+  maxIterations?: number;
+  /** Relative width at which the radius bisection stops (default 1e-4). */
+  radiusTolerance?: number;
+  onProgress?: (event: ProgressEvent) => void;
+  signal?: AbortSignal;
+}

@@ -1,0 +1,17 @@
+/**
+ * lipcert's library API: the one call that the CLI and the GraphQL server are thin shells over.
+ *
+ *   const network = await importOnnxFile('model.onnx');          // or importOnnx(bytes)
+ *   const x0 = await loadInputFile('x.png', network, { mean, std });
+ *   const backend = await createBackend('auto');
+ *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
+ */
+export { importOnnx, importOnnxFile } from './model/onnx-import.js';
+export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';
+export { createBackend } from './backend/select.js';
+export { certify, ENGINE_VERSION } from './bounds/certify.js';
+export type { Backend, BackendName } from './backend/backend.js';
+export type * from './bounds/types.js';
+export type * from './model/ir.js';
+export { parameterCount } from './model/ir.js';
+export * from './errors.js';
