@@ -280,6 +280,12 @@ function maxPoolHandler(node: NodeProto, ctx: ImportContext) {
 function averagePoolHandler(node: NodeProto, ctx: ImportContext) {
   const g = poolGeometry(node, ctx, false);
   const countIncludePad = intAttr(node, 'count_include_pad', 0) === 1;
+  const unit = (v: number[]) => v.every((x) => x === 1);
+  if (unit(g.kernel) && unit(g.strides) && g.pads.every((p) => p === 0)) {
+    // torch.onnx.export's AdaptiveAvgPool2d where input and output sizes agree (AlexNet and VGG at
+    // 224×224): a 1×1 window, the identity, L = 1. Nothing to add.
+    return;
+  }
   if (countIncludePad && (g.pads[2] !== g.ceilPads[2] || g.pads[3] !== g.ceilPads[3])) {
     // ONNX counts only the declared pads, not ceil_mode's overhang; we cannot express the mix.
     throw new UnsupportedModelError('AveragePool with both ceil_mode and count_include_pad is not supported', nodeLabel(node));

@@ -49,6 +49,8 @@ function bytesOf(tensor: TensorProto, baseDir: ExternalDataDir): Uint8Array | nu
   return tensor.rawData.length > 0 ? tensor.rawData : null;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
 export function decodeTensor(tensor: TensorProto, baseDir: ExternalDataDir): DecodedTensor {
   const dims = tensor.dims.map(Number);
   const count = dims.reduce((a, b) => a * b, 1);
@@ -67,9 +69,10 @@ export function decodeTensor(tensor: TensorProto, baseDir: ExternalDataDir): Dec
   switch (tensor.dataType) {
     case TensorProto_DataType.FLOAT: {
       const data = new Float32Array(count);
-      if (view) {
+      if (view && raw) {
         need(4);
-        for (let i = 0; i < count; i++) data[i] = view.getFloat32(4 * i, true);
+        if (LITTLE_ENDIAN) new Uint8Array(data.buffer).set(raw); // one copy, alignment-free
+        else for (let i = 0; i < count; i++) data[i] = view.getFloat32(4 * i, true);
       } else {
         checkCount(tensor.floatData.length);
         data.set(tensor.floatData);
