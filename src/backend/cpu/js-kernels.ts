@@ -16,6 +16,20 @@ export function denseMatVec(weight: Float32Array, rows: number, cols: number, x:
   return out;
 }
 
+/** r² = (W⊙W)·mask for a row-major [rows, cols] W, squaring on the fly (no copy of W⊙W). */
+export function denseRowNormsSquared(weight: Float32Array, rows: number, cols: number, mask: ArrayLike<number>, out = new Float32Array(rows)): Float32Array {
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) {
+      const w = weight[base + c];
+      s += w * w * mask[c];
+    }
+    out[r] = s;
+  }
+  return out;
+}
+
 /** x = Wᵀ y for a row-major [rows, cols] W. */
 export function denseMatTVec(weight: Float32Array, rows: number, cols: number, y: ArrayLike<number>, out = new Float32Array(cols)): Float32Array {
   out.fill(0);

@@ -3,12 +3,25 @@
  * ONNX graph built in memory (onnx-builder.ts) around the layer's weights, one session per
  * (layer, operation), created on first use. A convolution applies A; ConvTranspose with the same
  * weights, strides, pads, dilations and groups applies Aᵀ (method.md, "Computation at scale").
+ *
+ * Memory: the weights reach onnxruntime as in-memory external data (no protobuf copy on our side),
+ * and dense layers' sessions skip weight pre-packing, so a session holds exactly one copy of its
+ * weights (VGG-16's fc6 is 411 MB; pre-packing the Gemm and the MatMul of its Gram graph would add
+ * two more). `sessionFootprint` estimates what a session holds, for the backend's session cache.
  */
 import os from 'node:os';
 import ort from 'onnxruntime-node';
 import type { ConvLayer, DenseLayer } from '../../model/ir.js';
-import { floatTensor, modelBytes, node, valueInfo, type AttributeValue } from '../../model/onnx-builder.js';
-import type { NodeProto } from 'onnx-buf';
+import { create } from '@bufbuild/protobuf';
+import {
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
+  TensorProto_DataType,
+  TensorProtoSchema,
+  type NodeProto,
+  type TensorProto,
+} from 'onnx-buf';
+import { modelBytes, node, valueInfo, type AttributeValue } from '../../model/onnx-builder.js';
 
 export type OrtLayer = ConvLayer | DenseLayer;
 
@@ -75,8 +88,29 @@ function transposeNode(layer: OrtLayer, input: string, output: string, weightNam
     : node('MatMul', [input, weightName], [output]);
 }
 
-async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(bytes, sessionOptions);
+/** An initializer whose data onnxruntime reads from the in-memory file `file` (no protobuf copy). */
+function externalTensor(name: string, dims: number[], data: Float32Array, file: string): TensorProto {
+  return create(TensorProtoSchema, {
+    name,
+    dims: dims.map(BigInt),
+    dataType: TensorProto_DataType.FLOAT,
+    dataLocation: TensorProto_DataLocation.EXTERNAL,
+    externalData: [
+      create(StringStringEntryProtoSchema, { key: 'location', value: file }),
+      create(StringStringEntryProtoSchema, { key: 'offset', value: '0' }),
+      create(StringStringEntryProtoSchema, { key: 'length', value: String(data.byteLength) }),
+    ],
+  });
+}
+
+async function session(layer: OrtLayer, bytes: Uint8Array, file: string, weights: Float32Array): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions & { externalData: { path: string; data: Uint8Array }[] } = {
+    ...sessionOptions,
+    externalData: [{ path: file, data: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }],
+  };
+  // A GEMV gains nothing from a packed copy of the weights; a convolution's packed filter is small.
+  if (layer.kind === 'dense') options.extra = { session: { disable_prepacking: '1' } };
+  return ort.InferenceSession.create(bytes, options);
 }
 
 export type OrtOperation = 'linear' | 'transpose' | 'rowNormsSquared' | 'gram';
@@ -86,20 +120,22 @@ export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Pro
   const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]]);
   const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]]);
   const dims = weightDims(layer);
-  const W = floatTensor('W', dims, layer.weight);
+  const W = externalTensor('W', dims, layer.weight, 'W.bin');
   switch (op) {
     case 'linear':
-      return session(modelBytes({ nodes: [linearNode(layer, 'x', 'y', 'W')], initializers: [W], inputs: [valueInfo('x', inShape)], outputs: [valueInfo('y', outShape)] }));
+      return session(layer, modelBytes({ nodes: [linearNode(layer, 'x', 'y', 'W')], initializers: [W], inputs: [valueInfo('x', inShape)], outputs: [valueInfo('y', outShape)] }), 'W.bin', layer.weight);
     case 'transpose':
-      return session(modelBytes({ nodes: [transposeNode(layer, 'u', 'x', 'W')], initializers: [W], inputs: [valueInfo('u', outShape)], outputs: [valueInfo('x', inShape)] }));
+      return session(layer, modelBytes({ nodes: [transposeNode(layer, 'u', 'x', 'W')], initializers: [W], inputs: [valueInfo('u', outShape)], outputs: [valueInfo('x', inShape)] }), 'W.bin', layer.weight);
     case 'rowNormsSquared': {
       // r² = conv2d(mask, W⊙W) or (W⊙W)·mask: one pass, never basis vectors.
-      const W2 = floatTensor('W2', dims, squared(layer.weight));
-      return session(modelBytes({ nodes: [linearNode(layer, 'mask', 'r2', 'W2')], initializers: [W2], inputs: [valueInfo('mask', inShape)], outputs: [valueInfo('r2', outShape)] }));
+      const w2 = squared(layer.weight);
+      const W2 = externalTensor('W2', dims, w2, 'W2.bin');
+      return session(layer, modelBytes({ nodes: [linearNode(layer, 'mask', 'r2', 'W2')], initializers: [W2], inputs: [valueInfo('mask', inShape)], outputs: [valueInfo('r2', outShape)] }), 'W2.bin', w2);
     }
     case 'gram':
       // out = D Aᵀ Λ² A D x, with D ('d') and Λ² ('l2') as inputs so one session serves every eps.
       return session(
+        layer,
         modelBytes({
           nodes: [
             node('Mul', ['x', 'd'], ['xd']),
@@ -112,8 +148,22 @@ export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Pro
           inputs: [valueInfo('x', inShape), valueInfo('d', inShape), valueInfo('l2', outShape)],
           outputs: [valueInfo('out', inShape)],
         }),
+        'W.bin',
+        layer.weight,
       );
   }
+}
+
+/**
+ * Bytes a session holds, roughly: its copy of the weights and the arena for its intermediate
+ * tensors (inputs, outputs, the Gram graph's four intermediates, and a convolution's im2col buffer).
+ */
+export function sessionFootprint(layer: OrtLayer, op: OrtOperation): number {
+  const n = layer.inputShape.reduce((a, b) => a * b, 1);
+  const m = layer.outputShape.reduce((a, b) => a * b, 1);
+  const columns = layer.kind === 'conv' ? (layer.inputShape[0] / layer.group) * layer.kernel[0] * layer.kernel[1] * (m / layer.outputShape[0]) : 0;
+  const activations = op === 'gram' ? 4 * n + 2 * m + columns : n + m + columns;
+  return 4 * (layer.weight.length + activations);
 }
 
 export function tensor(data: Float32Array, shape: number[]): ort.Tensor {
