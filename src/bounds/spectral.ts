@@ -12,8 +12,13 @@ export interface EigenOptions {
   tolerance: number;
   /** Most operator applications. */
   maxIterations: number;
-  /** Lanczos vectors kept before a restart. */
+  /** Lanczos vectors kept before a restart (default 30). */
   basisSize?: number;
+  /**
+   * Most bytes the Lanczos basis may take (float64 vectors), default 512 MiB: for long vectors
+   * (VGG-16's second convolution sees 3.2 M entries, 25 MB each) the basis shrinks to fit.
+   */
+  basisBytes?: number;
   /** Start vector (not consumed); a random one when absent or orthogonal to the operator's range. */
   start?: DeviceVector;
   seed?: number;
@@ -127,10 +132,21 @@ async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
   return norm;
 }
 
+export const DEFAULT_BASIS_SIZE = 30;
+export const DEFAULT_BASIS_BYTES = 512 * 2 ** 20;
+
+/** Lanczos vectors kept for vectors of length n: the requested count, capped by n and by memory. */
+export function basisSizeFor(n: number, basisSize = DEFAULT_BASIS_SIZE, basisBytes = DEFAULT_BASIS_BYTES): number {
+  return Math.max(3, Math.min(basisSize, n, Math.floor(basisBytes / (8 * n))));
+}
+
+/** DGKS: orthogonalise again when one pass removed more than half of w's squared norm. */
+const REORTHOGONALISE_BELOW = 0.5;
+
 /** Largest eigenvalue of a symmetric positive semi-definite operator G = D Aᵀ Λ² A D. */
 export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, options: EigenOptions): Promise<EigenResult> {
   const n = op.dim;
-  const basisSize = Math.max(3, Math.min(options.basisSize ?? 30, n));
+  const basisSize = basisSizeFor(n, options.basisSize, options.basisBytes);
   const tolerance = options.tolerance;
 
   let v = options.start ? vectors.alloc(n) : vectors.upload(randomVector(n, options.seed ?? 1));
@@ -157,8 +173,8 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
   let relativeChange = Infinity;
   let relativeResidual = Infinity;
   let theta = 0;
-  const w = vectors.alloc(n);
-  const work = vectors.alloc(n);
+  let w = vectors.alloc(n);
+  let work = vectors.alloc(n);
   for (;;) {
     const basis: DeviceVector[] = [v];
     const alphas: number[] = [];
@@ -169,16 +185,25 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       if (options.signal?.aborted) throw new CancelledError();
       await op.apply(basis[j], w);
       iterations++;
-      // Full reorthogonalisation, classical Gram–Schmidt applied twice.
+      // Full reorthogonalisation: classical Gram–Schmidt, repeated when it cancelled much of w
+      // (the DGKS criterion; "twice is enough"). w ← w − Σ c_k b_k is one pass over the basis.
       let alpha = 0;
+      let normSquared = await vectors.dot(w, w);
+      let betaSquared = 0;
       for (let pass = 0; pass < 2; pass++) {
         const c = await vectors.dots(w, basis);
         alpha += c[j];
-        vectors.combine(c, basis, work);
-        vectors.axpy(-1, work, w);
+        const coefficients = new Float64Array(basis.length + 1);
+        for (let k = 0; k < basis.length; k++) coefficients[k] = -c[k];
+        coefficients[basis.length] = 1;
+        vectors.combine(coefficients, [...basis, w], work);
+        [w, work] = [work, w];
+        betaSquared = Math.max(0, await vectors.dot(w, w));
+        if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
+        normSquared = betaSquared;
       }
       alphas.push(alpha);
-      const beta = Math.sqrt(Math.max(0, await vectors.dot(w, w)));
+      const beta = Math.sqrt(betaSquared);
       const { values, vectors: eigvecs } = tridiagonalEigen(alphas, betas);
       let top = 0;
       for (let k = 1; k < values.length; k++) if (values[k] > values[top]) top = k;
