@@ -81,30 +81,31 @@ export function avgPoolDivisors(layer: AvgPoolLayer): Float32Array {
   return counts;
 }
 
+// The average pool kernels sum in float64: a large window (an adaptive pool over 112×112) summed
+// in float32 is off by ~1e-4, enough to stall Lanczos short of its tolerance.
+
 export function avgPoolForward(layer: AvgPoolLayer, x: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const out = new Float32Array(divisors.length);
+  const sums = new Float64Array(divisors.length);
   forEachWindow(layer, (o, i) => {
-    if (i >= 0) out[o] += x[i];
+    if (i >= 0) sums[o] += x[i];
   });
-  for (let o = 0; o < out.length; o++) out[o] /= divisors[o];
-  return out;
+  return Float32Array.from(sums, (s, o) => s / divisors[o]);
 }
 
 export function avgPoolTranspose(layer: AvgPoolLayer, u: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const out = new Float32Array(layer.inputShape.reduce((a, b) => a * b, 1));
+  const sums = new Float64Array(layer.inputShape.reduce((a, b) => a * b, 1));
   forEachWindow(layer, (o, i) => {
-    if (i >= 0) out[i] += u[o] / divisors[o];
+    if (i >= 0) sums[i] += u[o] / divisors[o];
   });
-  return out;
+  return Float32Array.from(sums);
 }
 
 export function avgPoolRowNormsSquared(layer: AvgPoolLayer, mask: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const out = new Float32Array(divisors.length);
+  const sums = new Float64Array(divisors.length);
   forEachWindow(layer, (o, i) => {
-    if (i >= 0) out[o] += mask[i];
+    if (i >= 0) sums[o] += mask[i];
   });
-  for (let o = 0; o < out.length; o++) out[o] /= divisors[o] * divisors[o];
-  return out;
+  return Float32Array.from(sums, (s, o) => s / (divisors[o] * divisors[o]));
 }
 
 export function maxPoolForward(layer: MaxPoolLayer, x: ArrayLike<number>): Float32Array {
