@@ -11,7 +11,7 @@ CREATE TABLE "Model" (
     "globalStatus" TEXT NOT NULL,
     "globalBound" REAL,
     "globalQuality" TEXT,
-    "globalLayers" TEXT,
+    "globalResult" TEXT,
     "globalError" TEXT,
     "createdAt" DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP
 );

@@ -1,0 +1,40 @@
+/**
+ * `npm start`: migrates the store, preloads the fixture models and serves GraphQL (and graphql-ws)
+ * at /graphql with GraphiQL at /. Configuration from the environment:
+ *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
+ *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures).
+ */
+import { startServer } from './server.js';
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) {
+    console.error(`lipcert: ${name}=${raw} is not a non-negative number`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const handle = await startServer({
+  port: numberFromEnv('PORT', 4000),
+  host: process.env.HOST || '127.0.0.1',
+  dataDir: process.env.LIPCERT_DATA_DIR || './data',
+  maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
+  concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
+  preload: process.env.LIPCERT_PRELOAD !== '0',
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log(`lipcert: ${signal}, stopping (running jobs are queued again for the next start)`);
+    handle.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}
