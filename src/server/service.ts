@@ -4,6 +4,7 @@
  * `certify`); this file only decides what to compute, when, and where to keep it.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -211,7 +212,11 @@ export class LipcertService {
     if (!name.trim()) throw userError('BAD_USER_INPUT', 'the model name is empty');
     const sha256 = sha256Hex(bytes);
     const existing = await this.prisma.model.findUnique({ where: { sha256 } });
-    if (existing) return existing;
+    const file = join(this.store.modelsDir, `${sha256}.onnx`);
+    if (existing) {
+      if (!existsSync(file)) await this.writeModelFile(file, bytes); // restores a lost file
+      return existing;
+    }
     let network: Network;
     try {
       network = importOnnx(bytes, name);
@@ -219,10 +224,7 @@ export class LipcertService {
       if (error instanceof LipcertError) throw error;
       throw new LipcertError('UNSUPPORTED_MODEL', `could not read the ONNX model: ${(error as Error).message}`);
     }
-    const file = join(this.store.modelsDir, `${sha256}.onnx`);
-    const partial = `${file}.${randomUUID()}.part`;
-    await writeFile(partial, bytes);
-    await rename(partial, file);
+    await this.writeModelFile(file, bytes);
     this.networks.set(sha256, network);
     let model: ModelRow;
     try {
@@ -247,6 +249,12 @@ export class LipcertService {
     this.enqueueGlobal(model.id);
     this.options.log(`imported model '${name}' (${model.id}, ${network.layers.length} layers)`);
     return model;
+  }
+
+  private async writeModelFile(file: string, bytes: Uint8Array): Promise<void> {
+    const partial = `${file}.${randomUUID()}.part`;
+    await writeFile(partial, bytes);
+    await rename(partial, file);
   }
 
   /** Deletes a model with its inputs, runs and cached results, cancelling its jobs first. */
