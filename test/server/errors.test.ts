@@ -54,7 +54,7 @@ describe('lipcert server with bad input', () => {
   const IMPORT = `mutation($onnx: String!) { importModel(name: "bad", onnxBase64: $onnx) { id } }`;
   const ADD = `mutation($m: ID!, $png: String, $npy: String, $mean: [Float!], $std: [Float!]) {
     addInput(modelId: $m, pngBase64: $png, npyBase64: $npy, mean: $mean, std: $std) { id } }`;
-  const START = `mutation($m: ID!, $i: ID!, $eps: [Float!]!) { startRun(modelId: $m, inputId: $i, eps: $eps) { id } }`;
+  const START = `mutation($m: ID!, $i: ID!, $eps: [Float!]!) { startRun(modelId: $m, inputId: $i, eps: $eps, backend: CPU) { id } }`;
 
   test('malformed ONNX bytes: UNSUPPORTED_MODEL', async () => {
     expect(codeOf(await gql(server.url, IMPORT, { onnx: randomBytes(4096).toString('base64') }))).toBe('UNSUPPORTED_MODEL');
