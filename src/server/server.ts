@@ -19,6 +19,7 @@ import { WebSocketServer } from 'ws';
 import type { BackendName } from '../index.js';
 import { openStore } from '../store/db.js';
 import { depthLimit } from './depth-limit.js';
+import { toGraphQLError } from './errors.js';
 import { graphiqlPage } from './graphiql.js';
 import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
@@ -73,10 +74,15 @@ function graphqlErrorBody(message: string, code: string) {
   return { errors: [{ message, extensions: { code } }] };
 }
 
+/** Only application/octet-stream: a browser cannot send that cross-site without a CORS preflight. */
+function requireOctetStream(req: Request, res: Response, next: NextFunction): void {
+  if (req.is('application/octet-stream')) return next();
+  res.status(415).json(graphqlErrorBody('send the ONNX bytes with content-type application/octet-stream', 'BAD_USER_INPUT'));
+}
+
 export async function startServer(options: ServerOptions = {}): Promise<ServerHandle> {
   const log = options.log ?? ((message: string) => console.log(`lipcert: ${message}`));
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
-  const maxDepth = options.maxDepth ?? 12;
   // base64 is 4/3 of the bytes; leave room for the rest of the request.
   const bodyLimit = Math.min(Math.ceil((maxUploadBytes * 4) / 3) + 1024 * 1024, MAX_JSON_BODY);
 
@@ -89,6 +95,22 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
     inputBackend: 'cpu',
     log,
   });
+  try {
+    return await serve(service, options, { log, maxUploadBytes, bodyLimit });
+  } catch (error) {
+    await service.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function serve(
+  service: LipcertService,
+  options: ServerOptions,
+  { log, maxUploadBytes, bodyLimit }: { log: (message: string) => void; maxUploadBytes: number; bodyLimit: number },
+): Promise<ServerHandle> {
+  const store = service.store;
+  const maxDepth = options.maxDepth ?? 12;
   await service.recover();
   if (options.preload) await preloadFixtures(service);
 
@@ -128,6 +150,24 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
     res.type('html').send(await graphiqlPage());
   });
   app.use('/graphql', express.json({ limit: bodyLimit }), expressMiddleware(apollo));
+  // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
+  app.post(
+    '/models',
+    requireOctetStream,
+    express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
+    async (req: Request, res: Response) => {
+      const name = typeof req.query.name === 'string' ? req.query.name : '';
+      try {
+        const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const model = await service.importModel(name, bytes);
+        res.json({ data: { importModel: { id: model.id, name: model.name, sha256: model.sha256 } } });
+      } catch (error) {
+        const e = toGraphQLError(error);
+        const code = String(e.extensions.code);
+        res.status(code === 'INTERNAL_SERVER_ERROR' ? 500 : 400).json(graphqlErrorBody(e.message, code));
+      }
+    },
+  );
   // Body-parser failures (too large, not JSON) answered as GraphQL errors, never a crash.
   app.use((error: { type?: string; status?: number; message?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);

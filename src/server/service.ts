@@ -24,6 +24,7 @@ import {
   type NetworkBound,
   type ProgressEvent,
 } from '../index.js';
+import { DEFAULT_TOLERANCE } from '../bounds/certify.js';
 import { size } from '../model/ir.js';
 import { cacheKey, sha256Hex } from '../store/cache-key.js';
 import type { InputRow, ModelRow, ResultRow, RunRow, Store } from '../store/db.js';
@@ -480,7 +481,8 @@ export class LipcertService {
       inputSha256: input.sha256,
       eps: args.eps,
       method: METHOD,
-      params: { radius: args.radius, tolerance },
+      // The effective tolerance: leaving it out and giving the default are the same request.
+      params: { radius: args.radius, tolerance: tolerance ?? DEFAULT_TOLERANCE },
       engineVersion: ENGINE_VERSION,
     });
 

@@ -120,6 +120,13 @@ describe('lipcert server with bad input', () => {
     const body = await gql(server.url, IMPORT, { onnx: fixtureBase64('cifar10_net.onnx') });
     expect(body.status).toBe(413);
     expect(codeOf(body)).toBe('PAYLOAD_TOO_LARGE');
+    const raw = await fetch(server.url.replace(/\/graphql$/, '/models?name=big'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: randomBytes(MAX_UPLOAD + 1),
+    });
+    expect(raw.status).toBe(413);
+    expect(((await raw.json()) as any).errors[0].extensions.code).toBe('PAYLOAD_TOO_LARGE');
     await stillAnswers();
   });
 

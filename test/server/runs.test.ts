@@ -83,5 +83,29 @@ describe('run queue', () => {
     expect(retry.id).not.toBe(queuedA.id);
     const done = await collectSubscription(server.wsUrl, PROGRESS, { id: retry.id });
     expect(done.payloads.at(-1)!.data.runProgress.status).toBe('SUCCEEDED');
+
+    // Two identical requests at the same moment: one run.
+    const [p, q] = await Promise.all([
+      gql(server.url, START, { ...mnist, eps: [0.07] }),
+      gql(server.url, START, { ...mnist, eps: [0.07] }),
+    ]);
+    expect(p.data.startRun.id).toBe(q.data.startRun.id);
+    await collectSubscription(server.wsUrl, PROGRESS, { id: p.data.startRun.id });
+  });
+
+  test('a clean stop queues a running run again, and the next start runs it', async () => {
+    const cifar = await importWithInput(server.url, 'cifar10_net.onnx', 'cifar10_dog4.png', CIFAR_NORM);
+    const long = (await gql(server.url, START, { ...cifar, eps: [0.002, 0.02], radius: true, tol: 1e-9 })).data.startRun;
+    await waitFor('the long run to start', async () => (await gql(server.url, RUN, { id: long.id })).data.run.status === 'RUNNING');
+    await server.stop();
+
+    server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu' });
+    const resumed = await waitFor('the run to start again', async () => {
+      const r = (await gql(server.url, RUN, { id: long.id })).data.run;
+      return r.status === 'RUNNING' ? r : null;
+    });
+    expect(resumed.error).toBeNull();
+    const cancelled = await gql(server.url, `mutation($id: ID!) { cancelRun(id: $id) { status } }`, { id: long.id });
+    expect(cancelled.data.cancelRun.status).toBe('CANCELLED');
   });
 });

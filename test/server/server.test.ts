@@ -82,6 +82,27 @@ describe('lipcert server', () => {
     expect(listed.data.models.map((m: { id: string }) => m.id)).toEqual([modelId]);
   });
 
+  test('imports raw ONNX bytes over POST /models (for models too large for a JSON string)', async () => {
+    const base = server.url.replace(/\/graphql$/, '');
+    const bytes = readFileSync(join(FIXTURES, 'mnist_lenet.onnx'));
+    const res = await fetch(`${base}/models?name=mnist`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: bytes,
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).data.importModel.id).toBe(modelId);
+    const bad = await fetch(`${base}/models?name=bad`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: new Uint8Array(100).fill(7),
+    });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as any).errors[0].extensions.code).toBe('UNSUPPORTED_MODEL');
+    const form = await fetch(`${base}/models?name=x`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' });
+    expect(form.status).toBe(415);
+  });
+
   test('computes the global bound in the background', async () => {
     const model = await waitFor('the global bound', async () => {
       const r = await gql(server.url, `query($id: ID!) { model(id: $id) {
