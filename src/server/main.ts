@@ -2,8 +2,10 @@
  * `npm start`: migrates the store, preloads the fixture models and serves GraphQL (and graphql-ws)
  * at /graphql with GraphiQL at /. Configuration from the environment:
  *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
- *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures).
+ *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
+ *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports.
  */
+import type { BackendName } from '../index.js';
 import { startServer } from './server.js';
 
 function numberFromEnv(name: string, fallback: number): number {
@@ -17,6 +19,12 @@ function numberFromEnv(name: string, fallback: number): number {
   return value;
 }
 
+const background = process.env.LIPCERT_BACKGROUND_BACKEND || 'auto';
+if (!['auto', 'cpu', 'webgpu'].includes(background)) {
+  console.error(`lipcert: LIPCERT_BACKGROUND_BACKEND=${background} is not one of auto, cpu, webgpu`);
+  process.exit(2);
+}
+
 const handle = await startServer({
   port: numberFromEnv('PORT', 4000),
   host: process.env.HOST || '127.0.0.1',
@@ -24,6 +32,7 @@ const handle = await startServer({
   maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
   concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
   preload: process.env.LIPCERT_PRELOAD !== '0',
+  backgroundBackend: background as BackendName,
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

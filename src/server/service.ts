@@ -37,6 +37,7 @@ const METHOD = 'avant-morgansen-local';
 const MAX_EPS = 64;
 const PROGRESS_EVENT_MS = 100;
 const PROGRESS_SAVE_MS = 1000;
+const STOP_TIMEOUT_MS = 10_000;
 
 export interface ServiceOptions {
   /** Compute jobs at a time (runs and global bounds). */
@@ -691,7 +692,7 @@ export class LipcertService {
   }
 
   /** The stored result of a succeeded run, and the model's global bound for runs that did not compute one. */
-  async resultOf(run: RunRow): Promise<(CertifyResult & { globalBound: NetworkBound | null }) | null> {
+  async resultOf(run: RunRow) {
     if (run.status !== 'SUCCEEDED') return null;
     const row: ResultRow | null = await this.prisma.result.findUnique({ where: { cacheKey: run.cacheKey } });
     if (!row) return null;
@@ -701,7 +702,8 @@ export class LipcertService {
       const model = await this.findModel(run.modelId);
       if (model?.globalResult) globalBound = JSON.parse(model.globalResult) as NetworkBound;
     }
-    return { ...result, globalBound };
+    const radius = result.radius ? { ...result.radius, globalQuality: globalBound?.quality ?? null } : undefined;
+    return { ...result, radius, globalBound };
   }
 
   async computeSecondsOf(run: RunRow): Promise<number | null> {
@@ -719,7 +721,13 @@ export class LipcertService {
   /** Aborts running jobs (their runs are queued again for the next start) and forgets the queue. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await this.queue.stop(new CancelledError('the server is stopping'));
+    // A job that ignores the abort is left behind: its run stays RUNNING and the next start marks it FAILED.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.queue.stop(new CancelledError('the server is stopping')),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
     // Runs that never started stay QUEUED in the store.
     for (const runId of [...this.activeById.keys()]) this.finishActive(runId);
   }

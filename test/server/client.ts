@@ -98,5 +98,5 @@ export const RUN_FIELDS = `
     class margin engineVersion tolerance
     globalBound { bound quality layers { index bound quality } }
     local { eps bound quality seconds layers { index kind bound quality epsIn } }
-    radius { local localUpper global evaluations }
+    radius { local localUpper global globalQuality evaluations }
   }`;

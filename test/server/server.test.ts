@@ -214,6 +214,7 @@ describe('lipcert server', () => {
     expect(relativeError(run.result.radius.local, ref.certified_radius_local)).toBeLessThan(2e-2);
     expect(relativeError(run.result.radius.global, ref.certified_radius_global)).toBeLessThan(2e-2);
     expect(run.result.radius.evaluations).toBeGreaterThan(0);
+    expect(run.result.radius.globalQuality).toBe(run.result.globalBound.quality);
   });
 
   test('lists runs newest first, page by page', async () => {
