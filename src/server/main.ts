@@ -35,8 +35,12 @@ const handle = await startServer({
   backgroundBackend: background as BackendName,
 });
 
+// `on`, not `once`: a library's signal-exit hook re-raises the signal when it sees no other listener.
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     console.log(`lipcert: ${signal}, stopping (running jobs are queued again for the next start)`);
     handle.stop().then(
       () => process.exit(0),
