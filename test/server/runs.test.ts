@@ -2,8 +2,6 @@
  * The run queue through the server: a duplicate request joins the job already running, queued
  * runs wait their turn (one compute job at a time) and can be cancelled, a running run is
  * cancelled through the AbortSignal, and the queue goes on afterwards.
- *
- * @jest-environment ./test/server/environment.js
  */
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { CIFAR_NORM, MNIST_NORM, collectSubscription, fixtureBase64, gql, tempDataDir, waitFor } from './client.js';

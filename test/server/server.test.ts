@@ -2,8 +2,6 @@
  * The server end to end over HTTP and graphql-ws, on the real library: import, input, run with
  * progress events and a result, the same request served from the cache, a restart on the same
  * data directory (still cached), and a run left RUNNING by a crash marked FAILED.
- *
- * @jest-environment ./test/server/environment.js
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
