@@ -172,7 +172,7 @@ async function serve(
   app.use((error: { type?: string; status?: number; message?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     if (error.type === 'entity.too.large' || error.status === 413) {
-      res.status(413).json(graphqlErrorBody(`the request body exceeds ${bodyLimit} bytes (uploads are limited to ${maxUploadBytes} bytes)`, 'PAYLOAD_TOO_LARGE'));
+      res.status(413).json(graphqlErrorBody(`the request is too large: uploads are limited to ${maxUploadBytes} bytes`, 'PAYLOAD_TOO_LARGE'));
     } else if (error.status && error.status < 500) {
       res.status(error.status).json(graphqlErrorBody(error.message ?? 'bad request', 'BAD_REQUEST'));
     } else {
@@ -182,13 +182,18 @@ async function serve(
   });
 
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(options.port ?? 4000, host, () => {
-      httpServer.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(options.port ?? 4000, host, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    await apollo.stop();
+    throw error;
+  }
   const port = (httpServer.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/graphql`;

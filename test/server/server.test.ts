@@ -215,6 +215,18 @@ describe('lipcert server', () => {
     expect(run.result.radius.globalQuality).toBe(run.result.globalBound.quality);
   });
 
+  test('serves an offline GraphiQL page at / and instead of the CDN landing page at /graphql', async () => {
+    const root = await fetch(server.url.replace(/\/graphql$/, '/'));
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await root.text();
+    expect(html).toContain('renderYogaGraphiQL');
+    expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
+    expect(html).not.toMatch(/<link[^>]+href=["']https?:/);
+    const landing = await fetch(server.url, { headers: { accept: 'text/html' } });
+    expect(await landing.text()).toBe(html);
+  });
+
   test('lists runs newest first, page by page', async () => {
     const all = await gql(server.url, `query($m: ID) { runs(modelId: $m) { totalCount nodes { id } } }`, { m: modelId });
     const ids = all.data.runs.nodes.map((r: { id: string }) => r.id);
