@@ -139,8 +139,10 @@ export function makeResolvers(service: LipcertService) {
       createdAt: (r: RunRow) => iso(r.createdAt),
       startedAt: (r: RunRow) => iso(r.startedAt),
       finishedAt: (r: RunRow) => iso(r.finishedAt),
-      queuedSeconds: (r: RunRow) =>
-        r.startedAt && !r.cached ? (r.startedAt.getTime() - r.createdAt.getTime()) / 1000 : r.cached ? 0 : null,
+      queuedSeconds: (r: RunRow) => {
+        if (r.cached) return 0;
+        return r.startedAt ? (r.startedAt.getTime() - r.createdAt.getTime()) / 1000 : null;
+      },
       computeSeconds: (r: RunRow) => service.computeSecondsOf(r),
     },
   };
