@@ -598,8 +598,28 @@ export class LipcertService {
     return this.getRun(id);
   }
 
-  /** Runs one certification job: RUNNING → SUCCEEDED (result cached) | FAILED | CANCELLED. */
+  /** Runs one job; if its bookkeeping itself fails (the store), the run still ends FAILED for its subscribers. */
   private async execute(runId: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.certifyRun(runId, signal);
+    } catch (error) {
+      console.error(`lipcert: run ${runId} could not be recorded:`, error);
+      const failure = runErrorOf(error);
+      await this.prisma.run
+        .updateMany({
+          where: { id: runId },
+          data: { status: 'FAILED', errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date() },
+        })
+        .catch(() => undefined);
+      if (this.activeById.has(runId)) {
+        this.finishActive(runId);
+        this.events.publish({ runId, status: 'FAILED', progress: 0, message: failure.message, phase: null });
+      }
+    }
+  }
+
+  /** One certification: RUNNING → SUCCEEDED (result cached) | FAILED | CANCELLED. */
+  private async certifyRun(runId: string, signal: AbortSignal): Promise<void> {
     const run = await this.prisma.run.findUnique({ where: { id: runId }, include: { model: true, input: true } });
     if (!run) {
       this.finishActive(runId);
