@@ -18,6 +18,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { BackendName } from '../index.js';
 import { openStore } from '../store/db.js';
+import { cors, type CorsOrigins } from './cors.js';
 import { depthLimit } from './depth-limit.js';
 import { toGraphQLError } from './errors.js';
 import { graphiqlPage } from './graphiql.js';
@@ -40,6 +41,8 @@ export interface ServerOptions {
   maxUploadBytes?: number;
   /** Deepest accepted query (default 12). */
   maxDepth?: number;
+  /** Browser origins allowed to call the server: 'local' (default), '*' or a list. */
+  corsOrigins?: CorsOrigins;
   /** Backend of the background global-bound jobs (default 'auto'). */
   backgroundBackend?: BackendName;
   log?: (message: string) => void;
@@ -149,10 +152,13 @@ async function serve(
   app.get('/', async (_req, res) => {
     res.type('html').send(await graphiqlPage());
   });
-  app.use('/graphql', express.json({ limit: bodyLimit }), expressMiddleware(apollo));
+  const allowOrigins = cors(options.corsOrigins ?? 'local');
+  app.use('/graphql', allowOrigins, express.json({ limit: bodyLimit }), expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
+  app.options('/models', allowOrigins);
   app.post(
     '/models',
+    allowOrigins,
     requireOctetStream,
     express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
     async (req: Request, res: Response) => {

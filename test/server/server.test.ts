@@ -227,6 +227,26 @@ describe('lipcert server', () => {
     expect(await landing.text()).toBe(html);
   });
 
+  test('answers CORS preflights for local frontends only', async () => {
+    const preflight = (origin: string) =>
+      fetch(server.url, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+    const local = await preflight('http://localhost:5173');
+    expect(local.status).toBe(204);
+    expect(local.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(local.headers.get('access-control-allow-headers')).toBe('content-type');
+    const foreign = await preflight('https://example.com');
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+    const post = await fetch(server.url, {
+      method: 'POST',
+      headers: { origin: 'http://127.0.0.1:3000', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ about { engineVersion } }' }),
+    });
+    expect(post.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:3000');
+  });
+
   test('lists runs newest first, page by page', async () => {
     const all = await gql(server.url, `query($m: ID) { runs(modelId: $m) { totalCount nodes { id } } }`, { m: modelId });
     const ids = all.data.runs.nodes.map((r: { id: string }) => r.id);
