@@ -1,0 +1,129 @@
+/**
+ * Convolution and large dense layers on the CPU through onnxruntime-node: each operation is a tiny
+ * ONNX graph built in memory (onnx-builder.ts) around the layer's weights, one session per
+ * (layer, operation), created on first use. A convolution applies A; ConvTranspose with the same
+ * weights, strides, pads, dilations and groups applies Aᵀ (method.md, "Computation at scale").
+ */
+import os from 'node:os';
+import ort from 'onnxruntime-node';
+import type { ConvLayer, DenseLayer } from '../../model/ir.js';
+import { floatTensor, modelBytes, node, valueInfo, type AttributeValue } from '../../model/onnx-builder.js';
+import type { NodeProto } from 'onnx-buf';
+
+export type OrtLayer = ConvLayer | DenseLayer;
+
+const sessionOptions: ort.InferenceSession.SessionOptions = {
+  intraOpNumThreads: os.availableParallelism(),
+  interOpNumThreads: 1,
+  executionMode: 'sequential',
+  graphOptimizationLevel: 'all',
+};
+
+function batched(shape: number[]): number[] {
+  return [1, ...shape];
+}
+
+function convAttributes(layer: ConvLayer): Record<string, AttributeValue> {
+  return {
+    kernel_shape: layer.kernel,
+    strides: layer.strides,
+    pads: layer.pads,
+    dilations: layer.dilations,
+    group: layer.group,
+  };
+}
+
+/** ConvTranspose attributes that make it the exact adjoint of the layer's convolution. */
+function convTransposeAttributes(layer: ConvLayer): Record<string, AttributeValue> {
+  const [, h, w] = layer.inputShape;
+  const [, ho, wo] = layer.outputShape;
+  const [kh, kw] = layer.kernel;
+  const [sh, sw] = layer.strides;
+  const [dh, dw] = layer.dilations;
+  const [pt, pl, pb, pr] = layer.pads;
+  const natural = (n: number, k: number, s: number, d: number, p0: number, p1: number) => s * (n - 1) + d * (k - 1) + 1 - p0 - p1;
+  return {
+    ...convAttributes(layer),
+    output_padding: [h - natural(ho, kh, sh, dh, pt, pb), w - natural(wo, kw, sw, dw, pl, pr)],
+  };
+}
+
+function squared(weight: Float32Array): Float32Array {
+  return weight.map((v) => v * v);
+}
+
+/** The weight tensor in the layout the graph ops expect. */
+function weightDims(layer: OrtLayer): number[] {
+  if (layer.kind === 'conv') {
+    const [k, c] = [layer.outputShape[0], layer.inputShape[0] / layer.group];
+    return [k, c, layer.kernel[0], layer.kernel[1]];
+  }
+  return [layer.outputShape[0], layer.inputShape[0]];
+}
+
+/** A node applying A (no bias) from `input` to `output` with weight initializer `weightName`. */
+function linearNode(layer: OrtLayer, input: string, output: string, weightName: string): NodeProto {
+  return layer.kind === 'conv'
+    ? node('Conv', [input, weightName], [output], convAttributes(layer))
+    : node('Gemm', [input, weightName], [output], { transB: 1 });
+}
+
+/** A node applying Aᵀ. */
+function transposeNode(layer: OrtLayer, input: string, output: string, weightName: string): NodeProto {
+  return layer.kind === 'conv'
+    ? node('ConvTranspose', [input, weightName], [output], convTransposeAttributes(layer))
+    : node('MatMul', [input, weightName], [output]);
+}
+
+async function session(bytes: Uint8Array): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, sessionOptions);
+}
+
+export type OrtOperation = 'linear' | 'transpose' | 'rowNormsSquared' | 'gram';
+
+/** Build the session for one operation of one layer. */
+export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Promise<ort.InferenceSession> {
+  const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]]);
+  const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]]);
+  const dims = weightDims(layer);
+  const W = floatTensor('W', dims, layer.weight);
+  switch (op) {
+    case 'linear':
+      return session(modelBytes({ nodes: [linearNode(layer, 'x', 'y', 'W')], initializers: [W], inputs: [valueInfo('x', inShape)], outputs: [valueInfo('y', outShape)] }));
+    case 'transpose':
+      return session(modelBytes({ nodes: [transposeNode(layer, 'u', 'x', 'W')], initializers: [W], inputs: [valueInfo('u', outShape)], outputs: [valueInfo('x', inShape)] }));
+    case 'rowNormsSquared': {
+      // r² = conv2d(mask, W⊙W) or (W⊙W)·mask: one pass, never basis vectors.
+      const W2 = floatTensor('W2', dims, squared(layer.weight));
+      return session(modelBytes({ nodes: [linearNode(layer, 'mask', 'r2', 'W2')], initializers: [W2], inputs: [valueInfo('mask', inShape)], outputs: [valueInfo('r2', outShape)] }));
+    }
+    case 'gram':
+      // out = D Aᵀ Λ² A D x, with D ('d') and Λ² ('l2') as inputs so one session serves every eps.
+      return session(
+        modelBytes({
+          nodes: [
+            node('Mul', ['x', 'd'], ['xd']),
+            linearNode(layer, 'xd', 'y', 'W'),
+            node('Mul', ['y', 'l2'], ['yl']),
+            transposeNode(layer, 'yl', 'z', 'W'),
+            node('Mul', ['z', 'd'], ['out']),
+          ],
+          initializers: [W],
+          inputs: [valueInfo('x', inShape), valueInfo('d', inShape), valueInfo('l2', outShape)],
+          outputs: [valueInfo('out', inShape)],
+        }),
+      );
+  }
+}
+
+export function tensor(data: Float32Array, shape: number[]): ort.Tensor {
+  return new ort.Tensor('float32', data, batched(shape));
+}
+
+export async function runSingle(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+  const result = await s.run(feeds);
+  const out = result[s.outputNames[0]];
+  return out.data as Float32Array;
+}
+
+export const ortVersion: string = (ort.env as { versions?: { common?: string } }).versions?.common ?? 'unknown';

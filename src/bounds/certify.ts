@@ -1,0 +1,142 @@
+/**
+ * certify(): the one library call behind the CLI and the server. Runs the nominal pass, the global
+ * bound, the local bound for each ε and the certified radius, reporting progress and honouring an
+ * AbortSignal between layers and iterations.
+ */
+import type { Backend } from '../backend/backend.js';
+import { BadInputError, CancelledError } from '../errors.js';
+import { type Network, size } from '../model/ir.js';
+import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
+import { certifiedRadius } from './radius.js';
+import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
+
+/** Bumped whenever a change can alter a result: part of every cache key. */
+export const ENGINE_VERSION = '0.1.0';
+
+export const DEFAULT_TOLERANCE = 1e-6;
+export const DEFAULT_MAX_ITERATIONS = 5000;
+export const DEFAULT_RADIUS_TOLERANCE = 1e-4;
+
+export function validateEps(eps: number[]): void {
+  for (const e of eps) {
+    if (typeof e !== 'number' || !Number.isFinite(e) || e <= 0) throw new BadInputError(`eps must be finite and > 0, got ${e}`);
+  }
+}
+
+/** Top-1 class and δ = top-1 minus top-2 logit. */
+export function topTwo(logits: ArrayLike<number>): { cls: number; margin: number } {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  let second = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (i !== best && logits[i] > second) second = logits[i];
+  return { cls: best, margin: logits.length > 1 ? logits[best] - second : Infinity };
+}
+
+export async function certify(network: Network, x0: Float32Array, backend: Backend, options: CertifyOptions): Promise<CertifyResult> {
+  const started = performance.now();
+  const eps = options.eps ?? [];
+  validateEps(eps);
+  if (x0.length !== size(network.inputShape)) {
+    throw new BadInputError(`input has ${x0.length} values, the model expects ${size(network.inputShape)} ([${network.inputShape}])`);
+  }
+  const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
+  if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`tolerance must be in (0, 1), got ${tolerance}`);
+  const radiusTolerance = options.radiusTolerance ?? DEFAULT_RADIUS_TOLERANCE;
+  const signal = options.signal;
+  const layerCount = network.layers.length;
+  const wantGlobal = options.global || options.radius;
+
+  // Progress: the global bound and each ε count one unit each; the radius counts two.
+  const units = (wantGlobal ? 1 : 0) + eps.length + (options.radius ? 2 : 0) || 1;
+  let unitsDone = 0;
+  const report = (event: Omit<ProgressEvent, 'fraction'>, within = 0) => {
+    options.onProgress?.({ ...event, fraction: Math.min(1, (unitsDone + within) / units) });
+  };
+  const checkAbort = () => {
+    if (signal?.aborted) throw new CancelledError();
+  };
+  let phase: { name: ProgressEvent['phase']; eps?: number; label: string } = { name: 'prepare', label: 'preparing' };
+  const solver = new SpectralSolver(backend, {
+    tolerance,
+    maxIterations: options.maxIterations ?? DEFAULT_MAX_ITERATIONS,
+    signal,
+    onIteration: (layer, iteration) => {
+      if (iteration % 25 === 0) {
+        report(
+          { phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, iteration, message: `${phase.label}: layer ${layer + 1} of ${layerCount}, iteration ${iteration}` },
+          (layer + 0.5) / layerCount,
+        );
+      }
+    },
+  });
+  const onLayer = (layer: number) => {
+    checkAbort();
+    report({ phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, message: `${phase.label}: layer ${layer + 1} of ${layerCount}` }, layer / layerCount);
+  };
+
+  try {
+    report({ phase: 'prepare', message: 'preparing the backend' });
+    await backend.prepare(network);
+    checkAbort();
+    phase = { name: 'forward', label: 'nominal forward pass' };
+    const nominal = await nominalPass(network, backend, x0);
+    const logits = Array.from(nominal.logits);
+    const { cls, margin } = topTwo(logits);
+
+    let global: NetworkBound | undefined;
+    if (wantGlobal) {
+      phase = { name: 'global', label: 'global bound' };
+      global = await globalBound(network, solver, onLayer);
+      unitsDone++;
+    }
+    const local: LocalBound[] = [];
+    for (const e of eps) {
+      phase = { name: 'local', eps: e, label: `local bound at eps ${e}` };
+      const bound = await localBound(network, backend, nominal, e, solver, onLayer);
+      local.push({ eps: e, ...bound });
+      unitsDone++;
+    }
+
+    let radius: CertifyResult['radius'];
+    if (options.radius && global) {
+      const radiusStart = performance.now();
+      const globalRadius = margin / (Math.SQRT2 * global.bound);
+      let evaluation = 0;
+      const search = await certifiedRadius(
+        margin,
+        globalRadius,
+        async (e) => {
+          evaluation++;
+          phase = { name: 'radius', eps: e, label: `certified radius, evaluation ${evaluation} (eps ${e.toPrecision(6)})` };
+          return (await localBound(network, backend, nominal, e, solver, onLayer)).bound;
+        },
+        radiusTolerance,
+      );
+      radius = {
+        local: search.lower,
+        localUpper: search.upper,
+        global: globalRadius,
+        evaluations: search.evaluations,
+        relativeTolerance: radiusTolerance,
+        seconds: (performance.now() - radiusStart) / 1000,
+      };
+      unitsDone += 2;
+    }
+    options.onProgress?.({ phase: 'done', fraction: 1, message: 'done' });
+    return {
+      class: cls,
+      margin,
+      logits,
+      global,
+      local,
+      radius,
+      backend: backend.name,
+      adapter: backend.adapter,
+      tolerance,
+      seconds: (performance.now() - started) / 1000,
+      engineVersion: ENGINE_VERSION,
+    };
+  } finally {
+    solver.dispose();
+  }
+}

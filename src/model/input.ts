@@ -1,0 +1,141 @@
+/**
+ * Nominal inputs x0: .npy (via npyjs), .json ({"shape": [...], "data": [...]}) or .png (via pngjs,
+ * scaled to [0,1], converted to the model's channel count, normalised (x − mean)/std per channel).
+ * Returns a Float32Array in the model's input layout; every mistake is a BadInputError.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseNpy } from 'npyjs';
+import { PNG } from 'pngjs';
+import { BadInputError, LipcertError } from '../errors.js';
+import { type Network, size } from './ir.js';
+
+export type InputFormat = 'npy' | 'json' | 'png';
+
+export interface Normalisation {
+  mean?: number[];
+  std?: number[];
+}
+
+function checkShape(network: Network, shape: number[], source: string) {
+  // Accept the model's shape with or without a leading batch dimension of 1.
+  const expected = network.inputShape;
+  const dims = shape.length === expected.length + 1 && shape[0] === 1 ? shape.slice(1) : shape;
+  const same = dims.length === expected.length && dims.every((d, i) => d === expected[i]);
+  if (!same) throw new BadInputError(`${source} has shape [${shape}], the model expects [1,${expected}]`);
+}
+
+function finite(data: Float32Array, source: string): Float32Array {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) throw new BadInputError(`${source} holds a non-finite value at index ${i}`);
+  }
+  return data;
+}
+
+function fromNpy(bytes: Uint8Array, network: Network): Float32Array {
+  let array;
+  try {
+    array = parseNpy(new Uint8Array(bytes).buffer); // a copy: npyjs wants a whole ArrayBuffer
+  } catch (e) {
+    throw new BadInputError(`not a valid .npy file (${(e as Error).message})`);
+  }
+  if (array.fortranOrder) throw new BadInputError('.npy arrays in Fortran order are not supported');
+  checkShape(network, array.shape, 'the .npy array');
+  const source = array.data as unknown as ArrayLike<number | bigint>;
+  const out = new Float32Array(size(network.inputShape));
+  if (source.length !== out.length) throw new BadInputError(`the .npy array holds ${source.length} values, the model expects ${out.length}`);
+  for (let i = 0; i < out.length; i++) out[i] = Number(source[i]);
+  return finite(out, 'the .npy array');
+}
+
+function fromJson(bytes: Uint8Array, network: Network): Float32Array {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new BadInputError(`not valid JSON (${(e as Error).message})`);
+  }
+  const obj = parsed as { shape?: unknown; data?: unknown };
+  if (!obj || !Array.isArray(obj.shape) || !Array.isArray(obj.data)) {
+    throw new BadInputError('a JSON input must be {"shape": [...], "data": [...]}');
+  }
+  checkShape(network, obj.shape as number[], 'the JSON input');
+  const flat = (obj.data as unknown[]).flat(Infinity);
+  const out = new Float32Array(size(network.inputShape));
+  if (flat.length !== out.length) throw new BadInputError(`the JSON input holds ${flat.length} values, the model expects ${out.length}`);
+  for (let i = 0; i < out.length; i++) {
+    if (typeof flat[i] !== 'number') throw new BadInputError(`the JSON input holds a non-number at index ${i}`);
+    out[i] = flat[i] as number;
+  }
+  return finite(out, 'the JSON input');
+}
+
+function perChannel(values: number[] | undefined, channels: number, fallback: number, what: string): number[] {
+  if (!values || values.length === 0) return new Array(channels).fill(fallback);
+  if (values.length === 1) return new Array(channels).fill(values[0]);
+  if (values.length !== channels) throw new BadInputError(`--${what} has ${values.length} values for ${channels} channels`);
+  return values;
+}
+
+function fromPng(bytes: Uint8Array, network: Network, norm: Normalisation): Float32Array {
+  if (network.inputShape.length !== 3) throw new BadInputError(`a PNG needs an image model; this one takes [${network.inputShape}]`);
+  const [channels, height, width] = network.inputShape;
+  if (channels !== 1 && channels !== 3) throw new BadInputError(`a PNG can feed 1 or 3 channels; the model takes ${channels}`);
+  let png: PNG;
+  try {
+    png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+  } catch (e) {
+    throw new BadInputError(`not a valid PNG (${(e as Error).message})`);
+  }
+  if (png.width !== width || png.height !== height) {
+    throw new BadInputError(`the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
+  }
+  const mean = perChannel(norm.mean, channels, 0, 'mean');
+  const std = perChannel(norm.std, channels, 1, 'std');
+  if (std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new BadInputError('--std values must be positive');
+  if (mean.some((m) => !Number.isFinite(m))) throw new BadInputError('--mean values must be finite');
+  const out = new Float32Array(channels * height * width);
+  const rgba = png.data; // pngjs always decodes to RGBA, 8 bits per channel
+  for (let p = 0; p < height * width; p++) {
+    const [r, g, b] = [rgba[4 * p], rgba[4 * p + 1], rgba[4 * p + 2]];
+    if (channels === 1) {
+      const gray = r === g && g === b ? r : 0.299 * r + 0.587 * g + 0.114 * b; // ITU-R 601 luma
+      out[p] = (gray / 255 - mean[0]) / std[0];
+    } else {
+      out[p] = (r / 255 - mean[0]) / std[0];
+      out[height * width + p] = (g / 255 - mean[1]) / std[1];
+      out[2 * height * width + p] = (b / 255 - mean[2]) / std[2];
+    }
+  }
+  return out;
+}
+
+export function parseInputBytes(bytes: Uint8Array, format: InputFormat, network: Network, norm: Normalisation = {}): Float32Array {
+  switch (format) {
+    case 'npy':
+      return fromNpy(bytes, network);
+    case 'json':
+      return fromJson(bytes, network);
+    case 'png':
+      return fromPng(bytes, network, norm);
+    default:
+      throw new BadInputError(`unknown input format '${format as string}'`);
+  }
+}
+
+export function inputFormatOf(file: string): InputFormat {
+  const ext = path.extname(file).toLowerCase().slice(1);
+  if (ext === 'npy' || ext === 'json' || ext === 'png') return ext;
+  throw new BadInputError(`input '${file}' must be a .npy, .json or .png file`);
+}
+
+export function loadInputFile(file: string, network: Network, norm: Normalisation = {}): Float32Array {
+  const format = inputFormatOf(file);
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    throw new LipcertError('NOT_FOUND', `cannot read input file '${file}'`);
+  }
+  return parseInputBytes(bytes, format, network, norm);
+}

@@ -1,0 +1,538 @@
+/**
+ * ONNX → network IR. The graph must be a chain: every node takes the previous node's output (plus
+ * initializers and constants) and its output feeds only the next node. Each supported op type has a
+ * handler in `OP_HANDLERS` (in the style of onnxruntime-web's op-resolve-rules) that appends to, or
+ * folds into, the layer list. Anything else is rejected with an UnsupportedModelError naming the node.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
+import { ModelProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
+import { LipcertError, UnsupportedModelError } from '../errors.js';
+import {
+  type Layer,
+  type Network,
+  type Shape,
+  size,
+  windowOutputSize,
+} from './ir.js';
+import {
+  decodeTensor,
+  type DecodedTensor,
+  type ExternalDataDir,
+  floatAttr,
+  floatsAttr,
+  intAttr,
+  intsAttr,
+  stringAttr,
+  tensorAttr,
+} from './onnx-tensors.js';
+
+interface ImportContext {
+  layers: Layer[];
+  /** Shape of the current activation (no batch dimension). */
+  shape: Shape;
+  /** Initializers and Constant outputs, decoded lazily. */
+  constant(name: string, node: NodeProto): DecodedTensor;
+  isConstant(name: string): boolean;
+}
+
+type OpHandler = (node: NodeProto, ctx: ImportContext) => void;
+
+const nodeLabel = (node: NodeProto) => node.name || `${node.opType}(${node.output[0] ?? '?'})`;
+
+function lastLayer(ctx: ImportContext): Layer | undefined {
+  return ctx.layers[ctx.layers.length - 1];
+}
+
+/** The last layer if it is an affine map with bias that nothing (no ReLU) has followed yet. */
+function openBiasLayer(ctx: ImportContext) {
+  const last = lastLayer(ctx);
+  return last && (last.kind === 'conv' || last.kind === 'dense') && !last.relu ? last : undefined;
+}
+
+function finiteWeights(node: NodeProto, what: string, data: Float32Array | Float64Array) {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i])) {
+      throw new UnsupportedModelError(`${what} holds a non-finite value (${data[i]}) at index ${i}`, nodeLabel(node));
+    }
+  }
+}
+
+function weightInput(node: NodeProto, ctx: ImportContext, index: number, what: string): DecodedTensor {
+  const name = node.input[index];
+  if (!name) throw new UnsupportedModelError(`missing ${what} input`, nodeLabel(node));
+  if (!ctx.isConstant(name)) {
+    throw new UnsupportedModelError(`${what} '${name}' is not an initializer or constant (only fixed weights are supported)`, nodeLabel(node));
+  }
+  const tensor = ctx.constant(name, node);
+  finiteWeights(node, `${what} '${name}'`, tensor.data);
+  return tensor;
+}
+
+function spatial(node: NodeProto, ctx: ImportContext): [number, number, number] {
+  if (ctx.shape.length !== 3) {
+    throw new UnsupportedModelError(`${node.opType} needs an image-shaped input [C,H,W], got [${ctx.shape}]`, nodeLabel(node));
+  }
+  return ctx.shape as [number, number, number];
+}
+
+function pair(node: NodeProto, name: string, fallback: [number, number]): [number, number] {
+  const v = intsAttr(node, name);
+  if (!v || v.length === 0) return fallback;
+  if (v.length !== 2) throw new UnsupportedModelError(`attribute ${name}=[${v}] must have 2 entries (2-D only)`, nodeLabel(node));
+  return [v[0], v[1]];
+}
+
+/** pads as [top, left, bottom, right] from the attribute or auto_pad. */
+function padsOf(
+  node: NodeProto,
+  inHW: [number, number],
+  kernel: [number, number],
+  strides: [number, number],
+  dilations: [number, number],
+): [number, number, number, number] {
+  const autoPad = stringAttr(node, 'auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') {
+    const p = intsAttr(node, 'pads');
+    if (!p || p.length === 0) return [0, 0, 0, 0];
+    if (p.length !== 4) throw new UnsupportedModelError(`pads=[${p}] must have 4 entries`, nodeLabel(node));
+    if (p.some((x) => x < 0)) throw new UnsupportedModelError(`negative pads [${p}] are not supported`, nodeLabel(node));
+    return [p[0], p[1], p[2], p[3]];
+  }
+  if (autoPad === 'VALID') return [0, 0, 0, 0];
+  if (autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER') {
+    const total = [0, 1].map((a) => {
+      const out = Math.ceil(inHW[a] / strides[a]);
+      return Math.max(0, (out - 1) * strides[a] + dilations[a] * (kernel[a] - 1) + 1 - inHW[a]);
+    });
+    const small = total.map((t) => Math.floor(t / 2));
+    const large = total.map((t, a) => t - small[a]);
+    return autoPad === 'SAME_UPPER' ? [small[0], small[1], large[0], large[1]] : [large[0], large[1], small[0], small[1]];
+  }
+  throw new UnsupportedModelError(`auto_pad=${autoPad} is not supported`, nodeLabel(node));
+}
+
+function convHandler(node: NodeProto, ctx: ImportContext) {
+  const [c, h, w] = spatial(node, ctx);
+  const weight = weightInput(node, ctx, 1, 'weight');
+  if (weight.dims.length !== 4) throw new UnsupportedModelError(`only 2-D convolutions are supported (weight shape [${weight.dims}])`, nodeLabel(node));
+  const [k, cPerGroup, kh, kw] = weight.dims;
+  const group = intAttr(node, 'group', 1);
+  if (cPerGroup * group !== c) {
+    throw new UnsupportedModelError(`weight [${weight.dims}] with group ${group} expects ${cPerGroup * group} input channels, the input has ${c}`, nodeLabel(node));
+  }
+  if (k % group !== 0) throw new UnsupportedModelError(`${k} output channels are not divisible by group ${group}`, nodeLabel(node));
+  const kernel = pair(node, 'kernel_shape', [kh, kw]);
+  if (kernel[0] !== kh || kernel[1] !== kw) throw new UnsupportedModelError(`kernel_shape [${kernel}] disagrees with the weight [${weight.dims}]`, nodeLabel(node));
+  const strides = pair(node, 'strides', [1, 1]);
+  const dilations = pair(node, 'dilations', [1, 1]);
+  const pads = padsOf(node, [h, w], kernel, strides, dilations);
+  const ho = windowOutputSize(h, kh, strides[0], pads[0], pads[2], dilations[0]);
+  const wo = windowOutputSize(w, kw, strides[1], pads[1], pads[3], dilations[1]);
+  if (ho <= 0 || wo <= 0) throw new UnsupportedModelError(`output would be empty (${ho}×${wo})`, nodeLabel(node));
+  const bias = node.input[2] ? weightInput(node, ctx, 2, 'bias') : null;
+  if (bias && bias.data.length !== k) throw new UnsupportedModelError(`bias has ${bias.data.length} entries for ${k} channels`, nodeLabel(node));
+  ctx.layers.push({
+    kind: 'conv',
+    name: nodeLabel(node),
+    relu: false,
+    inputShape: [c, h, w],
+    outputShape: [k, ho, wo],
+    weight: Float32Array.from(weight.data),
+    bias: bias ? Float32Array.from(bias.data) : new Float32Array(k),
+    kernel,
+    strides,
+    pads,
+    dilations,
+    group,
+  });
+  ctx.shape = [k, ho, wo];
+}
+
+function transpose2d(data: Float32Array | Float64Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let q = 0; q < cols; q++) out[q * rows + r] = data[r * cols + q];
+  return out;
+}
+
+function pushDense(node: NodeProto, ctx: ImportContext, weight: Float32Array, outFeatures: number, bias: Float32Array) {
+  const n = size(ctx.shape);
+  ctx.layers.push({ kind: 'dense', name: nodeLabel(node), relu: false, inputShape: [n], outputShape: [outFeatures], weight, bias });
+  ctx.shape = [outFeatures];
+}
+
+function requireVector(node: NodeProto, ctx: ImportContext) {
+  if (ctx.shape.length !== 1) {
+    throw new UnsupportedModelError(`${node.opType} needs a flat input; got shape [${ctx.shape}] (add a Flatten first)`, nodeLabel(node));
+  }
+  return ctx.shape[0];
+}
+
+/** Gemm: Y = alpha·op(A)·op(B) + beta·C, with either A or B the activation (as a row or column vector). */
+function gemmHandler(node: NodeProto, ctx: ImportContext) {
+  const n = requireVector(node, ctx);
+  const alpha = floatAttr(node, 'alpha', 1);
+  const beta = floatAttr(node, 'beta', 1);
+  const transA = intAttr(node, 'transA', 0);
+  const transB = intAttr(node, 'transB', 0);
+  const activationFirst = !ctx.isConstant(node.input[0]);
+  const w = weightInput(node, ctx, activationFirst ? 1 : 0, 'weight');
+  if (w.dims.length !== 2) throw new UnsupportedModelError(`weight must be 2-D, got [${w.dims}]`, nodeLabel(node));
+  const [r, q] = w.dims;
+  let weight: Float32Array; // [out, in]
+  let out: number;
+  if (activationFirst) {
+    // Y[1,m] = x[1,n]·op(B), op(B) is [n, m]: our W = op(B)ᵀ.
+    const [bn, bm] = transB ? [q, r] : [r, q];
+    if (bn !== n) throw new UnsupportedModelError(`weight [${w.dims}] (transB=${transB}) does not take ${n} inputs`, nodeLabel(node));
+    weight = transB ? Float32Array.from(w.data) : transpose2d(w.data, r, q);
+    out = bm;
+  } else {
+    // Y[m,1] = op(A)[m,n]·x[n,1]: our W = op(A).
+    const [am, an] = transA ? [q, r] : [r, q];
+    if (an !== n) throw new UnsupportedModelError(`weight [${w.dims}] (transA=${transA}) does not take ${n} inputs`, nodeLabel(node));
+    weight = transA ? transpose2d(w.data, r, q) : Float32Array.from(w.data);
+    out = am;
+  }
+  if (alpha !== 1) for (let i = 0; i < weight.length; i++) weight[i] *= alpha;
+  const bias = new Float32Array(out);
+  if (node.input[2]) {
+    const c = weightInput(node, ctx, 2, 'bias');
+    if (c.data.length !== out && c.data.length !== 1) throw new UnsupportedModelError(`bias of ${c.data.length} entries for ${out} outputs`, nodeLabel(node));
+    for (let i = 0; i < out; i++) bias[i] = beta * c.data[c.data.length === 1 ? 0 : i];
+  }
+  pushDense(node, ctx, weight, out, bias);
+}
+
+/** MatMul x·W with a constant 2-D W (a bias, if any, comes from a following Add). */
+function matMulHandler(node: NodeProto, ctx: ImportContext) {
+  const n = requireVector(node, ctx);
+  if (ctx.isConstant(node.input[0])) throw new UnsupportedModelError('MatMul with the weight first is not supported; use Gemm', nodeLabel(node));
+  const w = weightInput(node, ctx, 1, 'weight');
+  if (w.dims.length !== 2 || w.dims[0] !== n) throw new UnsupportedModelError(`weight [${w.dims}] does not take ${n} inputs`, nodeLabel(node));
+  pushDense(node, ctx, transpose2d(w.data, w.dims[0], w.dims[1]), w.dims[1], new Float32Array(w.dims[1]));
+}
+
+/** Add of a constant directly after a conv or dense layer: folded into its bias. */
+function addHandler(node: NodeProto, ctx: ImportContext) {
+  const constantIndex = ctx.isConstant(node.input[1]) ? 1 : ctx.isConstant(node.input[0]) ? 0 : -1;
+  if (constantIndex < 0) throw new UnsupportedModelError('Add of two computed tensors (a residual connection) is not a chain', nodeLabel(node));
+  const layer = openBiasLayer(ctx);
+  if (!layer) throw new UnsupportedModelError('Add of a constant is only supported as the bias of a directly preceding Conv, Gemm or MatMul', nodeLabel(node));
+  const c = weightInput(node, ctx, constantIndex, 'addend');
+  // Broadcasting aligns trailing axes: a per-channel bias of a conv is [K,1,1] (leading 1s allowed),
+  // of a dense layer [m] or [1,m].
+  const channels = layer.outputShape[0];
+  const trailing = layer.kind === 'conv' ? [channels, 1, 1] : [channels];
+  const dims = c.dims.slice();
+  while (dims.length > trailing.length && dims[0] === 1) dims.shift();
+  while (dims.length < trailing.length) dims.unshift(1);
+  const isScalar = c.data.length === 1;
+  if (!isScalar && !dims.every((d, i) => d === trailing[i])) {
+    throw new UnsupportedModelError(`addend of shape [${c.dims}] is not a per-channel bias of ${channels} channels`, nodeLabel(node));
+  }
+  for (let i = 0; i < channels; i++) layer.bias[i] += c.data[isScalar ? 0 : i];
+}
+
+function reluHandler(node: NodeProto, ctx: ImportContext) {
+  const last = lastLayer(ctx);
+  if (last && (last.kind === 'conv' || last.kind === 'dense' || last.kind === 'avgpool' || last.kind === 'scale') && !last.relu) {
+    last.relu = true;
+    return;
+  }
+  ctx.layers.push({ kind: 'relu', name: nodeLabel(node), inputShape: ctx.shape, outputShape: ctx.shape });
+}
+
+function poolGeometry(node: NodeProto, ctx: ImportContext, dilationsAllowed: boolean) {
+  const [c, h, w] = spatial(node, ctx);
+  const kernel = pair(node, 'kernel_shape', [0, 0]);
+  if (!(kernel[0] > 0 && kernel[1] > 0)) throw new UnsupportedModelError('kernel_shape is required', nodeLabel(node));
+  const strides = pair(node, 'strides', [1, 1]);
+  const dilations = dilationsAllowed ? pair(node, 'dilations', [1, 1]) : ([1, 1] as [number, number]);
+  const pads = padsOf(node, [h, w], kernel, strides, dilations);
+  const ceil = intAttr(node, 'ceil_mode', 0) === 1;
+  const ho = windowOutputSize(h, kernel[0], strides[0], pads[0], pads[2], dilations[0], ceil);
+  const wo = windowOutputSize(w, kernel[1], strides[1], pads[1], pads[3], dilations[1], ceil);
+  if (ho <= 0 || wo <= 0) throw new UnsupportedModelError(`output would be empty (${ho}×${wo})`, nodeLabel(node));
+  // ceil_mode is folded into the pads: extra bottom/right padding that never holds a window's max.
+  const padBottom = Math.max(pads[2], (ho - 1) * strides[0] + dilations[0] * (kernel[0] - 1) + 1 - h - pads[0]);
+  const padRight = Math.max(pads[3], (wo - 1) * strides[1] + dilations[1] * (kernel[1] - 1) + 1 - w - pads[1]);
+  return { c, h, w, kernel, strides, dilations, pads: [pads[0], pads[1], padBottom, padRight] as [number, number, number, number], ho, wo, ceilPads: pads };
+}
+
+function maxPoolHandler(node: NodeProto, ctx: ImportContext) {
+  if (node.output.length > 1 && node.output[1]) throw new UnsupportedModelError('MaxPool with an Indices output is not supported', nodeLabel(node));
+  const g = poolGeometry(node, ctx, true);
+  ctx.layers.push({
+    kind: 'maxpool',
+    name: nodeLabel(node),
+    inputShape: [g.c, g.h, g.w],
+    outputShape: [g.c, g.ho, g.wo],
+    kernel: g.kernel,
+    strides: g.strides,
+    pads: g.pads,
+    dilations: g.dilations,
+  });
+  ctx.shape = [g.c, g.ho, g.wo];
+}
+
+function averagePoolHandler(node: NodeProto, ctx: ImportContext) {
+  const g = poolGeometry(node, ctx, false);
+  const countIncludePad = intAttr(node, 'count_include_pad', 0) === 1;
+  if (countIncludePad && (g.pads[2] !== g.ceilPads[2] || g.pads[3] !== g.ceilPads[3])) {
+    // ONNX counts only the declared pads, not ceil_mode's overhang; we cannot express the mix.
+    throw new UnsupportedModelError('AveragePool with both ceil_mode and count_include_pad is not supported', nodeLabel(node));
+  }
+  ctx.layers.push({
+    kind: 'avgpool',
+    name: nodeLabel(node),
+    relu: false,
+    inputShape: [g.c, g.h, g.w],
+    outputShape: [g.c, g.ho, g.wo],
+    kernel: g.kernel,
+    strides: g.strides,
+    pads: g.pads,
+    countIncludePad,
+  });
+  ctx.shape = [g.c, g.ho, g.wo];
+}
+
+function globalAveragePoolHandler(node: NodeProto, ctx: ImportContext) {
+  const [c, h, w] = spatial(node, ctx);
+  ctx.layers.push({
+    kind: 'avgpool',
+    name: nodeLabel(node),
+    relu: false,
+    inputShape: [c, h, w],
+    outputShape: [c, 1, 1],
+    kernel: [h, w],
+    strides: [1, 1],
+    pads: [0, 0, 0, 0],
+    countIncludePad: false,
+  });
+  ctx.shape = [c, 1, 1];
+}
+
+function pushFlatten(node: NodeProto, ctx: ImportContext) {
+  if (ctx.shape.length === 1) return; // already flat: identity
+  const n = size(ctx.shape);
+  ctx.layers.push({ kind: 'flatten', name: nodeLabel(node), inputShape: ctx.shape, outputShape: [n] });
+  ctx.shape = [n];
+}
+
+function flattenHandler(node: NodeProto, ctx: ImportContext) {
+  const axis = intAttr(node, 'axis', 1);
+  if (axis !== 1 && !(axis === -ctx.shape.length)) throw new UnsupportedModelError(`Flatten with axis=${axis} is not supported (only axis 1)`, nodeLabel(node));
+  pushFlatten(node, ctx);
+}
+
+function reshapeHandler(node: NodeProto, ctx: ImportContext) {
+  const target = weightInput(node, ctx, 1, 'shape');
+  const dims = Array.from(target.data);
+  const full = [1, ...ctx.shape]; // with the batch dimension
+  const allowZero = intAttr(node, 'allowzero', 0) === 1;
+  const resolved = dims.map((d, i) => (d === 0 && !allowZero ? full[i] : d));
+  const known = resolved.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  const total = size(full);
+  const withInferred = resolved.map((d) => (d === -1 ? total / known : d));
+  const flatOk =
+    (withInferred.length === 2 && withInferred[0] === 1 && withInferred[1] === total) ||
+    (withInferred.length === 1 && withInferred[0] === total);
+  if (flatOk) return pushFlatten(node, ctx);
+  if (withInferred.length === full.length && withInferred.every((d, i) => d === full[i])) return; // identity
+  throw new UnsupportedModelError(`Reshape from [${full}] to [${dims}] is not a flatten`, nodeLabel(node));
+}
+
+function batchNormHandler(node: NodeProto, ctx: ImportContext) {
+  const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => weightInput(node, ctx, i, ['scale', 'B', 'mean', 'var'][i - 1]).data);
+  const epsilon = floatAttr(node, 'epsilon', 1e-5);
+  const channels = ctx.shape[0];
+  if ([gamma, beta, mean, variance].some((t) => t.length !== channels)) {
+    throw new UnsupportedModelError(`parameters do not match ${channels} channels`, nodeLabel(node));
+  }
+  const scale = new Float32Array(channels);
+  const shift = new Float32Array(channels);
+  for (let c = 0; c < channels; c++) {
+    scale[c] = gamma[c] / Math.sqrt(variance[c] + epsilon);
+    shift[c] = beta[c] - mean[c] * scale[c];
+  }
+  const prev = openBiasLayer(ctx);
+  if (prev) {
+    // Fold into the preceding conv/dense: W'_c = s_c W_c, b'_c = s_c b_c + t_c (output channel c).
+    const perChannel = prev.weight.length / channels;
+    for (let c = 0; c < channels; c++) {
+      for (let i = 0; i < perChannel; i++) prev.weight[c * perChannel + i] *= scale[c];
+      prev.bias[c] = prev.bias[c] * scale[c] + shift[c];
+    }
+    return;
+  }
+  ctx.layers.push({ kind: 'scale', name: nodeLabel(node), relu: false, inputShape: ctx.shape, outputShape: ctx.shape, scale, shift });
+}
+
+function padHandler(node: NodeProto, ctx: ImportContext) {
+  const mode = stringAttr(node, 'mode', 'constant');
+  const pads = node.input[1] ? Array.from(weightInput(node, ctx, 1, 'pads').data) : (intsAttr(node, 'pads') ?? []);
+  if (mode === 'constant' && pads.every((p) => p === 0)) return; // PyTorch's AvgPool2d export: identity
+  throw new UnsupportedModelError(`Pad with non-zero pads [${pads}] (mode ${mode}) is not supported`, nodeLabel(node));
+}
+
+const identity: OpHandler = () => {};
+
+/** The op table: ONNX op type → handler. */
+const OP_HANDLERS: Record<string, OpHandler> = {
+  Conv: convHandler,
+  Gemm: gemmHandler,
+  MatMul: matMulHandler,
+  Add: addHandler,
+  Relu: reluHandler,
+  MaxPool: maxPoolHandler,
+  AveragePool: averagePoolHandler,
+  GlobalAveragePool: globalAveragePoolHandler,
+  Flatten: flattenHandler,
+  Reshape: reshapeHandler,
+  BatchNormalization: batchNormHandler,
+  Pad: padHandler,
+  Dropout: identity,
+  Identity: identity,
+};
+
+function decodeModel(bytes: Uint8Array): ModelProto {
+  let model: ModelProto;
+  try {
+    model = fromBinary(ModelProtoSchema, bytes);
+  } catch (e) {
+    throw new UnsupportedModelError(`not a valid ONNX file (${(e as Error).message})`);
+  }
+  if (!model.graph || model.graph.node.length === 0) throw new UnsupportedModelError('not a valid ONNX file: it holds no graph');
+  return model;
+}
+
+function inputShapeOf(model: ModelProto, initializerNames: Set<string>): { name: string; shape: Shape } {
+  const inputs = model.graph!.input.filter((i) => !initializerNames.has(i.name));
+  if (inputs.length !== 1) throw new UnsupportedModelError(`the graph must have exactly one input, it has ${inputs.length}`);
+  const input = inputs[0];
+  const tensorType = input.type?.value.case === 'tensorType' ? input.type.value.value : undefined;
+  const dims = tensorType?.shape?.dim ?? [];
+  if (dims.length !== 4 && dims.length !== 2) {
+    throw new UnsupportedModelError(`input '${input.name}' must have shape [N,C,H,W] or [N,F], got rank ${dims.length}`);
+  }
+  const shape = dims.map((d, i) => {
+    if (d.value.case === 'dimValue') return Number(d.value.value);
+    if (i === 0) return 1; // symbolic batch size
+    throw new UnsupportedModelError(`input '${input.name}' has a symbolic dimension '${d.value.value ?? '?'}' at axis ${i}`);
+  });
+  if (shape[0] !== 1) throw new UnsupportedModelError(`input '${input.name}' has batch size ${shape[0]}; export with batch size 1`);
+  if (shape.some((d) => d <= 0)) throw new UnsupportedModelError(`input '${input.name}' has an empty dimension: [${shape}]`);
+  return { name: input.name, shape: shape.slice(1) };
+}
+
+/**
+ * Import an ONNX model held in memory. `baseDir` is where external tensor data files are found
+ * (null when the model has no directory, e.g. an upload).
+ */
+export function importOnnx(bytes: Uint8Array, name = 'model', baseDir: ExternalDataDir = null): Network {
+  try {
+    return importModel(decodeModel(bytes), name, baseDir);
+  } catch (e) {
+    if (e instanceof LipcertError) throw e;
+    throw new UnsupportedModelError(`cannot import the model: ${(e as Error).message}`);
+  }
+}
+
+export function importOnnxFile(file: string): Network {
+  let bytes: Buffer;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch {
+    throw new LipcertError('NOT_FOUND', `cannot read model file '${file}'`);
+  }
+  return importOnnx(bytes, path.basename(file).replace(/\.onnx$/i, ''), path.dirname(path.resolve(file)));
+}
+
+function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir): Network {
+  const graph = model.graph!;
+  const initializers = new Map<string, TensorProto>(graph.initializer.map((t) => [t.name, t]));
+  const decoded = new Map<string, DecodedTensor>();
+  const constantNodes = new Map<string, NodeProto>();
+  for (const node of graph.node) if (node.opType === 'Constant') constantNodes.set(node.output[0], node);
+
+  const { name: inputName, shape: inputShape } = inputShapeOf(model, new Set(initializers.keys()));
+
+  const ctx: ImportContext = {
+    layers: [],
+    shape: inputShape,
+    isConstant: (n) => initializers.has(n) || constantNodes.has(n),
+    constant(n, node) {
+      const cached = decoded.get(n);
+      if (cached) return cached;
+      let tensor: DecodedTensor;
+      const init = initializers.get(n);
+      if (init) tensor = decodeTensor(init, baseDir);
+      else {
+        const c = constantNodes.get(n);
+        if (!c) throw new UnsupportedModelError(`missing initializer '${n}'`, nodeLabel(node));
+        tensor = constantValue(c, baseDir);
+      }
+      decoded.set(n, tensor);
+      return tensor;
+    },
+  };
+
+  // How many nodes read each tensor: a chain reads each activation exactly once.
+  const readers = new Map<string, number>();
+  for (const node of graph.node) for (const i of node.input) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
+
+  let current = inputName;
+  for (const node of graph.node) {
+    if (node.opType === 'Constant') continue;
+    const label = nodeLabel(node);
+    const activations = node.input.filter((i) => i && !ctx.isConstant(i));
+    if (activations.length === 0) {
+      throw new UnsupportedModelError(`${node.opType} reads no computed tensor; inputs [${node.input}] are missing or constant`, label);
+    }
+    if (activations.length > 1) {
+      throw new UnsupportedModelError(`${node.opType} combines ${activations.length} computed tensors (${activations.join(', ')}): the graph is not a chain`, label);
+    }
+    if (activations[0] !== current) {
+      const known = graph.node.some((n) => n.output.includes(activations[0])) || activations[0] === inputName;
+      throw new UnsupportedModelError(
+        known
+          ? `reads '${activations[0]}' where the chain is at '${current}': the graph is not a chain (a branch or skip connection)`
+          : `missing initializer '${activations[0]}'`,
+        label,
+      );
+    }
+    if ((readers.get(current) ?? 0) > 1) {
+      throw new UnsupportedModelError(`tensor '${current}' feeds ${readers.get(current)} nodes: the graph is not a chain`, label);
+    }
+    const handler = OP_HANDLERS[node.opType];
+    if (!handler || (node.domain && node.domain !== 'ai.onnx')) {
+      throw new UnsupportedModelError(`unsupported op ${node.domain ? node.domain + '.' : ''}${node.opType} (supported: ${Object.keys(OP_HANDLERS).join(', ')})`, label);
+    }
+    const extraOutputs = node.output.slice(1).filter((o) => o && readers.has(o));
+    if (extraOutputs.length > 0) throw new UnsupportedModelError(`its extra outputs (${extraOutputs.join(', ')}) are used: the graph is not a chain`, label);
+    handler(node, ctx);
+    current = node.output[0];
+  }
+
+  const outputs = graph.output.map((o) => o.name);
+  if (outputs.length !== 1) throw new UnsupportedModelError(`the graph must have exactly one output, it has ${outputs.length}`);
+  if (outputs[0] !== current) throw new UnsupportedModelError(`the graph output '${outputs[0]}' is not the end of the chain ('${current}')`);
+  if (!ctx.layers.some((l) => l.kind === 'conv' || l.kind === 'dense')) throw new UnsupportedModelError('the model has no Conv, Gemm or MatMul layer');
+  return { name, inputName, inputShape, outputShape: ctx.shape, layers: ctx.layers };
+}
+
+function constantValue(node: NodeProto, baseDir: ExternalDataDir): DecodedTensor {
+  const t = tensorAttr(node, 'value');
+  if (t) return decodeTensor(t, baseDir);
+  const floats = floatsAttr(node, 'value_floats');
+  if (floats && floats.length) return { dims: [floats.length], data: Float32Array.from(floats), isInteger: false };
+  const ints = intsAttr(node, 'value_ints');
+  if (ints && ints.length) return { dims: [ints.length], data: Float64Array.from(ints), isInteger: true };
+  const f = node.attribute.find((a) => a.name === 'value_float');
+  if (f) return { dims: [], data: Float32Array.of(f.f), isInteger: false };
+  const i = node.attribute.find((a) => a.name === 'value_int');
+  if (i) return { dims: [], data: Float64Array.of(Number(i.i)), isInteger: true };
+  throw new UnsupportedModelError('Constant without a supported value attribute', nodeLabel(node));
+}
