@@ -4,6 +4,7 @@
  * Dawn's OpenGL backend in compatibility mode (docs/environment.md). The device asks the adapter
  * for the limits the kernels need and for its largest buffers.
  */
+import { SHARE_ENV, Worker } from 'node:worker_threads';
 import { create } from 'webgpu';
 import { LipcertError } from '../../errors.js';
 import { LINEAR_WORKGROUP } from './programs.js';
@@ -48,7 +49,7 @@ export async function acquireGpuDevice(): Promise<GpuDevice> {
   const failures: string[] = [];
   for (const path of PATHS) {
     try {
-      for (const [name, value] of Object.entries(path.environment ?? {})) process.env[name] ??= value;
+      for (const [name, value] of Object.entries(path.environment ?? {})) await setNativeEnvironment(name, value);
       const gpu = create(path.options);
       const adapter = await gpu.requestAdapter(path.request);
       if (!adapter) {
@@ -66,6 +67,17 @@ export async function acquireGpuDevice(): Promise<GpuDevice> {
     `no WebGPU adapter is available (${failures.join('; ')}). On headless Linux install Mesa's EGL ` +
       'drivers: apt-get install -y --no-install-recommends libegl1 libegl-mesa0 libgl1-mesa-dri',
   );
+}
+
+/**
+ * Sets an environment variable (unless already set) where native code reads it. process.env is
+ * that environment in plain Node, but a sandbox copy under Jest; a worker created with SHARE_ENV
+ * writes the process's real environment in both cases.
+ */
+async function setNativeEnvironment(name: string, value: string): Promise<void> {
+  process.env[name] ??= value;
+  const worker = new Worker(`process.env[${JSON.stringify(name)}] ??= ${JSON.stringify(value)};`, { eval: true, env: SHARE_ENV });
+  await new Promise((resolve, reject) => worker.once('exit', resolve).once('error', reject));
 }
 
 async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
