@@ -4,7 +4,7 @@
  * back (or the batch grows large), so a Gram operator application or a Lanczos step is one submit.
  * Buffers released while work is pending are destroyed after that work is submitted.
  */
-import { invariant } from '../../errors.js';
+import { invariant, LipcertError } from '../../errors.js';
 import { GPUBufferUsageFlags, GPUMapModeFlags, type GpuDevice } from './device.js';
 import { PROGRAMS, type ProgramInfo, type ProgramName } from './programs.js';
 import { loadShader } from './shader-source.js';
@@ -32,12 +32,17 @@ export class GpuRuntime {
   private pendingDispatches = 0;
   private garbage: GPUBuffer[] = [];
   private errors: Promise<GPUError | null>[] = [];
+  /** Why the device was lost, once it has been (driver reset, out of memory, our dispose). */
+  private lostReason: string | null = null;
 
   private constructor(readonly gpu: GpuDevice, maxBindingBytes: number | undefined) {
     this.device = gpu.device;
     const limits = this.device.limits;
     this.maxBindingBytes = Math.min(maxBindingBytes ?? Infinity, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
     this.maxWorkgroupsPerDimension = limits.maxComputeWorkgroupsPerDimension;
+    void this.device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
   }
 
   /** Compiles every kernel up front, so a bad shader fails at start-up, not mid-computation. */
@@ -75,7 +80,13 @@ export class GpuRuntime {
   /** A storage buffer of `length` f32 (zero-filled), or holding `data`. */
   createStorage(length: number, data?: Float32Array, label?: string): GPUBuffer {
     invariant(length > 0, 'empty device buffer');
-    invariant(length * 4 <= this.maxBindingBytes, `buffer of ${length} floats exceeds one storage binding`);
+    if (length * 4 > this.maxBindingBytes) {
+      throw new LipcertError(
+        'UNSUPPORTED_MODEL',
+        `a tensor of ${length} floats (${label ?? 'unnamed'}) exceeds this GPU's largest storage binding ` +
+          `(${this.maxBindingBytes} bytes); use the CPU backend`,
+      );
+    }
     const buffer = this.device.createBuffer({ label, size: length * 4, usage: STORAGE_USAGE, mappedAtCreation: !!data });
     if (data) {
       new Float32Array(buffer.getMappedRange()).set(data);
@@ -195,7 +206,9 @@ export class GpuRuntime {
     this.flush();
     try {
       await this.checkErrors();
-      await staging.mapAsync(GPUMapModeFlags.READ);
+      await staging.mapAsync(GPUMapModeFlags.READ).catch((error: Error) => {
+        throw this.lostReason ? new LipcertError('BACKEND_UNAVAILABLE', `the GPU device was lost (${this.lostReason})`) : error;
+      });
       return new Float32Array(staging.getMappedRange().slice(0));
     } finally {
       staging.destroy();
