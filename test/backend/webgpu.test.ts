@@ -132,10 +132,22 @@ suite('WebGPU backend', () => {
         expectClose(await split!.applyA(layer, x), matVec(a, 70, 300, x));
         expectClose(await split!.applyAT(layer, u), matTVec(a, 70, 300, u));
         expectClose(await split!.rowNormsSquared(layer, mask), rowNormsSquaredOf(a, 70, 300, mask));
+        // A row wider than a binding cannot be split by rows: a typed error, not a GPU fault.
+        await expect(split!.forward(makeDense(17, 5000, 2), new Float32Array(5000))).rejects.toMatchObject({ code: 'UNSUPPORTED_MODEL' });
       } finally {
         await split!.dispose();
       }
     });
+  });
+
+  test('prepare() keeps one network\'s weights; a released layer is uploaded again on use', async () => {
+    const first = makeDense(18, 40, 30);
+    const second = makeConv(19, { inShape: [2, 5, 5], outChannels: 3, kernel: [3, 3] });
+    const network = (layer: AffineLayer) => ({ name: layer.name, inputName: 'x', inputShape: layer.inputShape, outputShape: layer.outputShape, layers: [layer] });
+    await gpu!.prepare(network(first));
+    await gpu!.prepare(network(second));
+    const x = randomArray(40, random(20));
+    expectClose(await gpu!.forward(first, x), denseReference(first, x, true));
   });
 
   describe('average pool', () => {

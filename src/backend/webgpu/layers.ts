@@ -76,10 +76,17 @@ export class GpuLayers {
     return blocks;
   }
 
-  /** Number of row blocks a dense layer's weights were split into (1 for other layers). */
-  blockCount(layer: Layer): number {
-    const weights = this.upload(layer);
-    return weights.kind === 'dense' ? weights.blocks.length : 1;
+  /**
+   * Keeps the weights of `keep` and releases every other layer's, so a long-lived backend that
+   * sees many networks holds one network's weights (a layer released here is uploaded again if
+   * it is used later).
+   */
+  retainOnly(keep: ReadonlySet<Layer>): void {
+    for (const [layer, weights] of this.weights) {
+      if (keep.has(layer)) continue;
+      this.releaseWeights(weights);
+      this.weights.delete(layer);
+    }
   }
 
   /**
@@ -170,13 +177,14 @@ export class GpuLayers {
 
   /** Releases every uploaded weight buffer. */
   dispose(): void {
+    this.retainOnly(new Set());
+  }
+
+  private releaseWeights(weights: LayerWeights): void {
     const release = (...buffers: GPUBuffer[]) => buffers.forEach((buffer) => this.runtime.release(buffer));
-    for (const weights of this.weights.values()) {
-      if (weights.kind === 'conv') release(weights.weight, weights.bias);
-      else if (weights.kind === 'dense') release(weights.bias, ...weights.blocks.map((b) => b.weight));
-      else if (weights.kind === 'scale') release(weights.scale, weights.shift);
-    }
-    this.weights.clear();
+    if (weights.kind === 'conv') release(weights.weight, weights.bias);
+    else if (weights.kind === 'dense') release(weights.bias, ...weights.blocks.map((b) => b.weight));
+    else if (weights.kind === 'scale') release(weights.scale, weights.shift);
   }
 }
 

@@ -6,7 +6,7 @@
 import type { Backend, DeviceVector, GramOperator } from '../backend.js';
 import type { AffineLayer, MaxPoolLayer, Network } from '../../model/ir.js';
 import { size } from '../../model/ir.js';
-import { invariant } from '../../errors.js';
+import { invariant, LipcertError } from '../../errors.js';
 import type { AffineMap } from './layers.js';
 import { GpuLayers, linearGroups } from './layers.js';
 import type { GpuRuntime } from './runtime.js';
@@ -28,10 +28,16 @@ export class WebGpuBackend implements Backend {
 
   async prepare(network: Network): Promise<void> {
     const device = this.runtime.device;
+    this.layers.retainOnly(new Set(network.layers));
     device.pushErrorScope('out-of-memory');
-    for (const layer of network.layers) this.layers.upload(layer);
-    const error = await device.popErrorScope();
-    if (error) throw new Error(`lipcert: out of GPU memory uploading ${network.name}: ${error.message}`);
+    try {
+      for (const layer of network.layers) this.layers.upload(layer);
+    } finally {
+      const error = await device.popErrorScope();
+      if (error) {
+        throw new LipcertError('BACKEND_UNAVAILABLE', `the GPU has too little memory for ${network.name}'s weights (${error.message}); use the CPU backend`);
+      }
+    }
   }
 
   forward(layer: AffineLayer, x: Float32Array): Promise<Float32Array> {
