@@ -9,6 +9,8 @@ import { GPUBufferUsageFlags, GPUMapModeFlags, type GpuDevice } from './device.j
 import { PROGRAMS, type ProgramInfo, type ProgramName } from './programs.js';
 import { loadShader } from './shader-source.js';
 
+/** GPUShaderStage.COMPUTE */
+const COMPUTE_STAGE = 0x4;
 const STORAGE_USAGE = GPUBufferUsageFlags.STORAGE | GPUBufferUsageFlags.COPY_SRC | GPUBufferUsageFlags.COPY_DST;
 /** Dispatches per submitted batch, so a long chain of vector operations does not grow without bound. */
 const MAX_PENDING_DISPATCHES = 512;
@@ -55,15 +57,21 @@ export class GpuRuntime {
   private async compile(name: ProgramName): Promise<void> {
     const info: ProgramInfo = PROGRAMS[name];
     const device = this.device;
+    const code = loadShader(`${info.key}.wgsl`);
+    const declared = /@workgroup_size\(([^)]*)\)/.exec(code)?.[1].split(',').map((n) => Number(n.trim()));
+    invariant(
+      declared && info.workgroupSize.every((n, i) => n === (declared[i] ?? 1)),
+      `${info.key}: the descriptor's workgroup size ${info.workgroupSize} differs from the shader's (${declared})`,
+    );
     device.pushErrorScope('validation');
-    const module = device.createShaderModule({ label: info.key, code: loadShader(`${info.key}.wgsl`) });
+    const module = device.createShaderModule({ label: info.key, code });
     const bindGroupLayout = device.createBindGroupLayout({
       label: info.key,
       entries: [
-        { binding: 0, visibility: 0x4 /* COMPUTE */, buffer: { type: 'uniform' } },
+        { binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } },
         ...info.storage.map((access, i) => ({
           binding: i + 1,
-          visibility: 0x4,
+          visibility: COMPUTE_STAGE,
           buffer: { type: access === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
         })),
       ],
