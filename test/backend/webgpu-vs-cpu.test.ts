@@ -107,7 +107,7 @@ describe.each(FIXTURES)('$model image $image: local bounds against reference.jso
     ['webgpu', () => gpu],
   ];
   (gpu ? test.each(backends) : test.skip.each(backends))('%s backend', async (_name, backend) => {
-    const result = await certify(network, x0, backend()!, { eps: [...eps], tolerance: 1e-8 });
+    const result = await certify(network, x0, backend()!, { eps: [...eps] });
     expect(result.local.map((bound) => bound.eps)).toEqual([...eps]);
     for (const bound of result.local) {
       const want = expected[Number.isInteger(bound.eps) ? bound.eps.toFixed(1) : String(bound.eps)];
