@@ -95,7 +95,7 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
       maxComputeWorkgroupsPerDimension: available.maxComputeWorkgroupsPerDimension,
     },
   });
-  // A device lost while we use it is reported by the next operation's error scope.
+  // Some drivers hand out a device that fails on first use: try one buffer before trusting it.
   device.pushErrorScope('validation');
   device.createBuffer({ size: 16, usage: GPUBufferUsageFlags.STORAGE }).destroy();
   const error = await device.popErrorScope();

@@ -2,7 +2,7 @@
  * Shader program descriptors, one per WGSL kernel in shaders/ (in the style of
  * tfjs-backend-webgpu's programs): the file, the workgroup size it is compiled with, the layout
  * of its uniform parameter struct (binding 0, in declaration order) and its storage bindings
- * (bindings 1…, in order). `outputTile` is the block of output one workgroup computes.
+ * (bindings 1…, in order). The runtime checks each workgroup size against its shader.
  */
 
 export type StorageAccess = 'read' | 'write';
