@@ -7,6 +7,7 @@
 import { afterAll, describe, expect, test } from '@jest/globals';
 import type { AffineLayer } from '../../src/model/ir.js';
 import { size } from '../../src/model/ir.js';
+import { createWebGpuBackend } from '../../src/backend/webgpu/index.js';
 import { tryCreateWebGpuBackend } from './webgpu-setup.js';
 import {
   avgPoolReference, convReference, convTransposeReference, denseReference, expectClose, explicitMatrix, gramReference,
@@ -67,6 +68,12 @@ suite('WebGPU backend', () => {
     expect(gpu!.name).toBe('webgpu');
     expect(gpu!.adapter.length).toBeGreaterThan(3);
     console.info(`WebGPU adapter: ${gpu!.adapter}`);
+  });
+
+  // Only meaningful where the adapter is a software one (llvmpipe in CI); a real GPU is accepted.
+  const softwareAdapter = /llvmpipe|lavapipe|softpipe|swiftshader/i.test(gpu?.adapter ?? '');
+  (softwareAdapter ? test : test.skip)('refuses a software adapter when asked to (for --backend auto)', async () => {
+    await expect(createWebGpuBackend({ allowSoftware: false })).rejects.toMatchObject({ code: 'BACKEND_UNAVAILABLE' });
   });
 
   describe('convolution', () => {

@@ -44,8 +44,15 @@ const PATHS: AdapterPath[] = [
   },
 ];
 
-/** The first adapter path that yields a working device; throws BACKEND_UNAVAILABLE otherwise. */
-export async function acquireGpuDevice(): Promise<GpuDevice> {
+/** CPU implementations of a GPU API: correct, but slower than the CPU backend. */
+const SOFTWARE_ADAPTER = /llvmpipe|lavapipe|softpipe|swiftshader/i;
+
+/**
+ * The first adapter path that yields a working device; throws BACKEND_UNAVAILABLE otherwise.
+ * `allowSoftware: false` refuses software rasterisers such as llvmpipe (for `--backend auto`,
+ * where the CPU backend is the faster choice).
+ */
+export async function acquireGpuDevice({ allowSoftware = true }: { allowSoftware?: boolean } = {}): Promise<GpuDevice> {
   const failures: string[] = [];
   for (const path of PATHS) {
     try {
@@ -56,8 +63,13 @@ export async function acquireGpuDevice(): Promise<GpuDevice> {
         failures.push(`${path.label}: no adapter`);
         continue;
       }
+      const name = describeAdapter(adapter.info);
+      if (!allowSoftware && (adapter.info.isFallbackAdapter || SOFTWARE_ADAPTER.test(name))) {
+        failures.push(`${path.label}: only a software adapter (${name})`);
+        continue;
+      }
       const device = await requestDevice(adapter);
-      return { gpu, device, description: `${describeAdapter(adapter.info)} (${path.label})` };
+      return { gpu, device, description: `${name} (${path.label})` };
     } catch (error) {
       failures.push(`${path.label}: ${(error as Error).message}`);
     }

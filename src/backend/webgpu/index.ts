@@ -13,11 +13,16 @@ export interface WebGpuBackendOptions {
    * exercise the splitting of large dense layers.
    */
   maxBindingBytes?: number;
+  /**
+   * Accept a software adapter such as Mesa's llvmpipe (default true). `--backend auto` should
+   * pass false: on a machine without a GPU the CPU backend is several times faster.
+   */
+  allowSoftware?: boolean;
 }
 
 /** A WebGPU backend on the best adapter available; throws LipcertError BACKEND_UNAVAILABLE if none. */
 export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): Promise<Backend> {
-  const gpu = await acquireGpuDevice();
+  const gpu = await acquireGpuDevice({ allowSoftware: options.allowSoftware });
   try {
     const runtime = await GpuRuntime.create(gpu, options);
     return new WebGpuBackend(runtime, gpu.description);
