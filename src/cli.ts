@@ -88,13 +88,13 @@ function layerRows(layers: LayerBound[], local: boolean): string[][] {
   ]);
 }
 
-export function humanReport(network: Network, result: CertifyResult): string {
+export function humanReport(network: Network, result: CertifyResult, globalLayers = true): string {
   const out: string[] = [];
   out.push(`model ${network.name}: input [${network.inputShape}], ${network.layers.length} layers; backend ${result.backend} (${result.adapter})`);
   out.push(`class ${result.class}, margin δ = ${format(result.margin)} (top-1 minus top-2 logit)`);
   if (result.global) {
     out.push('', `global bound: ${format(result.global.bound)}  [${QUALITY_NOTE[result.global.quality]}]`);
-    out.push(table(['layer', 'kind', 'shape', 'bound', 'iters'], layerRows(result.global.layers, false)));
+    if (globalLayers) out.push(table(['layer', 'kind', 'shape', 'bound', 'iters'], layerRows(result.global.layers, false)));
   }
   for (const l of result.local) {
     out.push('', `local bound at eps ${l.eps}: ${format(l.bound)}  [${QUALITY_NOTE[l.quality]}] (${format(l.seconds, 3)} s)`);
@@ -141,7 +141,7 @@ export function buildProgram(): Command {
         const result = await certify(network, x0, backend, { eps, global: true, radius: Boolean(opts.radius), tolerance, onProgress: progress.onProgress });
         progress.stop();
         if (opts.json) process.stdout.write(JSON.stringify({ model: network.name, ...result, radius: result.radius ?? null }) + '\n');
-        else process.stdout.write(humanReport(network, result) + '\n');
+        else process.stdout.write(humanReport(network, result, Boolean(opts.global)) + '\n');
       } finally {
         progress.stop();
         await backend.dispose();

@@ -181,7 +181,7 @@ function maxPoolDense(layer: MaxPoolLayer, x: ArrayLike<number>, reduce: (values
 }
 
 export function forwardDense(network: Network, x0: ArrayLike<number>): Float64Array {
-  let x = Float64Array.from(x0);
+  let x: Float64Array = Float64Array.from(x0);
   for (const layer of network.layers) x = forwardLayerDense(layer, x);
   return x;
 }
@@ -203,7 +203,7 @@ function forwardLayerDense(layer: Layer, x: Float64Array): Float64Array {
 
 /** Algorithm 1 on dense matrices: the reference local bound and its per-layer factors. */
 export function localBoundDense(network: Network, x0: ArrayLike<number>, eps: number): { bound: number; layers: number[] } {
-  let x = Float64Array.from(x0);
+  let x: Float64Array = Float64Array.from(x0);
   let mask: Float64Array | null = null;
   let epsL = eps;
   const layers: number[] = [];
