@@ -127,7 +127,7 @@ export function buildProgram(): Command {
     .option('--eps <list>', 'comma-separated radii of local bounds, e.g. 0.001,0.01')
     .option('--global', 'report the global bound per layer (always computed)')
     .option('--radius', 'compute the certified adversarial radius')
-    .addOption(new Option('--backend <name>', 'compute backend').choices(['cpu', 'webgpu', 'auto']).default('cpu'))
+    .addOption(new Option('--backend <name>', 'compute backend').choices(['cpu', 'webgpu', 'auto']).default('auto'))
     .option('--tolerance <t>', 'relative change at which spectral norm iterations stop', '1e-6')
     .option('--json', 'print one JSON object on stdout')
     .action(async (model: string, opts) => {

@@ -4,11 +4,15 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import type { Backend } from '../../src/backend/backend.js';
+import { tryCreateWebGpuBackend } from './webgpu-setup.js';
 import type { AffineLayer, MaxPoolLayer } from '../../src/model/ir.js';
 import { denseOf, matTVec, matVec, maxPoolMembership } from '../helpers/dense.js';
 import { avgpool, conv, dense, maxpool, randomWeights, scale } from '../helpers/random-networks.js';
 
+// WebGPU runs where an adapter exists (llvmpipe through EGL in CI); elsewhere its suite is skipped.
+const webgpu = await tryCreateWebGpuBackend();
 const backends: [string, () => Promise<Backend>][] = [['cpu', async () => createCpuBackend()]];
+if (webgpu.backend) backends.push(['webgpu', async () => webgpu.backend!]);
 
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rel = 1e-4) {
   expect(actual.length).toBe(expected.length);
