@@ -1,0 +1,58 @@
+/**
+ * `npm start`: migrates the store, preloads the fixture models and serves GraphQL (and graphql-ws)
+ * at /graphql with GraphiQL at /. Configuration from the environment:
+ *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
+ *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
+ *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports,
+ *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list).
+ */
+import type { BackendName } from '../index.js';
+import { startServer } from './server.js';
+
+function numberFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0) {
+    console.error(`lipcert: ${name}=${raw} is not a non-negative number`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const background = process.env.LIPCERT_BACKGROUND_BACKEND || 'auto';
+if (!['auto', 'cpu', 'webgpu'].includes(background)) {
+  console.error(`lipcert: LIPCERT_BACKGROUND_BACKEND=${background} is not one of auto, cpu, webgpu`);
+  process.exit(2);
+}
+
+const corsEnv = process.env.LIPCERT_CORS_ORIGINS || 'local';
+const corsOrigins = corsEnv === '*' || corsEnv === 'local' ? corsEnv : corsEnv.split(',').map((o) => o.trim());
+
+const handle = await startServer({
+  port: numberFromEnv('PORT', 4000),
+  host: process.env.HOST || '127.0.0.1',
+  dataDir: process.env.LIPCERT_DATA_DIR || './data',
+  maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
+  concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
+  preload: process.env.LIPCERT_PRELOAD !== '0',
+  backgroundBackend: background as BackendName,
+  corsOrigins,
+});
+
+// `on`, not `once`: a library's signal-exit hook re-raises the signal when it sees no other listener.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`lipcert: ${signal}, stopping (running jobs are queued again for the next start)`);
+    handle.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  });
+}

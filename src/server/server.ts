@@ -1,0 +1,223 @@
+/**
+ * startServer(): the lipcert GraphQL server on one port — Apollo Server 5 over express 5 for
+ * queries and mutations at /graphql, graphql-ws on the same path for subscriptions, an offline
+ * GraphiQL page at /, and the store (Prisma 7 + SQLite) under the data directory.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import { makeExecutableSchema } from '@graphql-tools/schema';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { specifiedRules, validate } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer } from 'ws';
+import type { BackendName } from '../index.js';
+import { openStore } from '../store/db.js';
+import { cors, type CorsOrigins } from './cors.js';
+import { depthLimit } from './depth-limit.js';
+import { toGraphQLError } from './errors.js';
+import { graphiqlPage } from './graphiql.js';
+import { preloadFixtures } from './preload.js';
+import { makeResolvers } from './resolvers.js';
+import { LipcertService } from './service.js';
+
+export interface ServerOptions {
+  /** TCP port; 0 picks a free one (default 4000). */
+  port?: number;
+  /** Interface to listen on (default 127.0.0.1). */
+  host?: string;
+  /** Where the SQLite file and the ONNX models live (default ./data). */
+  dataDir?: string;
+  /** Import the fixture models and images before serving (default false). */
+  preload?: boolean;
+  /** Compute jobs at a time (default 1). */
+  concurrency?: number;
+  /** Largest ONNX model or input file, decoded bytes (default 600 MB). */
+  maxUploadBytes?: number;
+  /** Deepest accepted query (default 12). */
+  maxDepth?: number;
+  /** Browser origins allowed to call the server: 'local' (default), '*' or a list. */
+  corsOrigins?: CorsOrigins;
+  /** Backend of the background global-bound jobs (default 'auto'). */
+  backgroundBackend?: BackendName;
+  log?: (message: string) => void;
+}
+
+export interface ServerHandle {
+  /** http://host:port/graphql */
+  url: string;
+  /** ws://host:port/graphql */
+  wsUrl: string;
+  port: number;
+  service: LipcertService;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_MAX_UPLOAD_BYTES = 600 * 1024 * 1024;
+/** V8 cannot hold a string longer than about 2^29 characters: the most a JSON body can be. */
+const MAX_JSON_BODY = 2 ** 29 - 64 * 1024;
+
+/** schema.graphql at the repository root, found upwards from this file (src/ or dist/src/). */
+export function loadTypeDefs(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const file = join(dir, 'schema.graphql');
+    if (existsSync(file)) return readFileSync(file, 'utf8');
+    dir = dirname(dir);
+  }
+  throw new Error('lipcert internal error: schema.graphql not found');
+}
+
+function graphqlErrorBody(message: string, code: string) {
+  return { errors: [{ message, extensions: { code } }] };
+}
+
+/** Only application/octet-stream: a browser cannot send that cross-site without a CORS preflight. */
+function requireOctetStream(req: Request, res: Response, next: NextFunction): void {
+  if (req.is('application/octet-stream')) return next();
+  res.status(415).json(graphqlErrorBody('send the ONNX bytes with content-type application/octet-stream', 'BAD_USER_INPUT'));
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<ServerHandle> {
+  const log = options.log ?? ((message: string) => console.log(`lipcert: ${message}`));
+  const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
+  // base64 is 4/3 of the bytes; leave room for the rest of the request.
+  const bodyLimit = Math.min(Math.ceil((maxUploadBytes * 4) / 3) + 1024 * 1024, MAX_JSON_BODY);
+
+  const store = await openStore(options.dataDir ?? './data');
+  if (store.migrated.length > 0) log(`applied migrations ${store.migrated.join(', ')} in ${store.dataDir}`);
+  const service = new LipcertService(store, {
+    concurrency: options.concurrency ?? 1,
+    maxUploadBytes,
+    backgroundBackend: options.backgroundBackend ?? 'auto',
+    inputBackend: 'cpu',
+    log,
+  });
+  try {
+    return await serve(service, options, { log, maxUploadBytes, bodyLimit });
+  } catch (error) {
+    await service.stop().catch(() => undefined);
+    await store.close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function serve(
+  service: LipcertService,
+  options: ServerOptions,
+  { log, maxUploadBytes, bodyLimit }: { log: (message: string) => void; maxUploadBytes: number; bodyLimit: number },
+): Promise<ServerHandle> {
+  const store = service.store;
+  const maxDepth = options.maxDepth ?? 12;
+  await service.recover();
+  if (options.preload) await preloadFixtures(service);
+
+  const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: makeResolvers(service) });
+  const app = express();
+  const httpServer: Server = createServer(app);
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: bodyLimit });
+  const wsCleanup = useServer(
+    {
+      schema,
+      validate: (s, document) => validate(s, document, [...specifiedRules, depthLimit(maxDepth)]),
+    },
+    wsServer,
+  );
+
+  const offlineLandingPage: ApolloServerPlugin = {
+    async serverWillStart() {
+      return {
+        async drainServer() {
+          await wsCleanup.dispose();
+        },
+        async renderLandingPage() {
+          return { html: graphiqlPage };
+        },
+      };
+    },
+  };
+  const apollo = new ApolloServer({
+    schema,
+    validationRules: [depthLimit(maxDepth)],
+    includeStacktraceInErrorResponses: false,
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), offlineLandingPage],
+  });
+  await apollo.start();
+
+  app.get('/', async (_req, res) => {
+    res.type('html').send(await graphiqlPage());
+  });
+  const allowOrigins = cors(options.corsOrigins ?? 'local');
+  app.use('/graphql', allowOrigins, express.json({ limit: bodyLimit }), expressMiddleware(apollo));
+  // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
+  app.options('/models', allowOrigins);
+  app.post(
+    '/models',
+    allowOrigins,
+    requireOctetStream,
+    express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
+    async (req: Request, res: Response) => {
+      const name = typeof req.query.name === 'string' ? req.query.name : '';
+      try {
+        const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const model = await service.importModel(name, bytes);
+        res.json({ data: { importModel: { id: model.id, name: model.name, sha256: model.sha256 } } });
+      } catch (error) {
+        const e = toGraphQLError(error);
+        const code = String(e.extensions.code);
+        res.status(code === 'INTERNAL_SERVER_ERROR' ? 500 : 400).json(graphqlErrorBody(e.message, code));
+      }
+    },
+  );
+  // Body-parser failures (too large, not JSON) answered as GraphQL errors, never a crash.
+  app.use((error: { type?: string; status?: number; message?: string }, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    if (error.type === 'entity.too.large' || error.status === 413) {
+      res.status(413).json(graphqlErrorBody(`the request is too large: uploads are limited to ${maxUploadBytes} bytes`, 'PAYLOAD_TOO_LARGE'));
+    } else if (error.status && error.status < 500) {
+      res.status(error.status).json(graphqlErrorBody(error.message ?? 'bad request', 'BAD_REQUEST'));
+    } else {
+      console.error('lipcert: request failed:', error);
+      res.status(500).json(graphqlErrorBody('internal server error', 'INTERNAL_SERVER_ERROR'));
+    }
+  });
+
+  const host = options.host ?? '127.0.0.1';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(options.port ?? 4000, host, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (error) {
+    await apollo.stop();
+    throw error;
+  }
+  const port = (httpServer.address() as AddressInfo).port;
+  const shown = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shown}:${port}/graphql`;
+  log(`serving GraphQL at ${url} (GraphiQL at http://${shown}:${port}/), data in ${store.dataDir}`);
+
+  let stopped: Promise<void> | null = null;
+  return {
+    url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    port,
+    service,
+    stop() {
+      stopped ??= (async () => {
+        await service.stop();
+        await apollo.stop();
+        await store.close();
+      })();
+      return stopped;
+    },
+  };
+}
