@@ -30,7 +30,15 @@ function layerSeed(seed: number, index: number): number {
   return (Math.imul(seed + 1, 0x27d4eb2d) ^ Math.imul(index + 1, 0x165667b1)) >>> 0;
 }
 
-export function buildNetwork(arch: Architecture, seed = 0): Network {
+export interface BuildOptions {
+  /** false: zero weights, for shapes and sizes only (no random draws; pages never touched). */
+  initialise?: boolean;
+}
+
+export function buildNetwork(arch: Architecture, seed = 0, options: BuildOptions = {}): Network {
+  const initialise = options.initialise ?? true;
+  const normal = (random: SeededRandom, n: number, std: number) => (initialise ? random.fillNormal(new Float32Array(n), std) : new Float32Array(n));
+  const uniform = (random: SeededRandom, n: number, bound: number) => (initialise ? random.fillUniform(new Float32Array(n), bound) : new Float32Array(n));
   const layers: Layer[] = [];
   let shape: Shape = arch.inputShape.slice();
   const fail = (index: number, message: string): never => {
@@ -56,8 +64,8 @@ export function buildNetwork(arch: Architecture, seed = 0): Network {
           relu: false,
           inputShape: shape,
           outputShape: [spec.out, ho, wo],
-          weight: random.fillNormal(new Float32Array(spec.out * fanIn), Math.sqrt(2 / fanIn)),
-          bias: random.fillUniform(new Float32Array(spec.out), 1 / Math.sqrt(fanIn)),
+          weight: normal(random, spec.out * fanIn, Math.sqrt(2 / fanIn)),
+          bias: uniform(random, spec.out, 1 / Math.sqrt(fanIn)),
           kernel: [k, k],
           strides: [s, s],
           pads: [p, p, p, p],
@@ -77,8 +85,8 @@ export function buildNetwork(arch: Architecture, seed = 0): Network {
           relu: false,
           inputShape: shape,
           outputShape: [spec.out],
-          weight: random.fillNormal(new Float32Array(spec.out * fanIn), Math.sqrt(2 / fanIn)),
-          bias: random.fillUniform(new Float32Array(spec.out), 1 / Math.sqrt(fanIn)),
+          weight: normal(random, spec.out * fanIn, Math.sqrt(2 / fanIn)),
+          bias: uniform(random, spec.out, 1 / Math.sqrt(fanIn)),
         });
         shape = [spec.out];
         break;

@@ -14,7 +14,7 @@ import { type Architecture, buildNetwork } from './builder.js';
 import { SeededRandom } from './random.js';
 
 export { alexnet, cifar10Net, mnistLenet, vgg16 } from './architectures.js';
-export { type Architecture, buildNetwork, type LayerSpec } from './builder.js';
+export { type Architecture, type BuildOptions, buildNetwork, type LayerSpec } from './builder.js';
 
 export const ZOO_MODELS: Record<string, { describe: string; architecture: () => Architecture }> = {
   alexnet: { describe: 'torchvision AlexNet, 3×224×224, 61M parameters', architecture: () => alexnet() },
