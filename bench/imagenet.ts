@@ -1,13 +1,17 @@
 /**
  * ImageNet-scale benchmark: `npm run bench -- --model zoo:alexnet` (or zoo:vgg16, or an ONNX file).
  * Prints the time of each phase (model build or import, nominal forward pass, row norms, spectral
- * norms per layer with their iterations, total) and the peak resident memory, for the local bound at
- * each --eps and, with --radius, the certified radius. Never a test: numbers depend on the machine.
+ * norms per layer with their iterations, total), the process's CPU time and the peak resident memory,
+ * for the local bound at each --eps and, with --radius, the certified radius (certify(), warm starts
+ * across the bisection). Never a test: numbers depend on the machine and its load.
  *
  *   node dist/bench/imagenet.js --model zoo:vgg16 [--input random[:SEED]] [--eps 0.01,0.1]
  *        [--radius] [--global] [--tolerance 1e-6] [--json]
+ *
+ * bench/run.ts can hand its arguments over: `await imagenetBench(process.argv.slice(2))`.
  */
 import os from 'node:os';
+import { pathToFileURL } from 'node:url';
 import type { AffineLayer, MaxPoolLayer, Network } from '../src/model/ir.js';
 import type { Backend, GramOperator } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/select.js';
@@ -157,8 +161,13 @@ async function timedLocalBound(network: Network, backend: TimedBackend, nominal:
   return { bound, layers };
 }
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
+const cpuSeconds = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+export async function imagenetBench(argv: string[]): Promise<void> {
+  const args = parseArgs(argv);
   const started = performance.now();
   let t = performance.now();
   const network = resolveModel(args.model);
@@ -184,11 +193,12 @@ async function main() {
   for (const eps of args.eps) {
     backend.seconds.clear();
     t = performance.now();
+    const cpu0 = cpuSeconds();
     const { bound, layers } = await timedLocalBound(network, backend, nominal, eps, solver);
     const seconds = (performance.now() - t) / 1000;
     const rowNorms = layers.reduce((a, l) => a + l.rowNorms, 0);
     const spectral = layers.reduce((a, l) => a + l.seconds - l.rowNorms, 0);
-    log(`\nlocal bound at eps ${eps}: L = ${bound.bound.toPrecision(6)} in ${seconds.toFixed(2)} s (row norms ${rowNorms.toFixed(2)} s, spectral norms and the rest ${spectral.toFixed(2)} s)`);
+    log(`\nlocal bound at eps ${eps}: L = ${bound.bound.toPrecision(6)} in ${seconds.toFixed(2)} s wall, ${(cpuSeconds() - cpu0).toFixed(1)} s CPU (row norms ${rowNorms.toFixed(2)} s, spectral norms and the rest ${spectral.toFixed(2)} s)`);
     log('  layer kind      shape                              time s   rownorm s  operator s  iters  bound');
     for (const l of layers) {
       if (l.seconds < 1e-3 && l.iterations === 0) continue;
@@ -202,6 +212,7 @@ async function main() {
   let radius;
   if (args.radius || args.global) {
     t = performance.now();
+    const cpu0 = cpuSeconds();
     let events = 0;
     const result = await certify(network, x0, backend, {
       eps: [],
@@ -218,18 +229,20 @@ async function main() {
     if (result.radius) {
       log(`certified radius: local ${result.radius.local.toPrecision(6)} (upper ${result.radius.localUpper.toPrecision(6)}), global ${result.radius.global.toPrecision(6)}, ${result.radius.evaluations} local-bound evaluations in ${result.radius.seconds.toFixed(1)} s`);
     }
-    log(`certify() total ${seconds.toFixed(1)} s, margin ${result.margin.toPrecision(6)}, class ${result.class}`);
+    log(`certify() total ${seconds.toFixed(1)} s wall, ${(cpuSeconds() - cpu0).toFixed(1)} s CPU, margin ${result.margin.toPrecision(6)}, class ${result.class}`);
     radius = { seconds, global: result.global?.bound, globalSeconds: result.global?.seconds, radius: result.radius };
   }
   const total = (performance.now() - started) / 1000;
-  log(`\ntotal ${total.toFixed(1)} s, peak RSS ${rssMiB().toFixed(0)} MiB`);
+  log(`\ntotal ${total.toFixed(1)} s wall, ${cpuSeconds().toFixed(1)} s CPU (both cores), peak RSS ${rssMiB().toFixed(0)} MiB; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   if (args.json) {
-    console.log(JSON.stringify({ model: args.model, cpu, importSeconds, forwardSeconds, local, radius, total, peakRssMiB: rssMiB() }, null, 1));
+    console.log(JSON.stringify({ model: args.model, cpu, importSeconds, forwardSeconds, local, radius, total, cpuSeconds: cpuSeconds(), peakRssMiB: rssMiB() }, null, 1));
   }
   await backend.dispose();
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  imagenetBench(process.argv.slice(2)).catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
