@@ -24,7 +24,7 @@ export interface EigenOptions {
   /** Start vector (not consumed); a random one when absent or orthogonal to the operator's range. */
   start?: DeviceVector;
   seed?: number;
-  /** Reorthogonalise against the whole basis (default: for vectors up to 2^18 entries). */
+  /** Reorthogonalise against the whole basis (default: for vectors up to 2^16 entries). */
   fullReorthogonalisation?: boolean;
   signal?: AbortSignal;
   onIteration?: (iteration: number, estimate: number) => void;
@@ -136,19 +136,19 @@ async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
   return norm;
 }
 
+/**
+ * Vectors up to this length are reorthogonalised against the whole basis at every step; longer ones
+ * (ImageNet layers: 0.1–3.2 M entries) only against the restart vector and the last two.
+ */
+export const FULL_REORTHOGONALISATION_MAX_LENGTH = 1 << 16;
+
 export const DEFAULT_BASIS_SIZE = 30;
 export const DEFAULT_BASIS_BYTES = 512 * 2 ** 20;
 
 /** Lanczos vectors kept for vectors of length n: the requested count, capped by n and by memory. */
-export function basisSizeFor(n: number, basisSize = DEFAULT_BASIS_SIZE, basisBytes = DEFAULT_BASIS_BYTES): number {
-  return Math.max(3, Math.min(basisSize, n, Math.floor(basisBytes / (8 * n))));
+export function basisSizeFor(n: number, basisSize?: number, basisBytes = DEFAULT_BASIS_BYTES): number {
+  return Math.max(3, Math.min(basisSize ?? DEFAULT_BASIS_SIZE, n, Math.floor(basisBytes / (8 * n))));
 }
-
-/**
- * Vectors up to this length are reorthogonalised against the whole basis at every step; longer ones
- * (ImageNet convolutions: 0.4–3.2 M entries) only against the restart vector and the last two.
- */
-export const FULL_REORTHOGONALISATION_MAX_LENGTH = 1 << 18;
 
 /** DGKS: orthogonalise again when one pass removed more than half of w's squared norm. */
 const REORTHOGONALISE_BELOW = 0.5;
