@@ -182,6 +182,8 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
     return { eigenvalue: 0, vector: v, iterations, relativeChange: 0, relativeResidual: 0, converged: true };
   }
 
+  if (!fullReorthogonalisation) return thickRestartLanczos(op, vectors, v, iterations, basisSize, options);
+
   const window = options.window ?? 5;
   const history: number[] = []; // sqrt(θ) after each step, across restarts
   let relativeChange = Infinity;
@@ -202,48 +204,22 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       if (options.signal?.aborted) throw new CancelledError();
       await op.apply(basis[j], w);
       iterations++;
-      // Reorthogonalisation by classical Gram–Schmidt, repeated when it cancelled much of w (the
-      // DGKS criterion; "twice is enough"); w ← w − Σ c_k b_k is one pass over the vectors used.
-      // Short vectors: against the whole basis. Long ones: against the restart vector (the Ritz
-      // vector converging to the answer, where orthogonality is lost) and the last two (the
-      // three-term recurrence), so a step costs O(n) instead of O(basis·n) memory traffic.
+      // Full reorthogonalisation by classical Gram–Schmidt, repeated when it cancelled much of w
+      // (the DGKS criterion; "twice is enough"); w ← w − Σ c_k b_k is one pass over the basis.
       let alpha = 0;
       let betaSquared = 0;
-      if (fullReorthogonalisation) {
-        let normSquared = await vectors.dot(w, w);
-        for (let pass = 0; pass < 2; pass++) {
-          const c = await vectors.dots(w, basis);
-          alpha += c[j];
-          const coefficients = new Float64Array(basis.length + 1);
-          for (let k = 0; k < basis.length; k++) coefficients[k] = -c[k];
-          coefficients[basis.length] = 1;
-          vectors.combine(coefficients, [...basis, w], work);
-          [w, work] = [work, w];
-          betaSquared = Math.max(0, await vectors.dot(w, w));
-          if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
-          normSquared = betaSquared;
-        }
-      } else {
-        // One read of w and the vectors gives the coefficients and ||w||²; the norm after the
-        // subtraction follows by Pythagoras, accurate to eps/LONG_REORTHOGONALISE_BELOW, and a
-        // second pass runs only under heavier cancellation than that.
-        const against = j < 3 ? basis : [basis[0], basis[j - 1], basis[j]];
-        for (let pass = 0; pass < 2; pass++) {
-          const c = await vectors.dots(w, [...against, w]);
-          const normSquared = c[against.length];
-          let removed = 0;
-          const coefficients = new Float64Array(against.length + 1);
-          for (let k = 0; k < against.length; k++) {
-            coefficients[k] = -c[k];
-            removed += c[k] * c[k];
-          }
-          coefficients[against.length] = 1;
-          alpha += c[against.length - 1];
-          vectors.combine(coefficients, [...against, w], work);
-          [w, work] = [work, w];
-          betaSquared = Math.max(0, normSquared - removed);
-          if (betaSquared >= LONG_REORTHOGONALISE_BELOW * normSquared) break;
-        }
+      let normSquared = await vectors.dot(w, w);
+      for (let pass = 0; pass < 2; pass++) {
+        const c = await vectors.dots(w, basis);
+        alpha += c[j];
+        const coefficients = new Float64Array(basis.length + 1);
+        for (let k = 0; k < basis.length; k++) coefficients[k] = -c[k];
+        coefficients[basis.length] = 1;
+        vectors.combine(coefficients, [...basis, w], work);
+        [w, work] = [work, w];
+        betaSquared = Math.max(0, await vectors.dot(w, w));
+        if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
+        normSquared = betaSquared;
       }
       alphas.push(alpha);
       const beta = Math.sqrt(betaSquared);
@@ -295,4 +271,191 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
     relativeResidual,
     converged: relativeChange <= tolerance || relativeResidual <= tolerance,
   };
+}
+
+/** Eigen-decomposition of a small dense symmetric matrix (cyclic Jacobi); columns of `vectors`. */
+export function symmetricEigen(m: number, matrix: Float64Array): { values: Float64Array; vectors: Float64Array[] } {
+  const a = Float64Array.from(matrix);
+  const V = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) V[i * m + i] = 1;
+  for (let sweep = 0; sweep < 60; sweep++) {
+    let off = 0;
+    let scale = 0;
+    for (let p = 0; p < m; p++) {
+      scale += a[p * m + p] ** 2;
+      for (let q = p + 1; q < m; q++) off += a[p * m + q] ** 2;
+    }
+    if (off <= 1e-30 * scale || off === 0) break;
+    for (let p = 0; p < m; p++)
+      for (let q = p + 1; q < m; q++) {
+        const apq = a[p * m + q];
+        if (apq === 0) continue;
+        const tau = (a[q * m + q] - a[p * m + p]) / (2 * apq);
+        const t = (tau >= 0 ? 1 : -1) / (Math.abs(tau) + Math.sqrt(1 + tau * tau));
+        const c = 1 / Math.sqrt(1 + t * t);
+        const sn = t * c;
+        for (let k = 0; k < m; k++) {
+          const akp = a[k * m + p];
+          const akq = a[k * m + q];
+          a[k * m + p] = c * akp - sn * akq;
+          a[k * m + q] = sn * akp + c * akq;
+        }
+        for (let k = 0; k < m; k++) {
+          const apk = a[p * m + k];
+          const aqk = a[q * m + k];
+          a[p * m + k] = c * apk - sn * aqk;
+          a[q * m + k] = sn * apk + c * aqk;
+          const vkp = V[k * m + p];
+          const vkq = V[k * m + q];
+          V[k * m + p] = c * vkp - sn * vkq;
+          V[k * m + q] = sn * vkp + c * vkq;
+        }
+      }
+  }
+  const values = Float64Array.from({ length: m }, (_, i) => a[i * m + i]);
+  const vectors = Array.from({ length: m }, (_, j) => Float64Array.from({ length: m }, (_, i) => V[i * m + j]));
+  return { values, vectors };
+}
+
+/** Ritz vectors kept across a thick restart. */
+const THICK_RESTART_KEEP = 5;
+
+/**
+ * Long vectors (ImageNet layers): thick-restart Lanczos (Wu & Simon 2000). A restart keeps the top
+ * Ritz vectors, so a cycle does not re-explore what the last one found; each step orthogonalises
+ * against the kept Ritz vectors and the last two Lanczos vectors only, O(keep·n) instead of
+ * O(basis·n). The projected matrix is arrowhead plus tridiagonal, held dense and solved by Jacobi.
+ * Stopping rule as in `largestEigenvalue`: change over the first cycle's window, then over a cycle.
+ */
+async function thickRestartLanczos(
+  op: GramOperator,
+  vectors: VectorOps,
+  start: DeviceVector,
+  startIterations: number,
+  basisSize: number,
+  options: EigenOptions,
+): Promise<EigenResult> {
+  const n = op.dim;
+  const m = basisSize;
+  const keep = Math.max(1, Math.min(THICK_RESTART_KEEP, Math.floor(m / 4)));
+  const window = options.window ?? 5;
+  const history: number[] = [];
+  let iterations = startIterations;
+  let relativeChange = Infinity;
+  let relativeResidual = Infinity;
+  let theta = 0;
+  const spare: DeviceVector[] = [];
+  const take = () => spare.pop() ?? vectors.alloc(n);
+  let w = take();
+  let work = take();
+  // The basis: `kept` Ritz vectors first, then Lanczos vectors. H = Vᵀ G V (dense, m×m).
+  let basis: DeviceVector[] = [start];
+  let kept = 0;
+  let H = new Float64Array(m * m);
+  let result: DeviceVector | null = null;
+  for (let cycle = 0; ; cycle++) {
+    let eig: { values: Float64Array; vectors: Float64Array[] } | null = null;
+    let top = 0;
+    let beta = 0;
+    let size = 0;
+    let done = false;
+    const firstStep = basis.length - 1;
+    for (let j = firstStep; j < m; j++) {
+      if (options.signal?.aborted) throw new CancelledError();
+      await op.apply(basis[j], w);
+      iterations++;
+      // Orthogonalise against the kept Ritz vectors (whose couplings to basis[kept] are the
+      // arrowhead) and the last two; at the first step after a restart, against all of them.
+      const indices = j === kept ? basis.map((_, i) => i) : [...Array.from({ length: kept }, (_, i) => i), ...(j - 1 >= kept ? [j - 1] : []), j];
+      if (cycle === 0 && j >= 3) indices.splice(0, indices.length, 0, j - 1, j);
+      else if (cycle === 0) indices.splice(0, indices.length, ...basis.map((_, i) => i));
+      const against = indices.map((i) => basis[i]);
+      const coefficient = new Float64Array(against.length);
+      let betaSquared = 0;
+      for (let pass = 0; pass < 2; pass++) {
+        const c = await vectors.dots(w, [...against, w]);
+        const normSquared = c[against.length];
+        let removed = 0;
+        const combination = new Float64Array(against.length + 1);
+        for (let k = 0; k < against.length; k++) {
+          combination[k] = -c[k];
+          removed += c[k] * c[k];
+          coefficient[k] += c[k];
+        }
+        combination[against.length] = 1;
+        vectors.combine(combination, [...against, w], work);
+        [w, work] = [work, w];
+        betaSquared = Math.max(0, normSquared - removed);
+        if (betaSquared >= LONG_REORTHOGONALISE_BELOW * normSquared) break;
+      }
+      // Column j of H: the diagonal from this step; the couplings to earlier vectors are known from
+      // their own steps (symmetry), except right after a restart where the arrowhead is recomputed.
+      H[j * m + j] = coefficient[indices.indexOf(j)];
+      if (j === kept) {
+        for (let i = 0; i < kept; i++) H[i * m + j] = H[j * m + i] = coefficient[i];
+      }
+      beta = Math.sqrt(betaSquared);
+      size = j + 1;
+      const block = new Float64Array(size * size);
+      for (let r = 0; r < size; r++) for (let c = 0; c < size; c++) block[r * size + c] = H[r * m + c];
+      eig = symmetricEigen(size, block);
+      top = 0;
+      for (let k = 1; k < size; k++) if (eig.values[k] > eig.values[top]) top = k;
+      theta = Math.max(0, eig.values[top]);
+      const norm = Math.sqrt(theta);
+      options.onIteration?.(iterations, norm);
+      history.push(norm);
+      relativeResidual = theta > 0 ? (beta * Math.abs(eig.vectors[top][size - 1])) / theta : 0;
+      const stepsThisCycle = j - firstStep + 1;
+      const cycleEnd = j === m - 1;
+      const lag = cycle === 0 ? window : stepsThisCycle;
+      const past = history.length > lag ? history[history.length - 1 - lag] : NaN;
+      const change = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
+      if (cycle === 0 || cycleEnd) relativeChange = change;
+      const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
+      const settled = (cycle === 0 || cycleEnd) && change <= options.tolerance;
+      if (invariant || settled || relativeResidual <= options.tolerance || iterations >= options.maxIterations) {
+        done = true;
+        if (invariant) relativeChange = 0;
+        break;
+      }
+      if (j < m - 1) {
+        const next = w;
+        vectors.scale(1 / beta, next);
+        basis.push(next);
+        H[j * m + j + 1] = H[(j + 1) * m + j] = beta;
+        w = take();
+      }
+    }
+    const { values, vectors: s } = eig!;
+    if (done) {
+      const y = take();
+      vectors.combine(s[top], basis.slice(0, size), y);
+      await normalise(vectors, y);
+      result = y;
+      spare.push(...basis);
+      break;
+    }
+    // Thick restart: the top `keep` Ritz vectors, then the residual direction w/β.
+    const order = Array.from(values.keys()).sort((a, b) => values[b] - values[a]).slice(0, Math.min(keep, size - 1));
+    const ritzVectors = order.map((k) => {
+      const y = take();
+      vectors.combine(s[k], basis, y);
+      return y;
+    });
+    spare.push(...basis);
+    vectors.scale(1 / beta, w);
+    basis = [...ritzVectors, w];
+    w = take();
+    kept = ritzVectors.length;
+    H = new Float64Array(m * m);
+    order.forEach((k, i) => {
+      H[i * m + i] = values[k];
+      H[i * m + kept] = H[kept * m + i] = beta * s[k][size - 1];
+    });
+  }
+  for (const b of spare) vectors.free(b);
+  vectors.free(w);
+  vectors.free(work);
+  return { eigenvalue: theta, vector: result!, iterations, relativeChange, relativeResidual, converged: relativeChange <= options.tolerance || relativeResidual <= options.tolerance };
 }
