@@ -7,6 +7,8 @@
  *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
  */
 export { importOnnx, importOnnxFile } from './model/onnx-import.js';
+export { exportOnnx, exportOnnxFile } from './model/onnx-export.js';
+export { randomInput, resolveModel, ZOO_MODELS } from './model/zoo/index.js';
 export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';
 export { createBackend } from './backend/select.js';
 export { certify, ENGINE_VERSION } from './bounds/certify.js';
