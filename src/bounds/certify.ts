@@ -11,7 +11,7 @@ import { certifiedRadius } from './radius.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
 /** Bumped whenever a change can alter a result: part of every cache key. */
-export const ENGINE_VERSION = '0.1.0';
+export const ENGINE_VERSION = '0.1.1';
 
 export const DEFAULT_TOLERANCE = 1e-6;
 export const DEFAULT_MAX_ITERATIONS = 5000;
