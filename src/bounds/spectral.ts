@@ -17,8 +17,8 @@ export interface EigenOptions {
   /** Lanczos vectors kept before a restart (default 30). */
   basisSize?: number;
   /**
-   * Most bytes the Lanczos basis may take (float64 vectors), default 512 MiB: for long vectors
-   * (VGG-16's second convolution sees 3.2 M entries, 25 MB each) the basis shrinks to fit.
+   * Most bytes the Lanczos basis may take (float64 vectors), default 384 MiB: for long vectors
+   * (VGG-16's second convolution sees 3.2 M entries, 25 MB each) the basis shrinks to 15.
    */
   basisBytes?: number;
   /** Start vector (not consumed); a random one when absent or orthogonal to the operator's range. */
@@ -143,7 +143,7 @@ async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
 export const FULL_REORTHOGONALISATION_MAX_LENGTH = 1 << 16;
 
 export const DEFAULT_BASIS_SIZE = 30;
-export const DEFAULT_BASIS_BYTES = 512 * 2 ** 20;
+export const DEFAULT_BASIS_BYTES = 384 * 2 ** 20;
 
 /** Lanczos vectors kept for vectors of length n: the requested count, capped by n and by memory. */
 export function basisSizeFor(n: number, basisSize?: number, basisBytes = DEFAULT_BASIS_BYTES): number {

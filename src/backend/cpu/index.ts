@@ -44,7 +44,7 @@ function ones(n: number): Float32Array {
 }
 
 /** Default bound on the bytes held by cached sessions. */
-export const DEFAULT_SESSION_BUDGET = 1.5 * 2 ** 30;
+export const DEFAULT_SESSION_BUDGET = 2 ** 30;
 
 export interface CpuBackendOptions {
   /** Most bytes (weights plus arenas, estimated) held by cached onnxruntime sessions. */
