@@ -124,6 +124,8 @@ describeInBrowser('lipcert web page', () => {
     expect(await page.locator('[data-testid=predicted-class]').textContent()).toBe('8');
     expect(Number((await page.locator('[data-testid=margin]').textContent())!.replace('−', '-'))).toBeGreaterThan(0);
     expect(await page.locator('.input-list img.thumb').count()).toBe(1);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-certify.png'), fullPage: true });
     const { data } = await gql(server.url, `query($id: ID!) { model(id: $id) { inputs { id } } }`, { id: modelId });
     inputId = data.model.inputs[0].id;
   });
@@ -147,6 +149,7 @@ describeInBrowser('lipcert web page', () => {
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
     const seen: number[] = await page.evaluate(() => (window as any).__progressSeen);
     expect(seen[seen.length - 1]).toBe(100);
+    expect(seen.some((v) => v < 100)).toBe(true); // the bar moved while the run computed
 
     const chart = page.locator('[data-testid=lipschitz-chart]');
     await chart.and(page.locator('[data-drawn=true]')).waitFor();

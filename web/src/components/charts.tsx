@@ -60,10 +60,14 @@ function useChart(config: () => ChartConfiguration, deps: unknown[]) {
   return canvas;
 }
 
+const SUPERSCRIPT = '⁰¹²³⁴⁵⁶⁷⁸⁹';
+/** Ticks at powers of ten only: 0.001 … 1000 written out, 10⁻⁵ and 10⁵ beyond. */
 const powerOfTenTicks = (value: string | number) => {
-  const v = Number(value);
-  const log = Math.log10(v);
-  return Math.abs(log - Math.round(log)) < 1e-9 ? num(v, 2) : '';
+  const log = Math.log10(Number(value));
+  const k = Math.round(log);
+  if (Math.abs(log - k) > 1e-9) return '';
+  if (k >= -3 && k <= 3) return String(Number((10 ** k).toPrecision(1)));
+  return `10${k < 0 ? '⁻' : ''}${String(Math.abs(k)).split('').map((d) => SUPERSCRIPT[Number(d)]).join('')}`;
 };
 
 export function LipschitzChart({ result, lower }: { result: CertifyResult; lower: LowerBoundEntry[] }) {
@@ -73,11 +77,13 @@ export function LipschitzChart({ result, lower }: { result: CertifyResult; lower
     if (result.radius?.local) xs.push(result.radius.local);
     if (result.radius?.global) xs.push(result.radius.global);
     const positive = xs.filter((x) => x > 0);
+    if (positive.length === 0) positive.push(1e-3, 1e-1);
     const lo = Math.min(...positive) / 2;
     const hi = Math.max(...positive) * 2;
-    const ys = [...local.map((l) => l.bound), ...lower.map((l) => l.bound)];
+    const ys = [...local.map((l) => l.bound), ...lower.map((l) => l.bound)].filter((y) => y > 0);
     if (result.globalBound) ys.push(result.globalBound.bound);
-    const yLo = Math.min(...ys.filter((y) => y > 0)) / 3;
+    if (ys.length === 0) ys.push(1);
+    const yLo = Math.min(...ys) / 3;
     const yHi = Math.max(...ys) * 3;
 
     const datasets: ChartConfiguration<'scatter'>['data']['datasets'] = [
@@ -136,10 +142,26 @@ export function LipschitzChart({ result, lower }: { result: CertifyResult; lower
         pointRadius: 0,
         borderWidth: 1.5,
       });
+      if (result.radius && result.radius.global > 0 && result.globalBound) {
+        const r = result.radius.global;
+        datasets.push({
+          label: `radius from the global bound ${num(r)}`,
+          data: [
+            { x: r, y: yLo },
+            { x: r, y: threshold(r) },
+          ],
+          borderColor: '#e8a27f',
+          backgroundColor: '#e8a27f',
+          showLine: true,
+          pointRadius: [0, 4],
+          pointStyle: 'rectRot',
+          borderWidth: 1.5,
+        });
+      }
       if (result.radius && result.radius.local > 0) {
         const r = result.radius.local;
         datasets.push({
-          label: `certified radius ${num(r)}`,
+          label: `certified radius (local bound) ${num(r)}`,
           data: [
             { x: r, y: yLo },
             { x: r, y: threshold(r) },

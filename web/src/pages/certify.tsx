@@ -483,7 +483,8 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
     setToleranceError(null);
     setFormError(null);
     if (!input) return;
-    const eps = mode === 'list' ? parseNumbers(epsText) : sweep;
+    // With the radius asked for, an empty list is allowed: the run computes the radius only.
+    const eps = mode === 'list' ? (radius && !epsText.trim() ? [] : parseNumbers(epsText)) : sweep;
     if (typeof eps === 'string') {
       setEpsError(new ApiError('BAD_USER_INPUT', eps));
       return;

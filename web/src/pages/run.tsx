@@ -142,7 +142,7 @@ export function RunPage({ runId }: { runId: string }) {
               ['Model', run.model ? <Link href={href({ page: 'certify', modelId: run.model.id })}>{run.model.name}</Link> : <span class="muted">deleted</span>],
               ['Input', run.input ? `${run.input.name ?? shortId(run.input.id)} · class ${run.input.predictedClass}` : <span class="muted">deleted</span>],
               ['ε', <span class="mono">{epsList(run.eps, 8)}</span>],
-              ['Certified radius', run.radius ? 'requested' : 'not requested'],
+              ['Certified radius', run.radius ? 'asked for' : 'not asked for'],
               ['Backend', run.backend ? `${run.backend}${run.adapter ? ` · ${run.adapter}` : ''}` : run.requestedBackend.toLowerCase()],
               ['Created', dateTime(run.timings.createdAt)],
             ]}
