@@ -9,7 +9,7 @@
  * @jest-environment ./test/server/environment.js
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,8 +102,17 @@ describeInBrowser('lipcert web page', () => {
     expect(await error.getAttribute('data-code')).toBe('UNSUPPORTED_MODEL');
   });
 
-  test('imports the MNIST model and lists its layers', async () => {
-    await page.setInputFiles('[data-testid=model-file]', join(FIXTURES, 'mnist_lenet.onnx'));
+  test('imports the MNIST model dropped on the page and lists its layers', async () => {
+    const dataTransfer = await page.evaluateHandle(
+      ({ base64, name }) => {
+        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: 'application/octet-stream' }));
+        return transfer;
+      },
+      { base64: readFileSync(join(FIXTURES, 'mnist_lenet.onnx')).toString('base64'), name: 'mnist_lenet.onnx' },
+    );
+    await page.dispatchEvent('label.dropzone', 'drop', { dataTransfer });
     await page.waitForURL(/\/app\/models\/[^/]+$/);
     modelId = decodeURIComponent(page.url().split('/').pop()!);
     const layers = page.locator('[data-testid=layers] tbody tr');
@@ -196,6 +205,8 @@ describeInBrowser('lipcert web page', () => {
     const second = await gql(server.url, start, { model: modelId, input: inputId, eps: [0.05], tol: 1e-8 });
     expect(second.data.startRun.status).toBe('QUEUED');
     await page.goto(`${origin}/app/runs/${second.data.startRun.id}`);
+    await page.locator('[data-testid=cancel-run]').waitFor();
+    if (process.env.LIPCERT_WEB_SHOTS) await page.screenshot({ path: join(ARTIFACTS, 'web-queued.png') });
     await page.click('[data-testid=cancel-run]');
     await page.locator('.run-page[data-status=CANCELLED]').waitFor();
     await page.locator('[data-testid=run-error]').waitFor();
@@ -216,6 +227,7 @@ describeInBrowser('lipcert web page', () => {
     const error = page.locator('[data-testid=run-error]');
     await error.waitFor();
     expect(await error.textContent()).toContain('INTERRUPTED');
+    if (process.env.LIPCERT_WEB_SHOTS) await page.screenshot({ path: join(ARTIFACTS, 'web-failed.png') });
     await page.goto(`${origin}/app/runs/no-such-run`);
     await page.locator('.field-error[data-code=NOT_FOUND]').waitFor();
   });
@@ -236,6 +248,7 @@ describeInBrowser('lipcert web page', () => {
       const statuses = await rows.locator('.badge.status').allTextContents();
       return statuses.length >= 2 && statuses.every((s) => s === 'succeeded');
     });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-runs.png'), fullPage: true });
     await rows.first().locator('a').click();
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
   });
