@@ -55,7 +55,9 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const checkAbort = () => {
     if (signal?.aborted) throw new CancelledError();
   };
-  let phase: { name: ProgressEvent['phase']; eps?: number; label: string } = { name: 'prepare', label: 'preparing' };
+  // `within` maps progress inside the current phase (0..1, by layer) to units of work done in it.
+  let phase: { name: ProgressEvent['phase']; eps?: number; label: string; within?: (layerFraction: number) => number } = { name: 'prepare', label: 'preparing' };
+  const withinPhase = (layerFraction: number) => (phase.within ? phase.within(layerFraction) : layerFraction);
   const solver = new SpectralSolver(backend, {
     tolerance,
     maxIterations: options.maxIterations ?? DEFAULT_MAX_ITERATIONS,
@@ -64,14 +66,14 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       if (iteration % 25 === 0) {
         report(
           { phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, iteration, message: `${phase.label}: layer ${layer + 1} of ${layerCount}, iteration ${iteration}` },
-          (layer + 0.5) / layerCount,
+          withinPhase((layer + 0.5) / layerCount),
         );
       }
     },
   });
   const onLayer = (layer: number) => {
     checkAbort();
-    report({ phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, message: `${phase.label}: layer ${layer + 1} of ${layerCount}` }, layer / layerCount);
+    report({ phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, message: `${phase.label}: layer ${layer + 1} of ${layerCount}` }, withinPhase(layer / layerCount));
   };
 
   try {
@@ -107,7 +109,9 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         globalRadius,
         async (e) => {
           evaluation++;
-          phase = { name: 'radius', eps: e, label: `certified radius, evaluation ${evaluation} (eps ${e.toPrecision(6)})` };
+          // The number of evaluations is not known in advance: each one covers a fifth of what is left.
+          const before = 2 * (1 - 0.8 ** (evaluation - 1));
+          phase = { name: 'radius', eps: e, label: `certified radius, evaluation ${evaluation} (eps ${e.toPrecision(6)})`, within: (f) => before + (2 - before) * 0.2 * f };
           return (await localBound(network, backend, nominal, e, solver, onLayer)).bound;
         },
         radiusTolerance,

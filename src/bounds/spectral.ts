@@ -8,8 +8,10 @@ import { CancelledError } from '../errors.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 
 export interface EigenOptions {
-  /** Stop when the norm estimate changes by less than this, relatively, over one step. */
+  /** Stop when the norm estimate changed by less than this, relatively, over the last `window` steps. */
   tolerance: number;
+  /** Steps over which the change is measured (default 5): one step can stall right after a restart. */
+  window?: number;
   /** Most operator applications. */
   maxIterations: number;
   /** Lanczos vectors kept before a restart. */
@@ -27,7 +29,7 @@ export interface EigenResult {
   /** Its Ritz vector, unit norm; owned by the caller (free it with VectorOps.free). */
   vector: DeviceVector;
   iterations: number;
-  /** Relative change of sqrt(θ) over the last step. */
+  /** Relative change of sqrt(θ) over the last `window` steps. */
   relativeChange: number;
   /** ||G y − θ y|| / θ. */
   relativeResidual: number;
@@ -153,13 +155,14 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
     return { eigenvalue: 0, vector: v, iterations, relativeChange: 0, relativeResidual: 0, converged: true };
   }
 
-  let previousNorm = NaN;
+  const window = options.window ?? 5;
+  const history: number[] = []; // sqrt(θ) after each step, across restarts
   let relativeChange = Infinity;
   let relativeResidual = Infinity;
   let theta = 0;
   const w = vectors.alloc(n);
   const work = vectors.alloc(n);
-  for (;;) {
+  for (let cycle = 0; ; cycle++) {
     const basis: DeviceVector[] = [v];
     const alphas: number[] = [];
     const betas: number[] = [];
@@ -186,12 +189,19 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       ritz = eigvecs[top];
       const residual = beta * Math.abs(ritz[ritz.length - 1]);
       const norm = Math.sqrt(theta);
-      relativeChange = j === 0 || !(norm > 0) ? Infinity : Math.abs(norm - previousNorm) / norm;
-      relativeResidual = theta > 0 ? residual / theta : 0;
-      previousNorm = norm;
       options.onIteration?.(iterations, norm);
+      history.push(norm);
+      relativeResidual = theta > 0 ? residual / theta : 0;
+      // Convergence: in the first cycle, the change over the last `window` steps; after a restart the
+      // first steps only re-explore the old subspace, so only a whole cycle's gain counts.
+      const cycleEnd = j === basisSize - 1;
+      const lag = cycle === 0 ? window : j + 1;
+      const past = history.length > lag ? history[history.length - 1 - lag] : NaN;
+      const change = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
+      if (cycle === 0 || cycleEnd) relativeChange = change;
       const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
-      if (invariant || relativeChange <= tolerance || iterations >= options.maxIterations) {
+      const settled = (cycle === 0 || cycleEnd) && change <= tolerance;
+      if (invariant || settled || relativeResidual <= tolerance || iterations >= options.maxIterations) {
         done = true;
         if (invariant) relativeChange = 0;
         break;
@@ -218,6 +228,6 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
     iterations,
     relativeChange,
     relativeResidual,
-    converged: relativeChange <= tolerance,
+    converged: relativeChange <= tolerance || relativeResidual <= tolerance,
   };
 }

@@ -479,9 +479,9 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
     },
   };
 
-  // How many nodes read each tensor: a chain reads each activation exactly once.
-  const readers = new Map<string, number>();
-  for (const node of graph.node) for (const i of node.input) if (i) readers.set(i, (readers.get(i) ?? 0) + 1);
+  // Which nodes read each tensor: a chain reads each activation exactly once.
+  const readers = new Map<string, string[]>();
+  for (const node of graph.node) for (const i of node.input) if (i) readers.set(i, [...(readers.get(i) ?? []), nodeLabel(node)]);
 
   let current = inputName;
   for (const node of graph.node) {
@@ -503,8 +503,9 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
         label,
       );
     }
-    if ((readers.get(current) ?? 0) > 1) {
-      throw new UnsupportedModelError(`tensor '${current}' feeds ${readers.get(current)} nodes: the graph is not a chain`, label);
+    const consumers = readers.get(current) ?? [];
+    if (consumers.length > 1) {
+      throw new UnsupportedModelError(`tensor '${current}' feeds ${consumers.length} nodes (${consumers.join(', ')}): the graph is not a chain (a branch or residual connection)`, label);
     }
     const handler = OP_HANDLERS[node.opType];
     if (!handler || (node.domain && node.domain !== 'ai.onnx')) {

@@ -3,7 +3,8 @@
  * at /graphql with GraphiQL at /. Configuration from the environment:
  *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
  *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
- *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports.
+ *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports,
+ *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list).
  */
 import type { BackendName } from '../index.js';
 import { startServer } from './server.js';
@@ -25,6 +26,9 @@ if (!['auto', 'cpu', 'webgpu'].includes(background)) {
   process.exit(2);
 }
 
+const corsEnv = process.env.LIPCERT_CORS_ORIGINS || 'local';
+const corsOrigins = corsEnv === '*' || corsEnv === 'local' ? corsEnv : corsEnv.split(',').map((o) => o.trim());
+
 const handle = await startServer({
   port: numberFromEnv('PORT', 4000),
   host: process.env.HOST || '127.0.0.1',
@@ -33,10 +37,15 @@ const handle = await startServer({
   concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
   preload: process.env.LIPCERT_PRELOAD !== '0',
   backgroundBackend: background as BackendName,
+  corsOrigins,
 });
 
+// `on`, not `once`: a library's signal-exit hook re-raises the signal when it sees no other listener.
+let stopping = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
+  process.on(signal, () => {
+    if (stopping) return;
+    stopping = true;
     console.log(`lipcert: ${signal}, stopping (running jobs are queued again for the next start)`);
     handle.stop().then(
       () => process.exit(0),

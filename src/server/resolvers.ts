@@ -7,7 +7,7 @@ import type { GraphQLFieldResolver } from 'graphql';
 import { ENGINE_VERSION, type BackendName, type NetworkBound } from '../index.js';
 import type { InputRow, ModelRow, RunRow } from '../store/db.js';
 import { toGraphQLError, userError } from './errors.js';
-import { isTerminal, type RunEventPayload } from './events.js';
+import type { RunEventPayload } from './events.js';
 import type { LayerDescription, LipcertService } from './service.js';
 
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
@@ -87,19 +87,8 @@ export function makeResolvers(service: LipcertService) {
             stream.close();
             throw userError('NOT_FOUND', `no run with id '${runId}'`);
           }
-          return (async function* () {
-            try {
-              const current = service.stateOf(run);
-              yield current;
-              if (isTerminal(current.status)) return;
-              for await (const event of stream) {
-                yield event;
-                if (isTerminal(event.status)) return;
-              }
-            } finally {
-              stream.close();
-            }
-          })();
+          stream.startWith(service.stateOf(run));
+          return stream;
         },
         resolve: (payload: RunEventPayload) => payload,
       },
@@ -150,8 +139,10 @@ export function makeResolvers(service: LipcertService) {
       createdAt: (r: RunRow) => iso(r.createdAt),
       startedAt: (r: RunRow) => iso(r.startedAt),
       finishedAt: (r: RunRow) => iso(r.finishedAt),
-      queuedSeconds: (r: RunRow) =>
-        r.startedAt && !r.cached ? (r.startedAt.getTime() - r.createdAt.getTime()) / 1000 : r.cached ? 0 : null,
+      queuedSeconds: (r: RunRow) => {
+        if (r.cached) return 0;
+        return r.startedAt ? (r.startedAt.getTime() - r.createdAt.getTime()) / 1000 : null;
+      },
       computeSeconds: (r: RunRow) => service.computeSecondsOf(r),
     },
   };

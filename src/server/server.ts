@@ -18,6 +18,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { BackendName } from '../index.js';
 import { openStore } from '../store/db.js';
+import { cors, type CorsOrigins } from './cors.js';
 import { depthLimit } from './depth-limit.js';
 import { toGraphQLError } from './errors.js';
 import { graphiqlPage } from './graphiql.js';
@@ -41,6 +42,8 @@ export interface ServerOptions {
   maxUploadBytes?: number;
   /** Deepest accepted query (default 12). */
   maxDepth?: number;
+  /** Browser origins allowed to call the server: 'local' (default), '*' or a list. */
+  corsOrigins?: CorsOrigins;
   /** Backend of the background global-bound jobs (default 'auto'). */
   backgroundBackend?: BackendName;
   /** The built web page served at /app (default dist/web at the package root). */
@@ -153,10 +156,13 @@ async function serve(
     res.type('html').send(await graphiqlPage());
   });
   app.use('/app', webApp(options.webDir ?? defaultWebDir()));
-  app.use('/graphql', express.json({ limit: bodyLimit }), expressMiddleware(apollo));
+  const allowOrigins = cors(options.corsOrigins ?? 'local');
+  app.use('/graphql', allowOrigins, express.json({ limit: bodyLimit }), expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
+  app.options('/models', allowOrigins);
   app.post(
     '/models',
+    allowOrigins,
     requireOctetStream,
     express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
     async (req: Request, res: Response) => {
@@ -176,7 +182,7 @@ async function serve(
   app.use((error: { type?: string; status?: number; message?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     if (error.type === 'entity.too.large' || error.status === 413) {
-      res.status(413).json(graphqlErrorBody(`the request body exceeds ${bodyLimit} bytes (uploads are limited to ${maxUploadBytes} bytes)`, 'PAYLOAD_TOO_LARGE'));
+      res.status(413).json(graphqlErrorBody(`the request is too large: uploads are limited to ${maxUploadBytes} bytes`, 'PAYLOAD_TOO_LARGE'));
     } else if (error.status && error.status < 500) {
       res.status(error.status).json(graphqlErrorBody(error.message ?? 'bad request', 'BAD_REQUEST'));
     } else {
@@ -186,13 +192,18 @@ async function serve(
   });
 
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    httpServer.once('error', reject);
-    httpServer.listen(options.port ?? 4000, host, () => {
-      httpServer.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      httpServer.once('error', reject);
+      httpServer.listen(options.port ?? 4000, host, () => {
+        httpServer.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    await apollo.stop();
+    throw error;
+  }
   const port = (httpServer.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/graphql`;

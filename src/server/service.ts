@@ -38,6 +38,7 @@ const MAX_EPS = 64;
 const PROGRESS_EVENT_MS = 100;
 const PROGRESS_SAVE_MS = 1000;
 const STOP_TIMEOUT_MS = 10_000;
+const NETWORKS_IN_MEMORY = 4;
 
 export interface ServiceOptions {
   /** Compute jobs at a time (runs and global bounds). */
@@ -227,7 +228,7 @@ export class LipcertService {
       throw new LipcertError('UNSUPPORTED_MODEL', `could not read the ONNX model: ${(error as Error).message}`);
     }
     await this.writeModelFile(file, bytes);
-    this.networks.set(sha256, network);
+    this.rememberNetwork(sha256, network);
     let model: ModelRow;
     try {
       model = await this.prisma.model.create({
@@ -280,7 +281,10 @@ export class LipcertService {
   /** The model's network, parsed once per process from its stored ONNX file. */
   private async network(model: ModelRow): Promise<Network> {
     const cached = this.networks.get(model.sha256);
-    if (cached) return cached;
+    if (cached) {
+      this.rememberNetwork(model.sha256, cached);
+      return cached;
+    }
     let bytes: Uint8Array;
     try {
       bytes = await readFile(join(this.store.modelsDir, `${model.sha256}.onnx`));
@@ -288,8 +292,15 @@ export class LipcertService {
       throw new LipcertError('NOT_FOUND', `the ONNX file of model '${model.name}' is missing from the data directory`);
     }
     const network = importOnnx(bytes, model.name);
-    this.networks.set(model.sha256, network);
+    this.rememberNetwork(model.sha256, network);
     return network;
+  }
+
+  /** Keeps the most recently used networks (weights included) in memory. */
+  private rememberNetwork(sha256: string, network: Network): void {
+    this.networks.delete(sha256);
+    this.networks.set(sha256, network);
+    while (this.networks.size > NETWORKS_IN_MEMORY) this.networks.delete(this.networks.keys().next().value!);
   }
 
   private enqueueGlobal(modelId: string): void {
@@ -587,8 +598,28 @@ export class LipcertService {
     return this.getRun(id);
   }
 
-  /** Runs one certification job: RUNNING → SUCCEEDED (result cached) | FAILED | CANCELLED. */
+  /** Runs one job; if its bookkeeping itself fails (the store), the run still ends FAILED for its subscribers. */
   private async execute(runId: string, signal: AbortSignal): Promise<void> {
+    try {
+      await this.certifyRun(runId, signal);
+    } catch (error) {
+      console.error(`lipcert: run ${runId} could not be recorded:`, error);
+      const failure = runErrorOf(error);
+      await this.prisma.run
+        .updateMany({
+          where: { id: runId },
+          data: { status: 'FAILED', errorCode: failure.code, errorMessage: failure.message, finishedAt: new Date() },
+        })
+        .catch(() => undefined);
+      if (this.activeById.has(runId)) {
+        this.finishActive(runId);
+        this.events.publish({ runId, status: 'FAILED', progress: 0, message: failure.message, phase: null });
+      }
+    }
+  }
+
+  /** One certification: RUNNING → SUCCEEDED (result cached) | FAILED | CANCELLED. */
+  private async certifyRun(runId: string, signal: AbortSignal): Promise<void> {
     const run = await this.prisma.run.findUnique({ where: { id: runId }, include: { model: true, input: true } });
     if (!run) {
       this.finishActive(runId);

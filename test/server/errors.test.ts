@@ -2,8 +2,6 @@
  * Bad input never takes the server down: each mistake comes back as a GraphQL error with its
  * `extensions.code`, and the server answers the next request. A run that fails is recorded FAILED
  * with its error and the next run works.
- *
- * @jest-environment ./test/server/environment.js
  */
 import { randomBytes } from 'node:crypto';
 import { unlinkSync } from 'node:fs';

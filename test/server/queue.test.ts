@@ -1,12 +1,13 @@
 /**
  * The pieces under the server, without HTTP: the FIFO job queue (bounded concurrency,
- * cancellation), the query depth rule and the cache key.
+ * cancellation), run event streams, the query depth rule and the cache key.
  */
 import { jest } from '@jest/globals';
 import { buildSchema, parse, specifiedRules, validate } from 'graphql';
 import { cacheKey } from '../../src/store/cache-key.js';
 import { depthLimit } from '../../src/server/depth-limit.js';
 import { JobQueue } from '../../src/server/queue.js';
+import { RunEvents, type RunEventPayload, type RunStatus } from '../../src/server/events.js';
 import { loadTypeDefs } from '../../src/server/server.js';
 
 function deferred() {
@@ -90,6 +91,43 @@ describe('JobQueue', () => {
     await next.promise;
     expect(spy).toHaveBeenCalled();
     spy.mockRestore();
+  });
+});
+
+describe('RunEvents', () => {
+  const event = (status: RunStatus, progress: number): RunEventPayload => ({ runId: 'r', status, progress, message: '', phase: null });
+
+  test('delivers events published after listen() and ends after the terminal one', async () => {
+    const events = new RunEvents();
+    const stream = events.listen('r');
+    events.publish(event('RUNNING', 0.5));
+    events.publish({ ...event('RUNNING', 0.9), runId: 'other' });
+    setTimeout(() => events.publish(event('SUCCEEDED', 1)), 5);
+    const seen: RunEventPayload[] = [];
+    for await (const e of stream) seen.push(e);
+    expect(seen.map((e) => [e.status, e.progress])).toEqual([['RUNNING', 0.5], ['SUCCEEDED', 1]]);
+    expect(events.listenerCount('r')).toBe(0);
+  });
+
+  test('startWith() puts the current state first and drops older progress, not the end', async () => {
+    const events = new RunEvents();
+    const stream = events.listen('r');
+    events.publish(event('RUNNING', 0.1));
+    events.publish(event('FAILED', 0.3));
+    stream.startWith(event('RUNNING', 0.2));
+    const seen: number[] = [];
+    for await (const e of stream) seen.push(e.progress);
+    expect(seen).toEqual([0.2, 0.3]);
+  });
+
+  test('return() ends a pending next() at once and removes the listener', async () => {
+    const events = new RunEvents();
+    const stream = events.listen('r');
+    expect(events.listenerCount('r')).toBe(1);
+    const pending = stream.next();
+    await stream.return!();
+    await expect(pending).resolves.toEqual({ value: undefined, done: true });
+    expect(events.listenerCount('r')).toBe(0);
   });
 });
 

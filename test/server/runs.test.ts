@@ -2,9 +2,9 @@
  * The run queue through the server: a duplicate request joins the job already running, queued
  * runs wait their turn (one compute job at a time) and can be cancelled, a running run is
  * cancelled through the AbortSignal, and the queue goes on afterwards.
- *
- * @jest-environment ./test/server/environment.js
  */
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { CIFAR_NORM, MNIST_NORM, collectSubscription, fixtureBase64, gql, tempDataDir, waitFor } from './client.js';
 
@@ -55,6 +55,18 @@ describe('run queue', () => {
     const queuedB = (await gql(server.url, START, { ...mnist, eps: [0.06] })).data.startRun;
     expect(queuedA.status).toBe('QUEUED');
     expect(queuedB.status).toBe('QUEUED');
+
+    // A client that unsubscribes from a quiet (queued) run leaves no listener behind.
+    const client = createClient({ url: server.wsUrl, webSocketImpl: WebSocket, retryAttempts: 0 });
+    const first = await new Promise<unknown>((resolve, reject) => {
+      const unsubscribe = client.subscribe(
+        { query: PROGRESS, variables: { id: queuedB.id } },
+        { next: (value) => { unsubscribe(); resolve(value); }, error: reject, complete: () => undefined },
+      );
+    });
+    expect((first as { data: { runProgress: { status: string } } }).data.runProgress.status).toBe('QUEUED');
+    await waitFor('the listener to go', async () => server.service.events.listenerCount(queuedB.id) === 0);
+    await client.dispose();
 
     // Cancel a queued run: at once, it never computes.
     const cancelledA = await gql(server.url, `mutation($id: ID!) { cancelRun(id: $id) { status error { code } } }`, { id: queuedA.id });

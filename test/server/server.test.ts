@@ -2,8 +2,6 @@
  * The server end to end over HTTP and graphql-ws, on the real library: import, input, run with
  * progress events and a result, the same request served from the cache, a restart on the same
  * data directory (still cached), and a run left RUNNING by a crash marked FAILED.
- *
- * @jest-environment ./test/server/environment.js
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -215,6 +213,38 @@ describe('lipcert server', () => {
     expect(relativeError(run.result.radius.global, ref.certified_radius_global)).toBeLessThan(2e-2);
     expect(run.result.radius.evaluations).toBeGreaterThan(0);
     expect(run.result.radius.globalQuality).toBe(run.result.globalBound.quality);
+  });
+
+  test('serves an offline GraphiQL page at / and instead of the CDN landing page at /graphql', async () => {
+    const root = await fetch(server.url.replace(/\/graphql$/, '/'));
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toMatch(/text\/html/);
+    const html = await root.text();
+    expect(html).toContain('renderYogaGraphiQL');
+    expect(html).not.toMatch(/<script[^>]+src=["']https?:/);
+    expect(html).not.toMatch(/<link[^>]+href=["']https?:/);
+    const landing = await fetch(server.url, { headers: { accept: 'text/html' } });
+    expect(await landing.text()).toBe(html);
+  });
+
+  test('answers CORS preflights for local frontends only', async () => {
+    const preflight = (origin: string) =>
+      fetch(server.url, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+      });
+    const local = await preflight('http://localhost:5173');
+    expect(local.status).toBe(204);
+    expect(local.headers.get('access-control-allow-origin')).toBe('http://localhost:5173');
+    expect(local.headers.get('access-control-allow-headers')).toBe('content-type');
+    const foreign = await preflight('https://example.com');
+    expect(foreign.headers.get('access-control-allow-origin')).toBeNull();
+    const post = await fetch(server.url, {
+      method: 'POST',
+      headers: { origin: 'http://127.0.0.1:3000', 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ about { engineVersion } }' }),
+    });
+    expect(post.headers.get('access-control-allow-origin')).toBe('http://127.0.0.1:3000');
   });
 
   test('lists runs newest first, page by page', async () => {

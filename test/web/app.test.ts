@@ -5,8 +5,6 @@
  * the progress to 100% and reads the plots. It also checks the run's stable URL after a reload,
  * errors shown next to their fields, cancelling, a failed run, and the run list's filters.
  * A screenshot of the finished run is kept under test-artifacts/.
- *
- * @jest-environment ./test/server/environment.js
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

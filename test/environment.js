@@ -1,7 +1,7 @@
 /**
- * Jest's node environment with the host realm's typed arrays, for the server tests (selected by the
- * `@jest-environment` docblock of each suite that computes): onnxruntime-node returns tensors built
- * in the host realm, and `instanceof Float32Array` fails against the sandbox's constructors.
+ * Jest's node environment with the host realm's typed arrays: onnxruntime-node builds its output
+ * tensors in the host realm, and its `instanceof Float32Array` checks fail against the sandbox's own
+ * constructors otherwise.
  */
 import NodeEnvironment from 'jest-environment-node';
 

@@ -1,0 +1,136 @@
+/**
+ * GPU benchmark: run once on a machine with a real GPU (installs nothing, downloads nothing):
+ *
+ *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx]
+ *
+ * Prints the adapter, then for each fixture network the local bounds through the WebGPU backend
+ * (time per ε, Gram operator applications, agreement with fixtures/reference.json) and the time
+ * of one Gram operator application D Aᵀ Λ² A D per affine layer (Λ = D = I). VGG-16 runs when a
+ * model zoo (src/model/zoo, a later issue) provides it or `--vgg16` names an ONNX file; otherwise
+ * that part is skipped. On llvmpipe this is a correctness run, not a speed figure.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Backend } from '../src/backend/backend.js';
+import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
+import { certify } from '../src/bounds/certify.js';
+import { loadInputFile } from '../src/model/input.js';
+import { isAffine, size, type Network } from '../src/model/ir.js';
+import { importOnnxFile } from '../src/model/onnx-import.js';
+
+/** The package root (the directory holding package.json), from src/ or dist/. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'fixtures'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('bench/gpu: cannot find the package root');
+    dir = parent;
+  }
+  return dir;
+}
+
+const ROOT = packageRoot();
+const EPS = [0.001, 0.01, 0.1, 1.0];
+/** The paper's local-bound times on a GTX 1080 Ti (method.md, Table II), seconds. */
+const PAPER_SECONDS: Record<string, number> = { mnist_lenet: 0.1, cifar10_net: 1, vgg16: 52 * 60 };
+
+type Reference = { models: Record<string, { images: Record<string, { local_bound_converged: Record<string, number> }> }> };
+const reference = JSON.parse(readFileSync(join(ROOT, 'fixtures', 'reference.json'), 'utf8')) as Reference;
+
+function referenceKey(eps: number): string {
+  return Number.isInteger(eps) ? eps.toFixed(1) : String(eps);
+}
+
+/** Local bounds at every ε after one warm-up run (pipelines, weight upload, first dispatches). */
+async function benchLocalBounds(backend: Backend, name: string, network: Network, x0: Float32Array, expected?: Record<string, number>): Promise<void> {
+  await certify(network, x0, backend, { eps: [EPS[0]] });
+  console.log(`\n${name}: ${network.layers.length} layers, input [${network.inputShape.join(', ')}]`);
+  let total = 0;
+  for (const eps of EPS) {
+    const result = await certify(network, x0, backend, { eps: [eps] });
+    const bound = result.local[0];
+    const applications = bound.layers.reduce((n, layer) => n + (layer.spectral?.iterations ?? 0), 0);
+    const want = expected?.[referenceKey(eps)];
+    const agreement = want ? `, reference ${want.toPrecision(8)} (rel. diff ${(Math.abs(bound.bound - want) / want).toExponential(1)})` : '';
+    console.log(`  eps ${eps}: L = ${bound.bound.toPrecision(8)} in ${bound.seconds.toFixed(3)} s, ${applications} Gram applications${agreement}`);
+    total += bound.seconds;
+  }
+  const paper = PAPER_SECONDS[name];
+  console.log(`  mean ${(total / EPS.length).toFixed(3)} s per local bound${paper ? ` (paper, GTX 1080 Ti: ${paper} s)` : ''}`);
+}
+
+/** Seconds per Gram operator application of each affine layer (one read-back per batch). */
+async function benchGramOperators(backend: Backend, network: Network, repeats = 20): Promise<void> {
+  console.log('  Gram operator D Aᵀ Λ² A D per application:');
+  for (const layer of network.layers) {
+    if (!isAffine(layer)) continue;
+    const op = await backend.gramOperator(layer, null, null);
+    const x = backend.vectors.upload(new Float32Array(op.dim).fill(1 / Math.sqrt(op.dim)));
+    const y = backend.vectors.alloc(op.dim);
+    await op.apply(x, y);
+    await backend.vectors.dot(y, y);
+    const started = performance.now();
+    for (let i = 0; i < repeats; i++) await op.apply(i % 2 ? y : x, i % 2 ? x : y);
+    await backend.vectors.dot(x, y); // waits for the batch
+    const seconds = (performance.now() - started) / 1000 / repeats;
+    const macs = layer.kind === 'conv' || layer.kind === 'dense' ? layer.weight.length * (layer.kind === 'conv' ? size(layer.outputShape) / layer.outputShape[0] : 1) : 0;
+    const rate = macs ? `, ${((4 * macs) / seconds / 1e9).toFixed(2)} GFLOP/s` : '';
+    console.log(`    ${layer.kind} ${layer.name} [${layer.inputShape.join('×')}] → [${layer.outputShape.join('×')}]: ${(seconds * 1000).toFixed(3)} ms${rate}`);
+    backend.vectors.free(x);
+    backend.vectors.free(y);
+    op.dispose();
+  }
+}
+
+/** VGG-16 from the model zoo (a later issue) or `--vgg16 file.onnx`; null (skip) when neither exists. */
+async function findVgg16(): Promise<{ network: Network; x0: Float32Array } | null> {
+  const flag = process.argv.indexOf('--vgg16');
+  if (flag >= 0 && process.argv[flag + 1]) {
+    const network = importOnnxFile(process.argv[flag + 1]);
+    return { network, x0: syntheticImage(network) };
+  }
+  for (const candidate of ['dist/src/model/zoo/index.js', 'src/model/zoo/index.js']) {
+    const file = join(ROOT, candidate);
+    if (!existsSync(file)) continue;
+    // Expected zoo API: loadZooModel('vgg16') → { network, x0? } (a later issue; skipped until then).
+    const zoo = (await import(pathToFileURL(file).href)) as { loadZooModel?: (name: string) => Promise<{ network: Network; x0?: Float32Array }> };
+    if (!zoo.loadZooModel) {
+      console.log(`\nvgg16: skipped (${candidate} has no loadZooModel)`);
+      return null;
+    }
+    const model = await zoo.loadZooModel('vgg16');
+    return { network: model.network, x0: model.x0 ?? syntheticImage(model.network) };
+  }
+  console.log('\nvgg16: skipped (no model zoo in this build and no --vgg16 file)');
+  return null;
+}
+
+/** A deterministic smooth image in normalised units, for timing when no real input is at hand. */
+function syntheticImage(network: Network): Float32Array {
+  return Float32Array.from({ length: size(network.inputShape) }, (_, i) => Math.sin(i * 0.001) * 0.5);
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const backend = await createWebGpuBackend();
+  console.log(`adapter: ${backend.adapter}`);
+  try {
+    for (const [name, image] of [['mnist_lenet', '8'], ['cifar10_net', 'dog4']] as const) {
+      const network = importOnnxFile(join(ROOT, 'fixtures', `${name}.onnx`));
+      const x0 = loadInputFile(join(ROOT, 'fixtures', `${name}_x0.npy`), network);
+      await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
+      await benchGramOperators(backend, network);
+    }
+    const vgg = await findVgg16();
+    if (vgg) {
+      await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
+      await benchGramOperators(backend, vgg.network, 3);
+    }
+  } finally {
+    await backend.dispose();
+  }
+  console.log(`\ntotal ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+await main();

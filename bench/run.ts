@@ -1,0 +1,65 @@
+/**
+ * `npm run bench`: times one local bound and one certified radius per fixture model, with the machine
+ * (CPU model, cores) and the backend. Figures are medians over repeated runs after a warm-up run that
+ * builds the backend's sessions. Options: --backend cpu|webgpu|auto, --runs N, --eps E.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createBackend } from '../src/backend/select.js';
+import type { BackendName } from '../src/backend/backend.js';
+import { certify } from '../src/bounds/certify.js';
+import { importOnnxFile } from '../src/model/onnx-import.js';
+import { loadInputFile } from '../src/model/input.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixtures = path.join(root, 'fixtures');
+
+const { values } = parseArgs({
+  options: {
+    backend: { type: 'string', default: 'cpu' },
+    runs: { type: 'string', default: '5' },
+    eps: { type: 'string', default: '0.001,0.01,0.1,1' },
+  },
+});
+
+const MODELS = [
+  { name: 'MNIST net', file: 'mnist_lenet.onnx', input: 'mnist_lenet_x0.npy', paperGpuSeconds: 0.1, authorsCpuSeconds: '0.19–0.33' },
+  { name: 'CIFAR-10 net', file: 'cifar10_net.onnx', input: 'cifar10_net_x0.npy', paperGpuSeconds: 1, authorsCpuSeconds: '23.4–30.1' },
+];
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const ms = (s: number) => `${(s * 1000).toFixed(1)} ms`;
+
+const runs = Number(values.runs);
+const epsList = values.eps!.split(',').map(Number);
+const backend = await createBackend(values.backend as BackendName);
+console.log(`machine: ${os.cpus()[0]?.model?.trim()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
+console.log(`backend: ${backend.name} (${backend.adapter}); ${runs} runs after one warm-up, medians\n`);
+console.log('| model | eps | local bound (median) | min | iterations (all layers) | certified radius | radius evaluations | authors\' code, 2-core CPU |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const model of MODELS) {
+  const network = importOnnxFile(path.join(fixtures, model.file));
+  const x0 = loadInputFile(path.join(fixtures, model.input), network);
+  await certify(network, x0, backend, { eps: epsList, global: true }); // warm-up: sessions, JIT
+  const radiusTimes: number[] = [];
+  let evaluations = 0;
+  for (let r = 0; r < Math.max(1, Math.ceil(runs / 2)); r++) {
+    const result = await certify(network, x0, backend, { eps: [], radius: true });
+    radiusTimes.push(result.radius!.seconds);
+    evaluations = result.radius!.evaluations;
+  }
+  for (const eps of epsList) {
+    const times: number[] = [];
+    let iterations = 0;
+    for (let r = 0; r < runs; r++) {
+      // Each run is a fresh certify() call: no warm starts carried over from the previous run.
+      const result = await certify(network, x0, backend, { eps: [eps] });
+      times.push(result.local[0].seconds);
+      iterations = result.local[0].layers.reduce((a, l) => a + (l.spectral?.iterations ?? 0), 0);
+    }
+    console.log(`| ${model.name} | ${eps} | ${ms(median(times))} | ${ms(Math.min(...times))} | ${iterations} | ${ms(median(radiusTimes))} | ${evaluations} | ${model.authorsCpuSeconds} s |`);
+  }
+}
+await backend.dispose();

@@ -1,0 +1,88 @@
+/**
+ * Shader program descriptors, one per WGSL kernel in shaders/ (in the style of
+ * tfjs-backend-webgpu's programs): the file, the workgroup size it is compiled with, the layout
+ * of its uniform parameter struct (binding 0, in declaration order) and its storage bindings
+ * (bindings 1…, in order). The runtime checks each workgroup size against its shader.
+ */
+
+export type StorageAccess = 'read' | 'write';
+export type UniformType = 'u32' | 'f32';
+
+export interface ProgramInfo {
+  /** Pipeline cache key; also the shader file's base name. */
+  readonly key: string;
+  readonly workgroupSize: readonly [number, number, number];
+  /** Fields of the uniform struct, in the order the shader declares them. */
+  readonly uniforms: ReadonlyArray<readonly [name: string, type: UniformType]>;
+  /** Storage buffers at bindings 1, 2, …: 'read' (read-only) or 'write' (read_write). */
+  readonly storage: readonly StorageAccess[];
+}
+
+const u32 = (...names: string[]) => names.map((n) => [n, 'u32'] as const);
+
+const CONV2D_UNIFORMS = u32(
+  'inChannels', 'inHeight', 'inWidth', 'outChannels', 'outHeight', 'outWidth', 'kernelH', 'kernelW',
+  'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW', 'groups', 'addBias',
+);
+const POOL_UNIFORMS = u32(
+  'channels', 'inHeight', 'inWidth', 'outHeight', 'outWidth', 'kernelH', 'kernelW', 'strideH', 'strideW',
+  'padTop', 'padLeft', 'padBottom', 'padRight', 'dilationH', 'dilationW', 'countIncludePad', 'divisorPower',
+);
+const DENSE_BLOCK_UNIFORMS = u32('rows', 'cols', 'rowOffset', 'flag');
+
+/** Output block of one matmul workgroup (shaders/common/matmul_tiled.wgsl): 64 rows × 64 columns. */
+export const MATMUL_TILE = { rows: 64, cols: 64 } as const;
+/** Columns of W one gemv_transpose workgroup owns. */
+export const GEMV_TRANSPOSE_COLUMNS = 64;
+/** Invocations of a 1D workgroup (elementwise, pooling, reductions, one gemv row). */
+export const LINEAR_WORKGROUP = 256;
+/** Most partial sums per dot product (sum_partials adds at most one workgroup's worth). */
+export const MAX_PARTIALS_PER_DOT = 256;
+
+function program(
+  key: string,
+  workgroupSize: readonly [number, number, number],
+  uniforms: ProgramInfo['uniforms'],
+  storage: StorageAccess[],
+): ProgramInfo {
+  return { key, workgroupSize, uniforms, storage };
+}
+
+const linear = [LINEAR_WORKGROUP, 1, 1] as const;
+
+export const PROGRAMS = {
+  /** y = conv2d(x, W) (+ bias): implicit GEMM on the tiled matmul. Storage: x, W, bias, y. */
+  conv2d: program('conv2d', [16, 16, 1], CONV2D_UNIFORMS, ['read', 'read', 'read', 'write']),
+  /** v = Aᵀ u (transposed convolution). Storage: u, W, v. */
+  conv2dTranspose: program('conv2d_transpose', [16, 16, 1], CONV2D_UNIFORMS, ['read', 'read', 'write']),
+  /** r² = conv2d(mask, W ⊙ W). Storage: mask, W, r². */
+  conv2dRowNorms: program('conv2d_row_norms', [16, 16, 1], CONV2D_UNIFORMS, ['read', 'read', 'write']),
+  /** y = W x (+ bias) for one row block. Storage: W block, x, bias, y. */
+  gemv: program('gemv', linear, DENSE_BLOCK_UNIFORMS, ['read', 'read', 'read', 'write']),
+  /** v (+)= W_blockᵀ u_block. Storage: W block, u, v. */
+  gemvTranspose: program('gemv_transpose', [GEMV_TRANSPOSE_COLUMNS, 4, 1], DENSE_BLOCK_UNIFORMS, ['read', 'read', 'write']),
+  /** r² = (W ⊙ W)·mask for one row block. Storage: W block, mask, r². */
+  gemvRowNorms: program('gemv_row_norms', linear, DENSE_BLOCK_UNIFORMS, ['read', 'read', 'write']),
+  /** Average pool A x, or (A ⊙ A) x. Storage: x, y. */
+  avgpool: program('avgpool', linear, POOL_UNIFORMS, ['read', 'write']),
+  /** Aᵀ u of the average pool. Storage: u, v. */
+  avgpoolTranspose: program('avgpool_transpose', linear, POOL_UNIFORMS, ['read', 'write']),
+  /** Max pool forward. Storage: x, y. */
+  maxpool: program('maxpool', linear, POOL_UNIFORMS, ['read', 'write']),
+  /** Max pool of a 0/1 mask. Storage: mask, output mask. */
+  maxpoolMask: program('maxpool_mask', linear, POOL_UNIFORMS, ['read', 'write']),
+  /** y = s_c^power x (+ shift_c). Storage: x, scale, shift, y. */
+  channelScale: program('channel_scale', linear, u32('length', 'channelSize', 'power', 'addShift'), ['read', 'read', 'read', 'write']),
+  /** x ← d ⊙ x. Storage: d, x. */
+  multiply: program('multiply', linear, u32('length'), ['read', 'write']),
+  /** x ← alpha·x. Storage: x. */
+  scale: program('scale', linear, [['length', 'u32'], ['alpha', 'f32']], ['write']),
+  /** y ← alpha·x + beta·y. Storage: x, y. */
+  axpby: program('axpby', linear, [['length', 'u32'], ['alpha', 'f32'], ['beta', 'f32']], ['read', 'write']),
+  /** Partial sums of x·y into one slot. Storage: x, y, partials. */
+  dotPartials: program('dot_partials', linear, u32('length', 'partialsPerDot', 'slot'), ['read', 'read', 'write']),
+  /** One sum per slot. Storage: partials, results. */
+  sumPartials: program('sum_partials', linear, u32('partialsPerDot'), ['read', 'write']),
+} satisfies Record<string, ProgramInfo>;
+
+export type ProgramName = keyof typeof PROGRAMS;

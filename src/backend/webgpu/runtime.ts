@@ -1,0 +1,241 @@
+/**
+ * The GPU runtime under the WebGPU backend: compiled pipelines, storage buffers, and one pending
+ * command encoder that kernels are recorded into. Work is submitted only when something is read
+ * back (or the batch grows large), so a Gram operator application or a Lanczos step is one submit.
+ * Buffers released while work is pending are destroyed after that work is submitted.
+ */
+import { invariant, LipcertError } from '../../errors.js';
+import { GPUBufferUsageFlags, GPUMapModeFlags, type GpuDevice } from './device.js';
+import { PROGRAMS, type ProgramInfo, type ProgramName } from './programs.js';
+import { loadShader } from './shader-source.js';
+
+/** GPUShaderStage.COMPUTE */
+const COMPUTE_STAGE = 0x4;
+const STORAGE_USAGE = GPUBufferUsageFlags.STORAGE | GPUBufferUsageFlags.COPY_SRC | GPUBufferUsageFlags.COPY_DST;
+/** Dispatches per submitted batch, so a long chain of vector operations does not grow without bound. */
+const MAX_PENDING_DISPATCHES = 512;
+
+interface CompiledProgram {
+  info: ProgramInfo;
+  pipeline: GPUComputePipeline;
+  bindGroupLayout: GPUBindGroupLayout;
+}
+
+export type UniformValues = Record<string, number>;
+
+export class GpuRuntime {
+  readonly device: GPUDevice;
+  readonly maxBindingBytes: number;
+  private readonly maxWorkgroupsPerDimension: number;
+  private readonly programs = new Map<ProgramName, CompiledProgram>();
+  /** Uniform buffers of layer operations, keyed by program and values (they repeat every step). */
+  private readonly uniformCache = new Map<string, GPUBuffer>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pendingDispatches = 0;
+  private garbage: GPUBuffer[] = [];
+  private errors: Promise<GPUError | null>[] = [];
+  /** Why the device was lost, once it has been (driver reset, out of memory, our dispose). */
+  private lostReason: string | null = null;
+
+  private constructor(readonly gpu: GpuDevice, maxBindingBytes: number | undefined) {
+    this.device = gpu.device;
+    const limits = this.device.limits;
+    this.maxBindingBytes = Math.min(maxBindingBytes ?? Infinity, limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    this.maxWorkgroupsPerDimension = limits.maxComputeWorkgroupsPerDimension;
+    void this.device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Compiles every kernel up front, so a bad shader fails at start-up, not mid-computation. */
+  static async create(gpu: GpuDevice, options: { maxBindingBytes?: number } = {}): Promise<GpuRuntime> {
+    const runtime = new GpuRuntime(gpu, options.maxBindingBytes);
+    await Promise.all((Object.keys(PROGRAMS) as ProgramName[]).map((name) => runtime.compile(name)));
+    return runtime;
+  }
+
+  private async compile(name: ProgramName): Promise<void> {
+    const info: ProgramInfo = PROGRAMS[name];
+    const device = this.device;
+    const code = loadShader(`${info.key}.wgsl`);
+    const declared = /@workgroup_size\(([^)]*)\)/.exec(code)?.[1].split(',').map((n) => Number(n.trim()));
+    invariant(
+      declared && info.workgroupSize.every((n, i) => n === (declared[i] ?? 1)),
+      `${info.key}: the descriptor's workgroup size ${info.workgroupSize} differs from the shader's (${declared})`,
+    );
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ label: info.key, code });
+    const bindGroupLayout = device.createBindGroupLayout({
+      label: info.key,
+      entries: [
+        { binding: 0, visibility: COMPUTE_STAGE, buffer: { type: 'uniform' } },
+        ...info.storage.map((access, i) => ({
+          binding: i + 1,
+          visibility: COMPUTE_STAGE,
+          buffer: { type: access === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
+        })),
+      ],
+    });
+    const layout = device.createPipelineLayout({ label: info.key, bindGroupLayouts: [bindGroupLayout] });
+    const error = await device.popErrorScope();
+    if (error) throw new Error(`WGSL kernel ${info.key}: ${error.message}`);
+    const pipeline = await device.createComputePipelineAsync({ label: info.key, layout, compute: { module, entryPoint: 'main' } });
+    this.programs.set(name, { info, pipeline, bindGroupLayout });
+  }
+
+  // ---- buffers ----
+
+  /** A storage buffer of `length` f32 (zero-filled), or holding `data`. */
+  createStorage(length: number, data?: Float32Array, label?: string): GPUBuffer {
+    invariant(length > 0, 'empty device buffer');
+    if (length * 4 > this.maxBindingBytes) {
+      throw new LipcertError(
+        'UNSUPPORTED_MODEL',
+        `a tensor of ${length} floats (${label ?? 'unnamed'}) exceeds this GPU's largest storage binding ` +
+          `(${this.maxBindingBytes} bytes); use the CPU backend`,
+      );
+    }
+    const buffer = this.device.createBuffer({ label, size: length * 4, usage: STORAGE_USAGE, mappedAtCreation: !!data });
+    if (data) {
+      new Float32Array(buffer.getMappedRange()).set(data);
+      buffer.unmap();
+    }
+    return buffer;
+  }
+
+  /** Destroys a buffer once work already recorded with it has been submitted. */
+  release(buffer: GPUBuffer): void {
+    if (this.encoder) this.garbage.push(buffer);
+    else buffer.destroy();
+  }
+
+  private uniformBuffer(info: ProgramInfo, values: UniformValues, cached: boolean): GPUBuffer {
+    const key = cached ? `${info.key}:${info.uniforms.map(([name]) => values[name]).join(',')}` : '';
+    const hit = cached ? this.uniformCache.get(key) : undefined;
+    if (hit) return hit;
+    const bytes = Math.max(16, Math.ceil((info.uniforms.length * 4) / 16) * 16);
+    const buffer = this.device.createBuffer({
+      label: `${info.key} params`,
+      size: bytes,
+      usage: GPUBufferUsageFlags.UNIFORM,
+      mappedAtCreation: true,
+    });
+    const range = buffer.getMappedRange();
+    const asU32 = new Uint32Array(range);
+    const asF32 = new Float32Array(range);
+    info.uniforms.forEach(([name, type], i) => {
+      const value = values[name];
+      invariant(value !== undefined && Number.isFinite(value), `${info.key}: uniform ${name} = ${value}`);
+      if (type === 'f32') asF32[i] = value;
+      else {
+        invariant(Number.isInteger(value) && value >= 0 && value < 2 ** 32, `${info.key}: ${name} = ${value} is not a u32`);
+        asU32[i] = value;
+      }
+    });
+    buffer.unmap();
+    if (cached) this.uniformCache.set(key, buffer);
+    else this.release(buffer);
+    return buffer;
+  }
+
+  // ---- recording ----
+
+  private pending(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.device.pushErrorScope('validation');
+      this.encoder = this.device.createCommandEncoder({ label: 'lipcert batch' });
+    }
+    return this.encoder;
+  }
+
+  /**
+   * Records one dispatch of `name` over `workgroups` workgroups (a count, laid out in 2D when it
+   * exceeds the per-dimension limit; kernels recover the linear index from num_workgroups), or
+   * over an explicit [x, y, z] grid. `cacheUniforms` for values that recur (layer geometry).
+   */
+  dispatch(
+    name: ProgramName,
+    uniforms: UniformValues,
+    storage: GPUBuffer[],
+    workgroups: number | [number, number, number],
+    cacheUniforms = true,
+  ): void {
+    const program = this.programs.get(name);
+    invariant(program, `program ${name} not compiled`);
+    invariant(storage.length === program.info.storage.length, `${name}: ${storage.length} storage buffers`);
+    const encoder = this.pending(); // first, so an uncached uniform buffer is released after submit
+    const params = this.uniformBuffer(program.info, uniforms, cacheUniforms);
+    const bindGroup = this.device.createBindGroup({
+      layout: program.bindGroupLayout,
+      entries: [params, ...storage].map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const [x, y, z] = typeof workgroups === 'number' ? this.grid(workgroups) : workgroups;
+    invariant(Math.max(x, y, z) <= this.maxWorkgroupsPerDimension, `${name}: grid ${x}×${y}×${z} too large`);
+    const pass = encoder.beginComputePass({ label: program.info.key });
+    pass.setPipeline(program.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    pass.end();
+    if (++this.pendingDispatches >= MAX_PENDING_DISPATCHES) this.flush();
+  }
+
+  /** `count` workgroups as a grid [x, y, 1] with x·y ≥ count (extra workgroups do nothing). */
+  private grid(count: number): [number, number, number] {
+    invariant(count > 0, 'empty dispatch');
+    if (count <= this.maxWorkgroupsPerDimension) return [count, 1, 1];
+    const y = Math.ceil(count / this.maxWorkgroupsPerDimension);
+    return [Math.ceil(count / y), y, 1];
+  }
+
+  copy(source: GPUBuffer, target: GPUBuffer, bytes: number): void {
+    this.pending().copyBufferToBuffer(source, 0, target, 0, bytes);
+  }
+
+  /** Submits the pending batch and destroys the buffers released while it was recorded. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.errors.push(this.device.popErrorScope());
+    this.encoder = null;
+    this.pendingDispatches = 0;
+    for (const buffer of this.garbage) buffer.destroy();
+    this.garbage = [];
+  }
+
+  /** The first `length` floats of a storage buffer (submits pending work first). */
+  async read(buffer: GPUBuffer, length: number): Promise<Float32Array> {
+    const bytes = length * 4;
+    const staging = this.device.createBuffer({
+      label: 'read-back',
+      size: bytes,
+      usage: GPUBufferUsageFlags.MAP_READ | GPUBufferUsageFlags.COPY_DST,
+    });
+    this.copy(buffer, staging, bytes);
+    this.flush();
+    try {
+      await this.checkErrors();
+      await staging.mapAsync(GPUMapModeFlags.READ).catch((error: Error) => {
+        throw this.lostReason ? new LipcertError('BACKEND_UNAVAILABLE', `the GPU device was lost (${this.lostReason})`) : error;
+      });
+      return new Float32Array(staging.getMappedRange().slice(0));
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Throws the first validation error of the batches submitted since the last check. */
+  private async checkErrors(): Promise<void> {
+    const errors = await Promise.all(this.errors);
+    this.errors = [];
+    const first = errors.find((e) => e !== null);
+    if (first) throw new Error(`lipcert internal error: WebGPU validation: ${first.message}`);
+  }
+
+  async dispose(): Promise<void> {
+    this.flush();
+    await this.checkErrors().catch(() => undefined);
+    for (const buffer of this.uniformCache.values()) buffer.destroy();
+    this.uniformCache.clear();
+    this.device.destroy();
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * VectorOps on the GPU: device vectors are f32 storage buffers. copy/scale/axpy/combine are
+ * recorded and stay on the device; dots/dot submit and read back only the dot products, reduced
+ * in two levels (per-workgroup pairwise sums, then one workgroup per dot product).
+ */
+import type { DeviceVector, VectorOps } from '../backend.js';
+import { invariant } from '../../errors.js';
+import { linearGroups } from './layers.js';
+import { LINEAR_WORKGROUP, MAX_PARTIALS_PER_DOT } from './programs.js';
+import type { GpuRuntime } from './runtime.js';
+
+export class GpuVector implements DeviceVector {
+  constructor(
+    readonly length: number,
+    readonly buffer: GPUBuffer,
+  ) {}
+}
+
+export function asGpuVector(v: DeviceVector): GpuVector {
+  invariant(v instanceof GpuVector, 'a device vector of another backend was passed to the WebGPU backend');
+  return v;
+}
+
+function sameLength(a: DeviceVector, b: DeviceVector): number {
+  invariant(a.length === b.length, `vector lengths differ: ${a.length} and ${b.length}`);
+  return a.length;
+}
+
+export class GpuVectorOps implements VectorOps {
+  constructor(private readonly runtime: GpuRuntime) {}
+
+  alloc(length: number): GpuVector {
+    return new GpuVector(length, this.runtime.createStorage(length, undefined, 'vector'));
+  }
+
+  upload(data: Float32Array | Float64Array): GpuVector {
+    const values = data instanceof Float32Array ? data : Float32Array.from(data);
+    return new GpuVector(values.length, this.runtime.createStorage(values.length, values, 'vector'));
+  }
+
+  async download(v: DeviceVector): Promise<Float64Array> {
+    const x = asGpuVector(v);
+    return Float64Array.from(await this.runtime.read(x.buffer, x.length));
+  }
+
+  free(v: DeviceVector): void {
+    this.runtime.release(asGpuVector(v).buffer);
+  }
+
+  copy(x: DeviceVector, out: DeviceVector): void {
+    this.runtime.copy(asGpuVector(x).buffer, asGpuVector(out).buffer, 4 * sameLength(x, out));
+  }
+
+  scale(alpha: number, x: DeviceVector): void {
+    const v = asGpuVector(x);
+    this.runtime.dispatch('scale', { length: v.length, alpha }, [v.buffer], linearGroups(v.length), false);
+  }
+
+  axpy(alpha: number, x: DeviceVector, y: DeviceVector): void {
+    this.axpby(alpha, x, 1, y);
+  }
+
+  combine(coefficients: ArrayLike<number>, basis: DeviceVector[], out: DeviceVector): void {
+    invariant(coefficients.length === basis.length, 'combine: one coefficient per basis vector');
+    if (basis.length === 0) {
+      this.scale(0, out);
+      return;
+    }
+    basis.forEach((b, i) => this.axpby(coefficients[i], b, i === 0 ? 0 : 1, out));
+  }
+
+  /** y ← alpha·x + beta·y (beta = 0 overwrites y). */
+  private axpby(alpha: number, x: DeviceVector, beta: number, y: DeviceVector): void {
+    const length = sameLength(x, y);
+    invariant(asGpuVector(x).buffer !== asGpuVector(y).buffer, 'axpy: x and y must be distinct vectors');
+    this.runtime.dispatch('axpby', { length, alpha, beta }, [asGpuVector(x).buffer, asGpuVector(y).buffer], linearGroups(length), false);
+  }
+
+  async dots(x: DeviceVector, basis: DeviceVector[]): Promise<Float64Array> {
+    if (basis.length === 0) return new Float64Array(0);
+    const rt = this.runtime;
+    const length = x.length;
+    const partialsPerDot = Math.min(MAX_PARTIALS_PER_DOT, Math.ceil(length / LINEAR_WORKGROUP));
+    const partials = rt.createStorage(basis.length * partialsPerDot, undefined, 'dot partials');
+    const results = rt.createStorage(basis.length, undefined, 'dots');
+    basis.forEach((b, slot) => {
+      sameLength(x, b);
+      rt.dispatch('dotPartials', { length, partialsPerDot, slot }, [asGpuVector(x).buffer, asGpuVector(b).buffer, partials], [partialsPerDot, 1, 1]);
+    });
+    rt.dispatch('sumPartials', { partialsPerDot }, [partials, results], [basis.length, 1, 1]);
+    rt.release(partials);
+    rt.release(results);
+    return Float64Array.from(await rt.read(results, basis.length));
+  }
+
+  async dot(x: DeviceVector, y: DeviceVector): Promise<number> {
+    return (await this.dots(x, [y]))[0];
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The command line, run in-process: the JSON that scripts rely on, the human report, and one clear
+ * line with exit status 2 for every kind of bad input.
+ */
+import { jest } from '@jest/globals';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { main } from '../src/cli.js';
+import { fixture, reference } from './helpers/fixtures.js';
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await main(args);
+    // Node's own warnings (e.g. about --experimental-vm-modules under Jest) are not ours.
+    stderr = stderr.split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).join('\n');
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const mnist = fixture('mnist_lenet.onnx');
+const mnistArgs = ['--input', fixture('mnist_8.png'), '--mean', '0.1307', '--std', '0.3081'];
+
+test('--json prints the documented fields', async () => {
+  const { code, stdout, stderr } = await run(['bound', mnist, ...mnistArgs, '--eps', '0.001,0.1', '--radius', '--json']);
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+  const result = JSON.parse(stdout);
+  const expected = reference.models.mnist_lenet.images['8'];
+  expect(result.class).toBe(8);
+  expect(result.margin).toBeCloseTo(expected.margin_top2, 3);
+  expect(Math.abs(result.global.bound / expected.global_bound - 1)).toBeLessThan(1e-3);
+  expect(result.local.map((l: { eps: number }) => l.eps)).toEqual([0.001, 0.1]);
+  for (const l of result.local) {
+    expect(l.seconds).toBeGreaterThan(0);
+    expect(l.layers).toHaveLength(8);
+    expect(l.layers[0]).toEqual(expect.objectContaining({ index: 0, kind: 'conv', inputShape: [1, 28, 28], outputShape: [6, 24, 24], epsIn: l.eps }));
+    expect(l.layers[0].lambdaZero + l.layers[0].lambdaPartial + l.layers[0].lambdaOne).toBe(6 * 24 * 24);
+    expect(l.layers[0].spectral).toEqual(expect.objectContaining({ iterations: expect.any(Number), relativeChange: expect.any(Number) }));
+  }
+  expect(Math.abs(result.local[0].bound / expected.local_bound_converged['0.001'] - 1)).toBeLessThan(1e-3);
+  expect(Math.abs(result.radius.local / expected.certified_radius_local - 1)).toBeLessThan(5e-3);
+  expect(result.radius.global).toBeCloseTo(expected.certified_radius_global, 6);
+  expect(result.radius.evaluations).toBeGreaterThan(0);
+  expect(result.backend).toBe('cpu');
+  expect(result.seconds).toBeGreaterThan(0);
+});
+
+test('human output: per-layer table and totals; .npy and .json inputs', async () => {
+  const npy = await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01']);
+  expect(npy.code).toBe(0);
+  expect(npy.stdout).toMatch(/global bound: 10395\d/);
+  expect(npy.stdout).toMatch(/local bound at eps 0\.01: 396\.2/);
+  expect(npy.stdout).toMatch(/conv\+relu\s+\[1,28,28\]→\[6,24,24\]/);
+  const json = await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.json'), '--eps', '0.01', '--json']);
+  expect(json.code).toBe(0);
+  expect(JSON.parse(json.stdout).local[0].bound).toBeCloseTo(JSON.parse((await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01', '--json'])).stdout).local[0].bound, 6);
+});
+
+describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lipcert-cli-'));
+  const wrongShape = path.join(tmp, 'wrong.json');
+  fs.writeFileSync(wrongShape, JSON.stringify({ shape: [1, 1, 10, 10], data: new Array(100).fill(0) }));
+  const notOnnx = path.join(tmp, 'bad.onnx');
+  fs.writeFileSync(notOnnx, 'not a model');
+
+  test.each([
+    ['a missing model file', ['bound', '/nonexistent.onnx', ...mnistArgs, '--eps', '0.1'], /cannot read model file/],
+    ['a missing input file', ['bound', mnist, '--input', '/nonexistent.png', '--eps', '0.1'], /cannot read input file/],
+    ['a wrong input shape', ['bound', mnist, '--input', wrongShape, '--eps', '0.1'], /shape \[1,1,10,10\], the model expects \[1,1,28,28\]/],
+    ['eps <= 0', ['bound', mnist, ...mnistArgs, '--eps', '0.1,0'], /--eps values must be > 0/],
+    ['eps not finite', ['bound', mnist, ...mnistArgs, '--eps', 'inf'], /--eps must be a comma-separated list of numbers/],
+    ['an unknown flag', ['bound', mnist, ...mnistArgs, '--frobnicate'], /unknown option '--frobnicate'/],
+    ['a rejected model', ['bound', notOnnx, ...mnistArgs, '--eps', '0.1'], /not a valid ONNX file/],
+    ['a wrong PNG size', ['bound', fixture('cifar10_net.onnx'), ...mnistArgs, '--eps', '0.1'], /the PNG is 28×28, the model expects 32×32/],
+  ])('%s', async (_label, args, message) => {
+    const { code, stdout, stderr } = await run(args);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).not.toMatch(/\bat .*\.(ts|js):\d+/);
+  });
+});
