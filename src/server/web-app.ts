@@ -4,7 +4,7 @@
  * The page speaks only to the GraphQL API; this router holds no logic of its own.
  */
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type Response, type Router } from 'express';
 
@@ -27,12 +27,23 @@ GraphiQL is at <a href="/">/</a>.</p></body>`;
 export function webApp(webDir: string | null): Router {
   const router = express.Router();
   const index = webDir ? join(webDir, 'index.html') : null;
+  const assets = webDir ? join(webDir, 'assets') + sep : null;
+  // /app → /app/, so that the page's relative URLs resolve under it.
+  router.use((req, res, next) => {
+    const [path, query] = req.originalUrl.split(/\?(.*)/s);
+    if (path === req.baseUrl && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.redirect(301, `${path}/${query ? `?${query}` : ''}`);
+      return;
+    }
+    next();
+  });
   // Hashed file names under assets/ never change; index.html always is revalidated.
   router.use(
     express.static(webDir ?? '/nonexistent', {
       index: false,
+      redirect: false,
       setHeaders(res, path) {
-        res.setHeader('cache-control', path.includes(`${join('web', 'assets')}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
+        res.setHeader('cache-control', assets && path.startsWith(assets) ? 'public, max-age=31536000, immutable' : 'no-cache');
       },
     }),
   );
