@@ -55,7 +55,6 @@ function useChart(config: () => ChartConfiguration, deps: unknown[]) {
     if (!canvas.current) return;
     const chart = new Chart(canvas.current, config());
     return () => chart.destroy();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, deps);
   return canvas;
 }

@@ -208,7 +208,6 @@ function ModelCard({ model }: { model: Model }) {
   return (
     <Card
       title={model.name}
-      step={undefined}
       actions={<Link href={href({ page: 'runs', modelId: model.id, status: null })}>Past runs of this model →</Link>}
     >
       <Facts

@@ -375,7 +375,14 @@ function TimingsCard({ run, result }: { run: Run; result: CertifyResult }) {
       </>,
     ],
   ];
-  if (result.globalBound) rows.push(['Global bound', seconds(result.globalBound.seconds)]);
+  if (result.globalBound) {
+    rows.push([
+      'Global bound',
+      <>
+        {seconds(result.globalBound.seconds)} {!run.radius && <span class="muted small">computed with the model, not by this run</span>}
+      </>,
+    ]);
+  }
   if (result.radius) rows.push(['Certified radius search', seconds(result.radius.seconds)]);
   rows.push(['Local bounds, all ε', seconds(result.local.reduce((s, l) => s + l.seconds, 0))]);
   rows.push(['Started · finished', `${dateTime(run.timings.startedAt)} · ${dateTime(run.timings.finishedAt)}`]);
