@@ -123,8 +123,18 @@ describeInBrowser('lipcert web page', () => {
     expect(await page.locator('#model-error').count()).toBe(0);
   });
 
+  test('shows the server’s error for an image of the wrong shape', async () => {
+    await page.setInputFiles('[data-testid=input-file]', join(FIXTURES, 'cifar10_dog4.png'));
+    await page.click('[data-testid=add-input]');
+    const error = page.locator('#input-file-error');
+    await error.waitFor();
+    expect(await error.getAttribute('data-code')).toBe('BAD_USER_INPUT');
+    expect(await error.textContent()).toContain('28×28'); // the server's message, as sent
+  });
+
   test('adds the MNIST image with the MNIST preset and shows its class and margin', async () => {
     await page.setInputFiles('[data-testid=input-file]', join(FIXTURES, 'mnist_8.png'));
+    await page.fill('.pending-fields input[type=text]', 'mnist_8');
     await page.selectOption('[data-testid=preset]', 'mnist');
     await page.click('[data-testid=add-input]');
     const detail = page.locator('[data-testid=input-detail]');
