@@ -80,3 +80,11 @@ export function epsList(eps: number[], max = 4): string {
   const shown = eps.slice(0, max).map((e) => num(e, 3));
   return eps.length > max ? `${shown.join(', ')}, … (${eps.length})` : shown.join(', ');
 }
+
+/** The weakest of several qualities (an estimate anywhere makes the whole an estimate); null for none. */
+export function weakestQuality(qualities: Quality[]): Quality | null {
+  if (qualities.length === 0) return null;
+  if (qualities.includes('ESTIMATE')) return 'ESTIMATE';
+  if (qualities.includes('UPPER')) return 'UPPER';
+  return 'EXACT';
+}

@@ -87,7 +87,7 @@ export function LipschitzChart({ result, lower }: { result: CertifyResult; lower
 
     const datasets: ChartConfiguration<'scatter'>['data']['datasets'] = [
       {
-        label: 'local bound L(x₀, ε)',
+        label: `local bound L(x₀, ε) (${[...new Set(local.map((l) => QUALITY_LABEL[l.quality]))].join(', ')})`,
         data: local.map((l) => ({ x: l.eps, y: l.bound })),
         borderColor: COLORS.local,
         backgroundColor: COLORS.local,
@@ -232,7 +232,7 @@ export function LayerChart({ result }: { result: CertifyResult }) {
       const entry = local[i]!;
       const byIndex = new Map(entry.layers.map((l) => [l.index, l.bound]));
       return {
-        label: `local, ε = ${num(entry.eps)}`,
+        label: `local, ε = ${num(entry.eps)} (${QUALITY_LABEL[entry.quality]})`,
         data: layers.map((l) => byIndex.get(l.index) ?? null) as number[],
         backgroundColor: EPS_SHADES[k % EPS_SHADES.length],
         borderRadius: 2,

@@ -10,7 +10,7 @@ import { ApiError, asApiError, gql, subscribe } from '../api';
 import { LayerChart, LipschitzChart } from '../components/charts';
 import { CachedBadge, Card, Facts, FieldError, KindBadge, Link, ProgressBar, QualityBadge, Spinner, StatusBadge } from '../components/ui';
 import { attacksOf, lowerBoundsOf, type AttackEntry, type LowerBoundEntry } from '../extras';
-import { dateTime, epsList, num, seconds, shortId } from '../format';
+import { dateTime, epsList, num, seconds, shortId, weakestQuality } from '../format';
 import { CANCEL_RUN, isTerminal, runProgressSubscription, runQuery, type CertifyResult, type Quality, type Run, type RunEvent } from '../queries';
 import { href } from '../router';
 import { runSelection } from '../run-selection';
@@ -168,18 +168,11 @@ export function RunPage({ runId }: { runId: string }) {
   );
 }
 
-/** The weakest quality among several: an estimate anywhere makes the whole an estimate. */
-function weakest(qualities: Quality[]): Quality {
-  if (qualities.includes('ESTIMATE')) return 'ESTIMATE';
-  if (qualities.includes('UPPER')) return 'UPPER';
-  return 'EXACT';
-}
-
 function Results({ run, result }: { run: Run; result: CertifyResult }) {
   const lower = useMemo(() => lowerBoundsOf(result), [result]);
   const attacks = useMemo(() => attacksOf(result), [result]);
   const local = useMemo(() => [...result.local].sort((a, b) => a.eps - b.eps), [result]);
-  const localQuality = weakest(local.map((l) => l.quality));
+  const localQuality = weakestQuality(local.map((l) => l.quality));
   return (
     <>
       <div class="tiles-row" data-testid="summary">
@@ -205,7 +198,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
         <Card title="Lipschitz bound against ε" class="span-2">
           <LipschitzChart result={result} lower={lower} />
           <p class="caption">
-            Local bound L(x₀, ε) ({localQuality === 'ESTIMATE' ? 'spectral norms estimated to a relative tolerance of ' + num(result.tolerance) : 'guaranteed'}) against the
+            Local bound L(x₀, ε) ({localQuality === 'ESTIMATE' ? `spectral norms estimated to a relative tolerance of ${num(result.tolerance)}` : localQuality ? 'guaranteed' : 'none asked for'}) against the
             global bound; lower bounds {lower.length ? 'are ratios found by search (L is at least this)' : 'were not computed by this server'}. Below the dotted
             threshold δ/(√2·ε), no perturbation of size ε changes the class.
           </p>
@@ -241,7 +234,7 @@ interface RadiusRow {
   kind: 'certified' | 'attack' | 'bracket';
 }
 
-function RadiusCard({ result, attacks, localQuality }: { result: CertifyResult; attacks: AttackEntry[]; localQuality: Quality }) {
+function RadiusCard({ result, attacks, localQuality }: { result: CertifyResult; attacks: AttackEntry[]; localQuality: Quality | null }) {
   const rows: RadiusRow[] = [];
   const r = result.radius;
   if (r) {

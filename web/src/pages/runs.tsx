@@ -2,7 +2,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, asApiError, gql } from '../api';
 import { CachedBadge, Card, Empty, FieldError, Link, QualityBadge, Spinner, StatusBadge } from '../components/ui';
-import { dateTime, epsList, num, percent, seconds, shortId } from '../format';
+import { dateTime, epsList, num, percent, seconds, shortId, weakestQuality } from '../format';
 import { MODELS, RUNS, RUN_STATUSES, type ModelSummary, type RunPage as Page, type RunRow } from '../queries';
 import { href, navigate } from '../router';
 import { STATUS_LABEL } from '../format';
@@ -134,7 +134,17 @@ export function RunsPage({ modelId, status }: { modelId: string | null; status: 
                         '—'
                       )}
                     </td>
-                    <td class="num">{run.result?.radius ? num(run.result.radius.local) : run.radius ? '—' : <span class="muted">not asked</span>}</td>
+                    <td class="num nowrap">
+                      {run.result?.radius ? (
+                        <>
+                          {num(run.result.radius.local)} <QualityBadge quality={weakestQuality(run.result.local.map((l) => l.quality))} />
+                        </>
+                      ) : run.radius ? (
+                        '—'
+                      ) : (
+                        <span class="muted">not asked</span>
+                      )}
+                    </td>
                     <td class="num muted">{seconds(run.timings.computeSeconds)}</td>
                   </tr>
                 );
