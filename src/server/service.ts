@@ -150,6 +150,7 @@ export class LipcertService {
   private readonly starting = new Map<string, Promise<RunRow>>();
   private nextSeq = 1;
   private stopping = false;
+  private autoBackend: BackendName | undefined;
 
   constructor(
     readonly store: Store,
@@ -315,7 +316,7 @@ export class LipcertService {
     let backend: Backend | undefined;
     try {
       const network = await this.network(model);
-      backend = await createBackend(this.options.backgroundBackend);
+      backend = await this.backend(this.options.backgroundBackend);
       if (signal.aborted) throw new CancelledError();
       const result = await certify(network, new Float32Array(size(network.inputShape)), backend, {
         eps: [],
@@ -392,7 +393,7 @@ export class LipcertService {
     if (existing) return existing;
 
     // One forward pass (no bounds) gives the class and margin the frontends show.
-    const backend = await createBackend(this.options.inputBackend);
+    const backend = await this.backend(this.options.inputBackend);
     let forward: CertifyResult;
     try {
       forward = await certify(network, x0, backend, { eps: [] });
@@ -640,7 +641,7 @@ export class LipcertService {
       this.stats.runsComputed++;
       const network = await this.network(run.model);
       const x0 = float32Of(run.input.data);
-      backend = await createBackend(run.requestedBackend as BackendName);
+      backend = await this.backend(run.requestedBackend as BackendName);
       await this.prisma.run.updateMany({ where: { id: runId }, data: { backend: backend.name, adapter: backend.adapter } });
       if (signal.aborted) throw new CancelledError();
       const result = await certify(network, x0, backend, {
@@ -741,6 +742,16 @@ export class LipcertService {
     if (run.status !== 'SUCCEEDED') return null;
     const row = await this.prisma.result.findUnique({ where: { cacheKey: run.cacheKey }, select: { computeSeconds: true } });
     return row?.computeSeconds ?? null;
+  }
+
+  /**
+   * A fresh backend for one job. What 'auto' resolves to is remembered: probing for a GPU adapter
+   * takes about half a second and the answer does not change while the server runs.
+   */
+  private async backend(name: BackendName): Promise<Backend> {
+    const backend = await createBackend(name === 'auto' ? (this.autoBackend ?? 'auto') : name);
+    if (name === 'auto') this.autoBackend ??= backend.name as BackendName;
+    return backend;
   }
 
   private checkSize(bytes: number, what: string): void {

@@ -203,6 +203,19 @@ describe('lipcert server', () => {
     expect(payloads.map((p) => p.data.runProgress.status)).toEqual(['SUCCEEDED']);
   });
 
+  test('runs on the backend AUTO picks when none is named', async () => {
+    const started = await gql(server.url, `mutation($m: ID!, $i: ID!) { startRun(modelId: $m, inputId: $i, eps: [0.015]) { id requestedBackend } }`, {
+      m: modelId,
+      i: inputId,
+    });
+    expect(started.data.startRun.requestedBackend).toBe('AUTO');
+    const { payloads } = await collectSubscription(server.wsUrl, PROGRESS, { id: started.data.startRun.id });
+    const run = payloads.at(-1)!.data.runProgress.run;
+    expect(run.status).toBe('SUCCEEDED');
+    expect(['cpu', 'webgpu']).toContain(run.backend);
+    expect(run.result.local[0].bound).toBeGreaterThan(0);
+  });
+
   test('computes the certified radius', async () => {
     const started = await gql(server.url, START, { model: modelId, input: inputId, eps: [], radius: true });
     expect(started.errors).toBeUndefined();
