@@ -1,6 +1,6 @@
 /** Jest 30 running TypeScript ESM through SWC (see README: npm test). */
 export default {
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/environment.js',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   extensionsToTreatAsEsm: ['.ts'],
