@@ -1,6 +1,7 @@
 /**
  * Lower bounds on the local Lipschitz constant L(x0, ε) = sup_{||x − x0|| ≤ ε} ||f(x) − f(x0)|| / ||x − x0||
- * (method.md, "Setting"), found by search: every ratio at an actual point of the ball is a lower
+ * (method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
+ * (gradient ascent and random sampling): every ratio at an actual point of the ball is a lower
  * bound, so these are labelled `kind: 'lower'` and sit below the certified bounds of certify().
  * - 'random': the best ratio over points drawn uniformly in the ball;
  * - 'gradient': projected gradient ascent on the ratio, with restarts: the first from a random point
