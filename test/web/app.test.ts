@@ -205,6 +205,25 @@ describeInBrowser('lipcert web page', () => {
     await page.locator('.badge.cached').first().waitFor();
   });
 
+  test('a run with lower bounds and an attack shows them in the plot, the bounds table and the radius table', async () => {
+    const start = `mutation($model: ID!, $input: ID!) {
+      startRun(modelId: $model, inputId: $input, eps: [0.001, 0.01], radius: true, backend: CPU, lowerBounds: true,
+        lowerSamples: 20, lowerRestarts: 2, lowerSteps: 10, attacks: [PGD], attackSteps: 5) { id } }`;
+    const run = await gql(server.url, start, { model: modelId, input: inputId });
+    const chart = page.locator('[data-testid=lipschitz-chart][data-drawn=true]');
+    // The points of the same run without them (eps 0.001, 0.01 with the radius) ...
+    await page.goto(runUrl);
+    await chart.waitFor();
+    const without = Number(await chart.getAttribute('data-points'));
+    await page.goto(`${origin}/app/runs/${run.data.startRun.id}`);
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor({ timeout: 120_000 });
+    await chart.waitFor();
+    // ... and four lower bounds more (two eps, two methods).
+    expect(Number(await chart.getAttribute('data-points'))).toBe(without + 4);
+    expect(await page.locator('[data-testid=bounds-table]').textContent()).toContain('lower bound (search)');
+    expect(await page.locator('[data-testid=radius-table]').textContent()).toContain('Attack: PGD');
+  });
+
   test('cancels a queued run', async () => {
     // One compute job at a time: a long run first, so the second waits in the queue.
     const eps = Array.from({ length: 64 }, (_, i) => 10 ** (-4 + (3 * i) / 63));

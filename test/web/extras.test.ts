@@ -2,7 +2,12 @@
  * web/src/extras.ts: the optional result fields (lower bounds, attacks) are selected only where the
  * schema has them, and read by their shape whatever they are called.
  */
-import { attacksOf, extraResultSelection, lowerBoundsOf, type SchemaTypes } from '../../web/src/extras.js';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildSchema, graphqlSync, parse, validate } from 'graphql';
+import { attacksOf, extraResultSelection, lowerBoundsOf, SCHEMA_TYPES, type SchemaTypes } from '../../web/src/extras.js';
+import { runFields, runQuery } from '../../web/src/queries.js';
 
 const scalar = (name: string) => ({ kind: 'SCALAR', name, ofType: null });
 const nonNull = (of: object) => ({ kind: 'NON_NULL', name: null, ofType: of });
@@ -55,5 +60,22 @@ describe('extras', () => {
     ]);
     // The core local bounds are never read as lower bounds.
     expect(lowerBoundsOf({ local: result.local })).toEqual([]);
+  });
+
+  test('finds the server\'s lowerBounds and attacks in schema.graphql, and the run query stays valid', () => {
+    const schema = buildSchema(readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'schema.graphql'), 'utf8'));
+    const introspected = graphqlSync({ schema, source: SCHEMA_TYPES }).data as unknown as { __schema: SchemaTypes };
+    const selection = extraResultSelection(introspected.__schema).replace(/\s+/g, ' ');
+    expect(selection).toMatch(/^lowerBounds \{ eps method kind bound distance .*\} attacks \{ method kind perturbation adversarialClass perturbationLinf .*\}$/);
+    expect(validate(schema, parse(runQuery(runFields(selection))))).toEqual([]);
+
+    // Entries as the server sends them (enum names for method and kind).
+    const result = {
+      local: [{ eps: 0.001, bound: 360 }],
+      lowerBounds: [{ eps: 0.001, method: 'GRADIENT', kind: 'LOWER', bound: 45, distance: 0.001 }],
+      attacks: [{ method: 'PGD', kind: 'UPPER', perturbation: 3.8, adversarialClass: 3, perturbationLinf: 0.64, seconds: 0.9 }],
+    };
+    expect(lowerBoundsOf(result)).toEqual([{ eps: 0.001, bound: 45, method: 'GRADIENT', distance: 0.001 }]);
+    expect(attacksOf(result)).toEqual([{ method: 'PGD', perturbation: 3.8, adversarialClass: 3, perturbationLinf: 0.64, seconds: 0.9 }]);
   });
 });
