@@ -15,6 +15,9 @@ import { BadInputError, LipcertError } from './errors.js';
 import { importOnnxFile } from './model/onnx-import.js';
 import { loadInputFile } from './model/input.js';
 import type { Network } from './model/ir.js';
+import { registerAttackCommand } from './cli/attack.js';
+import { registerLowerCommand } from './cli/lower.js';
+import { registerTableCommand } from './cli/table.js';
 
 export function parseNumberList(text: string, what: string): number[] {
   const values = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
@@ -148,6 +151,9 @@ export function buildProgram(): Command {
       }
     });
 
+  registerLowerCommand(program);
+  registerAttackCommand(program);
+  registerTableCommand(program);
   return program;
 }
 
@@ -156,16 +162,18 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   program.exitOverride();
   program.commands.forEach((c) => c.exitOverride());
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // Commands built with cli/shared.ts report a user error by setting the exit code.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) {
       // commander already printed its one-line message (or the help / version text).
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' || e.exitCode === 0 ? 0 : 2;
     }
     if (e instanceof LipcertError) {
-      process.stderr.write(`lipcert: ${e.message}\n`);
+      process.stderr.write(`lipcert: error: ${e.message}\n`);
       return 2;
     }
     process.stderr.write(`lipcert: internal error: ${(e as Error).stack ?? e}\n`);

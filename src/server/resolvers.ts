@@ -4,11 +4,11 @@
  * so that a LipcertError reaches the client as a GraphQLError with `extensions.code`.
  */
 import type { GraphQLFieldResolver } from 'graphql';
-import { ENGINE_VERSION, type BackendName, type NetworkBound } from '../index.js';
+import { ENGINE_VERSION, type AttackMethod, type BackendName, type NetworkBound } from '../index.js';
 import type { InputRow, ModelRow, RunRow } from '../store/db.js';
 import { toGraphQLError, userError } from './errors.js';
 import type { RunEventPayload } from './events.js';
-import type { LayerDescription, LipcertService } from './service.js';
+import type { AttackSearchOptions, LayerDescription, LipcertService, StartRunArgs } from './service.js';
 
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
@@ -30,6 +30,10 @@ export function makeResolvers(service: LipcertService) {
   const resolvers = {
     BoundQuality: { EXACT: 'exact', UPPER: 'upper', ESTIMATE: 'estimate' },
     Backend: { AUTO: 'auto', CPU: 'cpu', WEBGPU: 'webgpu' },
+    // The library's names: stored results keep them, the API shows the enum names.
+    AttackMethod: { FGSM: 'fgsm', IFGSM: 'ifgsm', PGD: 'pgd' },
+    LowerBoundMethod: { GRADIENT: 'gradient', RANDOM: 'random' },
+    SearchKind: { LOWER: 'lower', UPPER: 'upper' },
 
     Query: {
       models: () => service.listModels(),
@@ -65,15 +69,13 @@ export function makeResolvers(service: LipcertService) {
       },
       startRun: (
         _: unknown,
-        args: { modelId: string; inputId: string; eps: number[]; radius?: boolean | null; backend?: BackendName | null; tolerance?: number | null },
+        args: Omit<StartRunArgs, 'radius' | 'backend'> & { radius?: boolean | null; backend?: BackendName | null; lowerBounds?: boolean | null },
       ) =>
         service.startRun({
-          modelId: args.modelId,
-          inputId: args.inputId,
-          eps: args.eps,
+          ...args,
           radius: args.radius ?? false,
           backend: args.backend ?? 'auto',
-          tolerance: args.tolerance,
+          lowerBounds: args.lowerBounds ?? false,
         }),
       cancelRun: (_: unknown, { id }: { id: string }) => service.cancelRun(id),
     },
@@ -130,6 +132,8 @@ export function makeResolvers(service: LipcertService) {
       model: (r: RunRow) => service.findModel(r.modelId),
       input: (r: RunRow) => service.findInput(r.inputId),
       eps: (r: RunRow) => JSON.parse(r.eps),
+      lowerBounds: (r: RunRow) => r.lowerBounds !== null,
+      attacks: (r: RunRow): AttackMethod[] => (r.attacks ? (JSON.parse(r.attacks) as AttackSearchOptions).methods : []),
       error: (r: RunRow) => (r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null),
       result: (r: RunRow) => service.resultOf(r),
       timings: (r: RunRow) => r,

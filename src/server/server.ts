@@ -1,7 +1,7 @@
 /**
  * startServer(): the lipcert GraphQL server on one port — Apollo Server 5 over express 5 for
  * queries and mutations at /graphql, graphql-ws on the same path for subscriptions, an offline
- * GraphiQL page at /, and the store (Prisma 7 + SQLite) under the data directory.
+ * GraphiQL page at /, the web page at /app (dist/web, see web-app.ts), and the store (Prisma 7 + SQLite) under the data directory.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -25,6 +25,7 @@ import { graphiqlPage } from './graphiql.js';
 import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
 import { LipcertService } from './service.js';
+import { defaultWebDir, webApp } from './web-app.js';
 
 export interface ServerOptions {
   /** TCP port; 0 picks a free one (default 4000). */
@@ -45,6 +46,8 @@ export interface ServerOptions {
   corsOrigins?: CorsOrigins;
   /** Backend of the background global-bound jobs (default 'auto'). */
   backgroundBackend?: BackendName;
+  /** The built web page served at /app (default dist/web at the package root). */
+  webDir?: string;
   log?: (message: string) => void;
 }
 
@@ -152,6 +155,7 @@ async function serve(
   app.get('/', async (_req, res) => {
     res.type('html').send(await graphiqlPage());
   });
+  app.use('/app', webApp(options.webDir ?? defaultWebDir()));
   const allowOrigins = cors(options.corsOrigins ?? 'local');
   app.use('/graphql', allowOrigins, express.json({ limit: bodyLimit }), expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
@@ -203,7 +207,7 @@ async function serve(
   const port = (httpServer.address() as AddressInfo).port;
   const shown = host.includes(':') ? `[${host}]` : host;
   const url = `http://${shown}:${port}/graphql`;
-  log(`serving GraphQL at ${url} (GraphiQL at http://${shown}:${port}/), data in ${store.dataDir}`);
+  log(`serving GraphQL at ${url} (GraphiQL at http://${shown}:${port}/, the web page at http://${shown}:${port}/app/), data in ${store.dataDir}`);
 
   let stopped: Promise<void> | null = null;
   return {

@@ -1,7 +1,8 @@
 /**
  * What the GraphQL resolvers call: models, inputs and runs over the store, the compute queue and
  * the result cache. Every number comes from the library (`importOnnx`, `parseInputBytes`,
- * `certify`); this file only decides what to compute, when, and where to keep it.
+ * `certify`, `lowerBounds`, `attacks`); this file only decides what to compute, when, and where to
+ * keep it.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -11,20 +12,27 @@ import {
   CancelledError,
   ENGINE_VERSION,
   LipcertError,
+  attacks,
   certify,
   createBackend,
   importOnnx,
+  lowerBounds,
   parameterCount,
   parseInputBytes,
+  type AttackEntry,
+  type AttackMethod,
   type Backend,
   type BackendName,
   type CertifyResult,
   type Layer,
+  type LowerBoundEntry,
   type Network,
   type NetworkBound,
   type ProgressEvent,
 } from '../index.js';
+import { ATTACK_METHODS, DEFAULT_ATTACK_STEPS, DEFAULT_MAX_RUNS, DEFAULT_SEARCH_TOLERANCE } from '../bounds/attacks.js';
 import { DEFAULT_TOLERANCE } from '../bounds/certify.js';
+import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS } from '../bounds/lower.js';
 import { size } from '../model/ir.js';
 import { cacheKey, sha256Hex } from '../store/cache-key.js';
 import type { InputRow, ModelRow, ResultRow, RunRow, Store } from '../store/db.js';
@@ -39,6 +47,10 @@ const PROGRESS_EVENT_MS = 100;
 const PROGRESS_SAVE_MS = 1000;
 const STOP_TIMEOUT_MS = 10_000;
 const NETWORKS_IN_MEMORY = 4;
+/** Largest search budgets a run may ask for (each is a loop of forward passes). */
+const MAX_LOWER_SAMPLES = 100_000;
+const MAX_LOWER_RESTARTS = 1_000;
+const MAX_STEPS = 10_000;
 
 export interface ServiceOptions {
   /** Compute jobs at a time (runs and global bounds). */
@@ -77,6 +89,40 @@ export interface StartRunArgs {
   radius: boolean;
   backend: BackendName;
   tolerance?: number | null;
+  /** Also search for lower bounds on L(x0, ε) at each ε. */
+  lowerBounds?: boolean;
+  lowerSamples?: number | null;
+  lowerRestarts?: number | null;
+  lowerSteps?: number | null;
+  seed?: number | null;
+  /** Also run these attacks. */
+  attacks?: AttackMethod[] | null;
+  attackSteps?: number | null;
+}
+
+/** The effective options of a run's lower-bound search (Run.lowerBounds, as JSON). */
+export interface LowerSearchOptions {
+  samples: number;
+  restarts: number;
+  steps: number;
+  seed: number;
+}
+
+/** The effective options of a run's attacks (Run.attacks, as JSON); methods in ATTACK_METHODS order. */
+export interface AttackSearchOptions {
+  methods: AttackMethod[];
+  steps: number;
+  tolerance: number;
+  maxRuns: number;
+}
+
+/** What a run computes and the cache keeps: certify()'s result, with the searches the run asked for. */
+export type RunResult = CertifyResult & { lowerBounds?: LowerBoundEntry[]; attacks?: AttackEntry[] };
+
+interface RunProgress {
+  phase: string;
+  fraction: number;
+  message: string;
 }
 
 export interface AddInputArgs {
@@ -134,6 +180,52 @@ function bytesOf(x: Float32Array): Uint8Array {
 function float32Of(bytes: Uint8Array): Float32Array {
   const copy = new Uint8Array(bytes); // aligned
   return new Float32Array(copy.buffer, 0, copy.byteLength / 4);
+}
+
+/** A search budget: an integer from 1 to `max`, or `fallback` when not given. */
+function budget(value: number | null | undefined, name: string, max: number, fallback: number): number {
+  if (value == null) return fallback;
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw userError('BAD_USER_INPUT', `${name} must be an integer from 1 to ${max} (got ${value})`);
+  }
+  return value;
+}
+
+/** The searches a startRun asks for, with defaults filled in; null where it asks for none. */
+function searchOptions(args: StartRunArgs): { lower: LowerSearchOptions | null; attack: AttackSearchOptions | null } {
+  const unused = (names: (keyof StartRunArgs)[], without: string) => {
+    const given = names.filter((name) => args[name] != null);
+    if (given.length > 0) throw userError('BAD_USER_INPUT', `${given.join(', ')} given without ${without}`);
+  };
+  let lower: LowerSearchOptions | null = null;
+  if (args.lowerBounds) {
+    if (args.eps.length === 0) throw userError('BAD_USER_INPUT', 'lower bounds are searched at the run\'s eps: give at least one eps');
+    const seed = args.seed ?? DEFAULT_SEED;
+    if (!Number.isInteger(seed)) throw userError('BAD_USER_INPUT', `seed must be an integer (got ${seed})`);
+    lower = {
+      samples: budget(args.lowerSamples, 'lowerSamples', MAX_LOWER_SAMPLES, DEFAULT_SAMPLES),
+      restarts: budget(args.lowerRestarts, 'lowerRestarts', MAX_LOWER_RESTARTS, DEFAULT_RESTARTS),
+      steps: budget(args.lowerSteps, 'lowerSteps', MAX_STEPS, DEFAULT_STEPS),
+      seed,
+    };
+  } else {
+    unused(['lowerSamples', 'lowerRestarts', 'lowerSteps', 'seed'], 'lowerBounds: true');
+  }
+  let attack: AttackSearchOptions | null = null;
+  const methods = args.attacks ?? [];
+  for (const m of methods) if (!ATTACK_METHODS.includes(m)) throw userError('BAD_USER_INPUT', `unknown attack '${m}'`);
+  if (methods.length > 0) {
+    attack = {
+      // One order whatever the request's: [PGD, FGSM] and [FGSM, PGD, PGD] are the same request.
+      methods: ATTACK_METHODS.filter((m) => methods.includes(m)),
+      steps: budget(args.attackSteps, 'attackSteps', MAX_STEPS, DEFAULT_ATTACK_STEPS),
+      tolerance: DEFAULT_SEARCH_TOLERANCE,
+      maxRuns: DEFAULT_MAX_RUNS,
+    };
+  } else {
+    unused(['attackSteps'], 'attacks');
+  }
+  return { lower, attack };
 }
 
 export class LipcertService {
@@ -482,8 +574,9 @@ export class LipcertService {
     for (const eps of args.eps) {
       if (!Number.isFinite(eps) || eps <= 0) throw userError('BAD_USER_INPUT', `eps must be finite and > 0 (got ${eps})`);
     }
-    if (args.eps.length === 0 && !args.radius) {
-      throw userError('BAD_USER_INPUT', 'nothing to compute: give at least one eps or set radius');
+    const { lower, attack } = searchOptions(args);
+    if (args.eps.length === 0 && !args.radius && !attack) {
+      throw userError('BAD_USER_INPUT', 'nothing to compute: give at least one eps, set radius or ask for attacks');
     }
     const tolerance = args.tolerance ?? undefined;
     if (tolerance !== undefined && !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
@@ -494,8 +587,20 @@ export class LipcertService {
       inputSha256: input.sha256,
       eps: args.eps,
       method: METHOD,
-      // The effective tolerance: leaving it out and giving the default are the same request.
-      params: { radius: args.radius, tolerance: tolerance ?? DEFAULT_TOLERANCE },
+      // Effective values: leaving a parameter out and giving its default are the same request.
+      // The searches add parameters only when asked for, so a run without them keeps its key.
+      params: {
+        radius: args.radius,
+        tolerance: tolerance ?? DEFAULT_TOLERANCE,
+        lowerSamples: lower?.samples,
+        lowerRestarts: lower?.restarts,
+        lowerSteps: lower?.steps,
+        lowerSeed: lower?.seed,
+        attacks: attack?.methods.join(','),
+        attackSteps: attack?.steps,
+        attackTolerance: attack?.tolerance,
+        attackMaxRuns: attack?.maxRuns,
+      },
       engineVersion: ENGINE_VERSION,
     });
 
@@ -509,7 +614,7 @@ export class LipcertService {
       this.stats.joined++;
       return starting;
     }
-    const created = this.createRun(key, args, tolerance);
+    const created = this.createRun(key, args, tolerance, lower, attack);
     this.starting.set(key, created);
     try {
       return await created;
@@ -518,7 +623,13 @@ export class LipcertService {
     }
   }
 
-  private async createRun(key: string, args: StartRunArgs, tolerance: number | undefined): Promise<RunRow> {
+  private async createRun(
+    key: string,
+    args: StartRunArgs,
+    tolerance: number | undefined,
+    lower: LowerSearchOptions | null,
+    attack: AttackSearchOptions | null,
+  ): Promise<RunRow> {
     const base = {
       seq: this.nextSeq++,
       modelId: args.modelId,
@@ -527,6 +638,8 @@ export class LipcertService {
       eps: JSON.stringify(args.eps),
       radius: args.radius,
       tolerance: tolerance ?? null,
+      lowerBounds: lower ? JSON.stringify(lower) : null,
+      attacks: attack ? JSON.stringify(attack) : null,
       requestedBackend: args.backend,
     };
     const hit = await this.prisma.result.findUnique({ where: { cacheKey: key } });
@@ -644,14 +757,7 @@ export class LipcertService {
       backend = await this.backend(run.requestedBackend as BackendName);
       await this.prisma.run.updateMany({ where: { id: runId }, data: { backend: backend.name, adapter: backend.adapter } });
       if (signal.aborted) throw new CancelledError();
-      const result = await certify(network, x0, backend, {
-        eps: JSON.parse(run.eps) as number[],
-        global: run.radius,
-        radius: run.radius,
-        tolerance: run.tolerance ?? undefined,
-        signal,
-        onProgress: (event) => this.onProgress(runId, live, event),
-      });
+      const result = await this.compute(network, x0, backend, run, signal, (event) => this.onProgress(runId, live, event));
       await this.prisma.result.upsert({
         where: { cacheKey: run.cacheKey },
         create: {
@@ -703,7 +809,67 @@ export class LipcertService {
     this.events.publish({ runId, ...final, phase: null });
   }
 
-  private onProgress(runId: string, live: LiveState, event: ProgressEvent): void {
+  /**
+   * certify(), then the lower-bound search at each ε and each attack, as the run asks. Progress
+   * counts certify()'s units (three for the global bound and the radius, one per ε), then one per ε
+   * of the search and one per attack. The searches are called one ε and one attack at a time to
+   * report between them: each (seed, ε, method) has its own random stream, so the entries are
+   * those of a single call.
+   */
+  private async compute(
+    network: Network,
+    x0: Float32Array,
+    backend: Backend,
+    run: RunRow,
+    signal: AbortSignal,
+    report: (event: RunProgress) => void,
+  ): Promise<RunResult> {
+    const eps = JSON.parse(run.eps) as number[];
+    const lower = run.lowerBounds ? (JSON.parse(run.lowerBounds) as LowerSearchOptions) : null;
+    const attack = run.attacks ? (JSON.parse(run.attacks) as AttackSearchOptions) : null;
+    const certifyUnits = (run.radius ? 3 : 0) + eps.length || 1;
+    const units = certifyUnits + (lower ? eps.length : 0) + (attack ? attack.methods.length : 0);
+    const searches = lower !== null || attack !== null;
+    const certified = await certify(network, x0, backend, {
+      eps,
+      global: run.radius,
+      radius: run.radius,
+      tolerance: run.tolerance ?? undefined,
+      signal,
+      onProgress: (event: ProgressEvent) => {
+        if (event.phase === 'done' && searches) return;
+        report({ ...event, fraction: (event.fraction * certifyUnits) / units });
+      },
+    });
+    const result: RunResult = { ...certified };
+    let unitsDone = certifyUnits;
+    if (lower) {
+      result.lowerBounds = [];
+      for (const [i, e] of eps.entries()) {
+        if (signal.aborted) throw new CancelledError();
+        report({ phase: 'lower', fraction: unitsDone / units, message: `lower bounds by search at eps ${e} (${i + 1} of ${eps.length})` });
+        const found = await lowerBounds(network, x0, backend, { eps: [e], ...lower, signal });
+        result.lowerBounds.push(...found.lower);
+        result.seconds += found.seconds;
+        unitsDone++;
+      }
+    }
+    if (attack) {
+      result.attacks = [];
+      for (const [i, method] of attack.methods.entries()) {
+        if (signal.aborted) throw new CancelledError();
+        report({ phase: 'attack', fraction: unitsDone / units, message: `attack ${method.toUpperCase()} (${i + 1} of ${attack.methods.length})` });
+        const found = await attacks(network, x0, backend, { methods: [method], steps: attack.steps, tolerance: attack.tolerance, maxRuns: attack.maxRuns, signal });
+        result.attacks.push(...found.attacks);
+        result.seconds += found.seconds;
+        unitsDone++;
+      }
+    }
+    if (searches) report({ phase: 'done', fraction: 1, message: 'done' });
+    return result;
+  }
+
+  private onProgress(runId: string, live: LiveState, event: RunProgress): void {
     const phaseChanged = event.phase !== live.phase;
     live.progress = Math.min(1, Math.max(0, event.fraction));
     live.message = event.message;
@@ -728,7 +894,7 @@ export class LipcertService {
     if (run.status !== 'SUCCEEDED') return null;
     const row: ResultRow | null = await this.prisma.result.findUnique({ where: { cacheKey: run.cacheKey } });
     if (!row) return null;
-    const result = JSON.parse(row.result) as CertifyResult;
+    const result = JSON.parse(row.result) as RunResult;
     let globalBound = result.global ?? null;
     if (!globalBound) {
       const model = await this.findModel(run.modelId);

@@ -1,0 +1,287 @@
+/**
+ * The web page in a real browser (Debian's chromium driven by playwright-core): the server runs
+ * in-process on 127.0.0.1 with a temp data directory and a fresh build of web/; the test imports the
+ * MNIST fixture, adds its image with the MNIST preset, runs eps 0.001, 0.01 with the radius, follows
+ * the progress to 100% and reads the plots. It also checks the run's stable URL after a reload,
+ * errors shown next to their fields, cancelling, a failed run, and the run list's filters.
+ * A screenshot of the finished run is kept under test-artifacts/.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { startServer, type ServerHandle } from '../../src/server/server.js';
+import { FIXTURES, gql, tempDataDir, waitFor } from '../server/client.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ARTIFACTS = join(ROOT, 'test-artifacts');
+/** Debian's chromium; LIPCERT_CHROMIUM points elsewhere (a missing path skips the suite). */
+const CHROMIUM = process.env.LIPCERT_CHROMIUM || '/usr/bin/chromium';
+/** What works headless on these machines: no sandbox as root, no GPU, no calls home. */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) {
+  console.warn(`test/web/app.test.ts SKIPPED: ${CHROMIUM} is absent (install it with: apt-get install -y chromium)`);
+}
+const describeInBrowser = haveChromium ? describe : describe.skip;
+
+/** Builds web/ with Vite into a temp folder (the test never trusts a stale dist/web). */
+function buildPage(outDir: string): void {
+  const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
+  const built = spawnSync(process.execPath, [vite, 'build', '--config', join(ROOT, 'web', 'vite.config.ts'), '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
+}
+
+describeInBrowser('lipcert web page', () => {
+  const data = tempDataDir();
+  const webDir = mkdtempSync(join(tmpdir(), 'lipcert-web-'));
+  let server: ServerHandle;
+  let browser: Browser;
+  let page: Page;
+  let origin: string;
+  let modelId: string;
+  let inputId: string;
+  let runUrl: string;
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    buildPage(webDir);
+    server = await startServer({ port: 0, host: '127.0.0.1', dataDir: data.dir, log: () => undefined, backgroundBackend: 'cpu', webDir });
+    origin = `http://127.0.0.1:${server.port}`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+    // Every value the progress bar shows, as the subscription moves it.
+    await page.addInitScript(() => {
+      const seen: number[] = ((window as any).__progressSeen = []);
+      new MutationObserver(() => {
+        const bar = document.querySelector('[role=progressbar]');
+        const value = bar ? Number(bar.getAttribute('aria-valuenow')) : NaN;
+        if (Number.isFinite(value) && seen[seen.length - 1] !== value) seen.push(value);
+      }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow'] });
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+    data.remove();
+    rmSync(webDir, { recursive: true, force: true });
+  });
+
+  test('serves the page at /app and keeps GraphiQL at /', async () => {
+    const graphiql = await fetch(`${origin}/`);
+    expect(graphiql.status).toBe(200);
+    expect(await graphiql.text()).toMatch(/graphiql/i);
+    const missing = await fetch(`${origin}/app/assets/missing.js`);
+    expect(missing.status).toBe(404);
+
+    await page.goto(`${origin}/app/`);
+    await page.getByRole('heading', { name: 'Certify a ReLU network' }).waitFor();
+    expect(await page.title()).toBe('lipcert');
+  });
+
+  test('shows the server’s error next to the model field for a file that is not ONNX', async () => {
+    await page.setInputFiles('[data-testid=model-file]', join(FIXTURES, 'mnist_8.png'));
+    const error = page.locator('#model-error');
+    await error.waitFor();
+    expect(await error.getAttribute('data-code')).toBe('UNSUPPORTED_MODEL');
+  });
+
+  test('imports the MNIST model dropped on the page and lists its layers', async () => {
+    const dataTransfer = await page.evaluateHandle(
+      ({ base64, name }) => {
+        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], name, { type: 'application/octet-stream' }));
+        return transfer;
+      },
+      { base64: readFileSync(join(FIXTURES, 'mnist_lenet.onnx')).toString('base64'), name: 'mnist_lenet.onnx' },
+    );
+    await page.dispatchEvent('label.dropzone', 'drop', { dataTransfer });
+    await page.waitForURL(/\/app\/models\/[^/]+$/);
+    modelId = decodeURIComponent(page.url().split('/').pop()!);
+    const layers = page.locator('[data-testid=layers] tbody tr');
+    await layers.first().waitFor();
+    const kinds = await page.locator('[data-testid=layers] tbody tr .kind').allTextContents();
+    expect(kinds.filter((k) => k === 'conv')).toHaveLength(2);
+    expect(kinds).toContain('dense');
+    await expect(page.locator('[data-testid=layers]').textContent()).resolves.toContain('kernel 5×5');
+    expect(await page.locator('#model-error').count()).toBe(0);
+  });
+
+  test('shows the server’s error for an image of the wrong shape', async () => {
+    await page.setInputFiles('[data-testid=input-file]', join(FIXTURES, 'cifar10_dog4.png'));
+    await page.click('[data-testid=add-input]');
+    const error = page.locator('#input-file-error');
+    await error.waitFor();
+    expect(await error.getAttribute('data-code')).toBe('BAD_USER_INPUT');
+    expect(await error.textContent()).toContain('28×28'); // the server's message, as sent
+  });
+
+  test('adds the MNIST image with the MNIST preset and shows its class and margin', async () => {
+    await page.setInputFiles('[data-testid=input-file]', join(FIXTURES, 'mnist_8.png'));
+    await page.fill('.pending-fields input[type=text]', 'mnist_8');
+    await page.selectOption('[data-testid=preset]', 'mnist');
+    await page.click('[data-testid=add-input]');
+    const detail = page.locator('[data-testid=input-detail]');
+    await detail.waitFor();
+    expect(await page.locator('[data-testid=predicted-class]').textContent()).toBe('8');
+    expect(Number((await page.locator('[data-testid=margin]').textContent())!.replace('−', '-'))).toBeGreaterThan(0);
+    expect(await page.locator('.input-list img.thumb').count()).toBe(1);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-certify.png'), fullPage: true });
+    const { data } = await gql(server.url, `query($id: ID!) { model(id: $id) { inputs { id } } }`, { id: modelId });
+    inputId = data.model.inputs[0].id;
+  });
+
+  test('shows the server’s error next to the eps field', async () => {
+    await page.fill('[data-testid=eps]', '0.01, -1');
+    await page.click('[data-testid=start-run]');
+    const error = page.locator('#eps-error');
+    await error.waitFor();
+    expect(await error.getAttribute('data-code')).toBe('BAD_USER_INPUT');
+    expect(await error.textContent()).toContain('eps must be finite and > 0');
+  });
+
+  test('runs eps 0.001, 0.01 with the radius: progress reaches 100% and the plots are drawn', async () => {
+    await page.fill('[data-testid=eps]', '0.001, 0.01');
+    await page.check('[data-testid=radius]');
+    await page.click('[data-testid=start-run]');
+    await page.waitForURL(/\/app\/runs\/[^/]+$/);
+    runUrl = page.url();
+    await page.locator('[role=progressbar][aria-valuenow="100"]').waitFor({ timeout: 120_000 });
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
+    const seen: number[] = await page.evaluate(() => (window as any).__progressSeen);
+    expect(seen[seen.length - 1]).toBe(100);
+    expect(seen.some((v) => v < 100)).toBe(true); // the bar moved while the run computed
+
+    const chart = page.locator('[data-testid=lipschitz-chart]');
+    await chart.and(page.locator('[data-drawn=true]')).waitFor();
+    expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(2);
+    await page.locator('[data-testid=layer-chart][data-drawn=true]').waitFor();
+    // The canvas holds a picture, not a blank.
+    const inked = await chart.evaluate((canvas: HTMLCanvasElement) => {
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+      return n;
+    });
+    expect(inked).toBeGreaterThan(1000);
+
+    const bounds = page.locator('[data-testid=bounds-table] tbody tr');
+    expect(await bounds.count()).toBe(2);
+    expect(await page.locator('[data-testid=bounds-table]').textContent()).toMatch(/estimate|upper bound|exact/);
+    expect(await page.locator('[data-testid=certified-radius] .tile-value').textContent()).toMatch(/\d/);
+    expect(await page.locator('[data-testid=radius-table] tbody tr').count()).toBeGreaterThanOrEqual(2);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-run.png'), fullPage: true });
+  });
+
+  test('the run has a stable URL: a reload shows the same results, and the same request comes from the cache', async () => {
+    await page.goto(runUrl);
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
+    await page.locator('[data-testid=lipschitz-chart][data-drawn=true]').waitFor();
+
+    await page.goto(`${origin}/app/models/${modelId}`);
+    await page.fill('[data-testid=eps]', '0.001, 0.01');
+    await page.click('[data-testid=start-run]');
+    await page.waitForURL((url) => /\/app\/runs\//.test(url.pathname) && url.href !== runUrl);
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
+    await page.locator('.badge.cached').first().waitFor();
+  });
+
+  test('a run with lower bounds and an attack shows them in the plot, the bounds table and the radius table', async () => {
+    const start = `mutation($model: ID!, $input: ID!) {
+      startRun(modelId: $model, inputId: $input, eps: [0.001, 0.01], radius: true, backend: CPU, lowerBounds: true,
+        lowerSamples: 20, lowerRestarts: 2, lowerSteps: 10, attacks: [PGD], attackSteps: 5) { id } }`;
+    const run = await gql(server.url, start, { model: modelId, input: inputId });
+    const chart = page.locator('[data-testid=lipschitz-chart][data-drawn=true]');
+    // The points of the same run without them (eps 0.001, 0.01 with the radius) ...
+    await page.goto(runUrl);
+    await chart.waitFor();
+    const without = Number(await chart.getAttribute('data-points'));
+    await page.goto(`${origin}/app/runs/${run.data.startRun.id}`);
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor({ timeout: 120_000 });
+    await chart.waitFor();
+    // ... and four lower bounds more (two eps, two methods).
+    expect(Number(await chart.getAttribute('data-points'))).toBe(without + 4);
+    expect(await page.locator('[data-testid=bounds-table]').textContent()).toContain('lower bound (search)');
+    expect(await page.locator('[data-testid=radius-table]').textContent()).toContain('Attack: PGD');
+  });
+
+  test('cancels a queued run', async () => {
+    // One compute job at a time: a long run first, so the second waits in the queue.
+    const eps = Array.from({ length: 64 }, (_, i) => 10 ** (-4 + (3 * i) / 63));
+    const start = `mutation($model: ID!, $input: ID!, $eps: [Float!]!, $tol: Float) {
+      startRun(modelId: $model, inputId: $input, eps: $eps, radius: true, backend: CPU, tolerance: $tol) { id status } }`;
+    const first = await gql(server.url, start, { model: modelId, input: inputId, eps, tol: 1e-9 });
+    const second = await gql(server.url, start, { model: modelId, input: inputId, eps: [0.05], tol: 1e-8 });
+    expect(second.data.startRun.status).toBe('QUEUED');
+    await page.goto(`${origin}/app/runs/${second.data.startRun.id}`);
+    await page.locator('[data-testid=cancel-run]').waitFor();
+    if (process.env.LIPCERT_WEB_SHOTS) await page.screenshot({ path: join(ARTIFACTS, 'web-queued.png') });
+    await page.click('[data-testid=cancel-run]');
+    await page.locator('.run-page[data-status=CANCELLED]').waitFor();
+    await page.locator('[data-testid=run-error]').waitFor();
+    await gql(server.url, `mutation($id: ID!) { cancelRun(id: $id) { id } }`, { id: first.data.startRun.id });
+  });
+
+  test('a failed run shows its error code and message, and the page stays up', async () => {
+    // A run that failed (as a crash leaves one), written straight into the store.
+    const prisma = (server.service.store as any).prisma;
+    const failed = await prisma.run.create({
+      data: {
+        id: 'failed-run-for-the-page', seq: 1_000_000, modelId, inputId, cacheKey: 'none', status: 'FAILED', progress: 0.4,
+        message: 'interrupted', eps: '[0.1]', radius: false, requestedBackend: 'cpu', errorCode: 'INTERRUPTED',
+        errorMessage: 'the server stopped while the run was computing', finishedAt: new Date(),
+      },
+    });
+    await page.goto(`${origin}/app/runs/${failed.id}`);
+    const error = page.locator('[data-testid=run-error]');
+    await error.waitFor();
+    expect(await error.textContent()).toContain('INTERRUPTED');
+    if (process.env.LIPCERT_WEB_SHOTS) await page.screenshot({ path: join(ARTIFACTS, 'web-failed.png') });
+    await page.goto(`${origin}/app/runs/no-such-run`);
+    await page.locator('.field-error[data-code=NOT_FOUND]').waitFor();
+  });
+
+  test('lists past runs and filters them by status and model', async () => {
+    await page.goto(`${origin}/app/runs`);
+    const rows = page.locator('[data-testid=runs-table] tbody tr');
+    await rows.first().waitFor();
+    const all = await rows.count();
+    expect(all).toBeGreaterThanOrEqual(4);
+    await page.selectOption('[data-testid=filter-status]', 'FAILED');
+    await page.waitForURL(/status=FAILED/);
+    await waitFor('the FAILED filter', async () => (await rows.count()) === 1 && (await rows.first().textContent())?.includes('INTERRUPTED'));
+    await page.selectOption('[data-testid=filter-status]', 'SUCCEEDED');
+    await page.selectOption('[data-testid=filter-model]', modelId);
+    await page.waitForURL(new RegExp(`model=${modelId}`));
+    await waitFor('the SUCCEEDED filter', async () => {
+      const statuses = await rows.locator('.badge.status').allTextContents();
+      return statuses.length >= 2 && statuses.every((s) => s === 'succeeded');
+    });
+    await page.screenshot({ path: join(ARTIFACTS, 'web-runs.png'), fullPage: true });
+    await rows.first().locator('a').click();
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
+  });
+
+  test('raised no uncaught error in the page', () => {
+    expect(pageErrors).toEqual([]);
+  });
+});
