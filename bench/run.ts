@@ -16,6 +16,12 @@ import { loadInputFile } from '../src/model/input.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fixtures = path.join(root, 'fixtures');
 
+// `--model zoo:alexnet|zoo:vgg16|FILE.onnx`: the ImageNet-scale benchmark (per phase, per layer, peak memory).
+if (process.argv.includes('--model')) {
+  await (await import('./imagenet.js')).imagenetBench(process.argv.slice(2));
+  process.exit(0);
+}
+
 const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'cpu' },

@@ -12,39 +12,17 @@ import type { CertifyResult, LayerBound, ProgressEvent } from './bounds/types.js
 import { createBackend } from './backend/select.js';
 import type { BackendName } from './backend/backend.js';
 import { BadInputError, LipcertError } from './errors.js';
-import { importOnnxFile } from './model/onnx-import.js';
-import { loadInputFile } from './model/input.js';
 import type { Network } from './model/ir.js';
 import { registerAttackCommand } from './cli/attack.js';
+import { describeExport, exportCommand } from './cli/export.js';
+import { loadModelAndInput, parseNumberList } from './cli/shared.js';
 import { registerLowerCommand } from './cli/lower.js';
 import { registerTableCommand } from './cli/table.js';
 
-export function parseNumberList(text: string, what: string): number[] {
-  const values = text.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v))) throw new BadInputError(`--${what} must be a comma-separated list of numbers, got '${text}'`);
-  return values;
-}
-
 export function parseEpsList(text: string): number[] {
-  const values = parseNumberList(text, 'eps');
+  const values = parseNumberList(text, '--eps');
   if (values.some((v) => !(v > 0))) throw new BadInputError(`--eps values must be > 0, got '${text}'`);
   return values;
-}
-
-export interface InputOptions {
-  input: string;
-  mean?: string;
-  std?: string;
-}
-
-/** Load MODEL and --input with the normalisation options (shared by every analysis command). */
-export function loadModelAndInput(model: string, options: InputOptions): { network: Network; x0: Float32Array } {
-  const network = importOnnxFile(model);
-  const x0 = loadInputFile(options.input, network, {
-    mean: options.mean ? parseNumberList(options.mean, 'mean') : undefined,
-    std: options.std ? parseNumberList(options.std, 'std') : undefined,
-  });
-  return { network, x0 };
 }
 
 /** A progress bar on stderr when it is a terminal; nothing otherwise. */
@@ -123,8 +101,8 @@ export function buildProgram(): Command {
   program
     .command('bound')
     .description('global and local Lipschitz bounds, and the certified adversarial radius')
-    .argument('<model>', 'ONNX model file')
-    .requiredOption('--input <file>', 'nominal input: .npy (float32), .json {"shape","data"} or .png')
+    .argument('<model>', 'ONNX model file, or zoo:alexnet|vgg16|mnist-lenet|cifar10-net[:SEED] (seeded random weights)')
+    .requiredOption('--input <file>', 'nominal input: .npy (float32), .json {"shape","data"}, .png, or random[:SEED]')
     .option('--mean <m>', 'PNG normalisation mean, one value or one per channel (comma-separated)')
     .option('--std <s>', 'PNG normalisation std, one value or one per channel (comma-separated)')
     .option('--eps <list>', 'comma-separated radii of local bounds, e.g. 0.001,0.01')
@@ -151,6 +129,14 @@ export function buildProgram(): Command {
       }
     });
 
+  program
+    .command('export')
+    .description('write a model (e.g. a zoo model) as an ONNX file')
+    .argument('<model>', 'zoo:NAME[:SEED] or an ONNX file')
+    .argument('<out>', 'output .onnx file')
+    .action((model: string, out: string) => {
+      process.stdout.write(describeExport(model, exportCommand(model, out)) + '\n');
+    });
   registerLowerCommand(program);
   registerAttackCommand(program);
   registerTableCommand(program);

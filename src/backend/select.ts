@@ -4,6 +4,7 @@
  * the CPU backend is several times faster than llvmpipe). The WebGPU code is loaded lazily so the
  * CPU path never touches Dawn.
  */
+import fs from 'node:fs';
 import { BadInputError, LipcertError } from '../errors.js';
 import type { Backend, BackendName } from './backend.js';
 import { createCpuBackend } from './cpu/index.js';
@@ -20,6 +21,23 @@ async function createWebGpu(allowSoftware: boolean): Promise<Backend> {
   return mod.createWebGpuBackend({ allowSoftware });
 }
 
+/**
+ * Whether a GPU could be present at all. On Linux a GPU shows up as a device node (/dev/dri/renderD*,
+ * /dev/nvidia*); without one, 'auto' goes straight to the CPU instead of probing Dawn's adapters,
+ * which takes half a second and prints driver warnings. Other platforms are always probed.
+ */
+function mayHaveGpu(): boolean {
+  if (process.platform !== 'linux') return true;
+  const has = (dir: string, pattern: RegExp) => {
+    try {
+      return fs.readdirSync(dir).some((f) => pattern.test(f));
+    } catch {
+      return false;
+    }
+  };
+  return has('/dev/dri', /^renderD\d+$/) || has('/dev', /^nvidia\d+$/);
+}
+
 export async function createBackend(name: BackendName = 'cpu'): Promise<Backend> {
   switch (name) {
     case 'cpu':
@@ -27,6 +45,7 @@ export async function createBackend(name: BackendName = 'cpu'): Promise<Backend>
     case 'webgpu':
       return createWebGpu(true);
     case 'auto':
+      if (!mayHaveGpu()) return createCpuBackend();
       try {
         return await createWebGpu(false);
       } catch (e) {

@@ -9,8 +9,8 @@ import type { Backend, BackendName } from '../backend/backend.js';
 import { BACKEND_NAMES, createBackend } from '../backend/select.js';
 import { BadInputError, LipcertError } from '../errors.js';
 import { loadInputFile } from '../model/input.js';
+import { randomInput, randomInputSeed, resolveModel } from '../model/zoo/index.js';
 import type { Network } from '../model/ir.js';
-import { importOnnxFile } from '../model/onnx-import.js';
 
 /** The options every model-and-input command takes, as commander parses them. */
 export interface InputOptions {
@@ -68,25 +68,38 @@ export function parseInteger(value: string | undefined, option: string, fallback
   return n;
 }
 
+/**
+ * MODEL (an ONNX path or `zoo:NAME[:SEED]`) and --input (a file, or `random[:SEED]` for a seeded
+ * normal input of the model's shape), normalised with --mean/--std. Every command loads through here.
+ */
+export function loadModelAndInput(model: string, options: { input?: string; mean?: string; std?: string }): { network: Network; x0: Float32Array } {
+  if (!options.input) throw new BadInputError('--input FILE is required');
+  const network = resolveModel(model);
+  const seed = randomInputSeed(options.input);
+  const x0 =
+    seed !== null
+      ? randomInput(network, seed)
+      : loadInputFile(options.input, network, {
+          mean: options.mean === undefined ? undefined : parseNumberList(options.mean, '--mean'),
+          std: options.std === undefined ? undefined : parseNumberList(options.std, '--std'),
+        });
+  return { network, x0 };
+}
+
 export const defaultCliHelpers: SharedCliHelpers = {
   addInputOptions(command) {
     return command
-      .option('--input <file>', 'nominal input x0 (.npy, .json or .png)')
+      .option('--input <file>', 'nominal input x0: .npy, .json, .png, or random[:SEED]')
       .option('--mean <values>', 'per-channel mean subtracted from a PNG (comma-separated)')
       .option('--std <values>', 'per-channel standard deviation dividing a PNG (comma-separated)')
-      .option('--backend <name>', `compute backend (${BACKEND_NAMES.join(', ')})`, 'cpu')
+      .option('--backend <name>', `compute backend (${BACKEND_NAMES.join(', ')})`, 'auto')
       .option('--json', 'print the result as JSON');
   },
 
   async load(model, options) {
-    if (!options.input) throw new BadInputError('--input FILE is required');
-    const backendName = (options.backend ?? 'cpu') as BackendName;
+    const backendName = (options.backend ?? 'auto') as BackendName;
     if (!BACKEND_NAMES.includes(backendName)) throw new BadInputError(`unknown backend '${backendName}' (expected one of ${BACKEND_NAMES.join(', ')})`);
-    const network = await importOnnxFile(model);
-    const x0 = loadInputFile(options.input, network, {
-      mean: options.mean === undefined ? undefined : parseNumberList(options.mean, '--mean'),
-      std: options.std === undefined ? undefined : parseNumberList(options.std, '--std'),
-    });
+    const { network, x0 } = loadModelAndInput(model, options);
     return { network, x0, backend: await createBackend(backendName) };
   },
 
