@@ -22,6 +22,8 @@ import type { SpectralNormReport } from './types.js';
 /** Which spectral norms may enter a reported bound. */
 export type CertificateMode = 'deterministic' | 'probabilistic' | 'estimate';
 export const DEFAULT_DELTA = 1e-3;
+/** KW inflation 1/(1−ε) aimed at: the Lanczos step count is chosen for it. */
+export const DEFAULT_KW_EPSILON = 4e-3;
 
 export interface CertificateSettings {
   mode: CertificateMode;
@@ -237,75 +239,62 @@ export interface KwResult {
   epsilon: number;
 }
 
+/** Lanczos steps k after which the KW inflation ε is at most `target`, for dimension n and δ. */
+export function kwSteps(n: number, delta: number, target: number): number {
+  return Math.ceil((Math.log((1.648 * Math.sqrt(n)) / delta) / Math.sqrt(target) + 1) / 2);
+}
+
 /**
  * λ_max of a PSD operator by plain Lanczos from a Gaussian start (full reorthogonalisation, no
- * restart), certified at checkpoints k = 20, 40, 80, … with failure probabilities δ/2, δ/4, …
- * (union bound: δ in all); stops once the inflation 1/(1−ε) is below `targetEpsilon`.
- * `support` (0/1) restricts the start to the subspace the operator acts on (n = its dimension).
+ * restart) for a number of steps fixed in advance, kwSteps(n, δ, targetEpsilon), then certified by
+ * KW: λ_max ≤ θ_k/(1−ε) with probability ≥ 1 − δ. An invariant Krylov space (β = 0) stays the same
+ * for every larger k, so KW then holds with k = n. `support` (0/1) restricts the start to the
+ * subspace the operator acts on (n = its dimension).
  */
 export async function kwLargestEigenvalue(
   op: GramOperator,
   vectors: VectorOps,
-  options: { delta: number; seed: number; support?: Float32Array | null; maxSteps?: number; targetEpsilon?: number; signal?: AbortSignal },
+  options: { delta: number; seed: number; support?: Float32Array | null; targetEpsilon?: number; signal?: AbortSignal },
 ): Promise<KwResult> {
   const n = op.dim;
   const support = options.support ?? null;
   let dim = n;
   if (support) dim = support.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0);
   if (dim === 0) return { bound: 0, ritz: 0, steps: 0, epsilon: 0 };
-  const maxSteps = Math.min(options.maxSteps ?? (n > 10000 ? 160 : 320), dim);
-  const target = options.targetEpsilon ?? 2e-3;
+  const steps = Math.min(kwSteps(dim, options.delta, options.targetEpsilon ?? DEFAULT_KW_EPSILON), dim);
   const gauss = gaussianStream(options.seed);
   const start = new Float64Array(n);
   for (let i = 0; i < n; i++) start[i] = !support || support[i] !== 0 ? gauss() : 0;
   const v0 = vectors.upload(start);
-  const norm0 = Math.sqrt(await vectors.dot(v0, v0));
-  vectors.scale(1 / norm0, v0);
+  vectors.scale(1 / Math.sqrt(await vectors.dot(v0, v0)), v0);
 
   const basis: DeviceVector[] = [v0];
   const alphas: number[] = [];
   const betas: number[] = [];
   const w = vectors.alloc(n);
   const work = vectors.alloc(n);
-  let best = Infinity;
-  let ritz = 0;
-  let epsilonUsed = 1;
-  let checkpoint = 20;
-  let checkpointDelta = options.delta / 2;
-  let steps = 0;
+  let invariant = false;
+  let scale = 0;
   try {
-    for (let j = 0; j < maxSteps; j++) {
+    for (let j = 0; j < steps; j++) {
       if (options.signal?.aborted) throw new CancelledError();
       await op.apply(basis[j], w);
-      steps++;
-      let alpha = 0;
-      for (let pass = 0; pass < 2; pass++) {
-        const c = await vectors.dots(w, basis);
-        alpha += c[j];
-        vectors.combine(c, basis, work);
-        vectors.axpy(-1, work, w);
-      }
+      // Three-term recurrence, then one classical Gram–Schmidt pass against the whole basis.
+      if (j > 0) vectors.axpy(-betas[j - 1], basis[j - 1], w);
+      let alpha = await vectors.dot(w, basis[j]);
+      vectors.axpy(-alpha, basis[j], w);
+      const c = await vectors.dots(w, basis);
+      alpha += c[j];
+      vectors.combine(c, basis, work);
+      vectors.axpy(-1, work, w);
       alphas.push(alpha);
       const beta = Math.sqrt(Math.max(0, await vectors.dot(w, w)));
-      const invariant = beta <= 1e-12 * Math.max(Math.abs(alpha), ...betas, 1e-300);
-      const last = j === maxSteps - 1;
-      if (steps === checkpoint || invariant || last) {
-        const { values } = tridiagonalEigen(alphas, betas);
-        ritz = Math.max(0, ...values);
-        // An invariant Krylov space stays the same for every larger k: KW holds for k = dim.
-        const k = invariant ? dim : steps;
-        const epsilon = kwEpsilon(dim, k, checkpointDelta);
-        if (epsilon < 1) {
-          const bound = ritz / (1 - epsilon);
-          if (bound < best) {
-            best = bound;
-            epsilonUsed = epsilon;
-          }
-        }
-        if (invariant || epsilon <= target || last) break;
-        checkpoint *= 2;
-        checkpointDelta /= 2;
+      scale = Math.max(scale, Math.abs(alpha), beta);
+      if (beta <= 1e-12 * scale) {
+        invariant = true;
+        break;
       }
+      if (j === steps - 1) break;
       betas.push(beta);
       const next = vectors.alloc(n);
       vectors.copy(w, next);
@@ -317,7 +306,10 @@ export async function kwLargestEigenvalue(
     vectors.free(w);
     vectors.free(work);
   }
-  return { bound: best, ritz, steps, epsilon: epsilonUsed };
+  const { values } = tridiagonalEigen(alphas, betas);
+  const ritz = Math.max(0, ...values);
+  const epsilon = kwEpsilon(dim, invariant ? dim : alphas.length, options.delta);
+  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon };
 }
 
 // ---------------------------------------------------------------------------------------------

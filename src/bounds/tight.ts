@@ -27,11 +27,14 @@ export interface CorrectionTerm {
   index: number;
   /** Units (or pooling windows) that may switch over the ball. */
   unstable: number;
-  /** m_k ≥ ||E_k w|| / ||w||: ||M_k A_k D_k|| (half-widths of the slopes) or sqrt(2·n_max) for a max pool. */
+  /**
+   * m_k: ||E_k (x_k − x0_k)|| ≤ m_k·||x_from − x0_from||. ReLU layers: ||M_k A_k D_k|| (half-widths of the
+   * slopes); max pools: sqrt(2·n_max)·||P_C Λ A D|| of the affine+ReLU layer feeding them (or sqrt(2·n_max)).
+   */
   spread: number;
   /** ||N_{>k} P_k||: the linearisation after layer k, restricted to the unstable units. */
   sensitivity: number;
-  /** Product of the layer bounds before k. */
+  /** Product of the layer bounds before the layer m_k refers to. */
   before: number;
   spectral?: SpectralNormReport;
 }
@@ -109,6 +112,8 @@ interface LayerState {
   mid?: Float32Array;
   /** Units whose slope is uncertain (μ > 0), or unstable pooling windows. */
   unstable?: Int32Array;
+  /** Affine+ReLU: λ². */
+  slopeSquared?: Float32Array;
   /** Max pool: the nominal winner of each window. */
   winner?: Int32Array;
 }
@@ -129,7 +134,8 @@ export async function tightLocalBound(
   const start = performance.now();
   const layers: LayerBound[] = [];
   const states: LayerState[] = [];
-  const spreads = new Map<number, { spread: number; unstable: number; spectral?: SpectralNormReport }>();
+  // Layer k → m_k, the number of unstable units, and the layer whose input ball it multiplies.
+  const spreads = new Map<number, { spread: number; unstable: number; from: number; spectral?: SpectralNormReport }>();
   const reports: SpectralNormReport[] = [];
   // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
   const x0 = nominal.inputs[0];
@@ -197,10 +203,11 @@ export async function tightLocalBound(
         if (unstable.length > 0) {
           const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared);
           reports.push(spreadNorm);
-          spreads.set(index, { spread: spreadNorm.value, unstable: unstable.length, spectral: spreadNorm });
+          spreads.set(index, { spread: spreadNorm.value, unstable: unstable.length, from: index, spectral: spreadNorm });
         }
         state.mid = mid;
         state.unstable = Int32Array.from(unstable);
+        state.slopeSquared = slopeSquared;
         mask = nextMask;
         lo = yCheck.map((v) => (v > 0 ? v : 0));
         hi = yHat.map((v) => (v > 0 ? v : 0));
@@ -221,13 +228,31 @@ export async function tightLocalBound(
       const windows = poolWindows(layer);
       const winner = new Int32Array(windows.length).fill(-1);
       const unstable: number[] = [];
+      const candidate = new Uint8Array(lo.length);
       windows.forEach((members, o) => {
         let best = -1;
         for (const i of members) if (best < 0 || xNominal[i] > xNominal[best]) best = i;
         winner[o] = best;
-        if (best >= 0 && members.some((i) => i !== best && hi[i] > lo[best])) unstable.push(o);
+        if (best >= 0 && members.some((i) => i !== best && hi[i] > lo[best])) {
+          unstable.push(o);
+          for (const i of members) if (i === best || hi[i] > lo[best]) candidate[i] = 1;
+        }
       });
-      if (unstable.length > 0) spreads.set(index, { spread: Math.sqrt(2 * maxPoolOverlap(layer)), unstable: unstable.length });
+      if (unstable.length > 0) {
+        // ||E w|| ≤ sqrt(2·n_max)·||P_C w|| (§2); when an affine+ReLU layer feeds the pool,
+        // ||P_C w|| ≤ ||P_C Λ A D||·||its input difference||, else ≤ ||w||.
+        const spread = Math.sqrt(2 * maxPoolOverlap(layer));
+        const previous = index > 0 ? network.layers[index - 1] : null;
+        const feeding = states[index - 1];
+        if (previous && isAffine(previous) && previous.relu && feeding?.slopeSquared) {
+          const restricted = feeding.slopeSquared.map((v, i) => (candidate[i] ? v : 0));
+          const norm = await affineNorm(solver, `tight-pool:${index}`, index - 1, previous, feeding.mask, restricted);
+          reports.push(norm);
+          spreads.set(index, { spread: spread * norm.value, unstable: unstable.length, from: index - 1, spectral: norm });
+        } else {
+          spreads.set(index, { spread, unstable: unstable.length, from: index });
+        }
+      }
       state.winner = winner;
       state.unstable = Int32Array.from(unstable);
       lo = await backend.maxPool(layer, lo);
@@ -251,7 +276,7 @@ export async function tightLocalBound(
       }
       bound = lambdaMax; // ||Λ D|| of a diagonal map
       layers.push({ ...base, bound, quality: 'exact' });
-      if (unstable.length > 0) spreads.set(index, { spread: spreadMax, unstable: unstable.length });
+      if (unstable.length > 0) spreads.set(index, { spread: spreadMax, unstable: unstable.length, from: index });
       state.mid = mid;
       state.unstable = Int32Array.from(unstable);
       mask = nextMask;
@@ -328,7 +353,7 @@ export async function tightLocalBound(
     const margin = Array.from({ length: outputs }, (_, j) => (j === cls ? 0 : differenceNorm(inputRows, j)));
     for (const [index, rows] of restricted) {
       const s = spreads.get(index)!;
-      const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topEigen(rows), before: before[index], spectral: s.spectral };
+      const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topEigen(rows), before: before[s.from], spectral: s.spectral };
       corrections.push(term);
       decompositionBound += term.sensitivity * term.spread * term.before;
       for (let j = 0; j < outputs; j++) if (j !== cls) margin[j] += differenceNorm(rows, j) * term.spread * term.before;
