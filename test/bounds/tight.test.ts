@@ -77,7 +77,7 @@ describe.each(cases)('%s', (_name, build) => {
   };
   const at = (d: Float64Array, t: number) => Float64Array.from(x0, (v, i) => v + t * d[i]);
 
-  test.each([0.01, 0.1, 0.5])('eps %p: sound (sampled ratios, Jacobian direction), layer factors never above the paper's', async (eps) => {
+  test.each([0.01, 0.1, 0.5])('eps %p: sound (sampled ratios, Jacobian direction), layer factors never above the paper\'s', async (eps) => {
     const options = { eps: [eps], seed: 3, tolerance: 1e-9 };
     const [paper, estimated, tight] = await Promise.all([
       certify(net, x0, backend, { ...options, method: 'paper', certificate: 'estimate' }),
