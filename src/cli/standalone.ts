@@ -6,9 +6,11 @@ import { Command } from 'commander';
 import { registerAttackCommand } from './attack.js';
 import { registerLowerCommand } from './lower.js';
 import { registerTableCommand } from './table.js';
+import { registerAuditCommand } from './audit.js';
 
 const program = new Command('lipcert').description('lower bounds, attacks and the paper\'s Table III (Avant & Morgansen, TNNLS 2023)');
 registerLowerCommand(program);
 registerAttackCommand(program);
 registerTableCommand(program);
+registerAuditCommand(program);
 await program.parseAsync(process.argv);

@@ -85,10 +85,10 @@ describe.each(cases)('%s', (_name, build) => {
       certify(net, x0, backend, { ...options, method: 'tight', certificate: 'probabilistic' }),
     ]);
     // Sharper slopes and masks: every layer factor, hence the product, at or below the paper's.
-    const e = estimated.local[0] as TightBound;
+    const e = estimated.local[0] as unknown as TightBound;
     e.layers.forEach((l, i) => expect(l.bound).toBeLessThanOrEqual(paper.local[0].layers[i].bound * (1 + 1e-6)));
     expect(e.productBound).toBeLessThanOrEqual(paper.local[0].bound * (1 + 1e-5));
-    const t = tight.local[0] as TightBound;
+    const t = tight.local[0] as unknown as TightBound;
     expect(t.quality).toBe('upper');
     expect(t.bound).toBeLessThanOrEqual(t.productBound);
     // Sampled ratios in the ball (random radii and on the sphere) and along a finite-difference
