@@ -13,7 +13,6 @@ import { invariant } from '../errors.js';
 import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, type Network, size } from '../model/ir.js';
 import { absoluteLayer, gramIterationBound } from './certificates.js';
 import { maxPoolLipschitz, maxPoolOverlap, type NominalPass, type SpectralSolver } from './layer-bounds.js';
-import { certifiedRadius, type RadiusSearch } from './radius.js';
 import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from './types.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
@@ -42,11 +41,19 @@ export interface CorrectionTerm {
 export interface TightBound extends NetworkBound {
   /** Π_l L_l with the sharpened slopes and masks. */
   productBound: number;
-  /** ||N D_1|| + Σ_k sensitivity·spread·before (refinement 2); absent for networks with many outputs. */
+  /**
+   * min over split layers t of ||N_{≥t} D_t||·Π_{l<t} L_l + Σ_{k≥t} sensitivity·spread·before
+   * (refinement 2; t = 0 linearises the whole network); absent for networks with many outputs.
+   */
   decompositionBound?: number;
   corrections: CorrectionTerm[];
   /** Per class j: an upper bound of |Δ(y_c − y_j)| / ||Δ|| over the ball (0 for j = c). */
   marginBounds: number[];
+  /**
+   * Per class j: an upper bound of |Δ(y_c − y_j)| over the ball of radius ε itself (not a ratio),
+   * from the absolute linearisation errors (§3); for the radius only.
+   */
+  marginChange?: number[];
   /** The class c that marginBounds refer to. */
   marginClass: number;
 }
@@ -57,6 +64,15 @@ export function slopeInterval(y0: number, yCheck: number, yHat: number): [number
   if (yCheck >= 0) return [1, 1];
   if (y0 > 0) return [y0 / (y0 - yCheck), 1];
   return [0, yHat / (yHat - y0)];
+}
+
+/**
+ * max |relu(y) − relu(y0) − m·(y − y0)| over y in [y̌, ŷ]: the largest error of the linearised unit
+ * (slope m) over the ball, in absolute terms (§3). Piecewise linear: the maximum is at an end or at 0.
+ */
+export function linearisationError(y0: number, yCheck: number, yHat: number, m: number): number {
+  const phi = (y: number) => Math.abs(Math.max(0, y) - Math.max(0, y0) - m * (y - y0));
+  return Math.max(phi(yCheck), phi(yHat), yCheck < 0 && yHat > 0 ? phi(0) : 0);
 }
 
 /** For each output of a max pool, the flat indices of its window's inputs (padding left out). */
@@ -114,6 +130,8 @@ interface LayerState {
   unstable?: Int32Array;
   /** Affine+ReLU: λ². */
   slopeSquared?: Float32Array;
+  /** Absolute error bound of each unstable unit over the ball, aligned with `unstable` (§3). */
+  errors?: Float64Array;
   /** Max pool: the nominal winner of each window. */
   winner?: Int32Array;
 }
@@ -181,6 +199,7 @@ export async function tightLocalBound(
         const mid = new Float32Array(r2.length);
         const nextMask = new Float32Array(r2.length);
         const unstable: number[] = [];
+        const errors: number[] = [];
         let zero = 0;
         let partial = 0;
         let one = 0;
@@ -193,7 +212,10 @@ export async function tightLocalBound(
           const spread = (sHi - sLo) / 2;
           spreadSquared[i] = spread * spread;
           mid[i] = (sHi + sLo) / 2;
-          if (spread > 0) unstable.push(i);
+          if (spread > 0) {
+            unstable.push(i);
+            errors.push(linearisationError(y0[i], yCheck[i], yHat[i], mid[i]));
+          }
           nextMask[i] = yHat[i] > 0 ? 1 : 0;
         }
         const spectral = await affineNorm(solver, `tight:${index}`, index, layer, mask, slopeSquared);
@@ -207,6 +229,7 @@ export async function tightLocalBound(
         }
         state.mid = mid;
         state.unstable = Int32Array.from(unstable);
+        state.errors = Float64Array.from(errors);
         state.slopeSquared = slopeSquared;
         mask = nextMask;
         lo = yCheck.map((v) => (v > 0 ? v : 0));
@@ -228,6 +251,7 @@ export async function tightLocalBound(
       const windows = poolWindows(layer);
       const winner = new Int32Array(windows.length).fill(-1);
       const unstable: number[] = [];
+      const errors: number[] = [];
       const candidate = new Uint8Array(lo.length);
       windows.forEach((members, o) => {
         let best = -1;
@@ -235,7 +259,13 @@ export async function tightLocalBound(
         winner[o] = best;
         if (best >= 0 && members.some((i) => i !== best && hi[i] > lo[best])) {
           unstable.push(o);
-          for (const i of members) if (i === best || hi[i] > lo[best]) candidate[i] = 1;
+          // 0 ≤ max(u) − u_{i*} ≤ max over other candidates of û_j − ǔ_{i*}.
+          let top = -Infinity;
+          for (const i of members) {
+            if (i === best || hi[i] > lo[best]) candidate[i] = 1;
+            if (i !== best) top = Math.max(top, hi[i]);
+          }
+          errors.push(top - lo[best]);
         }
       });
       if (unstable.length > 0) {
@@ -255,6 +285,7 @@ export async function tightLocalBound(
       }
       state.winner = winner;
       state.unstable = Int32Array.from(unstable);
+      state.errors = Float64Array.from(errors);
       lo = await backend.maxPool(layer, lo);
       hi = await backend.maxPool(layer, hi);
       mask = mask ? await backend.poolMask(layer, mask) : null;
@@ -262,6 +293,7 @@ export async function tightLocalBound(
       const xNominal = nominal.inputs[index];
       const mid = new Float32Array(xNominal.length);
       const unstable: number[] = [];
+      const errors: number[] = [];
       const nextMask = new Float32Array(xNominal.length);
       let lambdaMax = 0;
       let spreadMax = 0;
@@ -271,7 +303,10 @@ export async function tightLocalBound(
         lambdaMax = Math.max(lambdaMax, sHi);
         spreadMax = Math.max(spreadMax, (sHi - sLo) / 2);
         mid[i] = (sHi + sLo) / 2;
-        if (sHi > sLo) unstable.push(i);
+        if (sHi > sLo) {
+          unstable.push(i);
+          errors.push(linearisationError(xNominal[i], Math.min(lo[i], xNominal[i]), Math.max(hi[i], xNominal[i]), mid[i]));
+        }
         nextMask[i] = hi[i] > 0 ? 1 : 0;
       }
       bound = lambdaMax; // ||Λ D|| of a diagonal map
@@ -279,6 +314,7 @@ export async function tightLocalBound(
       if (unstable.length > 0) spreads.set(index, { spread: spreadMax, unstable: unstable.length, from: index });
       state.mid = mid;
       state.unstable = Int32Array.from(unstable);
+      state.errors = Float64Array.from(errors);
       mask = nextMask;
       lo = lo.map((v) => (v > 0 ? v : 0));
       hi = hi.map((v) => (v > 0 ? v : 0));
@@ -290,11 +326,13 @@ export async function tightLocalBound(
     epsIn *= bound;
   }
   const productBound = layers.reduce((p, l) => p * l.bound, 1);
-  const before = layers.map((_, k) => layers.slice(0, k).reduce((p, l) => p * l.bound, 1));
+  // before[t] = Π_{l<t} L_l, t = 0..L (before[L] is the whole product).
+  const before = [...layers.map((_, k) => layers.slice(0, k).reduce((p, l) => p * l.bound, 1)), productBound];
 
   const outputs = size(network.outputShape);
   const corrections: CorrectionTerm[] = [];
   let decompositionBound: number | undefined;
+  let marginChange: number[] | undefined;
   const marginBounds = new Array<number>(outputs).fill(Infinity);
   marginBounds[cls] = 0;
 
@@ -315,23 +353,25 @@ export async function tightLocalBound(
   }
 
   if (outputs <= MAX_DECOMPOSITION_OUTPUTS) {
-    // Refinement 2: rows of N (the linearisation with midpoint slopes) by one backward pass per output.
-    const inputRows: Float32Array[] = [];
+    // Refinement 2: rows of N (the linearisation with midpoint slopes) by one backward pass per
+    // output. rowsAt[t][out] is row `out` of N_{≥t} D_t (at the input of layer t); rowsAt[L] = I.
+    const L = network.layers.length;
+    const rowsAt: Float32Array[][] = Array.from({ length: L + 1 }, () => []);
     const restricted = new Map<number, Float32Array[]>(); // layer k → rows of N_{>k} P_k
     for (let out = 0; out < outputs; out++) {
       let g: Float32Array<ArrayBufferLike> = new Float32Array(outputs);
       g[out] = 1;
-      for (let index = network.layers.length - 1; index >= 0; index--) {
-        const layer = network.layers[index];
+      rowsAt[L].push(g);
+      for (let index = L - 1; index >= 0; index--) {
         const state = states[index];
         if (state.unstable && state.unstable.length > 0 && spreads.has(index)) {
           const list = restricted.get(index) ?? [];
           list.push(Float32Array.from(state.unstable, (i) => g[i]));
           restricted.set(index, list);
         }
-        g = await backwardStep(backend, layer, state, g);
+        g = await backwardStep(backend, network.layers[index], state, g);
+        rowsAt[index].push(g);
       }
-      inputRows.push(g);
     }
     const topEigen = (rows: Float32Array[]) => {
       const p = rows.length;
@@ -349,16 +389,55 @@ export async function tightLocalBound(
       for (let i = 0; i < rows[cls].length; i++) s += (rows[cls][i] - rows[j][i]) ** 2;
       return Math.sqrt(s);
     };
-    decompositionBound = topEigen(inputRows);
-    const margin = Array.from({ length: outputs }, (_, j) => (j === cls ? 0 : differenceNorm(inputRows, j)));
+    // Correction terms, per layer k: for the whole output, and per class j (ratio and absolute forms).
+    const termRatio = new Map<number, number[]>();
+    const termChange = new Map<number, number[]>();
     for (const [index, rows] of restricted) {
       const s = spreads.get(index)!;
       const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topEigen(rows), before: before[s.from], spectral: s.spectral };
       corrections.push(term);
-      decompositionBound += term.sensitivity * term.spread * term.before;
-      for (let j = 0; j < outputs; j++) if (j !== cls) margin[j] += differenceNorm(rows, j) * term.spread * term.before;
+      const errors = states[index].errors!;
+      const ratios = new Array<number>(outputs).fill(0);
+      const changes = new Array<number>(outputs).fill(0);
+      for (let j = 0; j < outputs; j++) {
+        if (j === cls) continue;
+        ratios[j] = differenceNorm(rows, j) * term.spread * term.before;
+        // |rᵀ e| ≤ Σ_i |r_i|·e_max,i for errors e_i ∈ [−e_max,i, e_max,i] (§3).
+        let absolute = 0;
+        for (let i = 0; i < errors.length; i++) absolute += Math.abs(rows[cls][i] - rows[j][i]) * errors[i];
+        changes[j] = Math.min(eps * ratios[j], absolute);
+      }
+      termRatio.set(index, ratios);
+      termChange.set(index, changes);
     }
-    for (let j = 0; j < outputs; j++) marginBounds[j] = Math.min(marginBounds[j], margin[j]);
+    // Split at layer t: layers < t by the product of their bounds, layers ≥ t linearised (§2).
+    const margin = new Array<number>(outputs).fill(Infinity);
+    marginChange = new Array<number>(outputs).fill(Infinity);
+    margin[cls] = marginChange[cls] = 0;
+    for (let t = 0; t <= L; t++) {
+      let whole = topEigen(rowsAt[t]) * before[t];
+      const ratio = Array.from({ length: outputs }, (_, j) => (j === cls ? 0 : differenceNorm(rowsAt[t], j) * before[t]));
+      const change = ratio.map((v) => v * eps);
+      for (const term of corrections) {
+        if (term.index < t) continue;
+        whole += term.sensitivity * term.spread * term.before;
+        const r = termRatio.get(term.index)!;
+        const c = termChange.get(term.index)!;
+        for (let j = 0; j < outputs; j++) {
+          ratio[j] += r[j];
+          change[j] += c[j];
+        }
+      }
+      decompositionBound = Math.min(decompositionBound ?? Infinity, whole);
+      for (let j = 0; j < outputs; j++) {
+        margin[j] = Math.min(margin[j], ratio[j]);
+        marginChange[j] = Math.min(marginChange[j], change[j]);
+      }
+    }
+    for (let j = 0; j < outputs; j++) {
+      marginBounds[j] = Math.min(marginBounds[j], margin[j]);
+      marginChange[j] = Math.min(marginChange[j], eps * marginBounds[j]);
+    }
   }
 
   const quality = worstQuality([...layers.map((l) => l.quality), ...reports.map((r) => r.quality)]);
@@ -374,6 +453,7 @@ export async function tightLocalBound(
     decompositionBound,
     corrections: corrections.sort((a, b) => a.index - b.index),
     marginBounds,
+    marginChange,
     marginClass: cls,
   };
 }
@@ -398,26 +478,14 @@ async function backwardStep(backend: Backend, layer: Layer, state: LayerState, g
   return out;
 }
 
-/** max_j ε·b_j(ε)/δ_j: below 1 iff ε is certified by the margin criterion (§3). */
+/** max_j (bound on |Δ(y_c − y_j)| over the ε-ball)/δ_j: below 1 iff ε is certified (§3). */
 export function marginRatio(bound: TightBound, logits: ArrayLike<number>, eps: number): number {
   let worst = 0;
   for (let j = 0; j < logits.length; j++) {
     if (j === bound.marginClass) continue;
     const gap = logits[bound.marginClass] - logits[j];
-    worst = Math.max(worst, gap > 0 ? (eps * bound.marginBounds[j]) / gap : Infinity);
+    const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity);
+    worst = Math.max(worst, gap > 0 ? change / gap : Infinity);
   }
   return worst;
-}
-
-/**
- * Largest ε with max_j ε·b_j(ε)/δ_j < 1, by the bracketing and regula falsi of radius.ts: its
- * criterion ε·L < margin/√2 with margin √2 and L(ε) = max_j b_j(ε)/δ_j is this one.
- */
-export function tightRadiusSearch(
-  logits: ArrayLike<number>,
-  start: number,
-  evaluate: (eps: number) => Promise<TightBound>,
-  tolerance: number,
-): Promise<RadiusSearch> {
-  return certifiedRadius(Math.SQRT2, start, async (e) => marginRatio(await evaluate(e), logits, e) / e, tolerance);
 }

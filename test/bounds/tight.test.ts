@@ -94,12 +94,21 @@ describe.each(cases)('%s', (_name, build) => {
     // Sampled ratios in the ball (random radii and on the sphere) and along a finite-difference
     // Jacobian direction: all at or below the bound.
     let worst = 0;
+    let marginViolations = 0;
+    expect(t.marginClass).toBe(cls);
     for (let s = 0; s < 300; s++) {
       const d = direction();
       const r = s % 3 === 0 ? eps : eps * Math.random();
       if (r === 0) continue;
-      worst = Math.max(worst, norm(forwardDense(net, at(d, r)).map((v, i) => v - f0[i])) / r);
+      const f = forwardDense(net, at(d, r));
+      worst = Math.max(worst, norm(f.map((v, i) => v - f0[i])) / r);
+      // Margin bounds (§3): the change of each y_c − y_j, as a ratio and over the ball.
+      for (let j = 0; j < f.length; j++) {
+        const change = Math.abs(f[t.marginClass] - f[j] - (f0[t.marginClass] - f0[j]));
+        if (change > r * t.marginBounds[j] * (1 + 1e-6) || change > t.marginChange![j] * (1 + 1e-6) + 1e-12) marginViolations++;
+      }
     }
+    expect(marginViolations).toBe(0);
     // Power iteration on JᵀJ with central differences at a small step: a ratio actually attained.
     let v = direction();
     const h = Math.min(eps, 1e-4);
