@@ -58,6 +58,8 @@ export interface AuditBoundEntry {
   /** Best lower bound found at this ε; lower/bound ≤ 1 unless violated. */
   lower: number;
   violation: boolean;
+  /** Time of this local bound. */
+  seconds: number;
 }
 
 export interface AuditRadiusEntry {
@@ -68,6 +70,8 @@ export interface AuditRadiusEntry {
   /** Smallest class-changing perturbation any attack found (null: none found). */
   attack: number | null;
   violation: boolean;
+  /** Time of the radius search and its certification. */
+  seconds: number;
 }
 
 export interface AuditReport {
@@ -112,12 +116,12 @@ export async function audit(network: Network, x0: Float32Array, backend: Backend
     const name = configName(config);
     for (const local of result.local) {
       const l = lower.find((e) => e.eps === local.eps)!.bound;
-      bounds.push({ config: name, eps: local.eps, bound: local.bound, quality: local.quality, failureProbability: local.failureProbability, lower: l, violation: l > local.bound * (1 + RELATIVE_SLACK) });
+      bounds.push({ config: name, eps: local.eps, bound: local.bound, quality: local.quality, failureProbability: local.failureProbability, lower: l, violation: l > local.bound * (1 + RELATIVE_SLACK), seconds: local.seconds });
     }
     const bestLower = Math.max(0, ...lower.map((e) => e.bound));
     global.push({ config: name, bound: result.global!.bound, violation: bestLower > result.global!.bound * (1 + RELATIVE_SLACK) });
     const r = result.radius!;
-    radii.push({ config: name, radius: r.local, quality: r.quality, failureProbability: r.failureProbability, attack: attack.perturbation, violation: attack.perturbation !== null && attack.perturbation <= r.local });
+    radii.push({ config: name, radius: r.local, quality: r.quality, failureProbability: r.failureProbability, attack: attack.perturbation, violation: attack.perturbation !== null && attack.perturbation <= r.local, seconds: r.seconds });
   }
   const violations = [...bounds, ...radii, ...global].filter((e) => e.violation).length;
   return { class: cls, margin, lower, attack, bounds, radii, global, violations, seconds: (performance.now() - started) / 1000 };

@@ -2,7 +2,8 @@
  * The bound methods behind certify(): 'paper' (Algorithm 1 and Proposition 6, unchanged) and 'tight'
  * (tight.ts), each with its radius criterion, and the radius search that ends on a certificate: the
  * search runs on warm-started Lanczos estimates, then the radius found is re-checked with freshly
- * computed certificates (fresh Gaussian starts), and shrunk until the certified bound passes.
+ * computed certificates (fresh Gaussian starts), and shrunk until the certified bound passes; when
+ * certificates sit far above the estimates, a second search runs on certified bounds.
  */
 import type { Backend } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
@@ -65,7 +66,8 @@ export type RadiusSearchResult = Omit<RadiusResult, 'global' | 'relativeToleranc
 /**
  * The certified radius of `method`: the largest ε passing the method's criterion, searched on
  * estimates, then (when `solver` certifies) re-checked with certificates at the radius found and
- * shrunk by the ratio until it passes (at most 8 tries; 0 if none passes).
+ * shrunk by the ratio while it fails; if that fails twice, searched again on certified bounds and
+ * the result certified afresh (0 if nothing passes).
  */
 export async function certifiedSearch(
   method: MethodImpl,
@@ -90,12 +92,26 @@ export async function certifiedSearch(
   const search = await certifiedRadius(Math.SQRT2, start, async (e) => method.criterion(await evaluate(estimator, e), logits, e, margin) / e, tolerance);
   const base = { localUpper: search.upper, method: method.name };
   if (solver === estimator) return { ...base, local: search.lower, evaluations: search.evaluations, quality: 'estimate' };
-  let eps = search.lower;
-  for (let attempt = 1; attempt <= 8 && eps > 0; attempt++) {
-    const bound = await evaluate(solver, eps);
-    const ratio = method.criterion(bound, logits, eps, margin);
-    if (ratio < 1) return { ...base, local: eps, evaluations: search.evaluations + attempt, quality: bound.quality, failureProbability: bound.failureProbability };
-    eps = (eps / ratio) * (1 - 1e-3);
+  let evaluations = search.evaluations;
+  // Certify ε with a fresh evaluation, shrinking by the criterion's ratio while it fails.
+  const certifyAt = async (eps: number, tries: number) => {
+    for (let attempt = 1; attempt <= tries && eps > 0; attempt++) {
+      evaluations++;
+      const bound = await evaluate(solver, eps);
+      const ratio = method.criterion(bound, logits, eps, margin);
+      if (ratio < 1) return { eps, bound };
+      eps = (eps / ratio) * (1 - 1e-3);
+    }
+    return { eps, bound: null };
+  };
+  let found = await certifyAt(search.lower, 2);
+  if (!found.bound && found.eps > 0) {
+    // The certificates sit well above the estimates (e.g. deterministic ones): search again on
+    // certified bounds, then certify its result afresh (its draws chose it).
+    const again = await certifiedRadius(Math.SQRT2, found.eps, async (e) => method.criterion(await evaluate(solver, e), logits, e, margin) / e, tolerance);
+    evaluations += again.evaluations;
+    found = await certifyAt(again.lower, 4);
   }
-  return { ...base, local: 0, evaluations: search.evaluations + 8, quality: 'upper' };
+  if (!found.bound) return { ...base, local: 0, evaluations, quality: 'upper' };
+  return { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
 }
