@@ -18,6 +18,9 @@ import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
 export const MAX_DECOMPOSITION_OUTPUTS = 64;
 
+/** Affine+ReLU layers with at most this many units get per-unit linear bounds (§4). */
+export const MAX_LINEARISED_UNITS = 1024;
+
 /** Relative widening of interval bounds for float32 rounding in the backend's convolutions. */
 const ROUNDING_MARGIN = 1e-4;
 
@@ -161,8 +164,12 @@ export async function tightLocalBound(
   let hi: Float32Array<ArrayBufferLike> = Float32Array.from(x0, (v) => v + eps);
   let mask: Float32Array | null = null;
   let epsIn = eps;
+  // Half-widths of the box around each layer's nominal input (and, last, the output): §3.
+  const deviation: Float32Array[] = [];
+  const pushDeviation = (nominalValue: Float32Array) => deviation.push(nominalValue.map((v, i) => Math.max(hi[i] - v, v - lo[i], 0)));
   for (const [index, layer] of network.layers.entries()) {
     onLayer?.(index);
+    pushDeviation(nominal.inputs[index]);
     const activeInputs = mask ? mask.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0) : size(layer.inputShape);
     const base = { index, kind: layer.kind, relu: isAffine(layer) ? layer.relu : layer.kind === 'relu', name: layer.name, inputShape: layer.inputShape, outputShape: layer.outputShape, epsIn, activeInputs };
     const state: LayerState = { mask };
@@ -192,6 +199,18 @@ export async function tightLocalBound(
         yHat[i] = Math.max(y0[i], Math.min(y0[i] + epsIn * r, yc[i] + width));
         yCheck[i] = Math.min(y0[i], Math.max(y0[i] - epsIn * r, yc[i] - width));
         if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
+      }
+      if (layer.relu && index > 0 && r2.length <= MAX_LINEARISED_UNITS) {
+        // Refinement 2 applied to each unit that may still switch: a linear bound from x0 (§2, §4).
+        const context: PrefixContext = { network, backend, states, spreads, deviation, layers, eps };
+        for (let i = 0; i < r2.length; i++) {
+          if (!(yHat[i] > 0 && yCheck[i] < 0)) continue;
+          const e = new Float32Array(r2.length);
+          e[i] = 1;
+          const rho = await prefixChangeBound(context, index, await backend.applyAT(layer, e), mask);
+          yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + rho));
+          yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - rho));
+        }
       }
       if (layer.relu) {
         const slopeSquared = new Float32Array(r2.length);
@@ -325,6 +344,7 @@ export async function tightLocalBound(
     states.push(state);
     epsIn *= bound;
   }
+  pushDeviation(nominal.logits);
   const productBound = layers.reduce((p, l) => p * l.bound, 1);
   // before[t] = Π_{l<t} L_l, t = 0..L (before[L] is the whole product).
   const before = [...layers.map((_, k) => layers.slice(0, k).reduce((p, l) => p * l.bound, 1)), productBound];
@@ -390,6 +410,7 @@ export async function tightLocalBound(
       return Math.sqrt(s);
     };
     // Correction terms, per layer k: for the whole output, and per class j (ratio and absolute forms).
+    const boxNorm = deviation.map((d) => Math.sqrt(d.reduce((a, v) => a + v * v, 0)));
     const termRatio = new Map<number, number[]>();
     const termChange = new Map<number, number[]>();
     for (const [index, rows] of restricted) {
@@ -401,11 +422,13 @@ export async function tightLocalBound(
       const changes = new Array<number>(outputs).fill(0);
       for (let j = 0; j < outputs; j++) {
         if (j === cls) continue;
-        ratios[j] = differenceNorm(rows, j) * term.spread * term.before;
-        // |rᵀ e| ≤ Σ_i |r_i|·e_max,i for errors e_i ∈ [−e_max,i, e_max,i] (§3).
+        const sensitivity = differenceNorm(rows, j) * term.spread;
+        ratios[j] = sensitivity * term.before;
+        // |rᵀ e| ≤ Σ_i |r_i|·e_max,i for errors e_i ∈ [−e_max,i, e_max,i]; and the input difference
+        // of layer from(k) is at most the norm of its box's half-widths as well as T·ε (§3).
         let absolute = 0;
         for (let i = 0; i < errors.length; i++) absolute += Math.abs(rows[cls][i] - rows[j][i]) * errors[i];
-        changes[j] = Math.min(eps * ratios[j], absolute);
+        changes[j] = Math.min(eps * ratios[j], sensitivity * boxNorm[s.from], absolute);
       }
       termRatio.set(index, ratios);
       termChange.set(index, changes);
@@ -417,7 +440,15 @@ export async function tightLocalBound(
     for (let t = 0; t <= L; t++) {
       let whole = topEigen(rowsAt[t]) * before[t];
       const ratio = Array.from({ length: outputs }, (_, j) => (j === cls ? 0 : differenceNorm(rowsAt[t], j) * before[t]));
-      const change = ratio.map((v) => v * eps);
+      // The input of layer t also lies in its box: |rᵀ w| ≤ Σ_i |r_i|·dev_i.
+      const change = ratio.map((v, j) => {
+        if (j === cls) return 0;
+        let boxed = 0;
+        const rc = rowsAt[t][cls];
+        const rj = rowsAt[t][j];
+        for (let i = 0; i < rc.length; i++) boxed += Math.abs(rc[i] - rj[i]) * deviation[t][i];
+        return Math.min(v * eps, boxed);
+      });
       for (const term of corrections) {
         if (term.index < t) continue;
         whole += term.sensitivity * term.spread * term.before;
@@ -456,6 +487,58 @@ export async function tightLocalBound(
     marginChange,
     marginClass: cls,
   };
+}
+
+/** What prefixChangeBound needs of the layers before the one it bounds. */
+interface PrefixContext {
+  network: Network;
+  backend: Backend;
+  states: LayerState[];
+  spreads: Map<number, { spread: number; unstable: number; from: number }>;
+  deviation: Float32Array[];
+  layers: LayerBound[];
+  eps: number;
+}
+
+/**
+ * An upper bound of |gᵀ (x_l − x0_l)| over the ball, for a vector g at the input of layer l: the
+ * decomposition of §2 on the layers before l, split at every t ≤ l, each term in its smallest form
+ * (ratio with the layer product, the box of layer t, or the absolute linearisation errors).
+ */
+async function prefixChangeBound(context: PrefixContext, l: number, row: Float32Array, mask: Float32Array | null): Promise<number> {
+  const { network, backend, states, spreads, deviation, layers, eps } = context;
+  const product = (t: number) => layers.slice(0, t).reduce((p, x) => p * x.bound, 1);
+  const boxNorm = (t: number) => Math.sqrt(deviation[t].reduce((a, v) => a + v * v, 0));
+  const main = (g: ArrayLike<number>, t: number) => {
+    let n2 = 0;
+    let boxed = 0;
+    for (let i = 0; i < g.length; i++) {
+      n2 += g[i] * g[i];
+      boxed += Math.abs(g[i]) * deviation[t][i];
+    }
+    return Math.min(Math.sqrt(n2) * product(t) * eps, boxed);
+  };
+  let g: Float32Array<ArrayBufferLike> = row;
+  if (mask) g = g.map((v, i) => (mask[i] === 0 ? 0 : v));
+  let best = main(g, l);
+  let corrections = 0;
+  for (let k = l - 1; k >= 0; k--) {
+    const state = states[k];
+    const s = spreads.get(k);
+    if (s && state.unstable && state.errors) {
+      let n2 = 0;
+      let absolute = 0;
+      state.unstable.forEach((u, idx) => {
+        n2 += g[u] * g[u];
+        absolute += Math.abs(g[u]) * state.errors![idx];
+      });
+      const sensitivity = Math.sqrt(n2) * s.spread;
+      corrections += Math.min(sensitivity * product(s.from) * eps, sensitivity * boxNorm(s.from), absolute);
+    }
+    g = await backwardStep(backend, network.layers[k], state, g);
+    best = Math.min(best, main(g, k) + corrections);
+  }
+  return best;
 }
 
 /** g ↦ gᵀ N_l: one layer of the backward pass through the linearisation (with the input mask). */
