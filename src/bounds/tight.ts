@@ -18,8 +18,11 @@ import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
 export const MAX_DECOMPOSITION_OUTPUTS = 64;
 
-/** Affine+ReLU layers with at most this many units get per-unit linear bounds (§4). */
-export const MAX_LINEARISED_UNITS = 1024;
+/**
+ * Per-unit linear bounds (§4) are computed for the units that may switch in a layer when there are
+ * at most this many of them (one backward pass each).
+ */
+export const MAX_LINEARISED_UNITS = 256;
 
 /** Relative widening of interval bounds for float32 rounding in the backend's convolutions. */
 const ROUNDING_MARGIN = 1e-4;
@@ -200,11 +203,11 @@ export async function tightLocalBound(
         yCheck[i] = Math.min(y0[i], Math.max(y0[i] - epsIn * r, yc[i] - width));
         if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
       }
-      if (layer.relu && index > 0 && r2.length <= MAX_LINEARISED_UNITS) {
+      const switching = layer.relu && index > 0 ? Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0) : [];
+      if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS) {
         // Refinement 2 applied to each unit that may still switch: a linear bound from x0 (§2, §4).
         const context: PrefixContext = { network, backend, states, spreads, deviation, layers, eps };
-        for (let i = 0; i < r2.length; i++) {
-          if (!(yHat[i] > 0 && yCheck[i] < 0)) continue;
+        for (const i of switching) {
           const e = new Float32Array(r2.length);
           e[i] = 1;
           const rho = await prefixChangeBound(context, index, await backend.applyAT(layer, e), mask);
