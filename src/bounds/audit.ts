@@ -47,6 +47,8 @@ export interface AuditOptions {
   attackMethods?: AttackMethod[];
   attackSteps?: number;
   seed?: number;
+  /** Relative width of the radius searches (default 1e-3: the audit checks radii, not their last digits). */
+  radiusTolerance?: number;
 }
 
 export interface AuditBoundEntry {
@@ -110,7 +112,7 @@ export async function audit(network: Network, x0: Float32Array, backend: Backend
   let cls = lowerResult.class;
   let margin = attackResult.margin;
   for (const config of configs) {
-    const result = await certify(network, x0, backend, { eps: options.eps, radius: true, method: config.method, certificate: config.certificate, delta: config.delta, seed });
+    const result = await certify(network, x0, backend, { eps: options.eps, radius: true, method: config.method, certificate: config.certificate, delta: config.delta, seed, radiusTolerance: options.radiusTolerance ?? 1e-3 });
     cls = result.class;
     margin = result.margin;
     const name = configName(config);

@@ -23,6 +23,8 @@ export const MAX_DECOMPOSITION_OUTPUTS = 64;
  * at most this many of them (one backward pass each).
  */
 export const MAX_LINEARISED_UNITS = 256;
+/** ... and while units × (activations before the layer) stays below this: each unit costs a backward pass. */
+export const LINEARISED_WORK_BUDGET = 1e7;
 
 /** Relative widening of interval bounds for float32 rounding in the backend's convolutions. */
 const ROUNDING_MARGIN = 1e-4;
@@ -204,7 +206,8 @@ export async function tightLocalBound(
         if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
       }
       const switching = layer.relu && index > 0 ? Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0) : [];
-      if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS) {
+      const work = switching.length * network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
+      if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS && work <= LINEARISED_WORK_BUDGET) {
         // Refinement 2 applied to each unit that may still switch: a linear bound from x0 (§2, §4).
         const context: PrefixContext = { network, backend, states, spreads, deviation, layers, eps };
         for (const i of switching) {

@@ -184,7 +184,7 @@ function maxPoolDense(layer: MaxPoolLayer, x: ArrayLike<number>, reduce: (values
 export function denseEvaluator(network: Network): (x: ArrayLike<number>) => Float64Array {
   const matrices = network.layers.map((l) => (l.kind === 'maxpool' || l.kind === 'flatten' || l.kind === 'relu' ? null : denseOf(l)));
   return (x0) => {
-    let x = Float64Array.from(x0);
+    let x: Float64Array<ArrayBufferLike> = Float64Array.from(x0);
     network.layers.forEach((layer, i) => {
       const a = matrices[i];
       if (!a) x = forwardLayerDense(layer, x);
