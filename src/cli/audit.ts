@@ -1,11 +1,12 @@
 /**
  * `lipcert audit MODEL --input FILE [--eps E1,...] [--configs paper:estimate,tight:probabilistic,...]
- * [--restarts R] [--steps K] [--seed S] [--json]`: every method's bounds and certified radius against
+ * [--restarts R] [--steps K] [--samples N] [--attacks fgsm,ifgsm,pgd] [--seed S] [--json]`: every method's bounds and certified radius against
  * gradient ascent and the attacks (bounds/audit.ts). Exit status 3 when any violation is found.
  * `runAudit` is the whole command as a function; `registerAuditCommand` adds it to a program.
  */
 import type { Command } from 'commander';
 import { audit, type AuditReport, DEFAULT_AUDIT_CONFIGS, parseAuditConfig } from '../bounds/audit.js';
+import { parseAttackMethods } from './attack.js';
 import { defaultCliHelpers, type InputOptions, parseCount, parseInteger, parseNumberList, type SharedCliHelpers, textTable } from './shared.js';
 
 export const DEFAULT_AUDIT_EPS = [0.001, 0.01, 0.1];
@@ -17,6 +18,8 @@ export interface AuditCliOptions extends InputOptions {
   configs?: string;
   restarts?: string;
   steps?: string;
+  samples?: string;
+  attacks?: string;
   seed?: string;
 }
 
@@ -28,6 +31,8 @@ export async function runAudit(model: string, options: AuditCliOptions, shared: 
     configs,
     restarts: options.restarts === undefined ? undefined : parseCount(options.restarts, '--restarts', 1),
     steps: options.steps === undefined ? undefined : parseCount(options.steps, '--steps', 1),
+    samples: options.samples === undefined ? undefined : parseCount(options.samples, '--samples', 1),
+    attackMethods: options.attacks === undefined ? undefined : parseAttackMethods(options.attacks),
     seed: parseInteger(options.seed, '--seed', 1),
   };
   const { network, x0, backend } = await shared.load(model, options);
@@ -61,6 +66,8 @@ export function registerAuditCommand(program: Command, shared: SharedCliHelpers 
     .option('--configs <list>', `METHOD:CERTIFICATE pairs (default ${DEFAULT_AUDIT_CONFIGS.map((c) => `${c.method}:${c.certificate}`).join(',')})`)
     .option('--restarts <n>', 'gradient-ascent restarts per eps')
     .option('--steps <n>', 'gradient-ascent steps per restart')
+    .option('--samples <n>', 'random points drawn per eps for the lower bound')
+    .option('--attacks <names>', 'attacks to run (fgsm, ifgsm, pgd; default all)')
     .option('--seed <n>', 'seed of the searches and of the probabilistic certificates (default 1)');
   shared.addInputOptions(command);
   return command.action(
