@@ -2,7 +2,7 @@
  * The tables of docs/tightness.md: on every fixture, the paper's method and the tight method
  * (probabilistic and deterministic certificates) against the best lower bound (gradient ascent)
  * and the smallest adversarial perturbation found (attacks), with timings on this machine.
- * Run: npx tsx bench/tightness.ts
+ * Run: npx tsx bench/tightness.ts (CASES=8,dog4 and CONFIGS=paper:estimate,tight:probabilistic select).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +19,7 @@ const cases = [
   ['mnist_lenet', '3', 'mnist_3.png', MNIST],
   ['cifar10_net', 'dog4', 'cifar10_net_x0.npy', CIFAR],
 ] as const;
+const only = process.env.CASES?.split(',');
 const configs = (process.env.CONFIGS ?? 'paper:estimate,tight:probabilistic,tight:deterministic').split(',').map(parseAuditConfig);
 const fmt = (v: number | null) => (v === null ? '-' : v.toPrecision(4));
 
@@ -26,6 +27,7 @@ console.log(`machine: ${os.cpus()[0]?.model.trim()}, ${os.availableParallelism()
 console.log('| fixture | method | L(x0, 0.001) | s | lower bound | radius | s | attack |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const [model, image, input, norm] of cases) {
+  if (only && !only.includes(image)) continue;
   const network = importOnnxFile(path.join('fixtures', `${model}.onnx`));
   const x0 = loadInputFile(path.join('fixtures', input), network, norm);
   const backend = createCpuBackend();
