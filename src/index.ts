@@ -5,11 +5,15 @@
  *   const x0 = await loadInputFile('x.png', network, { mean, std });
  *   const backend = await createBackend('auto');
  *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
+ *   const lower = await lowerBounds(network, x0, backend, { eps: [0.01], seed: 1 });   // found by search
+ *   const found = await attacks(network, x0, backend, { methods: ['pgd'] });          // adversarial upper bounds
  */
 export { importOnnx, importOnnxFile } from './model/onnx-import.js';
 export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';
 export { createBackend } from './backend/select.js';
 export { certify, ENGINE_VERSION } from './bounds/certify.js';
+export { lowerBounds, type LowerBoundEntry, type LowerBoundOptions, type LowerBoundsResult, type LowerMethod } from './bounds/lower.js';
+export { attackAt, attacks, type AttackEntry, type AttackMethod, type AttackOptions, type AttacksResult } from './bounds/attacks.js';
 export type { Backend, BackendName } from './backend/backend.js';
 export type * from './bounds/types.js';
 export type * from './model/ir.js';

@@ -24,6 +24,7 @@ export const ATTACK_METHODS: AttackMethod[] = ['fgsm', 'ifgsm', 'pgd'];
 
 export const DEFAULT_ATTACK_STEPS = 20;
 export const DEFAULT_SEARCH_TOLERANCE = 0.01;
+export const DEFAULT_MAX_RUNS = 60;
 
 export interface AttackOptions {
   /** Default all three. */
@@ -32,8 +33,8 @@ export interface AttackOptions {
   steps?: number;
   /** Relative width at which the size search stops (default 0.01). */
   tolerance?: number;
-  /** Most attack runs per method in the search (default 60). */
-  maxEvaluations?: number;
+  /** Most attack runs (one size each) per method in the search (default 60). */
+  maxRuns?: number;
   signal?: AbortSignal;
 }
 
@@ -47,8 +48,8 @@ export interface AttackEntry {
   adversarialClass: number | null;
   /** Its L∞ norm, or null. */
   perturbationLinf: number | null;
-  /** Attack runs at one size each, and forward passes in all. */
-  searches: number;
+  /** Attack runs (one size each) in the search, and forward passes in all (a gradient adds one backward pass). */
+  runs: number;
   evaluations: number;
   seconds: number;
 }
@@ -175,12 +176,13 @@ export async function attackAt(network: Network, x0: Float32Array, backend: Back
  * L2 norm seen. Success need not be monotone in the size for iterative attacks: every point kept is
  * adversarial regardless.
  */
-async function searchSize(start: number, run: (size: number) => Promise<AttackRun>, x0: Float32Array, tolerance: number, maxSearches: number) {
+async function searchSize(start: number, run: (size: number) => Promise<AttackRun>, x0: Float32Array, tolerance: number, maxRuns: number, signal?: AbortSignal) {
   let best: { x: Float32Array; cls: number; norm: number } | null = null;
-  let searches = 0;
+  let runs = 0;
   let evaluations = 0;
   const attempt = async (s: number) => {
-    searches++;
+    if (signal?.aborted) throw new CancelledError();
+    runs++;
     const r = await run(s);
     evaluations += r.evaluations;
     if (r.adversarial) {
@@ -196,7 +198,7 @@ async function searchSize(start: number, run: (size: number) => Promise<AttackRu
   // Bracket: halve while successful, double while not (both ends capped by the budget).
   if (await attempt(s)) {
     hi = s;
-    while (searches < maxSearches) {
+    while (runs < maxRuns) {
       s /= 2;
       if (await attempt(s)) hi = s;
       else {
@@ -206,7 +208,7 @@ async function searchSize(start: number, run: (size: number) => Promise<AttackRu
     }
   } else {
     lo = s;
-    while (searches < maxSearches / 2) {
+    while (runs < maxRuns / 2) {
       s *= 2;
       if (await attempt(s)) {
         hi = s;
@@ -215,12 +217,12 @@ async function searchSize(start: number, run: (size: number) => Promise<AttackRu
       lo = s;
     }
   }
-  while (Number.isFinite(hi) && lo > 0 && hi / lo - 1 > tolerance && searches < maxSearches) {
+  while (Number.isFinite(hi) && lo > 0 && hi / lo - 1 > tolerance && runs < maxRuns) {
     const mid = (lo + hi) / 2;
     if (await attempt(mid)) hi = mid;
     else lo = mid;
   }
-  return { best: best as { x: Float32Array; cls: number; norm: number } | null, searches, evaluations };
+  return { best: best as { x: Float32Array; cls: number; norm: number } | null, runs, evaluations };
 }
 
 /** Each attack's smallest adversarial perturbation found (an upper bound on the minimal one). */
@@ -228,7 +230,7 @@ export async function attacks(network: Network, x0: Float32Array, backend: Backe
   const started = performance.now();
   const { steps, tolerance } = check(network, x0, options);
   const methods = options.methods ?? ATTACK_METHODS;
-  const maxSearches = options.maxEvaluations ?? 60;
+  const maxRuns = options.maxRuns ?? DEFAULT_MAX_RUNS;
   const ctx = await context(network, x0, backend, steps, options.signal);
   const n = x0.length;
   const at0 = await marginGradient(ctx, x0);
@@ -241,14 +243,14 @@ export async function attacks(network: Network, x0: Float32Array, backend: Backe
     if (method === 'fgsm') {
       const direction = fgsmDirection(g0);
       const slope = -direction.reduce((a, d, i) => a + d * g0[i], 0); // −∇m·ŝ = ||∇m||₁/||s||
-      search = await searchSize(at0.margin / Math.max(slope, 1e-30), (t) => fgsmAt(ctx, direction, t), x0, tolerance, maxSearches);
+      search = await searchSize(at0.margin / Math.max(slope, 1e-30), (t) => fgsmAt(ctx, direction, t), x0, tolerance, maxRuns, ctx.signal);
     } else if (method === 'ifgsm') {
       const l1 = g0.reduce((a, g) => a + Math.abs(g), 0);
-      search = await searchSize(at0.margin / Math.max(l1, 1e-30), (tau) => ifgsmAt(ctx, tau), x0, tolerance, maxSearches);
+      search = await searchSize(at0.margin / Math.max(l1, 1e-30), (tau) => ifgsmAt(ctx, tau), x0, tolerance, maxRuns, ctx.signal);
     } else {
-      search = await searchSize(at0.margin / Math.max(norm(g0), 1e-30), (r) => pgdAt(ctx, r), x0, tolerance, maxSearches);
+      search = await searchSize(at0.margin / Math.max(norm(g0), 1e-30), (r) => pgdAt(ctx, r), x0, tolerance, maxRuns, ctx.signal);
     }
-    let entry: AttackEntry = { method, kind: 'upper', perturbation: null, adversarialClass: null, perturbationLinf: null, searches: search.searches, evaluations: search.evaluations, seconds: 0 };
+    let entry: AttackEntry = { method, kind: 'upper', perturbation: null, adversarialClass: null, perturbationLinf: null, runs: search.runs, evaluations: search.evaluations, seconds: 0 };
     if (search.best) {
       // Confirm: the reported point changes the class.
       const confirmed = topTwo(await evaluate(network, backend, search.best.x)).cls;

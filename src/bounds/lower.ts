@@ -1,9 +1,12 @@
 /**
  * Lower bounds on the local Lipschitz constant L(x0, ε) = sup_{||x − x0|| ≤ ε} ||f(x) − f(x0)|| / ||x − x0||
- * (method.md, "Setting"), found by search: every ratio at an actual point of the ball is a lower
+ * (method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
+ * (gradient ascent and random sampling): every ratio at an actual point of the ball is a lower
  * bound, so these are labelled `kind: 'lower'` and sit below the certified bounds of certify().
  * - 'random': the best ratio over points drawn uniformly in the ball;
- * - 'gradient': projected gradient ascent on the ratio, with restarts from random points.
+ * - 'gradient': projected gradient ascent on the ratio, with restarts: the first from a random point
+ *   close to x0 (within min(ε, LOCAL_START)), where the ratio is near the norm of the Jacobian at x0
+ *   and the ascent can grow outwards; the others from random points of the whole ball.
  *
  * Gradient of the ratio R(x) = ||e|| / ||Δ||, e = f(x) − f(x0), Δ = x − x0, J = ∂f/∂x:
  *   ∇R = Jᵀ(e/||e||) / ||Δ|| − R·Δ / ||Δ||²      (Jᵀ(·) is one vector–Jacobian product, backprop.ts)
@@ -15,7 +18,7 @@ import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { evaluate, type ForwardTrace, forwardTrace, vjp } from './backprop.js';
 import { validateEps } from './certify.js';
-import { distance, norm, pointInBall, projectToBall, Rng } from './sampling.js';
+import { distance, mixSeed, norm, pointInBall, projectToBall, Rng } from './sampling.js';
 
 export type LowerMethod = 'gradient' | 'random';
 export const LOWER_METHODS: LowerMethod[] = ['gradient', 'random'];
@@ -24,6 +27,8 @@ export const DEFAULT_SAMPLES = 500;
 export const DEFAULT_RESTARTS = 5;
 export const DEFAULT_STEPS = 50;
 export const DEFAULT_SEED = 1;
+/** Radius of the first restart's start ball (large enough that x0 + Δ is not lost to float32 rounding). */
+export const LOCAL_START = 1e-3;
 
 export interface LowerBoundOptions {
   eps: number[];
@@ -167,18 +172,19 @@ export async function lowerBounds(network: Network, x0: Float32Array, backend: B
   for (let i = 1; i < f0.length; i++) if (f0[i] > f0[cls]) cls = i;
 
   const lower: LowerBoundEntry[] = [];
-  for (const [epsIndex, eps] of options.eps.entries()) {
+  for (const eps of options.eps) {
     for (const method of methods) {
       const t0 = performance.now();
-      // One stream per (ε, method): a result does not depend on which others were asked for.
-      const rng = new Rng(seed * 1000003 + epsIndex * 7919 + (method === 'gradient' ? 1 : 2));
+      // One stream per (seed, ε, method): a result does not depend on which others were asked for.
+      const rng = new Rng(mixSeed(seed, eps, LOWER_METHODS.indexOf(method)));
       let best: Best & { evaluations: number };
       if (method === 'random') {
         best = await randomSearch(network, backend, x0, f0, eps, samples, rng, options.signal);
       } else {
         best = { bound: 0, distance: 0, evaluations: 0 };
         for (let r = 0; r < restarts; r++) {
-          const run = await gradientAscent(network, backend, x0, f0, eps, pointInBall(x0, eps, rng), steps, options.signal);
+          const start = pointInBall(x0, r === 0 ? Math.min(eps, LOCAL_START) : eps, rng);
+          const run = await gradientAscent(network, backend, x0, f0, eps, start, steps, options.signal);
           best.evaluations += run.evaluations;
           if (run.bound > best.bound) Object.assign(best, { bound: run.bound, distance: run.distance });
         }

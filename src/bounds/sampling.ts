@@ -36,6 +36,23 @@ export class Rng {
   }
 }
 
+/**
+ * A 32-bit seed derived from several numbers (e.g. the user's seed, ε and a method id), so that each
+ * stream depends only on what it is for, not on what else was asked for in the same call.
+ */
+export function mixSeed(...values: number[]): number {
+  const view = new DataView(new ArrayBuffer(8));
+  let h = 0x811c9dc5; // FNV-1a over the float64 bytes
+  for (const v of values) {
+    view.setFloat64(0, v);
+    for (let i = 0; i < 8; i++) {
+      h ^= view.getUint8(i);
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return h >>> 0;
+}
+
 export function norm(v: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i] * v[i];

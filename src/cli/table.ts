@@ -93,6 +93,11 @@ export interface TableResult {
   seconds: number;
 }
 
+/** Search budgets of Fig. 7's lower bounds (lighter than lowerBounds' defaults: 18 of them). */
+export const TABLE_SAMPLES = 200;
+export const TABLE_RESTARTS = 3;
+export const TABLE_STEPS = 50;
+
 export function logGrid(from: number, to: number, count: number): number[] {
   if (!(from > 0 && to > from && Number.isInteger(count) && count >= 2)) throw new BadInputError(`an eps grid needs 0 < from < to and at least 2 points`);
   return Array.from({ length: count }, (_, i) => Number((from * (to / from) ** (i / (count - 1))).toPrecision(6)));
@@ -136,7 +141,13 @@ export async function runTable(options: TableOptions = {}): Promise<TableResult>
       });
       if (withFigure) {
         log(`${label}: lower bounds at ${grid.length} eps`);
-        const lower = await lowerBounds(network, x0, backend, { eps: grid, samples: options.samples, restarts: options.restarts, steps: options.steps, seed: options.seed });
+        const lower = await lowerBounds(network, x0, backend, {
+          eps: grid,
+          samples: options.samples ?? TABLE_SAMPLES,
+          restarts: options.restarts ?? TABLE_RESTARTS,
+          steps: options.steps ?? TABLE_STEPS,
+          seed: options.seed,
+        });
         for (const local of certified.local) {
           const at = (method: string) => lower.lower.find((l) => l.eps === local.eps && l.method === method)!.bound;
           figure7.push({ model: fixture.model, image: fixture.image, eps: local.eps, global: certified.global!.bound, local: local.bound, gradientLower: at('gradient'), randomLower: at('random') });
@@ -199,9 +210,9 @@ export function registerTableCommand(program: Command, shared: SharedCliHelpers 
     .option('--eps <values>', "Fig. 7's eps grid (comma-separated; default 9 points log-spaced from 0.001 to 10)")
     .option('--images <names>', `fixture images (comma-separated; default ${TABLE_III_IMAGES.map((f) => f.image).join(',')})`)
     .option('--no-figure7', 'Table III only')
-    .option('--samples <n>', 'random-sampling points per eps')
-    .option('--restarts <n>', 'gradient-ascent restarts per eps')
-    .option('--steps <n>', 'gradient-ascent steps per restart')
+    .option('--samples <n>', `random-sampling points per eps (default ${TABLE_SAMPLES})`)
+    .option('--restarts <n>', `gradient-ascent restarts per eps (default ${TABLE_RESTARTS})`)
+    .option('--steps <n>', `gradient-ascent steps per restart (default ${TABLE_STEPS})`)
     .option('--attack-steps <n>', 'iterations of ifgsm and pgd at each size')
     .option('--json', 'print the result as JSON')
     .action(

@@ -73,7 +73,7 @@ describe('attacks', () => {
     const layer = network.layers[0] as DenseLayer;
     layer.weight.fill(0);
     layer.bias.set([1, 0, 0]);
-    const result = await attacks(network, randomInput(6, 3), backend, { maxEvaluations: 8 });
+    const result = await attacks(network, randomInput(6, 3), backend, { maxRuns: 8 });
     for (const a of result.attacks) {
       expect(a.perturbation).toBeNull();
       expect(a.adversarialClass).toBeNull();

@@ -23,7 +23,7 @@ describe.each(TABLE_III_IMAGES)('soundness on $model image $image', (fixture) =>
 
   test('lower bound <= local bound <= global bound, and no attack succeeds inside the certified radius', async () => {
     const { network, x0 } = await loadFixture(fixture);
-    const certified = await certify(network, x0, backend, { eps, radius: true, tolerance: 1e-4, radiusTolerance: 1e-2 });
+    const certified = await certify(network, x0, backend, { eps, radius: true, tolerance: 1e-4, radiusTolerance: small ? 5e-2 : 1e-2 });
     const lower = await lowerBounds(network, x0, backend, small ? { eps, restarts: 1, steps: 5, samples: 4 } : { eps, restarts: 1, steps: 15, samples: 20 });
     const global = certified.global!.bound;
     for (const l of lower.lower) {
@@ -35,7 +35,7 @@ describe.each(TABLE_III_IMAGES)('soundness on $model image $image', (fixture) =>
 
     const radius = certified.radius!.local;
     expect(radius).toBeGreaterThan(0);
-    const found = await attacks(network, x0, backend, small ? { steps: 4, tolerance: 0.2 } : { steps: 10, tolerance: 0.05 });
+    const found = await attacks(network, x0, backend, small ? { steps: 3, tolerance: 0.3 } : { steps: 10, tolerance: 0.05 });
     for (const a of found.attacks) {
       expect(a.perturbation).not.toBeNull(); // each attack does find an adversarial point...
       expect(a.perturbation!).toBeGreaterThan(radius); // ...but only outside the certified ball
