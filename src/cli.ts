@@ -14,10 +14,13 @@ import type { BackendName } from './backend/backend.js';
 import { BadInputError, LipcertError } from './errors.js';
 import type { Network } from './model/ir.js';
 import { registerAttackCommand } from './cli/attack.js';
+import { registerAuditCommand } from './cli/audit.js';
 import { describeExport, exportCommand } from './cli/export.js';
 import { loadModelAndInput, parseNumberList } from './cli/shared.js';
 import { registerLowerCommand } from './cli/lower.js';
 import { registerTableCommand } from './cli/table.js';
+import { parseCertificate } from './bounds/certificates.js';
+import type { NetworkBound } from './bounds/types.js';
 
 export function parseEpsList(text: string): number[] {
   const values = parseNumberList(text, '--eps');
@@ -58,6 +61,13 @@ const QUALITY_NOTE: Record<string, string> = {
   exact: 'exact',
 };
 
+/** What a bound's quality means, with the failure probability of probabilistic certificates. */
+function qualityNote(bound: NetworkBound): string {
+  const p = bound.failureProbability ?? 0;
+  if (bound.quality === 'upper' && p > 0) return `upper bound with probability ≥ 1 − ${format(p, 3)} (union bound over its probabilistic certificates)`;
+  return QUALITY_NOTE[bound.quality];
+}
+
 function layerRows(layers: LayerBound[], local: boolean): string[][] {
   return layers.map((l) => [
     String(l.index),
@@ -66,6 +76,7 @@ function layerRows(layers: LayerBound[], local: boolean): string[][] {
     format(l.bound),
     ...(local ? [format(l.epsIn ?? 0, 4), l.lambdaZero === undefined ? '' : `${l.lambdaZero}/${l.lambdaPartial}/${l.lambdaOne}`] : []),
     l.spectral ? `${l.spectral.iterations}` : '',
+    l.certificate ?? l.quality,
   ]);
 }
 
@@ -74,19 +85,25 @@ export function humanReport(network: Network, result: CertifyResult, globalLayer
   out.push(`model ${network.name}: input [${network.inputShape}], ${network.layers.length} layers; backend ${result.backend} (${result.adapter})`);
   out.push(`class ${result.class}, margin δ = ${format(result.margin)} (top-1 minus top-2 logit)`);
   if (result.global) {
-    out.push('', `global bound: ${format(result.global.bound)}  [${QUALITY_NOTE[result.global.quality]}]`);
-    if (globalLayers) out.push(table(['layer', 'kind', 'shape', 'bound', 'iters'], layerRows(result.global.layers, false)));
+    out.push('', `global bound: ${format(result.global.bound)}  [${qualityNote(result.global)}]`);
+    if (globalLayers) out.push(table(['layer', 'kind', 'shape', 'bound', 'iters', 'certificate'], layerRows(result.global.layers, false)));
   }
   for (const l of result.local) {
-    out.push('', `local bound at eps ${l.eps}: ${format(l.bound)}  [${QUALITY_NOTE[l.quality]}] (${format(l.seconds, 3)} s)`);
-    out.push(table(['layer', 'kind', 'shape', 'bound', 'eps_in', 'λ=0/partial/1', 'iters'], layerRows(l.layers, true)));
+    const method = l.method === 'tight' ? ' (method tight: min of the layer product and the linearisation decomposition)' : '';
+    out.push('', `local bound at eps ${l.eps}: ${format(l.bound)}${method}  [${qualityNote(l)}] (${format(l.seconds, 3)} s)`);
+    out.push(table(['layer', 'kind', 'shape', 'bound', 'eps_in', 'λ=0/partial/1', 'iters', 'certificate'], layerRows(l.layers, true)));
   }
   if (result.radius) {
     const r = result.radius;
-    out.push('', `certified radius (local bound, Proposition 6): ${format(r.local)}  (criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
+    const criterion = r.method === 'tight' ? 'per-class margins' : 'Proposition 6';
+    const quality = r.quality === 'upper' ? `, certified${r.failureProbability ? ` with probability ≥ 1 − ${format(r.failureProbability, 3)}` : ''}` : r.quality === 'estimate' ? ', from spectral norm estimates' : '';
+    out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
     out.push(`certified radius (global bound): ${format(r.global)}`);
   }
   out.push('', `spectral norm tolerance ${result.tolerance} (relative change per step); total ${format(result.seconds, 3)} s`);
+  if ([result.global, ...result.local].some((b) => (b?.failureProbability ?? 0) > 0)) {
+    out.push('probabilistic certificates (Kuczyński–Woźniakowski): a bound fails with probability at most the sum of its certificates\' δ (union bound).');
+  }
   return out.join('\n');
 }
 
@@ -110,8 +127,15 @@ export function buildProgram(): Command {
     .option('--radius', 'compute the certified adversarial radius')
     .addOption(new Option('--backend <name>', 'compute backend').choices(['cpu', 'webgpu', 'auto']).default('auto'))
     .option('--tolerance <t>', 'relative change at which spectral norm iterations stop', '1e-6')
+    .addOption(new Option('--method <name>', 'bound method: tight (docs/tightness.md) or paper (Algorithm 1, Proposition 6)').choices(['tight', 'paper']).default('tight'))
+    .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', 'probabilistic:1e-3')
+    .option('--seed <n>', 'seed of the random starts of probabilistic certificates (default: random)')
     .option('--json', 'print one JSON object on stdout')
     .action(async (model: string, opts) => {
+      const certificate = parseCertificate(opts.certify);
+      if (!certificate) throw new BadInputError(`--certify must be deterministic, probabilistic[:DELTA] with 0 < DELTA < 1, or estimate; got '${opts.certify}'`);
+      const seed = opts.seed === undefined ? undefined : Number(opts.seed);
+      if (seed !== undefined && !Number.isInteger(seed)) throw new BadInputError(`--seed must be an integer, got '${opts.seed}'`);
       const eps = opts.eps ? parseEpsList(opts.eps) : [];
       const tolerance = Number(opts.tolerance);
       if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
@@ -119,7 +143,10 @@ export function buildProgram(): Command {
       const backend = await createBackend(opts.backend as BackendName);
       const progress = progressReporter(!opts.json || process.stderr.isTTY);
       try {
-        const result = await certify(network, x0, backend, { eps, global: true, radius: Boolean(opts.radius), tolerance, onProgress: progress.onProgress });
+        const result = await certify(network, x0, backend, {
+          eps, global: true, radius: Boolean(opts.radius), tolerance, onProgress: progress.onProgress,
+          method: opts.method, certificate: certificate.mode, delta: certificate.delta || undefined, seed,
+        });
         progress.stop();
         if (opts.json) process.stdout.write(JSON.stringify({ model: network.name, ...result, radius: result.radius ?? null }) + '\n');
         else process.stdout.write(humanReport(network, result, Boolean(opts.global)) + '\n');
@@ -140,6 +167,7 @@ export function buildProgram(): Command {
   registerLowerCommand(program);
   registerAttackCommand(program);
   registerTableCommand(program);
+  registerAuditCommand(program);
   return program;
 }
 

@@ -27,9 +27,11 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
 
 const mnist = fixture('mnist_lenet.onnx');
 const mnistArgs = ['--input', fixture('mnist_8.png'), '--mean', '0.1307', '--std', '0.3081'];
+/** The paper's method with Lanczos estimates: what reference.json holds. */
+const paper = ['--method', 'paper', '--certify', 'estimate'];
 
 test('--json prints the documented fields', async () => {
-  const { code, stdout, stderr } = await run(['bound', mnist, ...mnistArgs, '--eps', '0.001,0.1', '--radius', '--json']);
+  const { code, stdout, stderr } = await run(['bound', mnist, ...mnistArgs, ...paper, '--eps', '0.001,0.1', '--radius', '--json']);
   expect(stderr).toBe('');
   expect(code).toBe(0);
   const result = JSON.parse(stdout);
@@ -54,14 +56,35 @@ test('--json prints the documented fields', async () => {
 });
 
 test('human output: per-layer table and totals; .npy and .json inputs', async () => {
-  const npy = await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01']);
+  const npy = await run(['bound', mnist, ...paper, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01']);
   expect(npy.code).toBe(0);
   expect(npy.stdout).toMatch(/global bound: 10395\d/);
   expect(npy.stdout).toMatch(/local bound at eps 0\.01: 396\.2/);
   expect(npy.stdout).toMatch(/conv\+relu\s+\[1,28,28\]→\[6,24,24\]/);
-  const json = await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.json'), '--eps', '0.01', '--json']);
+  const json = await run(['bound', mnist, ...paper, '--input', fixture('mnist_lenet_x0.json'), '--eps', '0.01', '--json']);
   expect(json.code).toBe(0);
-  expect(JSON.parse(json.stdout).local[0].bound).toBeCloseTo(JSON.parse((await run(['bound', mnist, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01', '--json'])).stdout).local[0].bound, 6);
+  expect(JSON.parse(json.stdout).local[0].bound).toBeCloseTo(JSON.parse((await run(['bound', mnist, ...paper, '--input', fixture('mnist_lenet_x0.npy'), '--eps', '0.01', '--json'])).stdout).local[0].bound, 6);
+});
+
+test('the default is the tight method with certified norms, each layer naming its certificate', async () => {
+  const { code, stdout } = await run(['bound', mnist, ...mnistArgs, '--eps', '0.001', '--seed', '7', '--json']);
+  expect(code).toBe(0);
+  const result = JSON.parse(stdout);
+  const local = result.local[0];
+  expect(local.method).toBe('tight');
+  expect(local.quality).toBe('upper');
+  expect(result.global.quality).toBe('upper');
+  for (const l of local.layers) {
+    if (l.spectral && l.spectral.quality !== 'exact') expect(l.certificate).toMatch(/^(deterministic:(gram|collatz-wielandt)|probabilistic:kw\(delta=0\.001\))$/);
+  }
+  // Union bound: the failure probability is the sum of the per-norm deltas.
+  const deltas = local.layers.reduce((a: number, l: { spectral?: { failureProbability?: number } }) => a + (l.spectral?.failureProbability ?? 0), 0);
+  expect(local.failureProbability).toBeGreaterThanOrEqual(deltas);
+  expect(local.bound).toBeLessThan(reference.models.mnist_lenet.images['8'].local_bound_converged['0.001']);
+  const human = await run(['bound', mnist, ...mnistArgs, '--eps', '0.001', '--certify', 'deterministic']);
+  expect(human.code).toBe(0);
+  expect(human.stdout).toMatch(/local bound at eps 0\.001: .* \[guaranteed upper bound\]/);
+  expect(human.stdout).toMatch(/deterministic:collatz-wielandt/);
 });
 
 describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
@@ -79,6 +102,8 @@ describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
     ['eps not finite', ['bound', mnist, ...mnistArgs, '--eps', 'inf'], /--eps must be a comma-separated list of numbers/],
     ['an unknown flag', ['bound', mnist, ...mnistArgs, '--frobnicate'], /unknown option '--frobnicate'/],
     ['a rejected model', ['bound', notOnnx, ...mnistArgs, '--eps', '0.1'], /not a valid ONNX file/],
+    ['a bad --certify', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--certify', 'probabilistic:2'], /--certify must be/],
+    ['an unknown --method', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--method', 'magic'], /argument 'magic' is invalid/],
     ['a wrong PNG size', ['bound', fixture('cifar10_net.onnx'), ...mnistArgs, '--eps', '0.1'], /the PNG is 28×28, the model expects 32×32/],
   ])('%s', async (_label, args, message) => {
     const { code, stdout, stderr } = await run(args);

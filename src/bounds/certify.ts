@@ -8,6 +8,7 @@ import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
 import { certifiedRadius } from './radius.js';
+import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
 /** Bumped whenever a change can alter a result: part of every cache key. */
@@ -58,11 +59,11 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   // `within` maps progress inside the current phase (0..1, by layer) to units of work done in it.
   let phase: { name: ProgressEvent['phase']; eps?: number; label: string; within?: (layerFraction: number) => number } = { name: 'prepare', label: 'preparing' };
   const withinPhase = (layerFraction: number) => (phase.within ? phase.within(layerFraction) : layerFraction);
-  const solver = new SpectralSolver(backend, {
+  const spectralSettings = {
     tolerance,
     maxIterations: options.maxIterations ?? DEFAULT_MAX_ITERATIONS,
     signal,
-    onIteration: (layer, iteration) => {
+    onIteration: (layer: number, iteration: number) => {
       if (iteration % 25 === 0) {
         report(
           { phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, iteration, message: `${phase.label}: layer ${layer + 1} of ${layerCount}, iteration ${iteration}` },
@@ -70,7 +71,17 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         );
       }
     },
-  });
+  };
+  // Estimates (warm-started Lanczos) drive the radius search; `solver` gives the reported norms:
+  // certificates unless options.certificate is 'estimate' (docs/tightness.md).
+  const estimator = new SpectralSolver(backend, spectralSettings);
+  const solver = solverFor(backend, spectralSettings, options) ?? estimator;
+  const method = methodOf(options);
+  // The number of radius evaluations is not known in advance: each one covers a fifth of what is left.
+  const radiusPhase = (evaluation: number, e: number): typeof phase => {
+    const before = 2 * (1 - 0.8 ** (evaluation - 1));
+    return { name: 'radius', eps: e, label: `certified radius, evaluation ${evaluation} (eps ${e.toPrecision(6)})`, within: (f) => before + (2 - before) * 0.2 * f };
+  };
   const onLayer = (layer: number) => {
     checkAbort();
     report({ phase: phase.name, eps: phase.eps, layer: layer + 1, layers: layerCount, message: `${phase.label}: layer ${layer + 1} of ${layerCount}` }, withinPhase(layer / layerCount));
@@ -88,19 +99,29 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
     let global: NetworkBound | undefined;
     if (wantGlobal) {
       phase = { name: 'global', label: 'global bound' };
-      global = await globalBound(network, solver, onLayer);
+      global = method.annotate(await globalBound(network, solver, onLayer));
       unitsDone++;
     }
     const local: LocalBound[] = [];
     for (const e of eps) {
       phase = { name: 'local', eps: e, label: `local bound at eps ${e}` };
-      const bound = await localBound(network, backend, nominal, e, solver, onLayer);
+      const bound = await method.local(network, backend, nominal, e, solver, cls, onLayer);
       local.push({ eps: e, ...bound });
       unitsDone++;
     }
 
     let radius: CertifyResult['radius'];
-    if (options.radius && global) {
+    if (options.radius && global && (method.name !== 'paper' || solver !== estimator)) {
+      const radiusStart = performance.now();
+      const globalRadius = margin / (Math.SQRT2 * global.bound);
+      let evaluation = 0;
+      const search = await certifiedSearch(method, network, backend, nominal, logits, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
+        evaluation++;
+        phase = radiusPhase(evaluation, e);
+      }, onLayer);
+      radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000 };
+      unitsDone += 2;
+    } else if (options.radius && global) {
       const radiusStart = performance.now();
       const globalRadius = margin / (Math.SQRT2 * global.bound);
       let evaluation = 0;
@@ -109,9 +130,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         globalRadius,
         async (e) => {
           evaluation++;
-          // The number of evaluations is not known in advance: each one covers a fifth of what is left.
-          const before = 2 * (1 - 0.8 ** (evaluation - 1));
-          phase = { name: 'radius', eps: e, label: `certified radius, evaluation ${evaluation} (eps ${e.toPrecision(6)})`, within: (f) => before + (2 - before) * 0.2 * f };
+          phase = radiusPhase(evaluation, e);
           return (await localBound(network, backend, nominal, e, solver, onLayer)).bound;
         },
         radiusTolerance,
@@ -123,6 +142,8 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         evaluations: search.evaluations,
         relativeTolerance: radiusTolerance,
         seconds: (performance.now() - radiusStart) / 1000,
+        method: 'paper',
+        quality: 'estimate',
       };
       unitsDone += 2;
     }
@@ -141,6 +162,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       engineVersion: ENGINE_VERSION,
     };
   } finally {
-    solver.dispose();
+    estimator.dispose();
+    if (solver !== estimator) solver.dispose();
   }
 }

@@ -23,6 +23,10 @@ export interface SpectralNormReport {
   /** ||G y − θ y|| / θ for the final Ritz pair (θ = value²). */
   relativeResidual: number;
   converged: boolean;
+  /** For quality 'upper': which certificate gave the value (certificates.ts), e.g. 'deterministic:gram'. */
+  certificate?: string;
+  /** Probability that a probabilistic certificate fails (0 for deterministic ones). */
+  failureProbability?: number;
 }
 
 export interface LayerBound {
@@ -36,6 +40,8 @@ export interface LayerBound {
   /** The layer's bound L_l. */
   bound: number;
   quality: BoundQuality;
+  /** Which certificate makes `bound` an upper bound (see SpectralNormReport.certificate). */
+  certificate?: string;
   /** ε_l: radius of the set this layer sees (Proposition 2). Absent for global bounds. */
   epsIn?: number;
   /** Slope counts λ = 0, 0 < λ < 1, λ = 1 (Theorem 1); affine-ReLU layers of a local bound only. */
@@ -54,7 +60,17 @@ export interface NetworkBound {
   quality: BoundQuality;
   layers: LayerBound[];
   seconds: number;
+  /** 'paper' (Algorithm 1) or 'tight' (docs/tightness.md); absent means 'paper'. */
+  method?: BoundMethod;
+  /**
+   * Probability that the bound fails: at most the sum of its probabilistic certificates' δ
+   * (union bound); 0 when every certificate is deterministic. Absent for estimates.
+   */
+  failureProbability?: number;
 }
+
+/** 'paper': Avant & Morgansen's Algorithm 1; 'tight': the refinements of docs/tightness.md. */
+export type BoundMethod = 'paper' | 'tight';
 
 export interface LocalBound extends NetworkBound {
   eps: number;
@@ -71,6 +87,12 @@ export interface RadiusResult {
   evaluations: number;
   relativeTolerance: number;
   seconds: number;
+  /** Criterion used: 'paper' (ε·L < δ/√2) or 'tight' (per-class margins, docs/tightness.md). */
+  method?: BoundMethod;
+  /** Quality of the bound that certifies `local` ('upper' when it was re-certified). */
+  quality?: BoundQuality;
+  /** Failure probability of that certificate (union bound over its probabilistic factors). */
+  failureProbability?: number;
 }
 
 export interface CertifyResult {
@@ -114,6 +136,14 @@ export interface CertifyOptions {
   maxIterations?: number;
   /** Relative width at which the radius bisection stops (default 1e-4). */
   radiusTolerance?: number;
+  /** Bound method (default 'paper'). */
+  method?: BoundMethod;
+  /** Spectral norms: certified ('deterministic', 'probabilistic') or Lanczos estimates (default 'estimate'). */
+  certificate?: 'deterministic' | 'probabilistic' | 'estimate';
+  /** Failure probability of each probabilistic certificate (default 1e-3). */
+  delta?: number;
+  /** Seed of the Gaussian start vectors of probabilistic certificates (default: random). */
+  seed?: number;
   onProgress?: (event: ProgressEvent) => void;
   signal?: AbortSignal;
 }

@@ -180,6 +180,23 @@ function maxPoolDense(layer: MaxPoolLayer, x: ArrayLike<number>, reduce: (values
   return out;
 }
 
+/** forwardDense with each layer's dense matrix built once: for tests that evaluate many points. */
+export function denseEvaluator(network: Network): (x: ArrayLike<number>) => Float64Array {
+  const matrices = network.layers.map((l) => (l.kind === 'maxpool' || l.kind === 'flatten' || l.kind === 'relu' ? null : denseOf(l)));
+  return (x0) => {
+    let x: Float64Array<ArrayBufferLike> = Float64Array.from(x0);
+    network.layers.forEach((layer, i) => {
+      const a = matrices[i];
+      if (!a) x = forwardLayerDense(layer, x);
+      else {
+        const y = matVec(a, x);
+        x = (layer as { relu: boolean }).relu ? y.map((v) => Math.max(0, v)) : y;
+      }
+    });
+    return x;
+  };
+}
+
 export function forwardDense(network: Network, x0: ArrayLike<number>): Float64Array {
   let x: Float64Array = Float64Array.from(x0);
   for (const layer of network.layers) x = forwardLayerDense(layer, x);

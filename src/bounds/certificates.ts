@@ -1,0 +1,373 @@
+/**
+ * Certified spectral norms ||Λ A D||: upper bounds that hold deterministically or with a stated
+ * probability, in place of Lanczos estimates from below (docs/tightness.md, "Certified layer norms").
+ * - deterministic:gram — Gram iteration on the explicit matrix of a small dense layer
+ *   (Delattre, Barthélemy, Araujo, Allauzen, ICML 2023): ||M||² = λ_max(G) ≤ ||G^(2^t)||_F^(2^−t).
+ * - deterministic:collatz-wielandt — ||M|| ≤ || |M| || and, for the nonnegative B = |M|ᵀ|M| and any
+ *   p > 0, ρ(B) ≤ max_j (Bp)_j / p_j (Collatz–Wielandt); |M| = Λ|A|D is applied with |W| convolutions.
+ *   Its first step (p = 1) is never above sqrt(||M||_1·||M||_∞).
+ * - probabilistic:kw — Lanczos from a Gaussian start, without restarts (Kuczyński & Woźniakowski,
+ *   SIAM J. Matrix Anal. Appl. 13(4), 1992, Thm 4.2): P(θ_k < (1−ε)λ_max) ≤ 1.648·sqrt(n)·e^(−(2k−1)·sqrt(ε)),
+ *   so λ_max ≤ θ_k/(1−ε) with probability ≥ 1 − δ.
+ * All certificates hold in exact arithmetic for the operator as the backend evaluates it (float32).
+ */
+import type { AffineLayer } from '../model/ir.js';
+import { size } from '../model/ir.js';
+import type { Backend, DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
+import { CancelledError } from '../errors.js';
+import { SpectralSolver, type SpectralSettings } from './layer-bounds.js';
+import { tridiagonalEigen } from './spectral.js';
+import type { SpectralNormReport } from './types.js';
+
+/** Which spectral norms may enter a reported bound. */
+export type CertificateMode = 'deterministic' | 'probabilistic' | 'estimate';
+export const DEFAULT_DELTA = 1e-3;
+/** KW inflation 1/(1−ε) aimed at: the Lanczos step count is chosen for it. */
+export const DEFAULT_KW_EPSILON = 4e-3;
+
+export interface CertificateSettings {
+  mode: CertificateMode;
+  /** Failure probability of each probabilistic certificate. */
+  delta: number;
+  /** Seed of the Gaussian start vectors; a fresh random one per solver when absent. */
+  seed?: number;
+}
+
+/** Parse `deterministic`, `probabilistic`, `probabilistic:1e-4` or `estimate`. */
+export function parseCertificate(text: string): { mode: CertificateMode; delta: number } | null {
+  const [mode, arg] = text.split(':');
+  if (mode === 'deterministic' || mode === 'estimate') return arg === undefined ? { mode, delta: 0 } : null;
+  if (mode !== 'probabilistic') return null;
+  const delta = arg === undefined ? DEFAULT_DELTA : Number(arg);
+  return delta > 0 && delta < 1 ? { mode, delta } : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// |A|: the same layer with nonnegative weights, so the backend's own ops apply |A| and |A|ᵀ.
+
+const absLayers = new WeakMap<AffineLayer, AffineLayer>();
+
+/** The layer with every entry of A replaced by its absolute value (bias zero); cached per layer. */
+export function absoluteLayer(layer: AffineLayer): AffineLayer {
+  let abs = absLayers.get(layer);
+  if (abs) return abs;
+  switch (layer.kind) {
+    case 'conv':
+    case 'dense':
+      abs = { ...layer, name: `|${layer.name}|`, weight: layer.weight.map(Math.abs), bias: new Float32Array(layer.bias.length) };
+      break;
+    case 'scale':
+      abs = { ...layer, name: `|${layer.name}|`, scale: layer.scale.map(Math.abs), shift: new Float32Array(layer.shift.length) };
+      break;
+    case 'avgpool':
+      abs = layer; // already nonnegative
+      break;
+  }
+  absLayers.set(layer, abs);
+  return abs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deterministic certificates.
+
+/**
+ * sqrt(ρ(|M|ᵀ|M|)) ≥ ||M|| for M = Λ A D, bounded above by Collatz–Wielandt ratios along power steps
+ * of |M|ᵀ|M| from p = d; the smallest ratio seen is returned.
+ */
+export async function collatzWielandtNorm(
+  backend: Backend,
+  layer: AffineLayer,
+  mask: Float32Array | null,
+  slopeSquared: Float32Array | null,
+  steps = 30,
+): Promise<number> {
+  const abs = absoluteLayer(layer);
+  const n = size(layer.inputShape);
+  const m = size(layer.outputShape);
+  const slope = slopeSquared ? Float32Array.from(slopeSquared, Math.sqrt) : null;
+  let p: Float32Array<ArrayBufferLike> = new Float32Array(n);
+  for (let j = 0; j < n; j++) p[j] = mask ? mask[j] : 1;
+  let best = Infinity;
+  for (let step = 0; step < steps; step++) {
+    // q = D |A|ᵀ Λ |Λ|A| D p| = |M|ᵀ |M| p
+    const u = await backend.applyA(abs, p);
+    for (let i = 0; i < m; i++) u[i] *= slope ? slope[i] * slope[i] : 1;
+    const q = await backend.applyAT(abs, u);
+    let ratio = 0;
+    let norm = 0;
+    for (let j = 0; j < n; j++) {
+      if (mask && mask[j] === 0) q[j] = 0;
+      if (q[j] > 0) ratio = Math.max(ratio, p[j] > 0 ? q[j] / p[j] : Infinity);
+      norm = Math.max(norm, q[j]);
+    }
+    best = Math.min(best, ratio);
+    if (norm === 0) return 0;
+    // Next p: q, normalised; entries where q vanished keep a trace of p so the ratio stays finite.
+    for (let j = 0; j < n; j++) q[j] = q[j] / norm + (p[j] > 0 ? 1e-12 : 0);
+    p = q;
+  }
+  return Math.sqrt(best);
+}
+
+/** Symmetric matrix square C = A·A (row-major, n×n, float64). */
+function symmetricSquare(a: Float64Array, n: number): Float64Array {
+  const c = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < n; k++) {
+      const aik = a[i * n + k];
+      if (aik === 0) continue;
+      const rowK = k * n;
+      const rowI = i * n;
+      for (let j = i; j < n; j++) c[rowI + j] += aik * a[rowK + j];
+    }
+    for (let j = 0; j < i; j++) c[i * n + j] = c[j * n + i];
+  }
+  return c;
+}
+
+/**
+ * λ_max(G) ≤ ||G^(2^t)||_F^(2^−t) for a symmetric positive semi-definite G (Gram iteration), with
+ * each square rescaled to unit Frobenius norm and the scale kept in logarithms.
+ */
+export function gramIterationBound(gram: Float64Array, n: number, iterations: number): number {
+  let g = gram;
+  let logScale = 0; // log ||G_t||_F, G_t = G^(2^t)
+  let best = Infinity;
+  for (let t = 0; ; t++) {
+    let fro = 0;
+    for (let i = 0; i < g.length; i++) fro += g[i] * g[i];
+    fro = Math.sqrt(fro);
+    if (fro === 0) return 0;
+    logScale += Math.log(fro);
+    best = Math.min(best, Math.exp(logScale / 2 ** t));
+    if (t === iterations) return best;
+    for (let i = 0; i < g.length; i++) g[i] /= fro;
+    g = symmetricSquare(g, n);
+    logScale *= 2;
+  }
+}
+
+/** The smaller Gram matrix of M = Λ W D for a dense layer: M Mᵀ (m ≤ n) or Mᵀ M. */
+function denseGram(layer: AffineLayer & { kind: 'dense' }, mask: Float32Array | null, slopeSquared: Float32Array | null): { gram: Float64Array; dim: number } {
+  const m = layer.outputShape[0];
+  const n = layer.inputShape[0];
+  const w = layer.weight;
+  const rows: number[] = [];
+  for (let i = 0; i < m; i++) if (!slopeSquared || slopeSquared[i] > 0) rows.push(i);
+  const cols: number[] = [];
+  for (let j = 0; j < n; j++) if (!mask || mask[j] !== 0) cols.push(j);
+  const rowScale = rows.map((i) => (slopeSquared ? Math.sqrt(slopeSquared[i]) : 1));
+  if (rows.length <= cols.length) {
+    const p = rows.length;
+    const gram = new Float64Array(p * p);
+    for (let a = 0; a < p; a++)
+      for (let b = a; b < p; b++) {
+        let s = 0;
+        const ra = rows[a] * n;
+        const rb = rows[b] * n;
+        for (const j of cols) s += w[ra + j] * w[rb + j];
+        gram[a * p + b] = gram[b * p + a] = s * rowScale[a] * rowScale[b];
+      }
+    return { gram, dim: p };
+  }
+  const p = cols.length;
+  const gram = new Float64Array(p * p);
+  for (let r = 0; r < rows.length; r++) {
+    const base = rows[r] * n;
+    const s2 = rowScale[r] * rowScale[r];
+    for (let a = 0; a < p; a++) {
+      const wa = w[base + cols[a]] * s2;
+      if (wa === 0) continue;
+      for (let b = a; b < p; b++) gram[a * p + b] += wa * w[base + cols[b]];
+    }
+  }
+  for (let a = 0; a < p; a++) for (let b = 0; b < a; b++) gram[a * p + b] = gram[b * p + a];
+  return { gram, dim: p };
+}
+
+/** Dense layers whose smaller Gram matrix is at most this size get the Gram-iteration certificate. */
+export const GRAM_MAX_DIM = 600;
+
+/** Gram iteration on ||Λ W D|| of a dense layer (null when the layer is too large). */
+export function denseGramNorm(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, iterations = 12): number | null {
+  if (layer.kind !== 'dense') return null;
+  if (Math.min(layer.inputShape[0], layer.outputShape[0]) > GRAM_MAX_DIM) return null;
+  const { gram, dim } = denseGram(layer, mask, slopeSquared);
+  if (dim === 0) return 0;
+  return Math.sqrt(gramIterationBound(gram, dim, iterations));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probabilistic certificate.
+
+/** A seeded stream of standard normal numbers (mulberry32 + Box–Muller). */
+export function gaussianStream(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296; // in (0, 1)
+  };
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) {
+      const s = spare;
+      spare = null;
+      return s;
+    }
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const phi = 2 * Math.PI * uniform();
+    spare = r * Math.sin(phi);
+    return r * Math.cos(phi);
+  };
+}
+
+/** ε with 1.648·sqrt(n)·exp(−(2k−1)·sqrt(ε)) = δ (Kuczyński–Woźniakowski). */
+export function kwEpsilon(n: number, k: number, delta: number): number {
+  const root = Math.log((1.648 * Math.sqrt(n)) / delta) / (2 * k - 1);
+  return Math.max(0, root) ** 2;
+}
+
+export interface KwResult {
+  /** Upper bound of λ_max, valid with probability ≥ 1 − delta. */
+  bound: number;
+  /** Largest Ritz value (from below). */
+  ritz: number;
+  steps: number;
+  epsilon: number;
+}
+
+/** Lanczos steps k after which the KW inflation ε is at most `target`, for dimension n and δ. */
+export function kwSteps(n: number, delta: number, target: number): number {
+  return Math.ceil((Math.log((1.648 * Math.sqrt(n)) / delta) / Math.sqrt(target) + 1) / 2);
+}
+
+/**
+ * λ_max of a PSD operator by plain Lanczos from a Gaussian start (full reorthogonalisation, no
+ * restart) for a number of steps fixed in advance, kwSteps(n, δ, targetEpsilon), then certified by
+ * KW: λ_max ≤ θ_k/(1−ε) with probability ≥ 1 − δ. An invariant Krylov space (β = 0) stays the same
+ * for every larger k, so KW then holds with k = n. `support` (0/1) restricts the start to the
+ * subspace the operator acts on (n = its dimension).
+ */
+export async function kwLargestEigenvalue(
+  op: GramOperator,
+  vectors: VectorOps,
+  options: { delta: number; seed: number; support?: Float32Array | null; targetEpsilon?: number; signal?: AbortSignal },
+): Promise<KwResult> {
+  const n = op.dim;
+  const support = options.support ?? null;
+  let dim = n;
+  if (support) dim = support.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0);
+  if (dim === 0) return { bound: 0, ritz: 0, steps: 0, epsilon: 0 };
+  const steps = Math.min(kwSteps(dim, options.delta, options.targetEpsilon ?? DEFAULT_KW_EPSILON), dim);
+  const gauss = gaussianStream(options.seed);
+  const start = new Float64Array(n);
+  for (let i = 0; i < n; i++) start[i] = !support || support[i] !== 0 ? gauss() : 0;
+  const v0 = vectors.upload(start);
+  vectors.scale(1 / Math.sqrt(await vectors.dot(v0, v0)), v0);
+
+  const basis: DeviceVector[] = [v0];
+  const alphas: number[] = [];
+  const betas: number[] = [];
+  const w = vectors.alloc(n);
+  const work = vectors.alloc(n);
+  let invariant = false;
+  let scale = 0;
+  try {
+    for (let j = 0; j < steps; j++) {
+      if (options.signal?.aborted) throw new CancelledError();
+      await op.apply(basis[j], w);
+      // Three-term recurrence, then one classical Gram–Schmidt pass against the whole basis.
+      if (j > 0) vectors.axpy(-betas[j - 1], basis[j - 1], w);
+      let alpha = await vectors.dot(w, basis[j]);
+      vectors.axpy(-alpha, basis[j], w);
+      const c = await vectors.dots(w, basis);
+      alpha += c[j];
+      vectors.combine(c, basis, work);
+      vectors.axpy(-1, work, w);
+      alphas.push(alpha);
+      const beta = Math.sqrt(Math.max(0, await vectors.dot(w, w)));
+      scale = Math.max(scale, Math.abs(alpha), beta);
+      if (beta <= 1e-12 * scale) {
+        invariant = true;
+        break;
+      }
+      if (j === steps - 1) break;
+      betas.push(beta);
+      const next = vectors.alloc(n);
+      vectors.copy(w, next);
+      vectors.scale(1 / beta, next);
+      basis.push(next);
+    }
+  } finally {
+    for (const b of basis) vectors.free(b);
+    vectors.free(w);
+    vectors.free(work);
+  }
+  const { values } = tridiagonalEigen(alphas, betas);
+  const ritz = Math.max(0, ...values);
+  const epsilon = kwEpsilon(dim, invariant ? dim : alphas.length, options.delta);
+  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The solver that certifies every norm it returns.
+
+/** A source of ||Λ A D||: the estimating SpectralSolver or the CertifiedSolver below. */
+export type NormSolver = SpectralSolver;
+
+/**
+ * SpectralSolver whose norms are certified upper bounds: the smallest of the deterministic
+ * certificates (and, in probabilistic mode, the KW certificate) that apply to the layer.
+ */
+export class CertifiedSolver extends SpectralSolver {
+  private seed: number;
+
+  constructor(
+    private readonly certBackend: Backend,
+    private readonly certSettings: SpectralSettings,
+    readonly certificate: CertificateSettings,
+  ) {
+    super(certBackend, certSettings);
+    this.seed = certificate.seed ?? Math.floor(Math.random() * 2 ** 31);
+  }
+
+  /** The seed the next Gaussian start will use. */
+  get nextSeed(): number {
+    return this.seed;
+  }
+
+  override async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
+    void key;
+    const candidates: { value: number; certificate: string; failure: number; iterations: number }[] = [];
+    const gram = denseGramNorm(layer, domainMask, slopeSquared);
+    if (gram !== null) candidates.push({ value: gram, certificate: 'deterministic:gram', failure: 0, iterations: 0 });
+    else candidates.push({ value: await collatzWielandtNorm(this.certBackend, layer, domainMask, slopeSquared), certificate: 'deterministic:collatz-wielandt', failure: 0, iterations: 30 });
+    if (this.certificate.mode === 'probabilistic' && gram === null) {
+      const op = await this.certBackend.gramOperator(layer, domainMask, slopeSquared);
+      try {
+        const seed = this.seed++;
+        const kw = await kwLargestEigenvalue(op, this.certBackend.vectors, { delta: this.certificate.delta, seed, support: domainMask, signal: this.certSettings.signal });
+        this.certSettings.onIteration?.(layerIndex, kw.steps);
+        if (Number.isFinite(kw.bound)) {
+          candidates.push({ value: Math.sqrt(kw.bound), certificate: `probabilistic:kw(delta=${this.certificate.delta})`, failure: this.certificate.delta, iterations: kw.steps });
+        }
+      } finally {
+        op.dispose();
+      }
+    }
+    const best = candidates.reduce((a, b) => (b.value < a.value ? b : a));
+    return {
+      value: best.value,
+      quality: 'upper',
+      certificate: best.certificate,
+      failureProbability: best.failure,
+      iterations: best.iterations,
+      relativeChange: 0,
+      relativeResidual: 0,
+      converged: true,
+    };
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Certified spectral norms against dense matrices: every certificate is at or above the exact
+ * ||Λ A D|| (Jacobi on the dense Gram matrix), the Collatz–Wielandt bound is below sqrt(||M||_1·||M||_∞),
+ * and the Gram-iteration and KW certificates are close to the exact norm.
+ */
+import { createCpuBackend } from '../../src/backend/cpu/index.js';
+import { collatzWielandtNorm, denseGramNorm, gramIterationBound, kwEpsilon, kwLargestEigenvalue, kwSteps, parseCertificate } from '../../src/bounds/certificates.js';
+import type { AffineLayer } from '../../src/model/ir.js';
+import { denseOf, largestSymmetricEigenvalue, spectralNorm } from '../helpers/dense.js';
+import { conv, dense, randomWeights } from '../helpers/random-networks.js';
+
+const backend = createCpuBackend();
+afterAll(() => backend.dispose());
+
+/** A 0/1 mask and slopes in [0, 1] with some zeros, from a seeded stream. */
+function maskAndSlopes(n: number, m: number) {
+  const u = randomWeights(n + m, 1);
+  const mask = Float32Array.from({ length: n }, (_, i) => (u[i] > -0.4 ? 1 : 0));
+  const slopes = Float32Array.from({ length: m }, (_, i) => Math.max(0, u[n + i]));
+  return { mask, slopes, slopeSquared: slopes.map((s) => s * s) };
+}
+
+/** sqrt(||M||_1·||M||_∞) of M = Λ A D from the dense matrix. */
+function sqrtL1Linf(layer: AffineLayer, slopes: Float32Array, mask: Float32Array): number {
+  const a = denseOf(layer);
+  const rowSums = new Float64Array(a.rows);
+  const colSums = new Float64Array(a.cols);
+  for (let r = 0; r < a.rows; r++)
+    for (let c = 0; c < a.cols; c++) {
+      const v = Math.abs(a.data[r * a.cols + c] * slopes[r] * mask[c]);
+      rowSums[r] += v;
+      colSums[c] += v;
+    }
+  return Math.sqrt(Math.max(...rowSums) * Math.max(...colSums));
+}
+
+const layers: [string, AffineLayer][] = [
+  ['conv 3×3 stride 2, padded', conv([3, 8, 8], 5, [3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }) as AffineLayer],
+  ['grouped dilated conv', conv([4, 9, 9], 4, [2, 2], { group: 2, dilations: [2, 1] }) as AffineLayer],
+  ['dense 40→30', dense(40, 30) as AffineLayer],
+  ['dense 12→50', dense(12, 50) as AffineLayer],
+];
+
+describe.each(layers)('%s', (_name, layer) => {
+  const n = layer.inputShape.reduce((a, b) => a * b, 1);
+  const m = layer.outputShape.reduce((a, b) => a * b, 1);
+  const { mask, slopes, slopeSquared } = maskAndSlopes(n, m);
+  const exact = spectralNorm(denseOf(layer), slopes, mask);
+
+  test('Collatz–Wielandt: above the exact norm, below sqrt(||M||_1·||M||_∞)', async () => {
+    const cw = await collatzWielandtNorm(backend, layer, mask, slopeSquared);
+    expect(cw).toBeGreaterThanOrEqual(exact * (1 - 1e-6));
+    expect(cw).toBeLessThanOrEqual(sqrtL1Linf(layer, slopes, mask) * (1 + 1e-6));
+  });
+
+  test('KW Lanczos: above the exact norm and within its inflation', async () => {
+    const op = await backend.gramOperator(layer, mask, slopeSquared);
+    const kw = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 11, support: mask });
+    expect(Math.sqrt(kw.bound)).toBeGreaterThanOrEqual(exact * (1 - 1e-6));
+    expect(Math.sqrt(kw.bound)).toBeLessThanOrEqual(exact * Math.sqrt(1 / (1 - kw.epsilon)) * (1 + 1e-5));
+  });
+
+  if (layer.kind === 'dense') {
+    test('Gram iteration: above the exact norm, within 1%', () => {
+      const g = denseGramNorm(layer, mask, slopeSquared)!;
+      expect(g).toBeGreaterThanOrEqual(exact * (1 - 1e-9));
+      expect(g).toBeLessThanOrEqual(exact * 1.01);
+    });
+  }
+});
+
+test('gramIterationBound bounds λ_max of a PSD matrix from above and converges', () => {
+  const n = 20;
+  const b = randomWeights(n * n, 1);
+  const g = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) g[i * n + j] += b[k * n + i] * b[k * n + j];
+  const exact = largestSymmetricEigenvalue(n, g);
+  const coarse = gramIterationBound(Float64Array.from(g), n, 2);
+  const fine = gramIterationBound(Float64Array.from(g), n, 30);
+  expect(coarse).toBeGreaterThanOrEqual(fine);
+  expect(fine).toBeGreaterThanOrEqual(exact * (1 - 1e-12));
+  expect(fine / exact - 1).toBeLessThan(1e-6);
+});
+
+test('KW step count and inflation satisfy 1.648·sqrt(n)·exp(−(2k−1)·sqrt(ε)) ≤ δ', () => {
+  for (const [n, delta] of [[784, 1e-3], [32768, 1e-6], [10, 0.1]]) {
+    const k = kwSteps(n, delta, 4e-3);
+    const eps = kwEpsilon(n, k, delta);
+    expect(eps).toBeLessThanOrEqual(4e-3);
+    expect(1.648 * Math.sqrt(n) * Math.exp(-(2 * k - 1) * Math.sqrt(eps))).toBeCloseTo(delta, 12);
+  }
+});
+
+test('parseCertificate', () => {
+  expect(parseCertificate('probabilistic')).toEqual({ mode: 'probabilistic', delta: 1e-3 });
+  expect(parseCertificate('probabilistic:1e-6')).toEqual({ mode: 'probabilistic', delta: 1e-6 });
+  expect(parseCertificate('deterministic')).toEqual({ mode: 'deterministic', delta: 0 });
+  expect(parseCertificate('probabilistic:0')).toBeNull();
+  expect(parseCertificate('deterministic:1')).toBeNull();
+  expect(parseCertificate('guess')).toBeNull();
+});
