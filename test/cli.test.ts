@@ -116,13 +116,13 @@ describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
 });
 
 test('zoo models, seeded random inputs and export through the CLI', async () => {
-  const first = await run(['bound', 'zoo:mnist-lenet:7', '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--json']);
+  const first = await run(['bound', 'zoo:mnist-lenet:7', '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--seed', '1', '--json']);
   expect(first.code).toBe(0);
-  const again = await run(['bound', 'zoo:mnist-lenet:7', '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--json']);
+  const again = await run(['bound', 'zoo:mnist-lenet:7', '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--seed', '1', '--json']);
   expect(JSON.parse(again.stdout).logits).toEqual(JSON.parse(first.stdout).logits); // seeded: reproducible
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'lipcert-export-')), 'lenet.onnx');
   expect((await run(['export', 'zoo:mnist-lenet:7', out])).code).toBe(0);
-  const imported = await run(['bound', out, '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--json']);
+  const imported = await run(['bound', out, '--input', 'random:3', '--eps', '0.01', '--backend', 'cpu', '--seed', '1', '--json']);
   expect(imported.code).toBe(0);
   expect(JSON.parse(imported.stdout).local[0].bound).toBeCloseTo(JSON.parse(first.stdout).local[0].bound, 6);
   expect((await run(['bound', 'zoo:resnet50', '--input', 'random', '--eps', '0.01'])).code).toBe(2);
