@@ -44,12 +44,13 @@ export interface EigenResult {
 }
 
 /** Eigen-decomposition of a symmetric tridiagonal matrix (implicit QL, after JAMA's tql2). */
-export function tridiagonalEigen(diagonal: number[], offDiagonal: number[]): { values: Float64Array; vectors: Float64Array[] } {
+export function tridiagonalEigen(diagonal: number[], offDiagonal: number[], withVectors = true): { values: Float64Array; vectors: Float64Array[] } {
   const n = diagonal.length;
   const d = Float64Array.from(diagonal);
   const e = new Float64Array(n);
   for (let i = 0; i < n - 1; i++) e[i] = offDiagonal[i];
-  const V = Array.from({ length: n }, (_, i) => {
+  // Without vectors the rotations skip V: O(n²) instead of O(n³).
+  const V = Array.from({ length: withVectors ? n : 0 }, (_, i) => {
     const row = new Float64Array(n);
     row[i] = 1;
     return row;
@@ -97,7 +98,7 @@ export function tridiagonalEigen(diagonal: number[], offDiagonal: number[]): { v
           c = p / r;
           p = c * d[i] - s * g;
           d[i + 1] = h + s * (c * g + s * d[i]);
-          for (let k = 0; k < n; k++) {
+          for (let k = 0; k < V.length; k++) {
             h = V[k][i + 1];
             V[k][i + 1] = s * V[k][i] + c * h;
             V[k][i] = c * V[k][i] - s * h;
@@ -112,7 +113,7 @@ export function tridiagonalEigen(diagonal: number[], offDiagonal: number[]): { v
     e[l] = 0;
   }
   // Column j of V is the eigenvector of d[j].
-  const vectors = Array.from({ length: n }, (_, j) => Float64Array.from(V, (row) => row[j]));
+  const vectors = withVectors ? Array.from({ length: n }, (_, j) => Float64Array.from(V, (row) => row[j])) : [];
   return { values: d, vectors };
 }
 
@@ -149,6 +150,9 @@ export const DEFAULT_BASIS_BYTES = 384 * 2 ** 20;
 export function basisSizeFor(n: number, basisSize?: number, basisBytes = DEFAULT_BASIS_BYTES): number {
   return Math.max(3, Math.min(basisSize ?? DEFAULT_BASIS_SIZE, n, Math.floor(basisBytes / (8 * n))));
 }
+
+/** Steps between residual checks (each needs the Ritz vector: an O(j³) eigen-decomposition). */
+const RESIDUAL_EVERY = 4;
 
 /** DGKS: orthogonalise again when one pass removed more than half of w's squared norm. */
 const REORTHOGONALISE_BELOW = 0.5;
@@ -223,16 +227,15 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       }
       alphas.push(alpha);
       const beta = Math.sqrt(betaSquared);
-      const { values, vectors: eigvecs } = tridiagonalEigen(alphas, betas);
+      // Ritz values every step (O(j²)); the Ritz vector, and with it the residual, only where it is
+      // needed: every RESIDUAL_EVERY steps, at a cycle's end, and when the iteration stops.
+      const { values } = tridiagonalEigen(alphas, betas, false);
       let top = 0;
       for (let k = 1; k < values.length; k++) if (values[k] > values[top]) top = k;
       theta = Math.max(0, values[top]);
-      ritz = eigvecs[top];
-      const residual = beta * Math.abs(ritz[ritz.length - 1]);
       const norm = Math.sqrt(theta);
       options.onIteration?.(iterations, norm);
       history.push(norm);
-      relativeResidual = theta > 0 ? residual / theta : 0;
       // Convergence: in the first cycle, the change over the last `window` steps; after a restart the
       // first steps only re-explore the old subspace, so only a whole cycle's gain counts.
       const cycleEnd = j === basisSize - 1;
@@ -242,7 +245,15 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       if (cycle === 0 || cycleEnd) relativeChange = change;
       const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
       const settled = (cycle === 0 || cycleEnd) && change <= tolerance;
-      if (invariant || settled || relativeResidual <= tolerance || iterations >= options.maxIterations) {
+      const stopping = invariant || settled || iterations >= options.maxIterations;
+      if (stopping || cycleEnd || j % RESIDUAL_EVERY === RESIDUAL_EVERY - 1) {
+        const full = tridiagonalEigen(alphas, betas, true);
+        top = 0;
+        for (let k = 1; k < full.values.length; k++) if (full.values[k] > full.values[top]) top = k;
+        ritz = full.vectors[top];
+        relativeResidual = theta > 0 ? (beta * Math.abs(ritz[ritz.length - 1])) / theta : 0;
+      }
+      if (stopping || relativeResidual <= tolerance) {
         done = true;
         if (invariant) relativeChange = 0;
         break;
