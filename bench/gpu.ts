@@ -5,19 +5,19 @@
  *
  * Prints the adapter, then for each fixture network the local bounds through the WebGPU backend
  * (time per ε, Gram operator applications, agreement with fixtures/reference.json) and the time
- * of one Gram operator application D Aᵀ Λ² A D per affine layer (Λ = D = I). VGG-16 runs when a
- * model zoo (src/model/zoo, a later issue) provides it or `--vgg16` names an ONNX file; otherwise
- * that part is skipped. On llvmpipe this is a correctness run, not a speed figure.
+ * of one Gram operator application D Aᵀ Λ² A D per affine layer (Λ = D = I); then VGG-16 (the model
+ * zoo's seeded weights, or `--vgg16 FILE.onnx`). On llvmpipe this is a correctness run, not a speed figure.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/backend.js';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { certify } from '../src/bounds/certify.js';
 import { loadInputFile } from '../src/model/input.js';
 import { isAffine, size, type Network } from '../src/model/ir.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
+import { randomInput, zooModel } from '../src/model/zoo/index.js';
 
 /** The package root (the directory holding package.json), from src/ or dist/. */
 function packageRoot(): string {
@@ -83,27 +83,15 @@ async function benchGramOperators(backend: Backend, network: Network, repeats = 
   }
 }
 
-/** VGG-16 from the model zoo (a later issue) or `--vgg16 file.onnx`; null (skip) when neither exists. */
-async function findVgg16(): Promise<{ network: Network; x0: Float32Array } | null> {
+/** VGG-16: `--vgg16 file.onnx` (real weights), else the model zoo's seeded VGG-16 with a seeded input. */
+function findVgg16(): { network: Network; x0: Float32Array } {
   const flag = process.argv.indexOf('--vgg16');
   if (flag >= 0 && process.argv[flag + 1]) {
     const network = importOnnxFile(process.argv[flag + 1]);
     return { network, x0: syntheticImage(network) };
   }
-  for (const candidate of ['dist/src/model/zoo/index.js', 'src/model/zoo/index.js']) {
-    const file = join(ROOT, candidate);
-    if (!existsSync(file)) continue;
-    // Expected zoo API: loadZooModel('vgg16') → { network, x0? } (a later issue; skipped until then).
-    const zoo = (await import(pathToFileURL(file).href)) as { loadZooModel?: (name: string) => Promise<{ network: Network; x0?: Float32Array }> };
-    if (!zoo.loadZooModel) {
-      console.log(`\nvgg16: skipped (${candidate} has no loadZooModel)`);
-      return null;
-    }
-    const model = await zoo.loadZooModel('vgg16');
-    return { network: model.network, x0: model.x0 ?? syntheticImage(model.network) };
-  }
-  console.log('\nvgg16: skipped (no model zoo in this build and no --vgg16 file)');
-  return null;
+  const network = zooModel('vgg16');
+  return { network, x0: randomInput(network, 0) };
 }
 
 /** A deterministic smooth image in normalised units, for timing when no real input is at hand. */
@@ -122,8 +110,8 @@ async function main(): Promise<void> {
       await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
       await benchGramOperators(backend, network);
     }
-    const vgg = await findVgg16();
-    if (vgg) {
+    const vgg = findVgg16();
+    {
       await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
       await benchGramOperators(backend, vgg.network, 3);
     }
