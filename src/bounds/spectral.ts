@@ -5,6 +5,7 @@
  * below; its relative change over the last step and its relative residual are reported with it.
  */
 import { CancelledError } from '../errors.js';
+import { Rng } from './sampling.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 
 export interface EigenOptions {
@@ -117,18 +118,10 @@ export function tridiagonalEigen(diagonal: number[], offDiagonal: number[], with
   return { values: d, vectors };
 }
 
-/** Deterministic pseudo-random start vector (mulberry32), uniform in [−1, 1]. */
+/** Deterministic pseudo-random start vector (the searches' mulberry32 stream), uniform in [−1, 1]. */
 export function randomVector(n: number, seed: number): Float64Array {
-  let a = seed >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
-  return out;
+  const rng = new Rng(seed);
+  return Float64Array.from({ length: n }, () => rng.uniform() * 2 - 1);
 }
 
 async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
