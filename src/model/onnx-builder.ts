@@ -11,6 +11,7 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
   TensorProto_DataType,
   TensorProtoSchema,
   TensorShapeProto_DimensionSchema,
@@ -20,6 +21,7 @@ import {
   ValueInfoProtoSchema,
   type AttributeProto,
   type NodeProto,
+  type StringStringEntryProto,
   type TensorProto,
   type ValueInfoProto,
 } from 'onnx-buf';
@@ -46,14 +48,24 @@ export function node(opType: string, inputs: string[], outputs: string[], attrib
   });
 }
 
+/** A float initializer in raw_data; a Float32Array is referenced, not copied. */
 export function floatTensor(name: string, dims: number[], data: ArrayLike<number>): TensorProto {
-  const f32 = Float32Array.from(data);
+  const f32 = data instanceof Float32Array ? data : Float32Array.from(data);
   return create(TensorProtoSchema, {
     name,
     dims: dims.map(BigInt),
     dataType: TensorProto_DataType.FLOAT,
-    rawData: new Uint8Array(f32.buffer, f32.byteOffset, f32.byteLength),
+    rawData: new Uint8Array(f32.buffer as ArrayBuffer, f32.byteOffset, f32.byteLength),
   });
+}
+
+/** The external_data entries of a tensor stored in `location` at `offset`, `length` bytes long. */
+export function externalDataEntries(location: string, offset: number, length: number): StringStringEntryProto[] {
+  return [
+    create(StringStringEntryProtoSchema, { key: 'location', value: location }),
+    create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
+    create(StringStringEntryProtoSchema, { key: 'length', value: String(length) }),
+  ];
 }
 
 export function int64Tensor(name: string, dims: number[], data: number[]): TensorProto {

@@ -7,33 +7,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { create, toBinary } from '@bufbuild/protobuf';
-import {
-  GraphProtoSchema,
-  ModelProtoSchema,
-  OperatorSetIdProtoSchema,
-  StringStringEntryProtoSchema,
-  TensorProto_DataLocation,
-  TensorProto_DataType,
-  TensorProtoSchema,
-  type NodeProto,
-  type TensorProto,
-} from 'onnx-buf';
+import { TensorProto_DataLocation, type NodeProto, type TensorProto } from 'onnx-buf';
 import { invariant } from '../errors.js';
 import type { Network } from './ir.js';
-import { node, valueInfo } from './onnx-builder.js';
+import { externalDataEntries, floatTensor, modelBytes, node, valueInfo } from './onnx-builder.js';
 
 /** Protobuf messages cannot exceed 2 GiB; keep a margin for the graph itself. */
 export const EXTERNAL_DATA_THRESHOLD = 2 ** 31 - 2 ** 26;
-
-function rawTensor(name: string, dims: number[], data: Float32Array): TensorProto {
-  return create(TensorProtoSchema, {
-    name,
-    dims: dims.map(BigInt),
-    dataType: TensorProto_DataType.FLOAT,
-    rawData: new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength),
-  });
-}
 
 /** The nodes and initializers of the network's graph (input 'input', output 'logits'). */
 function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorProto[] } {
@@ -53,8 +33,8 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
     switch (layer.kind) {
       case 'conv': {
         const [k] = layer.outputShape;
-        initializers.push(rawTensor(`${id}.weight`, [k, layer.inputShape[0] / layer.group, ...layer.kernel], layer.weight));
-        initializers.push(rawTensor(`${id}.bias`, [k], layer.bias));
+        initializers.push(floatTensor(`${id}.weight`, [k, layer.inputShape[0] / layer.group, ...layer.kernel], layer.weight));
+        initializers.push(floatTensor(`${id}.bias`, [k], layer.bias));
         emit('Conv', [`${id}.weight`, `${id}.bias`], {
           kernel_shape: layer.kernel,
           strides: layer.strides,
@@ -65,8 +45,8 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
         break;
       }
       case 'dense':
-        initializers.push(rawTensor(`${id}.weight`, [layer.outputShape[0], layer.inputShape[0]], layer.weight));
-        initializers.push(rawTensor(`${id}.bias`, [layer.outputShape[0]], layer.bias));
+        initializers.push(floatTensor(`${id}.weight`, [layer.outputShape[0], layer.inputShape[0]], layer.weight));
+        initializers.push(floatTensor(`${id}.bias`, [layer.outputShape[0]], layer.bias));
         emit('Gemm', [`${id}.weight`, `${id}.bias`], { alpha: { float: 1 }, beta: { float: 1 }, transB: 1 }, `${id}_Gemm`, isLast && !withRelu);
         break;
       case 'avgpool':
@@ -81,10 +61,10 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
       case 'scale': {
         const channels = layer.scale.length;
         initializers.push(
-          rawTensor(`${id}.scale`, [channels], layer.scale),
-          rawTensor(`${id}.shift`, [channels], layer.shift),
-          rawTensor(`${id}.mean`, [channels], new Float32Array(channels)),
-          rawTensor(`${id}.var`, [channels], new Float32Array(channels).fill(1)),
+          floatTensor(`${id}.scale`, [channels], layer.scale),
+          floatTensor(`${id}.shift`, [channels], layer.shift),
+          floatTensor(`${id}.mean`, [channels], new Float32Array(channels)),
+          floatTensor(`${id}.var`, [channels], new Float32Array(channels).fill(1)),
         );
         emit('BatchNormalization', [`${id}.scale`, `${id}.shift`, `${id}.mean`, `${id}.var`], { epsilon: { float: 0 } }, `${id}_BatchNormalization`, isLast && !withRelu);
         break;
@@ -108,20 +88,13 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
 }
 
 function modelOf(network: Network, nodes: NodeProto[], initializers: TensorProto[]): Uint8Array {
-  const graph = create(GraphProtoSchema, {
+  return modelBytes({
     name: network.name,
-    node: nodes,
-    initializer: initializers,
-    input: [valueInfo(network.inputName || 'input', [1, ...network.inputShape])],
-    output: [valueInfo('logits', [1, ...network.outputShape])],
+    nodes,
+    initializers,
+    inputs: [valueInfo(network.inputName || 'input', [1, ...network.inputShape])],
+    outputs: [valueInfo('logits', [1, ...network.outputShape])],
   });
-  const model = create(ModelProtoSchema, {
-    irVersion: 8n,
-    producerName: 'lipcert',
-    opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: 13n })],
-    graph,
-  });
-  return toBinary(ModelProtoSchema, model);
 }
 
 /** The network as ONNX bytes, weights inline (it must fit the 2 GiB protobuf limit). */
@@ -159,11 +132,7 @@ export function exportOnnxFile(network: Network, file: string, externalThreshold
     for (const t of initializers) {
       const raw = t.rawData;
       fs.writeSync(fd, raw, 0, raw.byteLength, offset);
-      t.externalData = [
-        create(StringStringEntryProtoSchema, { key: 'location', value: location }),
-        create(StringStringEntryProtoSchema, { key: 'offset', value: String(offset) }),
-        create(StringStringEntryProtoSchema, { key: 'length', value: String(raw.byteLength) }),
-      ];
+      t.externalData = externalDataEntries(location, offset, raw.byteLength);
       t.dataLocation = TensorProto_DataLocation.EXTERNAL;
       t.rawData = new Uint8Array(0);
       offset += raw.byteLength;

@@ -14,14 +14,13 @@ import ort from 'onnxruntime-node';
 import type { ConvLayer, DenseLayer } from '../../model/ir.js';
 import { create } from '@bufbuild/protobuf';
 import {
-  StringStringEntryProtoSchema,
   TensorProto_DataLocation,
   TensorProto_DataType,
   TensorProtoSchema,
   type NodeProto,
   type TensorProto,
 } from 'onnx-buf';
-import { modelBytes, node, valueInfo, type AttributeValue } from '../../model/onnx-builder.js';
+import { externalDataEntries, modelBytes, node, valueInfo, type AttributeValue } from '../../model/onnx-builder.js';
 
 export type OrtLayer = ConvLayer | DenseLayer;
 
@@ -95,11 +94,7 @@ function externalTensor(name: string, dims: number[], data: Float32Array, file: 
     dims: dims.map(BigInt),
     dataType: TensorProto_DataType.FLOAT,
     dataLocation: TensorProto_DataLocation.EXTERNAL,
-    externalData: [
-      create(StringStringEntryProtoSchema, { key: 'location', value: file }),
-      create(StringStringEntryProtoSchema, { key: 'offset', value: '0' }),
-      create(StringStringEntryProtoSchema, { key: 'length', value: String(data.byteLength) }),
-    ],
+    externalData: externalDataEntries(file, 0, data.byteLength),
   });
 }
 
