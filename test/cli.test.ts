@@ -2,27 +2,15 @@
  * The command line, run in-process: the JSON that scripts rely on, the human report, and one clear
  * line with exit status 2 for every kind of bad input.
  */
-import { jest } from '@jest/globals';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { main } from '../src/cli.js';
+import { lipcert } from './helpers/cli.js';
 import { fixture, reference } from './helpers/fixtures.js';
 
 async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const code = await main(args);
-    // Node's own warnings (e.g. about --experimental-vm-modules under Jest) are not ours.
-    stderr = stderr.split('\n').filter((l) => !/ExperimentalWarning|--trace-warnings/.test(l)).join('\n');
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
+  const { status, stdout, stderr } = await lipcert(...args);
+  return { code: status, stdout, stderr };
 }
 
 const mnist = fixture('mnist_lenet.onnx');

@@ -3,30 +3,10 @@
  * default, probabilistic certificates) against gradient ascent and the attacks. No violation may be
  * reported, and the tight method must be at least as good as the paper's on every figure.
  */
-import { jest } from '@jest/globals';
-import { Command } from 'commander';
-import { registerAuditCommand, VIOLATION_EXIT_STATUS } from '../../src/cli/audit.js';
+import { VIOLATION_EXIT_STATUS } from '../../src/cli/audit.js';
 import type { AuditReport } from '../../src/bounds/audit.js';
+import { lipcert } from '../helpers/cli.js';
 import { FIXTURE_CASES, fixture } from '../helpers/fixtures.js';
-
-async function lipcert(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
-  const program = new Command('lipcert').exitOverride();
-  registerAuditCommand(program);
-  let stdout = '';
-  let stderr = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const previous = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await program.parseAsync(['node', 'lipcert', ...args]);
-    return { stdout, stderr, status: Number(process.exitCode ?? 0) };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = previous;
-  }
-}
 
 describe.each(FIXTURE_CASES)('audit $model image $image', ({ model, input, norm }) => {
   test('no violation; tight at least as good as the paper', async () => {

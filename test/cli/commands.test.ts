@@ -2,35 +2,10 @@
  * The `lower`, `attack` and `table` commands through commander: JSON shapes, seeds, and the exit
  * status rule (a bad input prints one line on stderr and sets exit status 2).
  */
-import { jest } from '@jest/globals';
-import { Command } from 'commander';
-import { registerAttackCommand } from '../../src/cli/attack.js';
-import { registerLowerCommand } from '../../src/cli/lower.js';
-import { figure7Csv, registerTableCommand, runTable, tableMarkdown } from '../../src/cli/table.js';
+import { lipcert } from '../helpers/cli.js';
+import { figure7Csv, runTable, tableMarkdown } from '../../src/cli/table.js';
 
 const MNIST = ['fixtures/mnist_lenet.onnx', '--input', 'fixtures/mnist_8.png', '--mean', '0.1307', '--std', '0.3081'];
-
-/** Runs `lipcert ARGS` with this branch's commands; returns stdout, stderr and the exit status. */
-async function lipcert(...args: string[]): Promise<{ stdout: string; stderr: string; status: number }> {
-  const program = new Command('lipcert').exitOverride();
-  registerLowerCommand(program);
-  registerAttackCommand(program);
-  registerTableCommand(program);
-  let stdout = '';
-  let stderr = '';
-  const out = jest.spyOn(process.stdout, 'write').mockImplementation((s) => ((stdout += String(s)), true));
-  const err = jest.spyOn(process.stderr, 'write').mockImplementation((s) => ((stderr += String(s)), true));
-  const previous = process.exitCode;
-  process.exitCode = 0;
-  try {
-    await program.parseAsync(['node', 'lipcert', ...args]);
-    return { stdout, stderr, status: Number(process.exitCode ?? 0) };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-    process.exitCode = previous;
-  }
-}
 
 describe('lipcert lower', () => {
   test('prints {"lower": [{eps, method, bound}, ...]} with --json, reproducibly for a seed', async () => {
