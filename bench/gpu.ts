@@ -1,7 +1,7 @@
 /**
  * GPU benchmark: run once on a machine with a real GPU (installs nothing, downloads nothing):
  *
- *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx]
+ *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx] [--only mnist_lenet,cifar10_net,vgg16]
  *
  * Prints the adapter, then for each fixture network the local bounds through the WebGPU backend
  * (time per ε, Gram operator applications, agreement with fixtures/reference.json) and the time
@@ -99,19 +99,26 @@ function syntheticImage(network: Network): Float32Array {
   return Float32Array.from({ length: size(network.inputShape) }, (_, i) => Math.sin(i * 0.001) * 0.5);
 }
 
+/** `--only NAME[,NAME]`: run only these networks (mnist_lenet, cifar10_net, vgg16); all by default. */
+function wanted(name: string): boolean {
+  const flag = process.argv.indexOf('--only');
+  return flag < 0 || !process.argv[flag + 1] || process.argv[flag + 1].split(',').includes(name);
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const backend = await createWebGpuBackend();
   console.log(`adapter: ${backend.adapter}`);
   try {
     for (const [name, image] of [['mnist_lenet', '8'], ['cifar10_net', 'dog4']] as const) {
+      if (!wanted(name)) continue;
       const network = importOnnxFile(join(ROOT, 'fixtures', `${name}.onnx`));
       const x0 = loadInputFile(join(ROOT, 'fixtures', `${name}_x0.npy`), network);
       await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
       await benchGramOperators(backend, network);
     }
-    const vgg = findVgg16();
-    {
+    if (wanted('vgg16')) {
+      const vgg = findVgg16();
       await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
       await benchGramOperators(backend, vgg.network, 3);
     }
