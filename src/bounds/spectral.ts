@@ -1,5 +1,5 @@
 /**
- * Spectral norms ||Λ A D|| = sqrt(λ_max(D Aᵀ Λ² A D)) by restarted Lanczos with full
+ * Spectral norms ||Λ A D|| = sqrt(λ_max(D Aᵀ Λ² A D)) by thick-restart Lanczos with
  * reorthogonalisation (method.md, "Computation at scale"), run to a stated tolerance instead of the
  * paper's fixed 100 power steps. A Ritz value never exceeds λ_max, so the result is an estimate from
  * below; its relative change over the last step and its relative residual are reported with it.
@@ -7,6 +7,7 @@
 import { CancelledError } from '../errors.js';
 import { Rng } from './sampling.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
+import { ProjectedMatrix } from './projected.js';
 
 export interface EigenOptions {
   /** Stop when the norm estimate changed by less than this, relatively, over the last `window` steps. */
@@ -132,7 +133,7 @@ async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
 
 /**
  * Vectors up to this length are reorthogonalised against the whole basis at every step; longer ones
- * (ImageNet layers: 0.1–3.2 M entries) only against the restart vector and the last two.
+ * (ImageNet layers: 0.1–3.2 M entries) only against the kept Ritz vectors and the last two.
  */
 export const FULL_REORTHOGONALISATION_MAX_LENGTH = 1 << 16;
 
@@ -144,137 +145,187 @@ export function basisSizeFor(n: number, basisSize?: number, basisBytes = DEFAULT
   return Math.max(3, Math.min(basisSize ?? DEFAULT_BASIS_SIZE, n, Math.floor(basisBytes / (8 * n))));
 }
 
-/** Steps between residual checks (each needs the Ritz vector: an O(j³) eigen-decomposition). */
-const RESIDUAL_EVERY = 4;
-
-/** DGKS: orthogonalise again when one pass removed more than half of w's squared norm. */
+/** DGKS: orthogonalise again when a pass removed more than half of w's squared norm. */
 const REORTHOGONALISE_BELOW = 0.5;
-/** Long vectors: again only when one pass removed more than 1 − 1e-4 of it (error ≤ eps·1e2). */
-const LONG_REORTHOGONALISE_BELOW = 1e-4;
 
-/** Largest eigenvalue of a symmetric positive semi-definite operator G = D Aᵀ Λ² A D. */
+/** Ritz vectors kept across a thick restart (at most a quarter of the basis). */
+const THICK_RESTART_KEEP = 5;
+
+/**
+ * Largest eigenvalue of a symmetric positive semi-definite operator G = D Aᵀ Λ² A D by thick-restart
+ * Lanczos (Wu & Simon 2000). A restart keeps the top Ritz vectors, so the estimate never drops and
+ * a cycle does not re-explore what the last one found.
+ *
+ * Each step: w = G v_j, the three-term recurrence with the known coefficients (w −= α v_j + β v_{j−1},
+ * or the arrowhead couplings right after a restart), then one classical Gram–Schmidt pass against
+ * the basis (all of it for short vectors, the kept Ritz vectors and the last two for long ones),
+ * repeated when it cancelled much of w (DGKS, "twice is enough"). The Ritz value comes from the
+ * projected matrix in O(basis) per step (bisection on its inertia), the Ritz vector by inverse
+ * iteration (projected.ts); one dense eigen-decomposition per restart picks the vectors to keep.
+ *
+ * Stopping rule: the norm estimate sqrt(θ) changed by at most `tolerance`, relatively, over the last
+ * `window` steps (the estimate is non-decreasing across steps and restarts), or the relative
+ * residual ||G y − θ y||/θ is at most `tolerance`, or the Krylov space became invariant.
+ */
 export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, options: EigenOptions): Promise<EigenResult> {
   const n = op.dim;
-  const basisSize = basisSizeFor(n, options.basisSize, options.basisBytes);
+  const m = basisSizeFor(n, options.basisSize, options.basisBytes);
   const fullReorthogonalisation = options.fullReorthogonalisation ?? n <= FULL_REORTHOGONALISATION_MAX_LENGTH;
+  const keep = Math.max(1, Math.min(THICK_RESTART_KEEP, Math.floor(m / 4)));
+  const window = options.window ?? 5;
   const tolerance = options.tolerance;
 
-  let v = options.start ? vectors.alloc(n) : vectors.upload(randomVector(n, options.seed ?? 1));
-  if (options.start) vectors.copy(options.start, v);
-  // The start must have a component in G's range; G's output is such a vector.
-  const probe = vectors.alloc(n);
-  await op.apply(v, probe);
-  let iterations = 1;
-  if ((await normalise(vectors, probe)) === 0 && options.start) {
-    vectors.free(v);
-    v = vectors.upload(randomVector(n, options.seed ?? 1));
-    await op.apply(v, probe);
-    iterations++;
-    await normalise(vectors, probe);
-  }
-  vectors.free(v);
-  v = probe;
-  if ((await vectors.dot(v, v)) === 0) {
-    // G is zero on everything we tried: its range is {0} (e.g. every slope is 0).
-    return { eigenvalue: 0, vector: v, iterations, relativeChange: 0, relativeResidual: 0, converged: true };
-  }
-
-  if (!fullReorthogonalisation) return thickRestartLanczos(op, vectors, v, iterations, basisSize, options);
-
-  const window = options.window ?? 5;
-  const history: number[] = []; // sqrt(θ) after each step, across restarts
-  let relativeChange = Infinity;
-  let relativeResidual = Infinity;
-  let theta = 0;
   // Vectors are recycled through `spare`: a fresh one is 25 MB of page faults at ImageNet scale.
   const spare: DeviceVector[] = [];
   const take = () => spare.pop() ?? vectors.alloc(n);
+  const start = take();
+  const randomStart = async () => {
+    const random = vectors.upload(randomVector(n, options.seed ?? 1));
+    vectors.copy(random, start);
+    vectors.free(random);
+    await normalise(vectors, start);
+  };
+  if (options.start) vectors.copy(options.start, start);
+  if (!options.start || !((await normalise(vectors, start)) > 0)) await randomStart();
+
+  const H = new ProjectedMatrix();
+  const history: number[] = []; // sqrt(θ) after each step, across restarts
+  let basis: DeviceVector[] = [start];
+  let iterations = 0;
+  let relativeChange = Infinity;
+  let relativeResidual = Infinity;
+  let theta = 0;
+  let triedRandomStart = !options.start;
   let w = take();
   let work = take();
-  for (let cycle = 0; ; cycle++) {
-    const basis: DeviceVector[] = [v];
-    const alphas: number[] = [];
-    const betas: number[] = [];
+  let result: DeviceVector | null = null;
+  for (let cycle = 0; result === null; cycle++) {
     let ritz: Float64Array | null = null;
+    let beta = 0;
     let done = false;
-    for (let j = 0; j < basisSize; j++) {
+    for (let j = basis.length - 1; j < m; j++) {
       if (options.signal?.aborted) throw new CancelledError();
       await op.apply(basis[j], w);
       iterations++;
-      // Full reorthogonalisation by classical Gram–Schmidt, repeated when it cancelled much of w
-      // (the DGKS criterion; "twice is enough"); w ← w − Σ c_k b_k is one pass over the basis.
-      let alpha = 0;
-      let betaSquared = 0;
-      let normSquared = await vectors.dot(w, w);
-      for (let pass = 0; pass < 2; pass++) {
-        const c = await vectors.dots(w, basis);
-        alpha += c[j];
-        const coefficients = new Float64Array(basis.length + 1);
-        for (let k = 0; k < basis.length; k++) coefficients[k] = -c[k];
-        coefficients[basis.length] = 1;
-        vectors.combine(coefficients, [...basis, w], work);
-        [w, work] = [work, w];
-        betaSquared = Math.max(0, await vectors.dot(w, w));
-        if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
-        normSquared = betaSquared;
+      const kept = H.kept.length;
+      const t = j - kept; // index within the Lanczos part
+      // The recurrence with its known coefficients.
+      let alpha = await vectors.dot(basis[j], w);
+      const known = [alpha];
+      const knownVectors = [basis[j]];
+      if (t > 0) {
+        known.push(H.betas[t - 1]);
+        knownVectors.push(basis[j - 1]);
+      } else {
+        for (let i = 0; i < kept; i++) {
+          known.push(H.couplings[i]);
+          knownVectors.push(basis[i]);
+        }
       }
-      alphas.push(alpha);
-      const beta = Math.sqrt(betaSquared);
-      // Ritz values every step (O(j²)); the Ritz vector, and with it the residual, only where it is
-      // needed: every RESIDUAL_EVERY steps, at a cycle's end, and when the iteration stops.
-      const { values } = tridiagonalEigen(alphas, betas, false);
-      let top = 0;
-      for (let k = 1; k < values.length; k++) if (values[k] > values[top]) top = k;
-      theta = Math.max(0, values[top]);
+      vectors.combine([...known.map((c) => -c), 1], [...knownVectors, w], work);
+      [w, work] = [work, w];
+      // Gram–Schmidt against the basis (short vectors) or the kept vectors and the last two.
+      const against = fullReorthogonalisation ? basis : restrictedBasis(basis, kept, j, cycle);
+      let betaSquared = 0;
+      for (let pass = 0; pass < 2; pass++) {
+        const c = await vectors.dots(w, [...against, w]);
+        const normSquared = c[against.length];
+        let removed = 0;
+        const combination = new Float64Array(against.length + 1);
+        for (let i = 0; i < against.length; i++) {
+          combination[i] = -c[i];
+          removed += c[i] * c[i];
+          if (against[i] === basis[j]) alpha += c[i];
+        }
+        combination[against.length] = 1;
+        vectors.combine(combination, [...against, w], work);
+        [w, work] = [work, w];
+        betaSquared = Math.max(0, normSquared - removed);
+        if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
+        betaSquared = Math.max(0, await vectors.dot(w, w));
+      }
+      H.alphas.push(alpha);
+      beta = Math.sqrt(betaSquared);
+
+      theta = Math.max(0, H.largestEigenvalue(theta));
+      ritz = H.topEigenvector(theta);
+      relativeResidual = theta > 0 ? (beta * Math.abs(ritz[ritz.length - 1])) / theta : 0;
       const norm = Math.sqrt(theta);
       options.onIteration?.(iterations, norm);
       history.push(norm);
-      // Convergence: in the first cycle, the change over the last `window` steps; after a restart the
-      // first steps only re-explore the old subspace, so only a whole cycle's gain counts.
-      const cycleEnd = j === basisSize - 1;
-      const lag = cycle === 0 ? window : j + 1;
-      const past = history.length > lag ? history[history.length - 1 - lag] : NaN;
-      const change = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
-      if (cycle === 0 || cycleEnd) relativeChange = change;
+      const past = history.length > window ? history[history.length - 1 - window] : NaN;
+      relativeChange = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
       const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
-      const settled = (cycle === 0 || cycleEnd) && change <= tolerance;
-      const stopping = invariant || settled || iterations >= options.maxIterations;
-      if (stopping || cycleEnd || j % RESIDUAL_EVERY === RESIDUAL_EVERY - 1) {
-        const full = tridiagonalEigen(alphas, betas, true);
-        top = 0;
-        for (let k = 1; k < full.values.length; k++) if (full.values[k] > full.values[top]) top = k;
-        ritz = full.vectors[top];
-        relativeResidual = theta > 0 ? (beta * Math.abs(ritz[ritz.length - 1])) / theta : 0;
+      if (invariant && theta === 0 && iterations === 1 && !triedRandomStart) {
+        // The warm start is orthogonal to G's range: begin again from a random vector.
+        triedRandomStart = true;
+        await randomStart();
+        H.restart([], []);
+        history.length = 0;
+        j = -1;
+        continue;
       }
-      if (stopping || relativeResidual <= tolerance) {
+      if (invariant || relativeChange <= tolerance || relativeResidual <= tolerance || iterations >= options.maxIterations) {
         done = true;
         if (invariant) relativeChange = 0;
         break;
       }
-      betas.push(beta);
-      vectors.scale(1 / beta, w);
-      basis.push(w);
-      w = take();
+      if (j < m - 1) {
+        vectors.scale(1 / beta, w);
+        basis.push(w);
+        H.betas.push(beta);
+        w = take();
+      }
     }
-    // Restart (or finish) from the Ritz vector of the largest Ritz value.
-    const y = take();
-    vectors.combine(ritz!, basis.slice(0, ritz!.length), y);
-    await normalise(vectors, y);
+    if (done) {
+      const y = take();
+      vectors.combine(ritz!, basis, y);
+      await normalise(vectors, y);
+      result = y;
+      spare.push(...basis);
+      break;
+    }
+    // Thick restart: the top `keep` Ritz vectors, then the residual direction w/β.
+    const size = H.size;
+    const { values, vectors: s } = symmetricEigen(size, H.dense());
+    const order = Array.from(values.keys())
+      .sort((a, b) => values[b] - values[a])
+      .slice(0, Math.min(keep, size - 1));
+    const ritzVectors = order.map((k) => {
+      const y = take();
+      vectors.combine(s[k], basis, y);
+      return y;
+    });
     spare.push(...basis);
-    v = y;
-    if (done) break;
+    vectors.scale(1 / beta, w);
+    basis = [...ritzVectors, w];
+    w = take();
+    H.restart(
+      order.map((k) => values[k]),
+      order.map((k) => beta * s[k][size - 1]),
+    );
   }
   for (const b of spare) vectors.free(b);
   vectors.free(w);
   vectors.free(work);
   return {
     eigenvalue: theta,
-    vector: v,
+    vector: result!,
     iterations,
     relativeChange,
     relativeResidual,
     converged: relativeChange <= tolerance || relativeResidual <= tolerance,
   };
+}
+
+/** Long vectors: the kept Ritz vectors, the last two Lanczos vectors, and in the first cycle the start. */
+function restrictedBasis(basis: DeviceVector[], kept: number, j: number, cycle: number): DeviceVector[] {
+  const indices = new Set<number>();
+  for (let i = 0; i < kept; i++) indices.add(i);
+  if (cycle === 0) indices.add(0);
+  if (j - 1 >= 0) indices.add(j - 1);
+  indices.add(j);
+  return [...indices].sort((a, b) => a - b).map((i) => basis[i]);
 }
 
 /** Eigen-decomposition of a small dense symmetric matrix (cyclic Jacobi); columns of `vectors`. */
@@ -321,145 +372,3 @@ export function symmetricEigen(m: number, matrix: Float64Array): { values: Float
   return { values, vectors };
 }
 
-/** Ritz vectors kept across a thick restart. */
-const THICK_RESTART_KEEP = 5;
-
-/**
- * Long vectors (ImageNet layers): thick-restart Lanczos (Wu & Simon 2000). A restart keeps the top
- * Ritz vectors, so a cycle does not re-explore what the last one found; each step orthogonalises
- * against the kept Ritz vectors and the last two Lanczos vectors only, O(keep·n) instead of
- * O(basis·n). The projected matrix is arrowhead plus tridiagonal, held dense and solved by Jacobi.
- * Stopping rule as in `largestEigenvalue`: change over the first cycle's window, then over a cycle.
- */
-async function thickRestartLanczos(
-  op: GramOperator,
-  vectors: VectorOps,
-  start: DeviceVector,
-  startIterations: number,
-  basisSize: number,
-  options: EigenOptions,
-): Promise<EigenResult> {
-  const n = op.dim;
-  const m = basisSize;
-  const keep = Math.max(1, Math.min(THICK_RESTART_KEEP, Math.floor(m / 4)));
-  const window = options.window ?? 5;
-  const history: number[] = [];
-  let iterations = startIterations;
-  let relativeChange = Infinity;
-  let relativeResidual = Infinity;
-  let theta = 0;
-  const spare: DeviceVector[] = [];
-  const take = () => spare.pop() ?? vectors.alloc(n);
-  let w = take();
-  let work = take();
-  // The basis: `kept` Ritz vectors first, then Lanczos vectors. H = Vᵀ G V (dense, m×m).
-  let basis: DeviceVector[] = [start];
-  let kept = 0;
-  let H = new Float64Array(m * m);
-  let result: DeviceVector | null = null;
-  for (let cycle = 0; ; cycle++) {
-    let eig: { values: Float64Array; vectors: Float64Array[] } | null = null;
-    let top = 0;
-    let beta = 0;
-    let size = 0;
-    let done = false;
-    const firstStep = basis.length - 1;
-    for (let j = firstStep; j < m; j++) {
-      if (options.signal?.aborted) throw new CancelledError();
-      await op.apply(basis[j], w);
-      iterations++;
-      // Orthogonalise against the kept Ritz vectors (whose couplings to basis[kept] are the
-      // arrowhead) and the last two; at the first step after a restart, against all of them.
-      const indices = j === kept ? basis.map((_, i) => i) : [...Array.from({ length: kept }, (_, i) => i), ...(j - 1 >= kept ? [j - 1] : []), j];
-      if (cycle === 0 && j >= 3) indices.splice(0, indices.length, 0, j - 1, j);
-      else if (cycle === 0) indices.splice(0, indices.length, ...basis.map((_, i) => i));
-      const against = indices.map((i) => basis[i]);
-      const coefficient = new Float64Array(against.length);
-      let betaSquared = 0;
-      for (let pass = 0; pass < 2; pass++) {
-        const c = await vectors.dots(w, [...against, w]);
-        const normSquared = c[against.length];
-        let removed = 0;
-        const combination = new Float64Array(against.length + 1);
-        for (let k = 0; k < against.length; k++) {
-          combination[k] = -c[k];
-          removed += c[k] * c[k];
-          coefficient[k] += c[k];
-        }
-        combination[against.length] = 1;
-        vectors.combine(combination, [...against, w], work);
-        [w, work] = [work, w];
-        betaSquared = Math.max(0, normSquared - removed);
-        if (betaSquared >= LONG_REORTHOGONALISE_BELOW * normSquared) break;
-      }
-      // Column j of H: the diagonal from this step; the couplings to earlier vectors are known from
-      // their own steps (symmetry), except right after a restart where the arrowhead is recomputed.
-      H[j * m + j] = coefficient[indices.indexOf(j)];
-      if (j === kept) {
-        for (let i = 0; i < kept; i++) H[i * m + j] = H[j * m + i] = coefficient[i];
-      }
-      beta = Math.sqrt(betaSquared);
-      size = j + 1;
-      const block = new Float64Array(size * size);
-      for (let r = 0; r < size; r++) for (let c = 0; c < size; c++) block[r * size + c] = H[r * m + c];
-      eig = symmetricEigen(size, block);
-      top = 0;
-      for (let k = 1; k < size; k++) if (eig.values[k] > eig.values[top]) top = k;
-      theta = Math.max(0, eig.values[top]);
-      const norm = Math.sqrt(theta);
-      options.onIteration?.(iterations, norm);
-      history.push(norm);
-      relativeResidual = theta > 0 ? (beta * Math.abs(eig.vectors[top][size - 1])) / theta : 0;
-      const stepsThisCycle = j - firstStep + 1;
-      const cycleEnd = j === m - 1;
-      const lag = cycle === 0 ? window : stepsThisCycle;
-      const past = history.length > lag ? history[history.length - 1 - lag] : NaN;
-      const change = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
-      if (cycle === 0 || cycleEnd) relativeChange = change;
-      const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
-      const settled = (cycle === 0 || cycleEnd) && change <= options.tolerance;
-      if (invariant || settled || relativeResidual <= options.tolerance || iterations >= options.maxIterations) {
-        done = true;
-        if (invariant) relativeChange = 0;
-        break;
-      }
-      if (j < m - 1) {
-        const next = w;
-        vectors.scale(1 / beta, next);
-        basis.push(next);
-        H[j * m + j + 1] = H[(j + 1) * m + j] = beta;
-        w = take();
-      }
-    }
-    const { values, vectors: s } = eig!;
-    if (done) {
-      const y = take();
-      vectors.combine(s[top], basis.slice(0, size), y);
-      await normalise(vectors, y);
-      result = y;
-      spare.push(...basis);
-      break;
-    }
-    // Thick restart: the top `keep` Ritz vectors, then the residual direction w/β.
-    const order = Array.from(values.keys()).sort((a, b) => values[b] - values[a]).slice(0, Math.min(keep, size - 1));
-    const ritzVectors = order.map((k) => {
-      const y = take();
-      vectors.combine(s[k], basis, y);
-      return y;
-    });
-    spare.push(...basis);
-    vectors.scale(1 / beta, w);
-    basis = [...ritzVectors, w];
-    w = take();
-    kept = ritzVectors.length;
-    H = new Float64Array(m * m);
-    order.forEach((k, i) => {
-      H[i * m + i] = values[k];
-      H[i * m + kept] = H[kept * m + i] = beta * s[k][size - 1];
-    });
-  }
-  for (const b of spare) vectors.free(b);
-  vectors.free(w);
-  vectors.free(work);
-  return { eigenvalue: theta, vector: result!, iterations, relativeChange, relativeResidual, converged: relativeChange <= options.tolerance || relativeResidual <= options.tolerance };
-}
