@@ -7,7 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
-import { certifiedRadius } from './radius.js';
+import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
 import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
@@ -125,15 +125,17 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       const radiusStart = performance.now();
       const globalRadius = margin / (Math.SQRT2 * global.bound);
       let evaluation = 0;
+      const screen = solver.withTolerance(SCREEN_TOLERANCE);
       const search = await certifiedRadius(
         margin,
         globalRadius,
-        async (e) => {
+        async (e, precision) => {
           evaluation++;
           phase = radiusPhase(evaluation, e);
-          return (await localBound(network, backend, nominal, e, solver, onLayer)).bound;
+          return (await localBound(network, backend, nominal, e, precision === 'screen' ? screen : solver, onLayer)).bound;
         },
         radiusTolerance,
+        { screening: SCREEN_TOLERANCE > tolerance },
       );
       radius = {
         local: search.lower,

@@ -78,12 +78,20 @@ export function maxPoolLipschitz(layer: MaxPoolLayer): number {
  * (the next ε, the next bisection step).
  */
 export class SpectralSolver {
-  private readonly warmStarts = new Map<string, DeviceVector>();
-
   constructor(
     private readonly backend: Backend,
     private readonly settings: SpectralSettings,
+    private readonly warmStarts = new Map<string, DeviceVector>(),
   ) {}
+
+  /** This solver at another tolerance, sharing its warm starts (disposing either frees them). */
+  withTolerance(tolerance: number): SpectralSolver {
+    return new SpectralSolver(this.backend, { ...this.settings, tolerance }, this.warmStarts);
+  }
+
+  get tolerance(): number {
+    return this.settings.tolerance;
+  }
 
   /** ||Λ A D||, where D = domainMask and Λ² = slopeSquared (null: identity). */
   async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {

@@ -10,7 +10,7 @@ import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
 import { CertifiedSolver, DEFAULT_DELTA } from './certificates.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
-import { certifiedRadius } from './radius.js';
+import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
 import { marginRatio, type TightBound, tightLocalBound } from './tight.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
@@ -89,7 +89,14 @@ export async function certifiedSearch(
     return method.local(network, backend, nominal, e, s, cls, onLayer);
   };
   // certifiedRadius's criterion ε·L < margin/√2 with margin √2 and L = criterion/ε is criterion < 1.
-  const search = await certifiedRadius(Math.SQRT2, start, async (e) => method.criterion(await evaluate(estimator, e), logits, e, margin) / e, tolerance);
+  const screen = estimator.withTolerance(SCREEN_TOLERANCE);
+  const search = await certifiedRadius(
+    Math.SQRT2,
+    start,
+    async (e, precision) => method.criterion(await evaluate(precision === 'screen' ? screen : estimator, e), logits, e, margin) / e,
+    tolerance,
+    { screening: SCREEN_TOLERANCE > estimator.tolerance },
+  );
   const base = { localUpper: search.upper, method: method.name };
   if (solver === estimator) return { ...base, local: search.lower, evaluations: search.evaluations, quality: 'estimate' };
   let evaluations = search.evaluations;

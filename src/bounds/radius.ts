@@ -3,63 +3,127 @@
  * x0, no input within ε of x0 changes the top-1 class if ε·L(x0, ε) < δ/√2. g(ε) = ε·L(ε) is
  * non-decreasing, so the largest such ε is bracketed and then narrowed by a safeguarded
  * regula falsi (Illinois) on log g(e^t) − log(δ/√2), to a relative width `tolerance`.
+ *
+ * Screening: far from the root only the side of the criterion matters, so a search may evaluate
+ * L(ε) at a loose spectral tolerance first ('screen') and at the full one ('full') only where the
+ * screened value lies within SCREEN_MARGIN of the threshold. The two ends of the final bracket are
+ * always full evaluations: a screened end is re-evaluated, and where it lands on the other side the
+ * search goes on from there. g jumps where a neuron enters a domain mask, and where the root sits on
+ * such a jump its position moves with the accuracy of the earlier layers' bounds.
  */
 export interface RadiusSearch {
-  /** Largest ε evaluated with ε·L(ε) < δ/√2 (0 when δ = 0). */
+  /** Largest ε evaluated (at full precision) with ε·L(ε) < δ/√2 (0 when δ = 0). */
   lower: number;
-  /** Smallest ε evaluated with ε·L(ε) ≥ δ/√2. */
+  /** Smallest ε evaluated (at full precision) with ε·L(ε) ≥ δ/√2. */
   upper: number;
+  /** Bound evaluations, screened and full. */
   evaluations: number;
 }
 
+export type RadiusPrecision = 'screen' | 'full';
+
+/** A screened evaluation decides the side when log(ε·L/(δ/√2)) is at least this far from 0. */
+export const SCREEN_MARGIN = 0.02;
+
+/** Spectral tolerance of screened evaluations (each layer's norm; 8 layers stay well inside the margin). */
+export const SCREEN_TOLERANCE = 1e-3;
+
+interface Point {
+  eps: number;
+  L: number;
+  /** log(ε·L / (δ/√2)): negative below the threshold. */
+  h: number;
+  full: boolean;
+}
+
 /**
- * @param localBound L(x0, ε) (evaluated with warm starts by the caller).
+ * @param localBound L(x0, ε) at the given precision (evaluated with warm starts by the caller).
  * @param start a radius known to satisfy the criterion in exact arithmetic (the global radius).
+ * @param screening whether `localBound` has a cheaper 'screen' precision worth using.
  */
 export async function certifiedRadius(
   margin: number,
   start: number,
-  localBound: (eps: number) => Promise<number>,
+  localBound: (eps: number, precision: RadiusPrecision) => Promise<number>,
   tolerance: number,
-  maxEvaluations = 60,
+  { maxEvaluations = 60, screening = false }: { maxEvaluations?: number; screening?: boolean } = {},
 ): Promise<RadiusSearch> {
   const target = margin / Math.SQRT2;
   if (!(target > 0) || !(start > 0)) return { lower: 0, upper: 0, evaluations: 0 };
   let evaluations = 0;
-  const h = async (eps: number) => {
+  const evaluate = async (eps: number, precision: RadiusPrecision): Promise<Point> => {
     evaluations++;
-    const L = await localBound(eps);
-    return { eps, L, h: Math.log((eps * L) / target) };
+    const L = await localBound(eps, precision);
+    return { eps, L, h: Math.log((eps * L) / target), full: precision === 'full' };
   };
+  const h = async (eps: number): Promise<Point> => {
+    if (!screening) return evaluate(eps, 'full');
+    const screened = await evaluate(eps, 'screen');
+    return Math.abs(screened.h) >= SCREEN_MARGIN ? screened : evaluate(eps, 'full');
+  };
+  const budgetLeft = () => evaluations < maxEvaluations;
 
   // Bracket. From any ε with L(ε) known, c/L(ε) is at or beyond the root when ε is below it
   // (L is non-decreasing), which gives the upper end in one step unless L is flat.
   let lo = await h(start);
-  while (!(lo.h < 0) && evaluations < maxEvaluations) {
+  while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius: step down.
     lo = await h(lo.eps / 2);
   }
   if (!(lo.h < 0)) return { lower: 0, upper: lo.eps, evaluations };
   let hi = await h(Math.max(target / lo.L, lo.eps * 1.5));
-  while (hi.h < 0 && evaluations < maxEvaluations) {
+  while (hi.h < 0 && budgetLeft()) {
     lo = hi;
     hi = await h(Math.max(target / lo.L, lo.eps * 2));
   }
   if (hi.h < 0) return { lower: lo.eps, upper: Infinity, evaluations };
 
-  // Illinois regula falsi in t = log ε, safeguarded to stay well inside the bracket.
+  // Illinois regula falsi in t = log ε, safeguarded to stay well inside the bracket; then the
+  // bracket's ends at full precision, going on where one of them changes side.
   let hLo = lo.h;
   let hHi = hi.h;
   let side = 0;
-  while (hi.eps / lo.eps - 1 > tolerance && evaluations < maxEvaluations) {
+  for (;;) {
+    if (!(hi.eps / lo.eps - 1 > tolerance)) {
+      if ((lo.full && hi.full) || !budgetLeft()) break;
+      if (!lo.full) {
+        // Re-evaluate the lower end; while it is at or above the threshold, it is an upper end
+        // and the lower one lies further down (steps doubling from 4·tolerance).
+        let step = 4 * tolerance;
+        let p = await evaluate(lo.eps, 'full');
+        while (!(p.h < 0) && budgetLeft()) {
+          hi = p;
+          p = await evaluate(p.eps / (1 + step), 'full');
+          step *= 2;
+        }
+        if (p.h < 0) lo = p;
+        else hi = p;
+      } else {
+        let step = 4 * tolerance;
+        let p = await evaluate(hi.eps, 'full');
+        while (p.h < 0 && budgetLeft()) {
+          lo = p;
+          p = await evaluate(p.eps * (1 + step), 'full');
+          step *= 2;
+        }
+        if (p.h < 0) lo = p;
+        else hi = p;
+      }
+      hLo = lo.h;
+      hHi = hi.h;
+      side = 0;
+      continue;
+    }
+    if (!budgetLeft()) break;
     const tLo = Math.log(lo.eps);
     const tHi = Math.log(hi.eps);
     let t = tLo - (hLo * (tHi - tLo)) / (hHi - hLo);
     const width = tHi - tLo;
-    const margin = Math.min(0.05 * width, Math.log1p(tolerance) / 4);
+    const inset = Math.min(0.05 * width, Math.log1p(tolerance) / 4);
     if (!Number.isFinite(t)) t = (tLo + tHi) / 2;
-    t = Math.min(Math.max(t, tLo + margin), tHi - margin);
-    const mid = await h(Math.exp(t));
+    t = Math.min(Math.max(t, tLo + inset), tHi - inset);
+    // Once the ends are full evaluations, so are the points between them.
+    const mid = lo.full && hi.full ? await evaluate(Math.exp(t), 'full') : await h(Math.exp(t));
     if (mid.h < 0) {
       lo = mid;
       hLo = mid.h;

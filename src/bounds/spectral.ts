@@ -240,9 +240,9 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
         combination[against.length] = 1;
         vectors.combine(combination, [...against, w], work);
         [w, work] = [work, w];
+        // What is left, without another read-back: accurate once a pass removed little.
         betaSquared = Math.max(0, normSquared - removed);
         if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
-        betaSquared = Math.max(0, await vectors.dot(w, w));
       }
       H.alphas.push(alpha);
       beta = Math.sqrt(betaSquared);

@@ -1,0 +1,70 @@
+/**
+ * The certified-radius search (Proposition 6) on synthetic L(ε): a continuous one, one with a jump
+ * at the root (a neuron entering a domain mask), and screened evaluations that misplace the jump.
+ * The final bracket must hold the full-precision root, its ends evaluated at full precision.
+ */
+import { certifiedRadius, type RadiusPrecision } from '../../src/bounds/radius.js';
+
+const margin = Math.SQRT2; // threshold δ/√2 = 1: the criterion is ε·L(ε) < 1
+
+/** L(ε) with a jump from `low` to `high` at ε = jumpAt (ε·L crosses 1 there). */
+function jumpy(jumpAt: number, low = 0.8, high = 1.3) {
+  return (eps: number) => (eps < jumpAt ? low / jumpAt : high / jumpAt) * (1 + 0.01 * eps);
+}
+
+function recorder(full: (eps: number) => number, screen: (eps: number) => number) {
+  const calls: { eps: number; precision: RadiusPrecision; L: number }[] = [];
+  const localBound = async (eps: number, precision: RadiusPrecision) => {
+    const L = precision === 'full' ? full(eps) : screen(eps);
+    calls.push({ eps, precision, L });
+    return L;
+  };
+  return { calls, localBound };
+}
+
+test('a continuous L: the bracket holds the root to the tolerance', async () => {
+  const L = (eps: number) => 3 + 2 * eps; // ε(3 + 2ε) = 1 at ε = 0.28077640640441515
+  const root = (-3 + Math.sqrt(17)) / 4;
+  const { calls, localBound } = recorder(L, L);
+  const search = await certifiedRadius(margin, 0.01, localBound, 1e-6);
+  expect(search.lower).toBeLessThanOrEqual(root);
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-6);
+  expect(calls.every((c) => c.precision === 'full')).toBe(true);
+  expect(search.evaluations).toBe(calls.length);
+});
+
+test('a jump at the root: screened evaluations far from it, full ones at the ends', async () => {
+  const full = jumpy(0.0523);
+  const { calls, localBound } = recorder(full, full);
+  const search = await certifiedRadius(margin, 1e-4, localBound, 1e-4, { screening: true });
+  expect(search.lower).toBeLessThan(0.0523);
+  expect(search.upper).toBeGreaterThanOrEqual(0.0523);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-4);
+  const fullAt = (eps: number) => calls.some((c) => c.eps === eps && c.precision === 'full');
+  expect(fullAt(search.lower) && fullAt(search.upper)).toBe(true);
+  expect(calls.filter((c) => c.precision === 'screen').length).toBeGreaterThan(calls.filter((c) => c.precision === 'full').length);
+});
+
+test.each([
+  ['before', 0.05225],
+  ['after', 0.05235],
+])('screening that places the jump %s the true one still ends on the full-precision root', async (_, screenedJump) => {
+  const full = jumpy(0.0523);
+  const { calls, localBound } = recorder(full, jumpy(screenedJump));
+  const search = await certifiedRadius(margin, 1e-4, localBound, 1e-4, { screening: true });
+  expect(search.lower).toBeLessThan(0.0523);
+  expect(search.upper).toBeGreaterThanOrEqual(0.0523);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-4);
+  // Both ends are full-precision evaluations on their side of the threshold.
+  const lower = calls.find((c) => c.eps === search.lower && c.precision === 'full')!;
+  const upper = calls.find((c) => c.eps === search.upper && c.precision === 'full')!;
+  expect(lower.eps * lower.L).toBeLessThan(1);
+  expect(upper.eps * upper.L).toBeGreaterThanOrEqual(1);
+});
+
+test('a zero margin certifies nothing', async () => {
+  const { calls, localBound } = recorder(() => 1, () => 1);
+  expect(await certifiedRadius(0, 0.1, localBound, 1e-4)).toEqual({ lower: 0, upper: 0, evaluations: 0 });
+  expect(calls).toHaveLength(0);
+});
