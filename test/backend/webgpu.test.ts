@@ -245,6 +245,18 @@ suite('WebGPU backend', () => {
       for (const vector of [...vectors, small]) v.free(vector);
     });
 
+    test('dots and combine over nine vectors (four-vector kernels, two full groups and one)', async () => {
+      const v = gpu!.vectors;
+      const vectors = xs.map((x) => v.upload(x));
+      const nine = Array.from({ length: 9 }, (_, i) => vectors[i % 5]);
+      const coefficients = Array.from({ length: 9 }, (_, i) => (i % 2 ? -0.25 : 0.5) * (i + 1));
+      expectClose(await v.dots(vectors[1], nine), nine.map((_, i) => dotOf(xs[1], xs[i % 5])));
+      const out = v.alloc(n);
+      v.combine(coefficients, nine, out);
+      expectClose(await v.download(out), Float32Array.from({ length: n }, (_, j) => coefficients.reduce((s, c, i) => s + c * xs[i % 5][j], 0)));
+      for (const vector of [...vectors, out]) v.free(vector);
+    });
+
     test('a vector longer than 65535 workgroups (2D dispatch grid)', async () => {
       const v = gpu!.vectors;
       const length = 256 * 65_535 + 1000;

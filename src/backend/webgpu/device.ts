@@ -102,6 +102,8 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
     label: 'lipcert',
     requiredLimits: {
       ...REQUIRED,
+      // Four-vector Lanczos kernels (dot4_partials, combine4) bind six; with fewer they are skipped.
+      maxStorageBuffersPerShaderStage: Math.min(available.maxStorageBuffersPerShaderStage, 8),
       maxStorageBufferBindingSize: available.maxStorageBufferBindingSize,
       maxBufferSize: available.maxBufferSize,
       maxComputeWorkgroupsPerDimension: available.maxComputeWorkgroupsPerDimension,

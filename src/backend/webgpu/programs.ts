@@ -81,6 +81,15 @@ export const PROGRAMS = {
   axpby: program('axpby', linear, [['length', 'u32'], ['alpha', 'f32'], ['beta', 'f32']], ['read', 'write']),
   /** Partial sums of x·y into one slot. Storage: x, y, partials. */
   dotPartials: program('dot_partials', linear, u32('length', 'partialsPerDot', 'slot'), ['read', 'read', 'write']),
+  /** Partial sums of x·y_k for up to four y_k into slots slot…slot+count−1. Storage: x, y0…y3, partials. */
+  dot4Partials: program('dot4_partials', linear, u32('length', 'partialsPerDot', 'slot', 'count'), ['read', 'read', 'read', 'read', 'read', 'write']),
+  /** out ← beta·out + Σ c_k b_k for up to four b_k. Storage: b0…b3, out. */
+  combine4: program(
+    'combine4',
+    linear,
+    [['length', 'u32'], ['count', 'u32'], ['beta', 'f32'], ['c0', 'f32'], ['c1', 'f32'], ['c2', 'f32'], ['c3', 'f32']],
+    ['read', 'read', 'read', 'read', 'write'],
+  ),
   /** One sum per slot. Storage: partials, results. */
   sumPartials: program('sum_partials', linear, u32('partialsPerDot'), ['read', 'write']),
 } satisfies Record<string, ProgramInfo>;

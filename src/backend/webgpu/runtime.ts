@@ -33,6 +33,12 @@ export class GpuRuntime {
   private encoder: GPUCommandEncoder | null = null;
   private pendingDispatches = 0;
   private garbage: GPUBuffer[] = [];
+  /** Free one-off uniform buffers by size, and those used by the pending batch. */
+  private readonly uniformPool = new Map<number, GPUBuffer[]>();
+  private uniformsInBatch: [number, GPUBuffer][] = [];
+  private readonly scratchBuffers = new Map<string, GPUBuffer>();
+  /** Mappable read-back buffers by size, reused. */
+  private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private errors: Promise<GPUError | null>[] = [];
   /** Why the device was lost, once it has been (driver reset, out of memory, our dispose). */
   private lostReason: string | null = null;
@@ -50,8 +56,14 @@ export class GpuRuntime {
   /** Compiles every kernel up front, so a bad shader fails at start-up, not mid-computation. */
   static async create(gpu: GpuDevice, options: { maxBindingBytes?: number } = {}): Promise<GpuRuntime> {
     const runtime = new GpuRuntime(gpu, options.maxBindingBytes);
-    await Promise.all((Object.keys(PROGRAMS) as ProgramName[]).map((name) => runtime.compile(name)));
+    const bindable = (name: ProgramName) => PROGRAMS[name].storage.length <= runtime.device.limits.maxStorageBuffersPerShaderStage;
+    await Promise.all((Object.keys(PROGRAMS) as ProgramName[]).filter(bindable).map((name) => runtime.compile(name)));
     return runtime;
+  }
+
+  /** Whether a kernel was compiled (those binding more storage buffers than the device allows are not). */
+  supports(name: ProgramName): boolean {
+    return this.programs.has(name);
   }
 
   private async compile(name: ProgramName): Promise<void> {
@@ -109,20 +121,20 @@ export class GpuRuntime {
     else buffer.destroy();
   }
 
+  /**
+   * The uniform buffer of one dispatch. Recurring values (layer geometry) are cached; one-off values
+   * (a Lanczos coefficient) go to a buffer from a pool, written with queue.writeBuffer: each is used
+   * by one dispatch of the pending batch and returns to the pool when the batch is submitted (a
+   * later write is ordered after that submit on the queue).
+   */
   private uniformBuffer(info: ProgramInfo, values: UniformValues, cached: boolean): GPUBuffer {
     const key = cached ? `${info.key}:${info.uniforms.map(([name]) => values[name]).join(',')}` : '';
     const hit = cached ? this.uniformCache.get(key) : undefined;
     if (hit) return hit;
     const bytes = Math.max(16, Math.ceil((info.uniforms.length * 4) / 16) * 16);
-    const buffer = this.device.createBuffer({
-      label: `${info.key} params`,
-      size: bytes,
-      usage: GPUBufferUsageFlags.UNIFORM,
-      mappedAtCreation: true,
-    });
-    const range = buffer.getMappedRange();
-    const asU32 = new Uint32Array(range);
-    const asF32 = new Float32Array(range);
+    const data = new ArrayBuffer(bytes);
+    const asU32 = new Uint32Array(data);
+    const asF32 = new Float32Array(data);
     info.uniforms.forEach(([name, type], i) => {
       const value = values[name];
       invariant(value !== undefined && Number.isFinite(value), `${info.key}: uniform ${name} = ${value}`);
@@ -132,9 +144,29 @@ export class GpuRuntime {
         asU32[i] = value;
       }
     });
-    buffer.unmap();
-    if (cached) this.uniformCache.set(key, buffer);
-    else this.release(buffer);
+    if (cached) {
+      const buffer = this.device.createBuffer({ label: `${info.key} params`, size: bytes, usage: GPUBufferUsageFlags.UNIFORM, mappedAtCreation: true });
+      new Uint8Array(buffer.getMappedRange()).set(new Uint8Array(data));
+      buffer.unmap();
+      this.uniformCache.set(key, buffer);
+      return buffer;
+    }
+    const pool = this.uniformPool.get(bytes) ?? [];
+    this.uniformPool.set(bytes, pool);
+    const buffer = pool.pop() ?? this.device.createBuffer({ label: 'one-off params', size: bytes, usage: GPUBufferUsageFlags.UNIFORM | GPUBufferUsageFlags.COPY_DST });
+    this.device.queue.writeBuffer(buffer, 0, data);
+    this.uniformsInBatch.push([bytes, buffer]);
+    return buffer;
+  }
+
+  /**
+   * A scratch storage buffer of `length` f32 for use inside one batch that ends in a read-back
+   * (dot-product partials and results): kept per size and reused, the queue orders the uses.
+   */
+  scratch(length: number, label: string): GPUBuffer {
+    const key = `${label}:${length}`;
+    let buffer = this.scratchBuffers.get(key);
+    if (!buffer) this.scratchBuffers.set(key, (buffer = this.createStorage(length, undefined, label)));
     return buffer;
   }
 
@@ -200,26 +232,35 @@ export class GpuRuntime {
     this.pendingDispatches = 0;
     for (const buffer of this.garbage) buffer.destroy();
     this.garbage = [];
+    for (const [bytes, buffer] of this.uniformsInBatch) this.uniformPool.get(bytes)!.push(buffer);
+    this.uniformsInBatch = [];
   }
 
   /** The first `length` floats of a storage buffer (submits pending work first). */
   async read(buffer: GPUBuffer, length: number): Promise<Float32Array> {
     const bytes = length * 4;
-    const staging = this.device.createBuffer({
-      label: 'read-back',
-      size: bytes,
-      usage: GPUBufferUsageFlags.MAP_READ | GPUBufferUsageFlags.COPY_DST,
-    });
+    // Small read-backs (dot products, every Lanczos step) reuse their mappable buffers.
+    const pooled = bytes <= 4096;
+    const pool = this.stagingPool.get(bytes) ?? [];
+    if (pooled) this.stagingPool.set(bytes, pool);
+    const staging =
+      (pooled && pool.pop()) ||
+      this.device.createBuffer({ label: 'read-back', size: bytes, usage: GPUBufferUsageFlags.MAP_READ | GPUBufferUsageFlags.COPY_DST });
     this.copy(buffer, staging, bytes);
     this.flush();
+    let reusable = false;
     try {
       await this.checkErrors();
       await staging.mapAsync(GPUMapModeFlags.READ).catch((error: Error) => {
         throw this.lostReason ? new LipcertError('BACKEND_UNAVAILABLE', `the GPU device was lost (${this.lostReason})`) : error;
       });
-      return new Float32Array(staging.getMappedRange().slice(0));
+      const values = new Float32Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      reusable = pooled;
+      return values;
     } finally {
-      staging.destroy();
+      if (reusable) pool.push(staging);
+      else staging.destroy();
     }
   }
 
@@ -236,6 +277,11 @@ export class GpuRuntime {
     await this.checkErrors().catch(() => undefined);
     for (const buffer of this.uniformCache.values()) buffer.destroy();
     this.uniformCache.clear();
+    for (const pool of [...this.uniformPool.values(), ...this.stagingPool.values()]) for (const buffer of pool) buffer.destroy();
+    for (const buffer of this.scratchBuffers.values()) buffer.destroy();
+    this.uniformPool.clear();
+    this.stagingPool.clear();
+    this.scratchBuffers.clear();
     this.device.destroy();
   }
 }

@@ -66,7 +66,28 @@ export class GpuVectorOps implements VectorOps {
       this.scale(0, out);
       return;
     }
-    basis.forEach((b, i) => this.axpby(coefficients[i], b, i === 0 ? 0 : 1, out));
+    if (!this.runtime.supports('combine4')) {
+      basis.forEach((b, i) => this.axpby(coefficients[i], b, i === 0 ? 0 : 1, out));
+      return;
+    }
+    // Four basis vectors per dispatch (one pass over out for each four).
+    const target = asGpuVector(out);
+    for (let start = 0; start < basis.length; start += 4) {
+      const group = basis.slice(start, start + 4).map((b) => {
+        sameLength(b, out);
+        invariant(asGpuVector(b).buffer !== target.buffer, 'combine: out must not be one of the basis vectors');
+        return asGpuVector(b).buffer;
+      });
+      const c = (k: number) => (k < group.length ? coefficients[start + k] : 0);
+      const buffers = [0, 1, 2, 3].map((k) => group[k] ?? group[0]);
+      this.runtime.dispatch(
+        'combine4',
+        { length: out.length, count: group.length, beta: start === 0 ? 0 : 1, c0: c(0), c1: c(1), c2: c(2), c3: c(3) },
+        [...buffers, target.buffer],
+        linearGroups(out.length),
+        false,
+      );
+    }
   }
 
   /** y ← alpha·x + beta·y (beta = 0 overwrites y). */
@@ -81,15 +102,23 @@ export class GpuVectorOps implements VectorOps {
     const rt = this.runtime;
     const length = x.length;
     const partialsPerDot = Math.min(MAX_PARTIALS_PER_DOT, Math.ceil(length / LINEAR_WORKGROUP));
-    const partials = rt.createStorage(basis.length * partialsPerDot, undefined, 'dot partials');
-    const results = rt.createStorage(basis.length, undefined, 'dots');
-    basis.forEach((b, slot) => {
-      sameLength(x, b);
-      rt.dispatch('dotPartials', { length, partialsPerDot, slot }, [asGpuVector(x).buffer, asGpuVector(b).buffer, partials], [partialsPerDot, 1, 1]);
-    });
+    const partials = rt.scratch(basis.length * partialsPerDot, 'dot partials');
+    const results = rt.scratch(basis.length, 'dots');
+    const xBuffer = asGpuVector(x).buffer;
+    basis.forEach((b) => sameLength(x, b));
+    if (rt.supports('dot4Partials')) {
+      // Four dot products per pass over x.
+      for (let slot = 0; slot < basis.length; slot += 4) {
+        const group = basis.slice(slot, slot + 4).map((b) => asGpuVector(b).buffer);
+        const buffers = [0, 1, 2, 3].map((k) => group[k] ?? group[0]);
+        rt.dispatch('dot4Partials', { length, partialsPerDot, slot, count: group.length }, [xBuffer, ...buffers, partials], [partialsPerDot, 1, 1]);
+      }
+    } else {
+      basis.forEach((b, slot) => {
+        rt.dispatch('dotPartials', { length, partialsPerDot, slot }, [xBuffer, asGpuVector(b).buffer, partials], [partialsPerDot, 1, 1]);
+      });
+    }
     rt.dispatch('sumPartials', { partialsPerDot }, [partials, results], [basis.length, 1, 1]);
-    rt.release(partials);
-    rt.release(results);
     return Float64Array.from(await rt.read(results, basis.length));
   }
 
