@@ -1,6 +1,7 @@
 // out ← beta·out + Σ_{k < count} c_k·b_k for up to four vectors in one pass (VectorOps.combine
-// takes a basis four vectors at a time; beta = 0 overwrites out without reading it). Unused b
-// bindings (k ≥ count) hold any buffer and are not read; out is never one of the b_k.
+// takes a basis four vectors at a time, axpy is one vector with beta = 1; beta = 0 overwrites out
+// without reading it, so stale contents never leak in). Unused b bindings (k ≥ count) hold any
+// buffer and are not read; out is never one of the b_k.
 #include "common/elementwise.wgsl"
 
 struct Combine4Params {

@@ -1,7 +1,7 @@
-// First level of up to four dot products x·y_k at once (one pass over x for all of them): as
-// dot_partials.wgsl, workgroup w sums elements w·256 + lane striding by 256·partialsPerDot, adds its
-// lanes pairwise (a tree) and writes partials[(slot + k)·partialsPerDot + w] for k < count. Unused
-// y bindings (k ≥ count) hold any buffer and are not read.
+// First level of up to four dot products x·y_k at once (one pass over x for all of them):
+// workgroup w sums elements w·256 + lane, striding by 256·partialsPerDot, adds its lanes pairwise
+// (a tree) and writes partials[(slot + k)·partialsPerDot + w] for k < count; sum_partials.wgsl
+// finishes every slot at once. Unused y bindings (k ≥ count) hold any buffer and are not read.
 struct Dot4Params {
   length: u32,
   partialsPerDot: u32,

@@ -22,7 +22,8 @@ const REQUIRED = {
   maxComputeInvocationsPerWorkgroup: LINEAR_WORKGROUP,
   maxComputeWorkgroupSizeX: LINEAR_WORKGROUP,
   maxComputeWorkgroupSizeY: 16,
-  maxStorageBuffersPerShaderStage: 4,
+  /** dot4_partials binds six (x, four vectors, partials): WebGPU's core default is 8. */
+  maxStorageBuffersPerShaderStage: 6,
   maxComputeWorkgroupStorageSize: 8192,
 } as const;
 
@@ -102,8 +103,6 @@ async function requestDevice(adapter: GPUAdapter): Promise<GPUDevice> {
     label: 'lipcert',
     requiredLimits: {
       ...REQUIRED,
-      // Four-vector Lanczos kernels (dot4_partials, combine4) bind six; with fewer they are skipped.
-      maxStorageBuffersPerShaderStage: Math.min(available.maxStorageBuffersPerShaderStage, 8),
       maxStorageBufferBindingSize: available.maxStorageBufferBindingSize,
       maxBufferSize: available.maxBufferSize,
       maxComputeWorkgroupsPerDimension: available.maxComputeWorkgroupsPerDimension,

@@ -77,10 +77,6 @@ export const PROGRAMS = {
   multiply: program('multiply', linear, u32('length'), ['read', 'write']),
   /** x ← alpha·x. Storage: x. */
   scale: program('scale', linear, [['length', 'u32'], ['alpha', 'f32']], ['write']),
-  /** y ← alpha·x + beta·y. Storage: x, y. */
-  axpby: program('axpby', linear, [['length', 'u32'], ['alpha', 'f32'], ['beta', 'f32']], ['read', 'write']),
-  /** Partial sums of x·y into one slot. Storage: x, y, partials. */
-  dotPartials: program('dot_partials', linear, u32('length', 'partialsPerDot', 'slot'), ['read', 'read', 'write']),
   /** Partial sums of x·y_k for up to four y_k into slots slot…slot+count−1. Storage: x, y0…y3, partials. */
   dot4Partials: program('dot4_partials', linear, u32('length', 'partialsPerDot', 'slot', 'count'), ['read', 'read', 'read', 'read', 'read', 'write']),
   /** out ← beta·out + Σ c_k b_k for up to four b_k. Storage: b0…b3, out. */

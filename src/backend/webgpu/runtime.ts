@@ -56,14 +56,8 @@ export class GpuRuntime {
   /** Compiles every kernel up front, so a bad shader fails at start-up, not mid-computation. */
   static async create(gpu: GpuDevice, options: { maxBindingBytes?: number } = {}): Promise<GpuRuntime> {
     const runtime = new GpuRuntime(gpu, options.maxBindingBytes);
-    const bindable = (name: ProgramName) => PROGRAMS[name].storage.length <= runtime.device.limits.maxStorageBuffersPerShaderStage;
-    await Promise.all((Object.keys(PROGRAMS) as ProgramName[]).filter(bindable).map((name) => runtime.compile(name)));
+    await Promise.all((Object.keys(PROGRAMS) as ProgramName[]).map((name) => runtime.compile(name)));
     return runtime;
-  }
-
-  /** Whether a kernel was compiled (those binding more storage buffers than the device allows are not). */
-  supports(name: ProgramName): boolean {
-    return this.programs.has(name);
   }
 
   private async compile(name: ProgramName): Promise<void> {

@@ -1,7 +1,9 @@
 /**
  * VectorOps on the GPU: device vectors are f32 storage buffers. copy/scale/axpy/combine are
  * recorded and stay on the device; dots/dot submit and read back only the dot products, reduced
- * in two levels (per-workgroup pairwise sums, then one workgroup per dot product).
+ * in two levels (per-workgroup pairwise sums, then one workgroup per dot product). Combinations and
+ * dot products take four vectors per dispatch (combine4, dot4_partials): Lanczos' reorthogonalisation
+ * would otherwise be one dispatch per basis vector.
  */
 import type { DeviceVector, VectorOps } from '../backend.js';
 import { invariant } from '../../errors.js';
@@ -57,7 +59,7 @@ export class GpuVectorOps implements VectorOps {
   }
 
   axpy(alpha: number, x: DeviceVector, y: DeviceVector): void {
-    this.axpby(alpha, x, 1, y);
+    this.combineInto([alpha], [x], y, 1);
   }
 
   combine(coefficients: ArrayLike<number>, basis: DeviceVector[], out: DeviceVector): void {
@@ -66,35 +68,28 @@ export class GpuVectorOps implements VectorOps {
       this.scale(0, out);
       return;
     }
-    if (!this.runtime.supports('combine4')) {
-      basis.forEach((b, i) => this.axpby(coefficients[i], b, i === 0 ? 0 : 1, out));
-      return;
-    }
-    // Four basis vectors per dispatch (one pass over out for each four).
+    this.combineInto(coefficients, basis, out, 0);
+  }
+
+  /** out ← beta·out + Σ c_i b_i, four basis vectors per dispatch (one pass over out for each four). */
+  private combineInto(coefficients: ArrayLike<number>, basis: DeviceVector[], out: DeviceVector, beta: number): void {
     const target = asGpuVector(out);
     for (let start = 0; start < basis.length; start += 4) {
       const group = basis.slice(start, start + 4).map((b) => {
         sameLength(b, out);
-        invariant(asGpuVector(b).buffer !== target.buffer, 'combine: out must not be one of the basis vectors');
+        invariant(asGpuVector(b).buffer !== target.buffer, 'combine/axpy: out must not be one of the inputs');
         return asGpuVector(b).buffer;
       });
       const c = (k: number) => (k < group.length ? coefficients[start + k] : 0);
       const buffers = [0, 1, 2, 3].map((k) => group[k] ?? group[0]);
       this.runtime.dispatch(
         'combine4',
-        { length: out.length, count: group.length, beta: start === 0 ? 0 : 1, c0: c(0), c1: c(1), c2: c(2), c3: c(3) },
+        { length: out.length, count: group.length, beta: start === 0 ? beta : 1, c0: c(0), c1: c(1), c2: c(2), c3: c(3) },
         [...buffers, target.buffer],
         linearGroups(out.length),
         false,
       );
     }
-  }
-
-  /** y ← alpha·x + beta·y (beta = 0 overwrites y). */
-  private axpby(alpha: number, x: DeviceVector, beta: number, y: DeviceVector): void {
-    const length = sameLength(x, y);
-    invariant(asGpuVector(x).buffer !== asGpuVector(y).buffer, 'axpy: x and y must be distinct vectors');
-    this.runtime.dispatch('axpby', { length, alpha, beta }, [asGpuVector(x).buffer, asGpuVector(y).buffer], linearGroups(length), false);
   }
 
   async dots(x: DeviceVector, basis: DeviceVector[]): Promise<Float64Array> {
@@ -106,17 +101,11 @@ export class GpuVectorOps implements VectorOps {
     const results = rt.scratch(basis.length, 'dots');
     const xBuffer = asGpuVector(x).buffer;
     basis.forEach((b) => sameLength(x, b));
-    if (rt.supports('dot4Partials')) {
-      // Four dot products per pass over x.
-      for (let slot = 0; slot < basis.length; slot += 4) {
-        const group = basis.slice(slot, slot + 4).map((b) => asGpuVector(b).buffer);
-        const buffers = [0, 1, 2, 3].map((k) => group[k] ?? group[0]);
-        rt.dispatch('dot4Partials', { length, partialsPerDot, slot, count: group.length }, [xBuffer, ...buffers, partials], [partialsPerDot, 1, 1]);
-      }
-    } else {
-      basis.forEach((b, slot) => {
-        rt.dispatch('dotPartials', { length, partialsPerDot, slot }, [xBuffer, asGpuVector(b).buffer, partials], [partialsPerDot, 1, 1]);
-      });
+    // Four dot products per pass over x.
+    for (let slot = 0; slot < basis.length; slot += 4) {
+      const group = basis.slice(slot, slot + 4).map((b) => asGpuVector(b).buffer);
+      const buffers = [0, 1, 2, 3].map((k) => group[k] ?? group[0]);
+      rt.dispatch('dot4Partials', { length, partialsPerDot, slot, count: group.length }, [xBuffer, ...buffers, partials], [partialsPerDot, 1, 1]);
     }
     rt.dispatch('sumPartials', { partialsPerDot }, [partials, results], [basis.length, 1, 1]);
     return Float64Array.from(await rt.read(results, basis.length));
