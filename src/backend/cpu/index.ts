@@ -31,8 +31,12 @@ import {
 } from './js-kernels.js';
 import { createLayerSession, type OrtLayer, type OrtOperation, ortVersion, runSingle, sessionFootprint, tensor } from './onnx-kernels.js';
 
-/** Dense layers with fewer weights than this run as JS loops (an onnxruntime call costs ~0.1 ms). */
-const SMALL_DENSE_WEIGHTS = 1 << 16;
+/**
+ * Dense layers with fewer weights than this run as JS loops: below it a session call (~0.03 ms with
+ * idle pool threads asleep) costs more than the arithmetic (MNIST's fc1, 30 k weights, is faster
+ * through onnxruntime; its fc2, 10 k, in JS).
+ */
+const SMALL_DENSE_WEIGHTS = 1 << 14;
 
 /** The layer if onnxruntime runs it (convolutions, large dense layers), else null. */
 function ortLayer(layer: AffineLayer): OrtLayer | null {
