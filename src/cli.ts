@@ -140,7 +140,7 @@ export function buildProgram(): Command {
       const tolerance = Number(opts.tolerance);
       if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
       const { network, x0 } = loadModelAndInput(model, opts);
-      const backend = await createBackend(opts.backend as BackendName);
+      const backend = await createBackend(opts.backend as BackendName, network);
       const progress = progressReporter(!opts.json || process.stderr.isTTY);
       try {
         const result = await certify(network, x0, backend, {

@@ -100,7 +100,7 @@ export const defaultCliHelpers: SharedCliHelpers = {
     const backendName = (options.backend ?? 'auto') as BackendName;
     if (!BACKEND_NAMES.includes(backendName)) throw new BadInputError(`unknown backend '${backendName}' (expected one of ${BACKEND_NAMES.join(', ')})`);
     const { network, x0 } = loadModelAndInput(model, options);
-    return { network, x0, backend: await createBackend(backendName) };
+    return { network, x0, backend: await createBackend(backendName, network) };
   },
 
   action(run) {

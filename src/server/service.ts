@@ -33,6 +33,7 @@ import {
 import { ATTACK_METHODS, DEFAULT_ATTACK_STEPS, DEFAULT_MAX_RUNS, DEFAULT_SEARCH_TOLERANCE } from '../bounds/attacks.js';
 import { DEFAULT_TOLERANCE } from '../bounds/certify.js';
 import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS } from '../bounds/lower.js';
+import { autoPrefersCpu } from '../backend/select.js';
 import { size } from '../model/ir.js';
 import { cacheKey, sha256Hex } from '../store/cache-key.js';
 import type { InputRow, ModelRow, ResultRow, RunRow, Store } from '../store/db.js';
@@ -408,7 +409,7 @@ export class LipcertService {
     let backend: Backend | undefined;
     try {
       const network = await this.network(model);
-      backend = await this.backend(this.options.backgroundBackend);
+      backend = await this.backend(this.options.backgroundBackend, network);
       if (signal.aborted) throw new CancelledError();
       const result = await certify(network, new Float32Array(size(network.inputShape)), backend, {
         eps: [],
@@ -485,7 +486,7 @@ export class LipcertService {
     if (existing) return existing;
 
     // One forward pass (no bounds) gives the class and margin the frontends show.
-    const backend = await this.backend(this.options.inputBackend);
+    const backend = await this.backend(this.options.inputBackend, network);
     let forward: CertifyResult;
     try {
       forward = await certify(network, x0, backend, { eps: [] });
@@ -754,7 +755,7 @@ export class LipcertService {
       this.stats.runsComputed++;
       const network = await this.network(run.model);
       const x0 = float32Of(run.input.data);
-      backend = await this.backend(run.requestedBackend as BackendName);
+      backend = await this.backend(run.requestedBackend as BackendName, network);
       await this.prisma.run.updateMany({ where: { id: runId }, data: { backend: backend.name, adapter: backend.adapter } });
       if (signal.aborted) throw new CancelledError();
       const result = await this.compute(network, x0, backend, run, signal, (event) => this.onProgress(runId, live, event));
@@ -911,10 +912,12 @@ export class LipcertService {
   }
 
   /**
-   * A fresh backend for one job. What 'auto' resolves to is remembered: probing for a GPU adapter
-   * takes about half a second and the answer does not change while the server runs.
+   * A fresh backend for one job. Under 'auto' small networks run on the CPU (select.ts); for the
+   * others what 'auto' resolves to is remembered: probing for a GPU adapter takes about half a
+   * second and the answer does not change while the server runs.
    */
-  private async backend(name: BackendName): Promise<Backend> {
+  private async backend(name: BackendName, network: Network): Promise<Backend> {
+    if (name === 'auto' && autoPrefersCpu(network)) return createBackend('cpu');
     const backend = await createBackend(name === 'auto' ? (this.autoBackend ?? 'auto') : name);
     if (name === 'auto') this.autoBackend ??= backend.name as BackendName;
     return backend;

@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import ort from 'onnxruntime-node';
-import type { ConvLayer, DenseLayer } from '../../model/ir.js';
+import { type ConvLayer, type DenseLayer, multiplyAdds } from '../../model/ir.js';
 import { create } from '@bufbuild/protobuf';
 import {
   TensorProto_DataLocation,
@@ -36,10 +36,6 @@ const sessionOptions: ort.InferenceSession.SessionOptions = {
  */
 const PARALLEL_MIN_MACS = 1_000_000;
 
-/** Multiply-adds of one application of A. */
-function multiplyAdds(layer: OrtLayer): number {
-  return layer.kind === 'conv' ? layer.weight.length * (layer.outputShape[1] * layer.outputShape[2]) : layer.weight.length;
-}
 
 function batched(shape: number[]): number[] {
   return [1, ...shape];
