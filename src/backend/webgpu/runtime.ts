@@ -14,6 +14,8 @@ const COMPUTE_STAGE = 0x4;
 const STORAGE_USAGE = GPUBufferUsageFlags.STORAGE | GPUBufferUsageFlags.COPY_SRC | GPUBufferUsageFlags.COPY_DST;
 /** Dispatches per submitted batch, so a long chain of vector operations does not grow without bound. */
 const MAX_PENDING_DISPATCHES = 512;
+/** Bind groups kept at most (a safety valve: releasing a buffer already forgets its own). */
+const MAX_CACHED_BIND_GROUPS = 50_000;
 
 interface CompiledProgram {
   info: ProgramInfo;
@@ -31,6 +33,13 @@ export class GpuRuntime {
   /** Uniform buffers of layer operations, keyed by program and values (they repeat every step). */
   private readonly uniformCache = new Map<string, GPUBuffer>();
   private encoder: GPUCommandEncoder | null = null;
+  /** The open compute pass of the pending batch. */
+  private pass: GPUComputePassEncoder | null = null;
+  /** Bind groups by program and bound buffers, and the keys each buffer appears in. */
+  private readonly bindGroups = new Map<string, { group: GPUBindGroup; buffers: GPUBuffer[] }>();
+  private readonly bindGroupKeys = new Map<GPUBuffer, Set<string>>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private pendingDispatches = 0;
   private garbage: GPUBuffer[] = [];
   /** Free one-off uniform buffers by size, and those used by the pending batch. */
@@ -111,6 +120,7 @@ export class GpuRuntime {
 
   /** Destroys a buffer once work already recorded with it has been submitted. */
   release(buffer: GPUBuffer): void {
+    this.forgetBindGroups(buffer);
     if (this.encoder) this.garbage.push(buffer);
     else buffer.destroy();
   }
@@ -191,18 +201,65 @@ export class GpuRuntime {
     invariant(storage.length === program.info.storage.length, `${name}: ${storage.length} storage buffers`);
     const encoder = this.pending(); // first, so an uncached uniform buffer is released after submit
     const params = this.uniformBuffer(program.info, uniforms, cacheUniforms);
-    const bindGroup = this.device.createBindGroup({
-      layout: program.bindGroupLayout,
-      entries: [params, ...storage].map((buffer, binding) => ({ binding, resource: { buffer } })),
-    });
+    const bindGroup = this.bindGroup(name, program, [params, ...storage]);
     const [x, y, z] = typeof workgroups === 'number' ? this.grid(workgroups) : workgroups;
     invariant(Math.max(x, y, z) <= this.maxWorkgroupsPerDimension, `${name}: grid ${x}×${y}×${z} too large`);
-    const pass = encoder.beginComputePass({ label: program.info.key });
-    pass.setPipeline(program.pipeline);
-    pass.setBindGroup(0, bindGroup);
-    pass.dispatchWorkgroups(x, y, z);
-    pass.end();
+    // One compute pass per batch: WebGPU orders the dispatches of a pass (each is its own usage
+    // scope), and a pass per dispatch costs as much to encode as the dispatch itself.
+    this.pass ??= encoder.beginComputePass({ label: 'lipcert kernels' });
+    this.pass.setPipeline(program.pipeline);
+    this.pass.setBindGroup(0, bindGroup);
+    this.pass.dispatchWorkgroups(x, y, z);
     if (++this.pendingDispatches >= MAX_PENDING_DISPATCHES) this.flush();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /**
+   * The bind group of a dispatch, cached by the buffers it binds (Lanczos binds the same few
+   * buffers step after step; creating a bind group costs about as much as encoding the dispatch).
+   * Releasing a buffer forgets the bind groups that hold it.
+   */
+  private bindGroup(name: ProgramName, program: CompiledProgram, buffers: GPUBuffer[]): GPUBindGroup {
+    const key = `${name}|${buffers.map((b) => this.bufferId(b)).join(',')}`;
+    const hit = this.bindGroups.get(key);
+    if (hit) return hit.group;
+    if (this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) this.forgetAllBindGroups();
+    const group = this.device.createBindGroup({
+      layout: program.bindGroupLayout,
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+    const distinct = [...new Set(buffers)];
+    this.bindGroups.set(key, { group, buffers: distinct });
+    for (const buffer of distinct) {
+      let keys = this.bindGroupKeys.get(buffer);
+      if (!keys) this.bindGroupKeys.set(buffer, (keys = new Set()));
+      keys.add(key);
+    }
+    return group;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) this.bufferIds.set(buffer, (id = this.nextBufferId++));
+    return id;
+  }
+
+  private forgetBindGroups(buffer: GPUBuffer): void {
+    for (const key of this.bindGroupKeys.get(buffer) ?? []) {
+      const entry = this.bindGroups.get(key);
+      this.bindGroups.delete(key);
+      for (const other of entry?.buffers ?? []) if (other !== buffer) this.bindGroupKeys.get(other)?.delete(key);
+    }
+    this.bindGroupKeys.delete(buffer);
+  }
+
+  private forgetAllBindGroups(): void {
+    this.bindGroups.clear();
+    this.bindGroupKeys.clear();
   }
 
   /** `count` workgroups as a grid [x, y, 1] with x·y ≥ count (extra workgroups do nothing). */
@@ -214,12 +271,15 @@ export class GpuRuntime {
   }
 
   copy(source: GPUBuffer, target: GPUBuffer, bytes: number): void {
-    this.pending().copyBufferToBuffer(source, 0, target, 0, bytes);
+    const encoder = this.pending();
+    this.endPass(); // copies are recorded outside compute passes
+    encoder.copyBufferToBuffer(source, 0, target, 0, bytes);
   }
 
   /** Submits the pending batch and destroys the buffers released while it was recorded. */
   flush(): void {
     if (!this.encoder) return;
+    this.endPass();
     this.device.queue.submit([this.encoder.finish()]);
     this.errors.push(this.device.popErrorScope());
     this.encoder = null;
@@ -273,6 +333,7 @@ export class GpuRuntime {
     this.uniformCache.clear();
     for (const pool of [...this.uniformPool.values(), ...this.stagingPool.values()]) for (const buffer of pool) buffer.destroy();
     for (const buffer of this.scratchBuffers.values()) buffer.destroy();
+    this.forgetAllBindGroups();
     this.uniformPool.clear();
     this.stagingPool.clear();
     this.scratchBuffers.clear();
