@@ -205,17 +205,19 @@ describeInBrowser('lipcert web page', () => {
     await page.locator('.badge.cached').first().waitFor();
   });
 
-  test('a run with lower bounds and an attack shows them in the plot, the bounds table and the radius table', async () => {
-    const start = `mutation($model: ID!, $input: ID!) {
-      startRun(modelId: $model, inputId: $input, eps: [0.001, 0.01], radius: true, backend: CPU, lowerBounds: true,
-        lowerSamples: 20, lowerRestarts: 2, lowerSteps: 10, attacks: [PGD], attackSteps: 5) { id } }`;
-    const run = await gql(server.url, start, { model: modelId, input: inputId });
+  test('a run with lower bounds and an attack, started from the form, shows them in the plot, the bounds table and the radius table', async () => {
     const chart = page.locator('[data-testid=lipschitz-chart][data-drawn=true]');
     // The points of the same run without them (eps 0.001, 0.01 with the radius) ...
     await page.goto(runUrl);
     await chart.waitFor();
     const without = Number(await chart.getAttribute('data-points'));
-    await page.goto(`${origin}/app/runs/${run.data.startRun.id}`);
+    await page.goto(`${origin}/app/models/${modelId}`);
+    await page.fill('[data-testid=eps]', '0.001, 0.01');
+    await page.check('[data-testid=radius]');
+    await page.check('[data-testid=lower-bounds]');
+    await page.check('[data-testid=attack-PGD]');
+    await page.click('[data-testid=start-run]');
+    await page.waitForURL((url) => /\/app\/runs\//.test(url.pathname) && url.href !== runUrl);
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor({ timeout: 120_000 });
     await chart.waitFor();
     // ... and four lower bounds more (two eps, two methods).

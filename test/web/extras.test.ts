@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildSchema, graphqlSync, parse, validate } from 'graphql';
 import { attacksOf, extraResultSelection, lowerBoundsOf, SCHEMA_TYPES, type SchemaTypes } from '../../web/src/extras.js';
-import { runFields, runQuery } from '../../web/src/queries.js';
+import { runFields, runQuery, startRunMutation } from '../../web/src/queries.js';
 
 const scalar = (name: string) => ({ kind: 'SCALAR', name, ofType: null });
 const nonNull = (of: object) => ({ kind: 'NON_NULL', name: null, ofType: of });
@@ -68,6 +68,8 @@ describe('extras', () => {
     const selection = extraResultSelection(introspected.__schema).replace(/\s+/g, ' ');
     expect(selection).toMatch(/^lowerBounds \{ eps method kind bound distance .*\} attacks \{ method kind perturbation adversarialClass perturbationLinf .*\}$/);
     expect(validate(schema, parse(runQuery(runFields(selection))))).toEqual([]);
+    // The start form's mutation, with its lower-bound and attack options, is valid against the schema too.
+    expect(validate(schema, parse(startRunMutation(runFields(selection))))).toEqual([]);
 
     // Entries as the server sends them (enum names for method and kind).
     const result = {

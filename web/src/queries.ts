@@ -181,8 +181,9 @@ export function runFields(extraResultSelection = ''): string {
 }
 
 export const startRunMutation = (fields: string) => `mutation StartRun($model: ID!, $input: ID!, $eps: [Float!]!, $radius: Boolean,
-  $backend: Backend, $tolerance: Float) {
-  startRun(modelId: $model, inputId: $input, eps: $eps, radius: $radius, backend: $backend, tolerance: $tolerance) { ${fields} }
+  $backend: Backend, $tolerance: Float, $lowerBounds: Boolean, $attacks: [AttackMethod!]) {
+  startRun(modelId: $model, inputId: $input, eps: $eps, radius: $radius, backend: $backend, tolerance: $tolerance,
+    lowerBounds: $lowerBounds, attacks: $attacks) { ${fields} }
 }`;
 export const runQuery = (fields: string) => `query Run($id: ID!) { run(id: $id) { ${fields} } }`;
 export const runProgressSubscription = (fields: string) => `subscription RunProgress($id: ID!) {

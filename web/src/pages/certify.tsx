@@ -454,6 +454,15 @@ function InputDetail({ input }: { input: Input }) {
   );
 }
 
+type AttackMethod = 'FGSM' | 'IFGSM' | 'PGD';
+
+/** The server's attack methods (schema.graphql, enum AttackMethod) as the form offers them. */
+const ATTACK_CHOICES: [AttackMethod, string][] = [
+  ['FGSM', 'FGSM'],
+  ['IFGSM', 'iterative FGSM'],
+  ['PGD', 'PGD (L2)'],
+];
+
 function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [mode, setMode] = useState<'list' | 'sweep'>('list');
   const [epsText, setEpsText] = useState('0.001, 0.01, 0.1');
@@ -461,6 +470,8 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [to, setTo] = useState('0.1');
   const [points, setPoints] = useState('7');
   const [radius, setRadius] = useState(true);
+  const [lowerBounds, setLowerBounds] = useState(false);
+  const [attacks, setAttacks] = useState<AttackMethod[]>([]);
   const [backend, setBackend] = useState('AUTO');
   const [tolerance, setTolerance] = useState('');
   const [busy, setBusy] = useState(false);
@@ -506,6 +517,8 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
         radius,
         backend,
         tolerance: tol,
+        lowerBounds,
+        attacks,
       });
       navigate(href({ page: 'run', runId: startRun.id }));
     } catch (e) {
@@ -558,6 +571,31 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
             Certified radius <span class="muted">(bisection on the local bound; also computes the global bound)</span>
           </span>
         </label>
+        <div class="checks" role="group" aria-label="how tight is the bound">
+          <span class="muted small">How tight is it? Compare with what a search finds:</span>
+          <label class="check">
+            <input type="checkbox" data-testid="lower-bounds" checked={lowerBounds} onChange={(e) => setLowerBounds(e.currentTarget.checked)} />
+            <span>
+              Lower bounds on the local constant <span class="muted">(random sampling and gradient ascent in each ε-ball, seeded)</span>
+            </span>
+          </label>
+          {ATTACK_CHOICES.map(([method, label]) => (
+            <label class="check" key={method}>
+              <input
+                type="checkbox"
+                data-testid={`attack-${method}`}
+                checked={attacks.includes(method)}
+                onChange={(e) => {
+                  const on = e.currentTarget.checked;
+                  setAttacks((current) => (on ? [...current.filter((m) => m !== method), method] : current.filter((m) => m !== method)));
+                }}
+              />
+              <span>
+                Attack: {label} <span class="muted">(smallest perturbation found that changes the class)</span>
+              </span>
+            </label>
+          ))}
+        </div>
         <details class="advanced">
           <summary>Advanced</summary>
           <div class="field-row">
