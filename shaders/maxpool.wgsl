@@ -8,13 +8,13 @@
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) count: vec3u) {
   let index = invocationIndex(id, count);
-  let plane = pool.outHeight * pool.outWidth;
-  if (index >= pool.channels * plane) {
+  if (index >= pool.channels * pool.outHeight * pool.outWidth) {
     return;
   }
-  let c = index / plane;
-  let oy = (index % plane) / pool.outWidth;
-  let ox = index % pool.outWidth;
+  let position = outputPosition(index);
+  let c = position.x;
+  let oy = position.y;
+  let ox = position.z;
   let origin = windowOrigin(oy, ox);
   var best = 0.0;
   var found = false;

@@ -32,6 +32,12 @@ fn invocationIndex(id: vec3u, count: vec3u) -> u32 {
   return id.x + id.y * count.x * WORKGROUP_SIZE;
 }
 
+// Channel, row and column (c, oy, ox) of output element `index` of the [C, Ho, Wo] output.
+fn outputPosition(index: u32) -> vec3u {
+  let plane = pool.outHeight * pool.outWidth;
+  return vec3u(index / plane, (index % plane) / pool.outWidth, index % pool.outWidth);
+}
+
 // Top-left corner (in unpadded input coordinates) of the window of output pixel (oy, ox).
 fn windowOrigin(oy: u32, ox: u32) -> vec2i {
   return vec2i(i32(oy * pool.strideH) - i32(pool.padTop), i32(ox * pool.strideW) - i32(pool.padLeft));
