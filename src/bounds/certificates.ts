@@ -306,7 +306,7 @@ export async function kwLargestEigenvalue(
     vectors.free(w);
     vectors.free(work);
   }
-  const { values } = tridiagonalEigen(alphas, betas);
+  const { values } = tridiagonalEigen(alphas, betas, false); // values only: O(k²)
   const ritz = Math.max(0, ...values);
   const epsilon = kwEpsilon(dim, invariant ? dim : alphas.length, options.delta);
   return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon };
