@@ -6,7 +6,8 @@ import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { tryCreateWebGpuBackend } from './webgpu-setup.js';
 import type { AffineLayer, MaxPoolLayer } from '../../src/model/ir.js';
-import { denseOf, matTVec, matVec, maxPoolMembership } from '../helpers/dense.js';
+import { denseOf, matTVec, matVec } from '../helpers/dense.js';
+import { maxPoolMembership } from '../helpers/layer-definitions.js';
 import { avgpool, conv, dense, maxpool, randomWeights, scale } from '../helpers/random-networks.js';
 
 // WebGPU runs where an adapter exists (llvmpipe through EGL in CI); elsewhere its suite is skipped.

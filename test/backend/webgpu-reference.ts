@@ -1,11 +1,13 @@
 /**
- * Straightforward float64 references for the WebGPU kernel tests: direct loops for each layer,
- * the explicit matrix A of a layer (built by applying the reference to basis vectors), and small
- * random layers. Nothing here shares code with the kernels.
+ * Straightforward float64 references for the WebGPU kernel tests: each layer applied through the
+ * entries of its definition (test/helpers/layer-definitions.ts), the explicit matrix A of a layer
+ * (built by applying the reference to basis vectors), and small random layers. Nothing here shares
+ * code with the kernels.
  */
 import { expect } from '@jest/globals';
 import type { AvgPoolLayer, ConvLayer, DenseLayer, MaxPoolLayer, ScaleLayer } from '../../src/model/ir.js';
 import { size, windowOutputSize } from '../../src/model/ir.js';
+import { applyEntries, applyEntriesTransposed, poolWindows } from '../helpers/layer-definitions.js';
 
 /** Deterministic uniform numbers in [-1, 1) (mulberry32). */
 export function random(seed: number): () => number {
@@ -81,103 +83,25 @@ export function makeScale(seed: number, inShape: number[]): ScaleLayer {
 // ---- reference layer maps (float64) ----
 
 export function convReference(layer: ConvLayer, x: ArrayLike<number>, withBias: boolean): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [m, oh, ow] = layer.outputShape;
-  const [kh, kw] = layer.kernel;
-  const cg = c / layer.group;
-  const mg = m / layer.group;
-  const y = new Float64Array(m * oh * ow);
-  for (let o = 0; o < m; o++) {
-    const g = Math.floor(o / mg);
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        let sum = withBias ? layer.bias[o] : 0;
-        for (let ci = 0; ci < cg; ci++) {
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-            if (iy < 0 || iy >= h) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-              if (ix < 0 || ix >= w) continue;
-              sum += layer.weight[((o * cg + ci) * kh + ky) * kw + kx] * x[((g * cg + ci) * h + iy) * w + ix];
-            }
-          }
-        }
-        y[(o * oh + oy) * ow + ox] = sum;
-      }
-    }
-  }
-  return y;
+  return applyEntries(layer, x, withBias);
 }
 
 export function denseReference(layer: DenseLayer, x: ArrayLike<number>, withBias: boolean): Float64Array {
-  const cols = size(layer.inputShape);
-  const rows = size(layer.outputShape);
-  const y = new Float64Array(rows);
-  for (let i = 0; i < rows; i++) {
-    let sum = withBias ? layer.bias[i] : 0;
-    for (let j = 0; j < cols; j++) sum += layer.weight[i * cols + j] * x[j];
-    y[i] = sum;
-  }
-  return y;
+  return applyEntries(layer, x, withBias);
 }
 
 /** Average pool by its definition: the divisor counts window taps in the input, or in the padded input. */
 export function avgPoolReference(layer: AvgPoolLayer, x: ArrayLike<number>): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [, oh, ow] = layer.outputShape;
-  const y = new Float64Array(c * oh * ow);
-  for (let ch = 0; ch < c; ch++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        let sum = 0;
-        let count = 0;
-        for (let ky = 0; ky < layer.kernel[0]; ky++) {
-          for (let kx = 0; kx < layer.kernel[1]; kx++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky;
-            const ix = ox * layer.strides[1] - layer.pads[1] + kx;
-            const inInput = iy >= 0 && iy < h && ix >= 0 && ix < w;
-            const inPadded = iy < h + layer.pads[2] && ix < w + layer.pads[3];
-            if (inInput) sum += x[(ch * h + iy) * w + ix];
-            if (layer.countIncludePad ? inPadded : inInput) count++;
-          }
-        }
-        y[(ch * oh + oy) * ow + ox] = count > 0 ? sum / count : 0;
-      }
-    }
-  }
-  return y;
+  return applyEntries(layer, x, false);
 }
 
 export function scaleReference(layer: ScaleLayer, x: ArrayLike<number>, withShift: boolean): Float64Array {
-  const per = x.length / layer.scale.length;
-  return Float64Array.from({ length: x.length }, (_, i) => {
-    const c = Math.floor(i / per);
-    return layer.scale[c] * x[i] + (withShift ? layer.shift[c] : 0);
-  });
+  return applyEntries(layer, x, withShift);
 }
 
 /** Max over each window's taps inside the input (`mask`: max with padding as 0, i.e. any 1). */
 export function maxPoolReference(layer: MaxPoolLayer, x: ArrayLike<number>, mask = false): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [, oh, ow] = layer.outputShape;
-  const y = new Float64Array(c * oh * ow);
-  for (let ch = 0; ch < c; ch++) {
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        let best = mask ? 0 : -Infinity;
-        for (let ky = 0; ky < layer.kernel[0]; ky++) {
-          for (let kx = 0; kx < layer.kernel[1]; kx++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-            const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-            if (iy >= 0 && iy < h && ix >= 0 && ix < w) best = Math.max(best, x[(ch * h + iy) * w + ix]);
-          }
-        }
-        y[(ch * oh + oy) * ow + ox] = best;
-      }
-    }
-  }
-  return y;
+  return Float64Array.from(poolWindows(layer), (window) => window.reduce((best, i) => Math.max(best, x[i]), mask ? 0 : -Infinity));
 }
 
 // ---- explicit matrices ----
@@ -248,30 +172,5 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
 
 /** Transposed convolution by scattering each output back along the taps that produced it. */
 export function convTransposeReference(layer: ConvLayer, u: ArrayLike<number>): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [m, oh, ow] = layer.outputShape;
-  const [kh, kw] = layer.kernel;
-  const cg = c / layer.group;
-  const mg = m / layer.group;
-  const v = new Float64Array(c * h * w);
-  for (let o = 0; o < m; o++) {
-    const g = Math.floor(o / mg);
-    for (let oy = 0; oy < oh; oy++) {
-      for (let ox = 0; ox < ow; ox++) {
-        const value = u[(o * oh + oy) * ow + ox];
-        for (let ci = 0; ci < cg; ci++) {
-          for (let ky = 0; ky < kh; ky++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-            if (iy < 0 || iy >= h) continue;
-            for (let kx = 0; kx < kw; kx++) {
-              const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-              if (ix < 0 || ix >= w) continue;
-              v[((g * cg + ci) * h + iy) * w + ix] += layer.weight[((o * cg + ci) * kh + ky) * kw + kx] * value;
-            }
-          }
-        }
-      }
-    }
-  }
-  return v;
+  return applyEntriesTransposed(layer, u);
 }

@@ -9,7 +9,8 @@ import { maxPoolOverlap } from '../../src/bounds/layer-bounds.js';
 import { largestEigenvalue, tridiagonalEigen } from '../../src/bounds/spectral.js';
 import { cpuVectors } from '../../src/backend/cpu/vectors.js';
 import type { MaxPoolLayer } from '../../src/model/ir.js';
-import { forwardDense, globalBoundDense, largestSymmetricEigenvalue, localBoundDense, maxPoolMembership } from '../helpers/dense.js';
+import { forwardDense, globalBoundDense, largestSymmetricEigenvalue, localBoundDense } from '../helpers/dense.js';
+import { maxPoolMembership } from '../helpers/layer-definitions.js';
 import { everyKindNetwork, maxpool, randomWeights } from '../helpers/random-networks.js';
 
 const relErr = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);

@@ -1,10 +1,11 @@
 /**
  * A dense float64 reference for the ImageNet-layer tests: each affine layer's matrix written out
- * from its definition (convolution, average pool, dense), Algorithm 1 on those matrices, and exact
+ * from its definition (layer-definitions.ts) as sparse rows, Algorithm 1 on those matrices, and exact
  * spectral norms from the smaller Gram matrix by Householder tridiagonalisation and Sturm-sequence
  * bisection. Shares no code with the backends or with bounds/spectral.ts.
  */
-import type { AffineLayer, Layer, MaxPoolLayer, Network } from '../../src/model/ir.js';
+import { type AffineLayer, type Layer, type MaxPoolLayer, type Network, size } from '../../src/model/ir.js';
+import { biasOf, forEachEntry, maxPoolMembership, poolWindows } from './layer-definitions.js';
 
 export interface DenseMatrix {
   rows: number;
@@ -15,65 +16,14 @@ export interface DenseMatrix {
   bias: Float64Array;
 }
 
-const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
-
 /** A from the layer's definition (entry by entry), and b. */
 export function denseMatrix(layer: AffineLayer): DenseMatrix {
-  const rows = prod(layer.outputShape);
-  const cols = prod(layer.inputShape);
+  const rows = size(layer.outputShape);
   const entries: Map<number, number>[] = Array.from({ length: rows }, () => new Map());
-  const bias = new Float64Array(rows);
-  const add = (r: number, c: number, v: number) => entries[r].set(c, (entries[r].get(c) ?? 0) + v);
-  if (layer.kind === 'dense') {
-    for (let r = 0; r < rows; r++) {
-      bias[r] = layer.bias[r];
-      for (let c = 0; c < cols; c++) add(r, c, layer.weight[r * cols + c]);
-    }
-  } else if (layer.kind === 'conv') {
-    const [, h, w] = layer.inputShape;
-    const [k, ho, wo] = layer.outputShape;
-    const cg = layer.inputShape[0] / layer.group;
-    const kg = k / layer.group;
-    const [kh, kw] = layer.kernel;
-    for (let o = 0; o < k; o++)
-      for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++) {
-          const r = (o * ho + oy) * wo + ox;
-          bias[r] = layer.bias[o];
-          for (let ci = 0; ci < cg; ci++)
-            for (let ky = 0; ky < kh; ky++)
-              for (let kx = 0; kx < kw; kx++) {
-                const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-                const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                const c = ((Math.floor(o / kg) * cg + ci) * h + iy) * w + ix;
-                add(r, c, layer.weight[((o * cg + ci) * kh + ky) * kw + kx]);
-              }
-        }
-  } else if (layer.kind === 'avgpool') {
-    const [channels, h, w] = layer.inputShape;
-    const [, ho, wo] = layer.outputShape;
-    for (let ch = 0; ch < channels; ch++)
-      for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++) {
-          const r = (ch * ho + oy) * wo + ox;
-          const inside: number[] = [];
-          let total = 0;
-          for (let ky = 0; ky < layer.kernel[0]; ky++)
-            for (let kx = 0; kx < layer.kernel[1]; kx++) {
-              const iy = oy * layer.strides[0] - layer.pads[0] + ky;
-              const ix = ox * layer.strides[1] - layer.pads[1] + kx;
-              total++;
-              if (iy >= 0 && iy < h && ix >= 0 && ix < w) inside.push((ch * h + iy) * w + ix);
-            }
-          for (const c of inside) add(r, c, 1 / (layer.countIncludePad ? total : inside.length));
-        }
-  } else {
-    throw new Error('scale layers are not used here');
-  }
+  forEachEntry(layer, (r, c, v) => entries[r].set(c, (entries[r].get(c) ?? 0) + v));
   const index = entries.map((e) => Int32Array.from(e.keys()));
   const value = entries.map((e) => Float64Array.from(e.values()));
-  return { rows, cols, index, value, bias };
+  return { rows, cols: size(layer.inputShape), index, value, bias: biasOf(layer) };
 }
 
 export function apply(a: DenseMatrix, x: ArrayLike<number>): Float64Array {
@@ -180,30 +130,9 @@ export function spectralNorm(a: DenseMatrix, rowScale: ArrayLike<number> | null,
   return Math.sqrt(Math.max(0, largestEigenvalue(n, g)));
 }
 
-function poolWindows(layer: MaxPoolLayer): number[][] {
-  const [channels, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const windows: number[][] = [];
-  for (let c = 0; c < channels; c++)
-    for (let oy = 0; oy < ho; oy++)
-      for (let ox = 0; ox < wo; ox++) {
-        const members: number[] = [];
-        for (let ky = 0; ky < layer.kernel[0]; ky++)
-          for (let kx = 0; kx < layer.kernel[1]; kx++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-            const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-            if (iy >= 0 && iy < h && ix >= 0 && ix < w) members.push((c * h + iy) * w + ix);
-          }
-        windows.push(members);
-      }
-  return windows;
-}
-
 /** sqrt of the most windows any input belongs to (Theorem 3). */
 export function maxPoolBound(layer: MaxPoolLayer): number {
-  const counts = new Map<number, number>();
-  for (const win of poolWindows(layer)) for (const i of win) counts.set(i, (counts.get(i) ?? 0) + 1);
-  return Math.sqrt(Math.max(1, ...counts.values()));
+  return Math.sqrt(maxPoolMembership(layer));
 }
 
 export interface DenseBounds {

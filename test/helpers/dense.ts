@@ -1,9 +1,10 @@
 /**
  * Dense-matrix references for the tests: each affine layer's matrix A built entry by entry from its
- * definition, a Jacobi eigen-solver, and Algorithm 1 written directly on dense matrices. Independent
- * of the backends (no convolution or transposed convolution code is shared).
+ * definition (layer-definitions.ts), a Jacobi eigen-solver, and Algorithm 1 written directly on dense
+ * matrices. Independent of the backends (no convolution or transposed convolution code is shared).
  */
-import type { AffineLayer, Layer, MaxPoolLayer, Network } from '../../src/model/ir.js';
+import { type AffineLayer, type Layer, type MaxPoolLayer, type Network, size } from '../../src/model/ir.js';
+import { biasOf, forEachEntry, maxPoolMembership, poolWindows } from './layer-definitions.js';
 
 export interface Dense {
   rows: number;
@@ -12,65 +13,12 @@ export interface Dense {
   bias: Float64Array;
 }
 
-const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
-
 export function denseOf(layer: AffineLayer): Dense {
-  const rows = prod(layer.outputShape);
-  const cols = prod(layer.inputShape);
+  const rows = size(layer.outputShape);
+  const cols = size(layer.inputShape);
   const data = new Float64Array(rows * cols);
-  const bias = new Float64Array(rows);
-  if (layer.kind === 'dense') {
-    data.set(layer.weight);
-    bias.set(layer.bias);
-  } else if (layer.kind === 'scale') {
-    const per = cols / layer.scale.length;
-    for (let i = 0; i < cols; i++) {
-      data[i * cols + i] = layer.scale[Math.floor(i / per)];
-      bias[i] = layer.shift[Math.floor(i / per)];
-    }
-  } else if (layer.kind === 'conv') {
-    const [c, h, w] = layer.inputShape;
-    const [k, ho, wo] = layer.outputShape;
-    const cg = c / layer.group;
-    const kg = k / layer.group;
-    for (let o = 0; o < k; o++) {
-      const g = Math.floor(o / kg);
-      for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++) {
-          const row = (o * ho + oy) * wo + ox;
-          bias[row] = layer.bias[o];
-          for (let ci = 0; ci < cg; ci++)
-            for (let ky = 0; ky < layer.kernel[0]; ky++)
-              for (let kx = 0; kx < layer.kernel[1]; kx++) {
-                const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-                const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                const col = ((g * cg + ci) * h + iy) * w + ix;
-                data[row * cols + col] += layer.weight[((o * cg + ci) * layer.kernel[0] + ky) * layer.kernel[1] + kx];
-              }
-        }
-    }
-  } else {
-    const [c, h, w] = layer.inputShape;
-    const [, ho, wo] = layer.outputShape;
-    for (let ch = 0; ch < c; ch++)
-      for (let oy = 0; oy < ho; oy++)
-        for (let ox = 0; ox < wo; ox++) {
-          const row = (ch * ho + oy) * wo + ox;
-          const members: number[] = [];
-          let total = 0;
-          for (let ky = 0; ky < layer.kernel[0]; ky++)
-            for (let kx = 0; kx < layer.kernel[1]; kx++) {
-              const iy = oy * layer.strides[0] - layer.pads[0] + ky;
-              const ix = ox * layer.strides[1] - layer.pads[1] + kx;
-              total++;
-              if (iy >= 0 && iy < h && ix >= 0 && ix < w) members.push((ch * h + iy) * w + ix);
-            }
-          const divisor = layer.countIncludePad ? total : members.length;
-          for (const col of members) data[row * cols + col] = 1 / divisor;
-        }
-  }
-  return { rows, cols, data, bias };
+  forEachEntry(layer, (row, col, value) => (data[row * cols + col] += value));
+  return { rows, cols, data, bias: biasOf(layer) };
 }
 
 export function matVec(a: Dense, x: ArrayLike<number>, withBias = true): Float64Array {
@@ -144,40 +92,8 @@ export function spectralNorm(a: Dense, rowScale: ArrayLike<number> | null = null
   return Math.sqrt(Math.max(0, largestSymmetricEigenvalue(n, gram)));
 }
 
-/** Brute-force n_max: the most windows any input entry belongs to. */
-export function maxPoolMembership(layer: MaxPoolLayer): number {
-  const [c, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const counts = new Int32Array(h * w);
-  for (let oy = 0; oy < ho; oy++)
-    for (let ox = 0; ox < wo; ox++)
-      for (let ky = 0; ky < layer.kernel[0]; ky++)
-        for (let kx = 0; kx < layer.kernel[1]; kx++) {
-          const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-          const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-          if (iy >= 0 && iy < h && ix >= 0 && ix < w) counts[iy * w + ix]++;
-        }
-  void c;
-  return Math.max(1, ...counts);
-}
-
 function maxPoolDense(layer: MaxPoolLayer, x: ArrayLike<number>, reduce: (values: number[]) => number): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const out = new Float64Array(c * ho * wo);
-  for (let ch = 0; ch < c; ch++)
-    for (let oy = 0; oy < ho; oy++)
-      for (let ox = 0; ox < wo; ox++) {
-        const vals: number[] = [];
-        for (let ky = 0; ky < layer.kernel[0]; ky++)
-          for (let kx = 0; kx < layer.kernel[1]; kx++) {
-            const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-            const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-            if (iy >= 0 && iy < h && ix >= 0 && ix < w) vals.push(x[(ch * h + iy) * w + ix]);
-          }
-        out[(ch * ho + oy) * wo + ox] = reduce(vals);
-      }
-  return out;
+  return Float64Array.from(poolWindows(layer), (window) => reduce(window.map((i) => x[i])));
 }
 
 /** forwardDense with each layer's dense matrix built once: for tests that evaluate many points. */
