@@ -1,6 +1,7 @@
 // GEMV y = W x (+ bias when block.flag = 1) for one row block of a dense layer: one workgroup per
 // row, its 256 invocations striding over the columns, then a pairwise (tree) sum.
 #include "common/dense_block.wgsl"
+#include "common/workgroup_sum.wgsl"
 
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> input: array<f32>;
@@ -8,7 +9,6 @@
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
 const WORKGROUP_SIZE: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -24,17 +24,10 @@ fn main(
   for (var j = lane; j < block.cols; j += WORKGROUP_SIZE) {
     sum = fma(weight[row * block.cols + j], input[j], sum);
   }
-  partial[lane] = sum;
-  workgroupBarrier();
-  for (var width = WORKGROUP_SIZE / 2u; width > 0u; width /= 2u) {
-    if (lane < width) {
-      partial[lane] += partial[lane + width];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(lane, sum);
   if (lane == 0u) {
     let i = block.rowOffset + row;
-    var y = partial[0];
+    var y = total;
     if (block.flag != 0u) {
       y += bias[i];
     }

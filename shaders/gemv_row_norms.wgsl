@@ -1,13 +1,13 @@
 // Row norms of a dense layer in one pass: r² = (W ⊙ W)·mask for one row block (same layout as
 // gemv.wgsl: a workgroup per row and a pairwise sum).
 #include "common/dense_block.wgsl"
+#include "common/workgroup_sum.wgsl"
 
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rowNormsSquared: array<f32>;
 
 const WORKGROUP_SIZE: u32 = 256u;
-var<workgroup> partial: array<f32, 256>;
 
 @compute @workgroup_size(256)
 fn main(
@@ -24,15 +24,8 @@ fn main(
     let w = weight[row * block.cols + j];
     sum = fma(w * w, mask[j], sum);
   }
-  partial[lane] = sum;
-  workgroupBarrier();
-  for (var width = WORKGROUP_SIZE / 2u; width > 0u; width /= 2u) {
-    if (lane < width) {
-      partial[lane] += partial[lane + width];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(lane, sum);
   if (lane == 0u) {
-    rowNormsSquared[block.rowOffset + row] = partial[0];
+    rowNormsSquared[block.rowOffset + row] = total;
   }
 }

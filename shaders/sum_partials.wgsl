@@ -1,5 +1,7 @@
 // Second level of the dot products: workgroup s adds the partialsPerDot (≤ 256) partial sums of
 // slot s pairwise and writes results[s], so one read-back returns every dot product.
+#include "common/workgroup_sum.wgsl"
+
 struct SumParams {
   partialsPerDot: u32,
 }
@@ -8,24 +10,14 @@ struct SumParams {
 @group(0) @binding(1) var<storage, read> partials: array<f32>;
 @group(0) @binding(2) var<storage, read_write> results: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 256u;
-var<workgroup> lanes: array<f32, 256>;
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) workgroup: vec3u, @builtin(local_invocation_index) lane: u32) {
   var value = 0.0;
   if (lane < params.partialsPerDot) {
     value = partials[workgroup.x * params.partialsPerDot + lane];
   }
-  lanes[lane] = value;
-  workgroupBarrier();
-  for (var width = WORKGROUP_SIZE / 2u; width > 0u; width /= 2u) {
-    if (lane < width) {
-      lanes[lane] += lanes[lane + width];
-    }
-    workgroupBarrier();
-  }
+  let total = workgroupSum(lane, value);
   if (lane == 0u) {
-    results[workgroup.x] = lanes[0];
+    results[workgroup.x] = total;
   }
 }
