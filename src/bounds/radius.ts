@@ -86,29 +86,20 @@ export async function certifiedRadius(
   for (;;) {
     if (!(hi.eps / lo.eps - 1 > tolerance)) {
       if ((lo.full && hi.full) || !budgetLeft()) break;
-      if (!lo.full) {
-        // Re-evaluate the lower end; while it is at or above the threshold, it is an upper end
-        // and the lower one lies further down (steps doubling from 4·tolerance).
-        let step = 4 * tolerance;
-        let p = await evaluate(lo.eps, 'full');
-        while (!(p.h < 0) && budgetLeft()) {
-          hi = p;
-          p = await evaluate(p.eps / (1 + step), 'full');
-          step *= 2;
-        }
+      // Re-evaluate a screened end (the lower one first). While it lands on the other side it
+      // becomes the other end, and points further out (steps doubling from 4·tolerance) follow.
+      const upward = lo.full; // re-evaluating the upper end: step up
+      const ownSide = (q: Point) => (upward ? !(q.h < 0) : q.h < 0);
+      let step = 4 * tolerance;
+      let p = await evaluate((upward ? hi : lo).eps, 'full');
+      while (!ownSide(p) && budgetLeft()) {
         if (p.h < 0) lo = p;
         else hi = p;
-      } else {
-        let step = 4 * tolerance;
-        let p = await evaluate(hi.eps, 'full');
-        while (p.h < 0 && budgetLeft()) {
-          lo = p;
-          p = await evaluate(p.eps * (1 + step), 'full');
-          step *= 2;
-        }
-        if (p.h < 0) lo = p;
-        else hi = p;
+        p = await evaluate(upward ? p.eps * (1 + step) : p.eps / (1 + step), 'full');
+        step *= 2;
       }
+      if (p.h < 0) lo = p;
+      else hi = p;
       hLo = lo.h;
       hHi = hi.h;
       side = 0;
