@@ -42,6 +42,12 @@ function mayHaveGpu(): boolean {
   return has('/dev/dri', /^renderD\d+$/) || has('/dev', /^nvidia\d+$/);
 }
 
+/**
+ * Set once 'auto' found no hardware adapter: the answer does not change while the process runs, and
+ * each probe takes about half a second (a server creates a backend per job).
+ */
+let noHardwareGpu = false;
+
 /** Networks with fewer multiply-adds per forward pass run on the CPU under 'auto' (AlexNet: 0.7 G). */
 export const AUTO_WEBGPU_MIN_MULTIPLY_ADDS = 1e8;
 
@@ -58,11 +64,14 @@ export async function createBackend(name: BackendName = 'cpu', network?: Network
     case 'webgpu':
       return createWebGpu(true);
     case 'auto':
-      if (!mayHaveGpu() || (network && autoPrefersCpu(network))) return createCpuBackend();
+      if (noHardwareGpu || !mayHaveGpu() || (network && autoPrefersCpu(network))) return createCpuBackend();
       try {
         return await createWebGpu(false);
       } catch (e) {
-        if (e instanceof LipcertError && e.code === 'BACKEND_UNAVAILABLE') return createCpuBackend();
+        if (e instanceof LipcertError && e.code === 'BACKEND_UNAVAILABLE') {
+          noHardwareGpu = true;
+          return createCpuBackend();
+        }
         throw e;
       }
     default:

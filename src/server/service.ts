@@ -33,7 +33,6 @@ import {
 import { ATTACK_METHODS, DEFAULT_ATTACK_STEPS, DEFAULT_MAX_RUNS, DEFAULT_SEARCH_TOLERANCE } from '../bounds/attacks.js';
 import { DEFAULT_TOLERANCE } from '../bounds/certify.js';
 import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS } from '../bounds/lower.js';
-import { autoPrefersCpu } from '../backend/select.js';
 import { size } from '../model/ir.js';
 import { cacheKey, sha256Hex } from '../store/cache-key.js';
 import type { InputRow, ModelRow, ResultRow, RunRow, Store } from '../store/db.js';
@@ -243,7 +242,6 @@ export class LipcertService {
   private readonly starting = new Map<string, Promise<RunRow>>();
   private nextSeq = 1;
   private stopping = false;
-  private autoBackend: BackendName | undefined;
 
   constructor(
     readonly store: Store,
@@ -409,7 +407,7 @@ export class LipcertService {
     let backend: Backend | undefined;
     try {
       const network = await this.network(model);
-      backend = await this.backend(this.options.backgroundBackend, network);
+      backend = await createBackend(this.options.backgroundBackend, network);
       if (signal.aborted) throw new CancelledError();
       const result = await certify(network, new Float32Array(size(network.inputShape)), backend, {
         eps: [],
@@ -486,7 +484,7 @@ export class LipcertService {
     if (existing) return existing;
 
     // One forward pass (no bounds) gives the class and margin the frontends show.
-    const backend = await this.backend(this.options.inputBackend, network);
+    const backend = await createBackend(this.options.inputBackend, network);
     let forward: CertifyResult;
     try {
       forward = await certify(network, x0, backend, { eps: [] });
@@ -755,7 +753,7 @@ export class LipcertService {
       this.stats.runsComputed++;
       const network = await this.network(run.model);
       const x0 = float32Of(run.input.data);
-      backend = await this.backend(run.requestedBackend as BackendName, network);
+      backend = await createBackend(run.requestedBackend as BackendName, network);
       await this.prisma.run.updateMany({ where: { id: runId }, data: { backend: backend.name, adapter: backend.adapter } });
       if (signal.aborted) throw new CancelledError();
       const result = await this.compute(network, x0, backend, run, signal, (event) => this.onProgress(runId, live, event));
@@ -909,18 +907,6 @@ export class LipcertService {
     if (run.status !== 'SUCCEEDED') return null;
     const row = await this.prisma.result.findUnique({ where: { cacheKey: run.cacheKey }, select: { computeSeconds: true } });
     return row?.computeSeconds ?? null;
-  }
-
-  /**
-   * A fresh backend for one job. Under 'auto' small networks run on the CPU (select.ts); for the
-   * others what 'auto' resolves to is remembered: probing for a GPU adapter takes about half a
-   * second and the answer does not change while the server runs.
-   */
-  private async backend(name: BackendName, network: Network): Promise<Backend> {
-    if (name === 'auto' && autoPrefersCpu(network)) return createBackend('cpu');
-    const backend = await createBackend(name === 'auto' ? (this.autoBackend ?? 'auto') : name);
-    if (name === 'auto') this.autoBackend ??= backend.name as BackendName;
-    return backend;
   }
 
   private checkSize(bytes: number, what: string): void {
