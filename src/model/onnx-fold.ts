@@ -48,6 +48,9 @@ function tensorOf(dims: number[], values: ArrayLike<number>, isInteger: boolean)
   return { dims, data: isInteger ? Float64Array.from(values) : Float32Array.from(values), isInteger };
 }
 
+/** Truncation toward zero as an integer type holds it (no −0). */
+const truncate = (v: number) => Math.trunc(v) + 0;
+
 function integers(t: DecodedTensor): number[] {
   return Array.from(t.data);
 }
@@ -117,7 +120,7 @@ function cast(node: NodeProto, inputs: FoldInputs): DecodedTensor[] {
   const to = intAttr(node, 'to', -1);
   if (FLOAT_TYPES.has(to)) return [tensorOf(x.dims, x.data, false)];
   if (to === TensorProto_DataType.BOOL) return [tensorOf(x.dims, Array.from(x.data, (v) => (v !== 0 ? 1 : 0)), true)];
-  if (INTEGER_TYPES.has(to)) return [tensorOf(x.dims, Array.from(x.data, Math.trunc), true)];
+  if (INTEGER_TYPES.has(to)) return [tensorOf(x.dims, Array.from(x.data, truncate), true)];
   return fail(node, `cast to data type ${to} is not supported`);
 }
 
@@ -311,10 +314,10 @@ const FOLDERS: Record<string, Folder> = {
   Add: elementwise((x, y) => x + y),
   Sub: elementwise((x, y) => x - y),
   Mul: elementwise((x, y) => x * y),
-  Div: elementwise((x, y, integer) => (integer ? Math.trunc(x / y) : x / y)),
+  Div: elementwise((x, y, integer) => (integer ? truncate(x / y) : x / y)),
   Neg: (_node, inputs) => {
     const x = inputs.value(0);
-    return [tensorOf(x.dims, Array.from(x.data, (v) => -v), x.isInteger)];
+    return [tensorOf(x.dims, Array.from(x.data, (v) => (x.isInteger ? 0 - v : -v)), x.isInteger)];
   },
   Sqrt: (_node, inputs) => {
     const x = inputs.value(0);
