@@ -74,24 +74,36 @@ function broadcastShape(node: NodeProto, a: number[], b: number[]): number[] {
   });
 }
 
-/** Index into `dims` (right-aligned with `out`, size-1 axes repeating) of each entry of `out`. */
-function broadcastIndex(dims: number[], out: number[]): Int32Array {
-  const total = count(out);
-  const result = new Int32Array(total);
-  const padded = [...new Array(out.length - dims.length).fill(1), ...dims];
-  const inStrides = stridesOf(padded);
-  const outStrides = stridesOf(out);
-  for (let i = 0; i < total; i++) {
+/**
+ * For each entry of a row-major tensor of shape `dims`, the source index Σ_a offset(a, coordinate a)
+ * (transpose, slice and broadcasting are each one choice of `offset`).
+ */
+function sourceIndices(dims: number[], offset: (axis: number, coordinate: number) => number): Int32Array {
+  const strides = stridesOf(dims);
+  const result = new Int32Array(count(dims));
+  for (let i = 0; i < result.length; i++) {
     let rest = i;
     let index = 0;
-    for (let a = 0; a < out.length; a++) {
-      const coord = Math.floor(rest / outStrides[a]);
-      rest -= coord * outStrides[a];
-      if (padded[a] !== 1) index += coord * inStrides[a];
+    for (let a = 0; a < dims.length; a++) {
+      const coordinate = Math.floor(rest / strides[a]);
+      rest -= coordinate * strides[a];
+      index += offset(a, coordinate);
     }
     result[i] = index;
   }
   return result;
+}
+
+/** Index into `dims` (right-aligned with `out`, size-1 axes repeating) of each entry of `out`. */
+function broadcastIndex(dims: number[], out: number[]): Int32Array {
+  const padded = [...new Array(out.length - dims.length).fill(1), ...dims];
+  const inStrides = stridesOf(padded);
+  return sourceIndices(out, (a, c) => (padded[a] === 1 ? 0 : c * inStrides[a]));
+}
+
+/** The entries of x at `indices`, as a tensor of shape `dims`. */
+function pick(x: DecodedTensor, dims: number[], indices: Int32Array): DecodedTensor {
+  return tensorOf(dims, Array.from(indices, (i) => x.data[i]), x.isInteger);
 }
 
 function elementwise(op: (x: number, y: number, integer: boolean) => number): Folder {
@@ -240,19 +252,7 @@ function transpose(node: NodeProto, inputs: FoldInputs): DecodedTensor[] {
   if (perm.length !== rank || new Set(perm).size !== rank || perm.some((p) => p < 0 || p >= rank)) fail(node, `perm [${perm}] is not a permutation of ${rank} axes`);
   const dims = perm.map((p) => x.dims[p]);
   const inStrides = stridesOf(x.dims);
-  const outStrides = stridesOf(dims);
-  const out = new Float64Array(x.data.length);
-  for (let i = 0; i < out.length; i++) {
-    let rest = i;
-    let source = 0;
-    for (let a = 0; a < rank; a++) {
-      const coord = Math.floor(rest / outStrides[a]);
-      rest -= coord * outStrides[a];
-      source += coord * inStrides[perm[a]];
-    }
-    out[i] = x.data[source];
-  }
-  return [tensorOf(dims, out, x.isInteger)];
+  return [pick(x, dims, sourceIndices(dims, (a, c) => c * inStrides[perm[a]]))];
 }
 
 function slice(node: NodeProto, inputs: FoldInputs): DecodedTensor[] {
@@ -283,19 +283,7 @@ function slice(node: NodeProto, inputs: FoldInputs): DecodedTensor[] {
   });
   const dims = kept.map((k) => k.length);
   const inStrides = stridesOf(x.dims);
-  const outStrides = stridesOf(dims);
-  const out = new Float64Array(count(dims));
-  for (let i = 0; i < out.length; i++) {
-    let rest = i;
-    let source = 0;
-    for (let a = 0; a < rank; a++) {
-      const coord = Math.floor(rest / outStrides[a]);
-      rest -= coord * outStrides[a];
-      source += kept[a][coord] * inStrides[a];
-    }
-    out[i] = x.data[source];
-  }
-  return [tensorOf(dims, out, x.isInteger)];
+  return [pick(x, dims, sourceIndices(dims, (a, c) => kept[a][c] * inStrides[a]))];
 }
 
 const FOLDERS: Record<string, Folder> = {

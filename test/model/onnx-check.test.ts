@@ -10,13 +10,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { nominalPass } from '../../src/bounds/layer-bounds.js';
-import { UnsupportedModelError } from '../../src/errors.js';
 import type { AffineLayer, ConvLayer, DenseLayer, Layer, Network } from '../../src/model/ir.js';
 import { checkImport, gamma, importOnnxChecked, roundingBound } from '../../src/model/onnx-check.js';
 import { importOnnxTrace, type ImportTrace } from '../../src/model/onnx-import.js';
 import { externalDataEntries, floatTensor, modelBytes, node, valueInfo } from '../../src/model/onnx-builder.js';
 import { applyEntries } from '../helpers/layer-definitions.js';
 import { avgpool, conv, dense, randomWeights, scale } from '../helpers/random-networks.js';
+import { expectRefusal } from './refusal.js';
 
 const MODELS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const backend = createCpuBackend();
@@ -25,16 +25,6 @@ afterAll(() => backend.dispose());
 function traceOf(name: string): { trace: ImportTrace; bytes: Uint8Array } {
   const bytes = fs.readFileSync(path.join(MODELS, `${name}.onnx`));
   return { trace: importOnnxTrace(bytes, name), bytes };
-}
-
-async function refusal(run: () => Promise<unknown>): Promise<UnsupportedModelError> {
-  try {
-    await run();
-  } catch (e) {
-    expect(e).toBeInstanceOf(UnsupportedModelError);
-    return e as UnsupportedModelError;
-  }
-  throw new Error('expected the check to refuse the import');
 }
 
 describe('the rounding bound', () => {
@@ -108,9 +98,11 @@ describe('tampered imports are refused, naming the first layer that differs', ()
     const pool = trace.network.layers[1];
     expect(pool).toMatchObject({ kind: 'avgpool', countIncludePad: true });
     (pool as { countIncludePad: boolean }).countIncludePad = false;
-    const error = await refusal(() => checkImport(trace, bytes, null, { backend }));
-    expect(error.message).toMatch(/the import differs from the ONNX graph at layer 1 \(avgpool, ONNX tensor '.+'\): output \d+ is .* where onnxruntime gives .* on the random:0 probe \(float32 rounding allows .*\); the model is refused rather than certified wrongly/);
-    expect(error.node).toBe(pool.name);
+    await expectRefusal(
+      () => checkImport(trace, bytes, null, { backend }),
+      /the import differs from the ONNX graph at layer 1 \(avgpool, ONNX tensor '.+'\): output \d+ is .* where onnxruntime gives .* on the random:0 probe \(float32 rounding allows .*\); the model is refused rather than certified wrongly/,
+      pool.name,
+    );
   });
 
   test('a window attribute misread (a stride ignored, so the shape differs)', async () => {
@@ -118,8 +110,7 @@ describe('tampered imports are refused, naming the first layer that differs', ()
     const pool = trace.network.layers[1] as { strides: number[]; outputShape: number[] };
     pool.strides = [1, 1];
     pool.outputShape = [4, 8, 8];
-    const error = await refusal(() => checkImport(trace, bytes, null, { backend }));
-    expect(error.message).toMatch(/at layer 1 \(avgpool, .*\): onnxruntime computes shape \[1,4,4,4\], the import \[4,8,8\]/);
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), /at layer 1 \(avgpool, .*\): onnxruntime computes shape \[1,4,4,4\], the import \[4,8,8\]/);
   });
 
   test('one weight of a convolution off by 0.1 %', async () => {
@@ -128,9 +119,7 @@ describe('tampered imports are refused, naming the first layer that differs', ()
     expect(layer.kind).toBe('conv');
     const i = layer.weight.findIndex((v) => Math.abs(v) > 0.1);
     layer.weight[i] *= 1.001;
-    const error = await refusal(() => checkImport(trace, bytes, null, { backend }));
-    expect(error.message).toMatch(/at layer 2 \(conv\+relu, /);
-    expect(error.node).toBe(layer.name);
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), /at layer 2 \(conv\+relu, /, layer.name);
   });
 
   test('a bias of 1e-6 where the graph has zero biases (found on the x = 0 probe if not before)', async () => {
@@ -139,8 +128,7 @@ describe('tampered imports are refused, naming the first layer that differs', ()
     const last = layers[layers.length - 1] as DenseLayer;
     expect(Array.from(last.bias).every((b) => b === 0)).toBe(true);
     last.bias[3] = 1e-6;
-    const error = await refusal(() => checkImport(trace, bytes, null, { backend }));
-    expect(error.message).toMatch(new RegExp(`at layer ${layers.length - 1} \\(dense, `));
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), new RegExp(`at layer ${layers.length - 1} \\(dense, `));
   });
 });
 
