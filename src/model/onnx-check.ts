@@ -64,7 +64,7 @@ export interface ImportCheck {
 export interface CheckOptions {
   /** Seed of the random probe (default 0). */
   seed?: number;
-  /** The engine's backend to check with (default: a fresh CPU backend, disposed after). */
+  /** The CPU backend to check with, kept open (default: a fresh one, disposed after). */
   backend?: Backend;
 }
 

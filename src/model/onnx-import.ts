@@ -183,9 +183,9 @@ function convHandler(node: NodeProto, ctx: ImportContext) {
  */
 function takePendingPad(ctx: ImportContext, shape: Shape, pads: [number, number, number, number]) {
   const pending = ctx.pendingPad;
-  if (!pending) return { inputShape: shape, pads, folded: false };
+  if (!pending) return { inputShape: shape, pads };
   ctx.pendingPad = undefined;
-  return { inputShape: pending.inputShape, pads: pads.map((p, i) => p + pending.pads[i]) as [number, number, number, number], folded: true };
+  return { inputShape: pending.inputShape, pads: pads.map((p, i) => p + pending.pads[i]) as [number, number, number, number] };
 }
 
 function transpose2d(data: Float32Array | Float64Array, rows: number, cols: number): Float32Array {
@@ -502,7 +502,7 @@ const OP_RULES: Record<string, OpRule> = {
 /** Ops that may sit between a pending Pad and the Conv or AveragePool it folds into. */
 const PAD_TRANSPARENT = new Set(['Pad', 'Conv', 'AveragePool', 'Identity', 'Dropout']);
 
-export function decodeModel(bytes: Uint8Array): ModelProto {
+function decodeModel(bytes: Uint8Array): ModelProto {
   let model: ModelProto;
   try {
     model = fromBinary(ModelProtoSchema, bytes);
