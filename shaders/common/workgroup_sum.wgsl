@@ -1,6 +1,6 @@
 // The sum of one f32 per invocation over a 256-invocation workgroup, added pairwise (a tree, for
 // accuracy); every invocation receives the total. It holds barriers: call it from uniform control
-// flow. (dot4_partials.wgsl sums vec4s the same way.)
+// flow. (common/workgroup_sum4.wgsl sums vec4s the same way.)
 
 const SUM_LANES: u32 = 256u;
 var<workgroup> sumLanes: array<f32, 256>;

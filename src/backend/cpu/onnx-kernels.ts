@@ -1,7 +1,8 @@
 /**
  * Convolution and large dense layers on the CPU through onnxruntime-node: each operation is a tiny
  * ONNX graph built in memory (onnx-builder.ts) around the layer's weights, one session per
- * (layer, operation), created on first use. A convolution applies A; ConvTranspose with the same
+ * (layer, operation), created on first use. Inputs and outputs have a symbolic batch dimension, so
+ * one session (one copy of the weights) serves calls of any number of vectors. A convolution applies A; ConvTranspose with the same
  * weights, strides, pads, dilations and groups applies Aᵀ (method.md, "Computation at scale").
  *
  * Memory: the weights reach onnxruntime as in-memory external data (no protobuf copy on our side),
@@ -37,8 +38,11 @@ const sessionOptions: ort.InferenceSession.SessionOptions = {
 const PARALLEL_MIN_MACS = 1_000_000;
 
 
-function batched(shape: number[]): number[] {
-  return [1, ...shape];
+/** The batch dimension of every session's inputs and outputs: 'B' (symbolic) or a fixed count. */
+export type BatchDim = 'B' | number;
+
+function batched(shape: number[], batch: BatchDim): (number | string)[] {
+  return [batch, ...shape];
 }
 
 function convAttributes(layer: ConvLayer): Record<string, AttributeValue> {
@@ -121,9 +125,9 @@ async function session(layer: OrtLayer, bytes: Uint8Array, file: string, weights
 export type OrtOperation = 'linear' | 'transpose' | 'rowNormsSquared' | 'gram';
 
 /** Build the session for one operation of one layer. */
-export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Promise<ort.InferenceSession> {
-  const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]]);
-  const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]]);
+export async function createLayerSession(layer: OrtLayer, op: OrtOperation, batch: BatchDim = 'B'): Promise<ort.InferenceSession> {
+  const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]], batch);
+  const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]], batch);
   const dims = weightDims(layer);
   const W = externalTensor('W', dims, layer.weight, 'W.bin');
   switch (op) {
@@ -161,18 +165,20 @@ export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Pro
 
 /**
  * Bytes a session holds, roughly: its copy of the weights and the arena for its intermediate
- * tensors (inputs, outputs, the Gram graph's four intermediates, and a convolution's im2col buffer).
+ * tensors (inputs, outputs, the Gram graph's four intermediates, and a convolution's im2col buffer)
+ * for calls of up to `count` vectors.
  */
-export function sessionFootprint(layer: OrtLayer, op: OrtOperation): number {
+export function sessionFootprint(layer: OrtLayer, op: OrtOperation, count = 1): number {
   const n = layer.inputShape.reduce((a, b) => a * b, 1);
   const m = layer.outputShape.reduce((a, b) => a * b, 1);
   const columns = layer.kind === 'conv' ? (layer.inputShape[0] / layer.group) * layer.kernel[0] * layer.kernel[1] * (m / layer.outputShape[0]) : 0;
   const activations = op === 'gram' ? 4 * n + 2 * m + columns : n + m + columns;
-  return 4 * (layer.weight.length + activations);
+  return 4 * (layer.weight.length + count * activations);
 }
 
-export function tensor(data: Float32Array, shape: number[]): ort.Tensor {
-  return new ort.Tensor('float32', data, batched(shape));
+/** `count` vectors of `shape`, one after another in `data`, as a [count, ...shape] tensor (no copy). */
+export function tensor(data: Float32Array, shape: number[], count = 1): ort.Tensor {
+  return new ort.Tensor('float32', data, [count, ...shape]);
 }
 
 export async function runSingle(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
