@@ -5,10 +5,12 @@
  * can run (WebGPU: llvmpipe here and in CI).
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { AffineLayer } from '../../src/model/ir.js';
+import type { AffineLayer, ConvLayer } from '../../src/model/ir.js';
 import { size } from '../../src/model/ir.js';
 import type { Backend, DeviceBlock } from '../../src/backend/backend.js';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
+import { callChunks } from '../../src/backend/cpu/onnx-kernels.js';
+import { conv } from '../helpers/random-networks.js';
 import { denseOf, matTVec, matVec } from '../helpers/dense.js';
 import { affineLayers, poolLayers } from './layer-cases.js';
 import { expectClose, maxPoolReference, random, randomArray, randomMask } from './webgpu-reference.js';
@@ -251,6 +253,71 @@ describe.each(backends)('%s backend', (_name, make) => {
       ops.freeBlock(w);
     });
   });
+});
+
+test('CPU: a starved session cache (every session released after use) gives the same blocks and single vectors', async () => {
+  const layer = affineLayers.find(([label]) => label.startsWith('conv strided'))![1];
+  const [n, m] = [size(layer.inputShape), size(layer.outputShape)];
+  const rand = random(29);
+  const x = randomArray(3 * n, rand);
+  const masks = runMasks(3, n, rand);
+  const slope2 = Float32Array.from({ length: 3 * m }, () => (rand() + 1) / 2);
+  const results: Float32Array[][] = [];
+  for (const budget of [undefined, 1]) {
+    const cpu = createCpuBackend({ sessionBudgetBytes: budget });
+    try {
+      const op = await cpu.gramBlockOperator(layer, masks, slope2, 3);
+      const out = cpu.blocks.allocBlock(3, n);
+      await op.apply(cpu.blocks.uploadBlock(x, 3), out);
+      op.dispose();
+      results.push([
+        await cpu.applyA(layer, x.subarray(0, n)),
+        await cpu.applyABlock(layer, x, 3),
+        await cpu.applyA(layer, x.subarray(n, 2 * n)),
+        await cpu.applyATBlock(layer, await cpu.applyABlock(layer, x.subarray(0, 2 * n), 2), 2),
+        Float32Array.from(await cpu.blocks.downloadBlock(out)),
+      ]);
+    } finally {
+      await cpu.dispose();
+    }
+  }
+  results[0].forEach((expected, i) => expect(Array.from(results[1][i])).toEqual(Array.from(expected)));
+  expectClose(results[0][1].subarray(0, m), results[0][0]);
+  expectClose(results[0][1].subarray(m, 2 * m), results[0][2]);
+});
+
+test('CPU: blocks larger than one session call\'s working set are split into calls and agree with single vectors', async () => {
+  const layer = conv([4, 48, 48], 4, [3, 3], { pads: [1, 1, 1, 1] }) as ConvLayer;
+  const [n, m] = [size(layer.inputShape), size(layer.outputShape)];
+  const count = 64;
+  for (const op of ['gram', 'linear', 'transpose', 'rowNormsSquared'] as const) expect(callChunks(layer, op, count).length).toBeGreaterThan(1);
+  const cpu = createCpuBackend();
+  try {
+    const rand = random(31);
+    const x = randomArray(count * n, rand);
+    const masks = runMasks(count, n, rand);
+    const slope2 = Float32Array.from({ length: count * m }, () => (rand() + 1) / 2);
+    const op = await cpu.gramBlockOperator(layer, masks, slope2, count);
+    const out = cpu.blocks.allocBlock(count, n);
+    await op.apply(cpu.blocks.uploadBlock(x, count), out);
+    const gram = await cpu.blocks.downloadBlock(out);
+    op.dispose();
+    const [applied, transposed, norms] = [await cpu.applyABlock(layer, x, count), await cpu.applyATBlock(layer, x, count), await cpu.rowNormsSquaredBlock(layer, masks, count)];
+    const boundaries = new Set(callChunks(layer, 'gram', count).flatMap(([first, runs]) => [first, first + runs - 1]));
+    for (const b of [...boundaries, 21]) {
+      const [xb, maskb] = [x.subarray(b * n, (b + 1) * n), masks.subarray(b * n, (b + 1) * n)];
+      const single = await cpu.gramOperator(layer, maskb, slope2.subarray(b * m, (b + 1) * m));
+      const w = cpu.vectors.alloc(n);
+      await single.apply(cpu.vectors.upload(xb), w);
+      single.dispose();
+      expectClose(part(gram, b, n), await cpu.vectors.download(w), 1e-5);
+      expectClose(part(applied, b, m), await cpu.applyA(layer, xb), 1e-5);
+      expectClose(part(transposed, b, n), await cpu.applyAT(layer, xb), 1e-5);
+      expectClose(part(norms, b, m), await cpu.rowNormsSquared(layer, maskb), 1e-5);
+    }
+  } finally {
+    await cpu.dispose();
+  }
 });
 
 // WebGPU only: blocks through dense weights split across storage bindings, and combinations whose

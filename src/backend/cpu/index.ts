@@ -29,7 +29,7 @@ import {
   scaleApply,
   scaleRowNormsSquared,
 } from './js-kernels.js';
-import { createLayerSession, type OrtLayer, type OrtOperation, ortVersion, runSingle, sessionFootprint, tensor } from './onnx-kernels.js';
+import { type BatchDim, callChunks, createLayerSession, type OrtLayer, type OrtOperation, ortVersion, runSingle, sessionFootprint, tensor } from './onnx-kernels.js';
 
 /**
  * Dense layers whose call (weights × vectors) has fewer multiply-adds than this run as JS loops:
@@ -76,9 +76,15 @@ interface CachedSession {
   lastUse: number;
 }
 
-/** Sessions by (layer, operation), bounded in bytes, least recently used released first. */
+/**
+ * Sessions by (layer, operation, batch dimension), bounded in bytes, least recently used released
+ * first. Blocks run on a session with a symbolic batch dimension, one vector on a session with
+ * batch 1 unless the symbolic one is already there: a symbolic batch costs MNIST's first
+ * convolution about 20 µs a call (10%), nothing measurable elsewhere, and one session per layer
+ * keeps one copy of the weights.
+ */
 class SessionCache {
-  private readonly entries = new Map<OrtLayer, Map<OrtOperation, CachedSession>>();
+  private readonly entries = new Map<OrtLayer, Map<`${OrtOperation}/${BatchDim}`, CachedSession>>();
   private bytes = 0;
   private clock = 0;
 
@@ -91,12 +97,13 @@ class SessionCache {
   acquire(layer: OrtLayer, op: OrtOperation, count: number): CachedSession {
     let perLayer = this.entries.get(layer);
     if (!perLayer) this.entries.set(layer, (perLayer = new Map()));
-    let entry = perLayer.get(op);
+    const batch: BatchDim = count === 1 && !perLayer.has(`${op}/B`) ? 1 : 'B';
+    let entry = perLayer.get(`${op}/${batch}`);
     const bytes = sessionFootprint(layer, op, count);
     if (!entry) {
       this.evict(bytes);
-      entry = { session: createLayerSession(layer, op), bytes, pins: 0, lastUse: 0 };
-      perLayer.set(op, entry);
+      entry = { session: createLayerSession(layer, op, batch), bytes, pins: 0, lastUse: 0 };
+      perLayer.set(`${op}/${batch}`, entry);
       this.bytes += bytes;
     }
     entry.pins++;
@@ -117,12 +124,12 @@ class SessionCache {
   /** Release unpinned sessions, oldest first, until `incoming` more bytes fit the budget. */
   private evict(incoming: number) {
     if (this.bytes + incoming <= this.budget) return;
-    const candidates: [OrtLayer, OrtOperation, CachedSession][] = [];
-    for (const [layer, perLayer] of this.entries) for (const [op, e] of perLayer) if (e.pins === 0) candidates.push([layer, op, e]);
+    const candidates: [OrtLayer, `${OrtOperation}/${BatchDim}`, CachedSession][] = [];
+    for (const [layer, perLayer] of this.entries) for (const [key, e] of perLayer) if (e.pins === 0) candidates.push([layer, key, e]);
     candidates.sort((a, b) => a[2].lastUse - b[2].lastUse);
-    for (const [layer, op, e] of candidates) {
+    for (const [layer, key, e] of candidates) {
       if (this.bytes + incoming <= this.budget) break;
-      this.entries.get(layer)!.delete(op);
+      this.entries.get(layer)!.delete(key);
       this.bytes -= e.bytes;
       void e.session.then((s) => s.release()).catch(() => {});
     }
@@ -154,11 +161,24 @@ export class CpuBackend implements Backend {
     // Sessions are built lazily, per layer and operation, on first use.
   }
 
-  /** Run one operation's session on `feeds` (tensors of `count` vectors). */
-  private async run(layer: OrtLayer, op: OrtOperation, feeds: Record<string, ort.Tensor>, count: number): Promise<Float32Array> {
-    const entry = this.sessions.acquire(layer, op, count);
+  /**
+   * Run one operation's session on `count` vectors of `input` (shape `inShape` each), whose results
+   * have `outSize` values each: one call per chunk of the block (callChunks).
+   */
+  private async run(layer: OrtLayer, op: Exclude<OrtOperation, 'gram'>, input: Float32Array, count: number): Promise<Float32Array> {
+    const [inShape, outShape] = op === 'transpose' ? [layer.outputShape, layer.inputShape] : [layer.inputShape, layer.outputShape];
+    const [inSize, outSize] = [size(inShape), size(outShape)];
+    const name = { linear: 'x', transpose: 'u', rowNormsSquared: 'mask' }[op];
+    const chunks = callChunks(layer, op, count);
+    const entry = this.sessions.acquire(layer, op, chunks[0][1]);
     try {
-      return await runSingle(await entry.session, feeds);
+      const session = await entry.session;
+      if (chunks.length === 1) return await runSingle(session, { [name]: tensor(input, inShape, count) });
+      const out = new Float32Array(count * outSize);
+      for (const [first, n] of chunks) {
+        out.set(await runSingle(session, { [name]: tensor(input.subarray(first * inSize, (first + n) * inSize), inShape, n) }), first * outSize);
+      }
+      return out;
     } finally {
       this.sessions.unpin(entry);
     }
@@ -170,8 +190,7 @@ export class CpuBackend implements Backend {
     return d;
   }
 
-  // The single-vector operations are blocks of one: the symbolic batch dimension costs nothing
-  // measurable in a session call (bench: "operator throughput").
+  // The single-vector operations are blocks of one (on a batch-1 session, see SessionCache).
 
   forward(layer: AffineLayer, x: Float32Array): Promise<Float32Array> {
     return this.forwardBlock(layer, x, 1);
@@ -204,7 +223,7 @@ export class CpuBackend implements Backend {
   async applyABlock(layer: AffineLayer, v: Float32Array, count: number): Promise<Float32Array> {
     checkBlock('applyA', v, count, size(layer.inputShape));
     const big = ortLayer(layer, count);
-    if (big) return this.run(big, 'linear', { x: tensor(v, layer.inputShape, count) }, count);
+    if (big) return this.run(big, 'linear', v, count);
     switch (layer.kind) {
       case 'dense':
         return denseMatVec(layer.weight, layer.outputShape[0], layer.inputShape[0], v, count);
@@ -224,15 +243,19 @@ export class CpuBackend implements Backend {
     const y = await this.applyABlock(layer, x, count);
     if (layer.kind === 'avgpool') return y;
     const out = Float32Array.from(y);
-    const perChannel = size(layer.outputShape) / layer.bias.length;
-    for (let i = 0; i < out.length; i++) out[i] += layer.bias[Math.floor(i / perChannel) % layer.bias.length];
+    const channels = layer.bias.length;
+    const perChannel = size(layer.outputShape) / channels;
+    for (let start = 0, c = 0; start < out.length; start += perChannel, c = (c + 1) % channels) {
+      const b = layer.bias[c];
+      for (let i = start; i < start + perChannel; i++) out[i] += b;
+    }
     return out;
   }
 
   async applyATBlock(layer: AffineLayer, u: Float32Array, count: number): Promise<Float32Array> {
     checkBlock('applyAT', u, count, size(layer.outputShape));
     const big = ortLayer(layer, count);
-    if (big) return this.run(big, 'transpose', { u: tensor(u, layer.outputShape, count) }, count);
+    if (big) return this.run(big, 'transpose', u, count);
     switch (layer.kind) {
       case 'dense':
         return denseMatTVec(layer.weight, layer.outputShape[0], layer.inputShape[0], u, count);
@@ -246,7 +269,7 @@ export class CpuBackend implements Backend {
 
   async rowNormsSquaredBlock(layer: AffineLayer, masks: Float32Array, count: number): Promise<Float32Array> {
     checkBlock('rowNormsSquared', masks, count, size(layer.inputShape));
-    if (layer.kind === 'conv') return this.run(layer, 'rowNormsSquared', { mask: tensor(masks, layer.inputShape, count) }, count);
+    if (layer.kind === 'conv') return this.run(layer, 'rowNormsSquared', masks, count);
     switch (layer.kind) {
       case 'dense':
         return denseRowNormsSquared(layer.weight, layer.outputShape[0], layer.inputShape[0], masks, count);
@@ -282,7 +305,8 @@ export class CpuBackend implements Backend {
     };
     const big = ortLayer(layer, count);
     if (big) {
-      const entry = this.sessions.acquire(big, 'gram', count);
+      const chunks = callChunks(big, 'gram', count);
+      const entry = this.sessions.acquire(big, 'gram', chunks[0][1]);
       const cache = this.sessions;
       let s: ort.InferenceSession;
       try {
@@ -291,7 +315,11 @@ export class CpuBackend implements Backend {
         cache.unpin(entry);
         throw e;
       }
-      const feeds = { x: tensor(x32, layer.inputShape, count), d: tensor(d, layer.inputShape, count), l2: tensor(l2, layer.outputShape, count) };
+      // One call per chunk of runs, on views of the block (no copies).
+      const feeds = chunks.map(([first, runs]) => {
+        const view = (a: Float32Array, per: number) => a.subarray(first * per, (first + runs) * per);
+        return { x: tensor(view(x32, n), layer.inputShape, runs), d: tensor(view(d, n), layer.inputShape, runs), l2: tensor(view(l2, m), layer.outputShape, runs) };
+      });
       let disposed = false;
       return {
         dim: n,
@@ -299,7 +327,7 @@ export class CpuBackend implements Backend {
         async apply(x, out) {
           const [src, dst] = check(x, out);
           for (let i = 0; i < src.length; i++) x32[i] = src[i];
-          dst.set(await runSingle(s, feeds));
+          for (const [i, [first]] of chunks.entries()) dst.set(await runSingle(s, feeds[i]), first * n);
         },
         dispose() {
           if (!disposed) cache.unpin(entry);
