@@ -1,13 +1,19 @@
 // Row norms of a dense layer in one pass: r²_b = (W ⊙ W)·mask_b for one row block and up to four
-// masks of the block (same layout as gemv.wgsl: a workgroup per row and a pairwise sum).
-#include "common/dense_block.wgsl"
-#include "common/workgroup_sum4.wgsl"
+// masks of the block (the layout of gemv.wgsl, each weight squared as it is read).
+#include "common/dense_rows.wgsl"
 
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rowNormsSquared: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 256u;
+fn rowWeight(index: u32) -> f32 {
+  let w = weight[index];
+  return w * w;
+}
+
+fn rowInput(index: u32) -> f32 {
+  return mask[index];
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -20,18 +26,7 @@ fn main(
     return; // uniform across the workgroup
   }
   let vectors = vectorGroup(workgroup);
-  let cols = block.cols;
-  let m0 = vectors.x * cols;
-  var sum = vec4f(0.0);
-  for (var j = lane; j < cols; j += WORKGROUP_SIZE) {
-    let w = weight[row * cols + j];
-    let w2 = w * w;
-    sum.x = fma(w2, mask[m0 + j], sum.x);
-    if (vectors.y > 1u) { sum.y = fma(w2, mask[m0 + cols + j], sum.y); }
-    if (vectors.y > 2u) { sum.z = fma(w2, mask[m0 + 2u * cols + j], sum.z); }
-    if (vectors.y > 3u) { sum.w = fma(w2, mask[m0 + 3u * cols + j], sum.w); }
-  }
-  let total = workgroupSum4(lane, sum);
+  let total = rowSums4(row, lane, vectors);
   if (lane < vectors.y) {
     rowNormsSquared[(vectors.x + lane) * block.totalRows + block.rowOffset + row] = total[lane];
   }

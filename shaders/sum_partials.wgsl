@@ -1,7 +1,7 @@
 // Second level of the dot products: workgroup s adds the partialsPerDot (≤ 256) partial sums of
 // slot s pairwise and writes results[s], so one read-back returns every dot product of every run.
 // Workgroups are laid out in 2D when there are more slots than one dimension holds.
-#include "common/workgroup_sum.wgsl"
+#include "common/workgroup_sum4.wgsl"
 
 struct SumParams {
   partialsPerDot: u32,
@@ -26,7 +26,7 @@ fn main(
   if (lane < params.partialsPerDot) {
     value = partials[slot * params.partialsPerDot + lane];
   }
-  let total = workgroupSum(lane, value);
+  let total = workgroupSum4(lane, vec4f(value, 0.0, 0.0, 0.0)).x;
   if (lane == 0u) {
     results[slot] = total;
   }

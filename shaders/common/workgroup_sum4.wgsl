@@ -1,6 +1,6 @@
 // The sums of one vec4f per invocation over a 256-invocation workgroup, added pairwise (a tree,
-// for accuracy): four independent sums at once; every invocation receives the totals. It holds
-// barriers: call it from uniform control flow.
+// for accuracy): four independent sums at once (a single sum is the x of vec4f(value, 0, 0, 0));
+// every invocation receives the totals. It holds barriers: call it from uniform control flow.
 
 const SUM4_LANES: u32 = 256u;
 var<workgroup> sum4Lanes: array<vec4f, 256>;

@@ -15,10 +15,8 @@ import { denseOf, matTVec, matVec } from '../helpers/dense.js';
 import { affineLayers, poolLayers } from './layer-cases.js';
 import { expectClose, maxPoolReference, random, randomArray, randomMask } from './webgpu-reference.js';
 import { tryCreateWebGpuBackend } from './webgpu-setup.js';
+import { describeEachBackend, webgpuAvailable } from './backends.js';
 
-const webgpu = await tryCreateWebGpuBackend();
-const backends: [string, () => Promise<Backend>][] = [['cpu', async () => createCpuBackend()]];
-if (webgpu.backend) backends.push(['webgpu', async () => webgpu.backend!]);
 
 const COUNTS = [1, 3, 8];
 
@@ -40,15 +38,7 @@ function gramDense(a: ReturnType<typeof denseOf>, mask: ArrayLike<number> | null
   return matTVec(a, y).map((v, j) => (mask ? v * mask[j] : v));
 }
 
-describe.each(backends)('%s backend', (_name, make) => {
-  let backend: Backend;
-  beforeAll(async () => {
-    backend = await make();
-  });
-  afterAll(async () => {
-    await backend.dispose();
-  });
-
+describeEachBackend((backend) => {
   describe.each(affineLayers)('%s', (_label, layer: AffineLayer) => {
     const a = denseOf(layer);
     const [n, m] = [a.cols, a.rows];
@@ -58,10 +48,10 @@ describe.each(backends)('%s backend', (_name, make) => {
       const x = randomArray(count * n, rand);
       const u = randomArray(count * m, rand);
       const masks = runMasks(count, n, rand);
-      const forward = await backend.forwardBlock(layer, x, count);
-      const applied = await backend.applyABlock(layer, x, count);
-      const transposed = await backend.applyATBlock(layer, u, count);
-      const norms = await backend.rowNormsSquaredBlock(layer, masks, count);
+      const forward = await backend().forwardBlock(layer, x, count);
+      const applied = await backend().applyABlock(layer, x, count);
+      const transposed = await backend().applyATBlock(layer, u, count);
+      const norms = await backend().rowNormsSquaredBlock(layer, masks, count);
       for (const [block, length] of [[forward, m], [applied, m], [transposed, n], [norms, m]] as const) expect(block.length).toBe(count * length);
       for (let b = 0; b < count; b++) {
         const [xb, ub, maskb] = [x.subarray(b * n, (b + 1) * n), u.subarray(b * m, (b + 1) * m), masks.subarray(b * n, (b + 1) * n)];
@@ -71,10 +61,10 @@ describe.each(backends)('%s backend', (_name, make) => {
         expectClose(part(applied, b, m), matVec(a, xb, false));
         expectClose(part(transposed, b, n), matTVec(a, ub));
         expectClose(part(norms, b, m), rowNorms);
-        expectClose(part(forward, b, m), await backend.forward(layer, xb), 1e-5);
-        expectClose(part(applied, b, m), await backend.applyA(layer, xb), 1e-5);
-        expectClose(part(transposed, b, n), await backend.applyAT(layer, ub), 1e-5);
-        expectClose(part(norms, b, m), await backend.rowNormsSquared(layer, maskb), 1e-5);
+        expectClose(part(forward, b, m), await backend().forward(layer, xb), 1e-5);
+        expectClose(part(applied, b, m), await backend().applyA(layer, xb), 1e-5);
+        expectClose(part(transposed, b, n), await backend().applyAT(layer, ub), 1e-5);
+        expectClose(part(norms, b, m), await backend().rowNormsSquared(layer, maskb), 1e-5);
       }
     });
 
@@ -84,30 +74,30 @@ describe.each(backends)('%s backend', (_name, make) => {
       const masks = runMasks(count, n, rand);
       const slope2 = Float32Array.from({ length: count * m }, () => ((rand() + 1) / 2) ** 2);
       for (const [d, l2] of [[masks, slope2], [null, null], [masks, null], [null, slope2]] as const) {
-        const op = await backend.gramBlockOperator(layer, d, l2, count);
+        const op = await backend().gramBlockOperator(layer, d, l2, count);
         expect([op.dim, op.count]).toEqual([n, count]);
-        const input = backend.blocks.uploadBlock(x, count);
-        const out = backend.blocks.allocBlock(count, n);
+        const input = backend().blocks.uploadBlock(x, count);
+        const out = backend().blocks.allocBlock(count, n);
         await op.apply(input, out);
-        const result = await backend.blocks.downloadBlock(out);
+        const result = await backend().blocks.downloadBlock(out);
         for (let b = 0; b < count; b++) {
           const xb = x.subarray(b * n, (b + 1) * n);
           const maskb = d && d.subarray(b * n, (b + 1) * n);
           const l2b = l2 && l2.subarray(b * m, (b + 1) * m);
           expectClose(part(result, b, n), gramDense(a, maskb, l2b, xb));
           // The same run through the single-vector operator.
-          const single = await backend.gramOperator(layer, maskb, l2b);
-          const v = backend.vectors.upload(xb);
-          const w = backend.vectors.alloc(n);
+          const single = await backend().gramOperator(layer, maskb, l2b);
+          const v = backend().vectors.upload(xb);
+          const w = backend().vectors.alloc(n);
           await single.apply(v, w);
-          expectClose(part(result, b, n), await backend.vectors.download(w), 1e-5);
+          expectClose(part(result, b, n), await backend().vectors.download(w), 1e-5);
           single.dispose();
-          backend.vectors.free(v);
-          backend.vectors.free(w);
+          backend().vectors.free(v);
+          backend().vectors.free(w);
         }
         op.dispose();
-        backend.blocks.freeBlock(input);
-        backend.blocks.freeBlock(out);
+        backend().blocks.freeBlock(input);
+        backend().blocks.freeBlock(out);
       }
     });
   });
@@ -118,22 +108,22 @@ describe.each(backends)('%s backend', (_name, make) => {
       const rand = random(300 + count);
       const x = randomArray(count * n, rand);
       const masks = runMasks(count, n, rand);
-      const pooled = await backend.maxPoolBlock(layer, x, count);
-      const maskOut = await backend.poolMaskBlock(layer, masks, count);
+      const pooled = await backend().maxPoolBlock(layer, x, count);
+      const maskOut = await backend().poolMaskBlock(layer, masks, count);
       expect([pooled.length, maskOut.length]).toEqual([count * m, count * m]);
       for (let b = 0; b < count; b++) {
         const [xb, maskb] = [x.subarray(b * n, (b + 1) * n), masks.subarray(b * n, (b + 1) * n)];
         expectClose(part(pooled, b, m), maxPoolReference(layer, xb), 1e-6);
         expect(Array.from(part(maskOut, b, m))).toEqual(Array.from(maxPoolReference(layer, maskb, true)));
-        expect(Array.from(part(pooled, b, m))).toEqual(Array.from(await backend.maxPool(layer, xb)));
+        expect(Array.from(part(pooled, b, m))).toEqual(Array.from(await backend().maxPool(layer, xb)));
       }
     });
   });
 
   test('a block whose length is not count × the layer size is refused', async () => {
     const layer = affineLayers[0][1];
-    await expect(backend.applyABlock(layer, new Float32Array(size(layer.inputShape) * 2 + 1), 2)).rejects.toThrow();
-    await expect(backend.gramBlockOperator(layer, new Float32Array(size(layer.inputShape)), null, 2)).rejects.toThrow();
+    await expect(backend().applyABlock(layer, new Float32Array(size(layer.inputShape) * 2 + 1), 2)).rejects.toThrow();
+    await expect(backend().gramBlockOperator(layer, new Float32Array(size(layer.inputShape)), null, 2)).rejects.toThrow();
   });
 
   describe('BlockVectorOps', () => {
@@ -149,7 +139,7 @@ describe.each(backends)('%s backend', (_name, make) => {
     }
 
     test.each([1, 4, 6, 9])('dotsRuns and combineRuns with %i basis blocks: run-major coefficients, per run', async (k) => {
-      const ops = backend.blocks;
+      const ops = backend().blocks;
       const [xData, ...basisData] = data(k + 1);
       const x = ops.uploadBlock(xData, count);
       const basis = basisData.map((b) => ops.uploadBlock(b, count));
@@ -170,7 +160,7 @@ describe.each(backends)('%s backend', (_name, make) => {
     });
 
     test('scaleRuns, axpyRuns, copyBlock, combineRuns of nothing', async () => {
-      const ops = backend.blocks;
+      const ops = backend().blocks;
       const [xData, yData] = data(2);
       const x = ops.uploadBlock(xData, count);
       const y = ops.uploadBlock(yData, count);
@@ -192,8 +182,8 @@ describe.each(backends)('%s backend', (_name, make) => {
     });
 
     test('setRun, getRun and gatherRuns move single runs in and out', async () => {
-      const ops = backend.blocks;
-      const vectors = backend.vectors;
+      const ops = backend().blocks;
+      const vectors = backend().vectors;
       const [xData] = data(1);
       const x = ops.uploadBlock(xData, count);
       const fresh = Float64Array.from({ length: dim }, rand);
@@ -221,8 +211,8 @@ describe.each(backends)('%s backend', (_name, make) => {
       const masks = runMasks(count, n, rand);
       const slope2 = Float32Array.from({ length: count * m }, () => (rand() + 1) / 2);
       const start = Float64Array.from({ length: count * n }, rand);
-      const op = await backend.gramBlockOperator(layer, masks, slope2, count);
-      const ops = backend.blocks;
+      const op = await backend().gramBlockOperator(layer, masks, slope2, count);
+      const ops = backend().blocks;
       let v = ops.uploadBlock(start, count);
       let w = ops.allocBlock(count, n);
       const rayleigh: Float64Array[] = [];
@@ -234,19 +224,19 @@ describe.each(backends)('%s backend', (_name, make) => {
         [v, w] = [w, v];
       }
       for (let b = 0; b < count; b++) {
-        const single = await backend.gramOperator(layer, masks.subarray(b * n, (b + 1) * n), slope2.subarray(b * m, (b + 1) * m));
-        let p = backend.vectors.upload(start.subarray(b * n, (b + 1) * n));
-        let q = backend.vectors.alloc(n);
+        const single = await backend().gramOperator(layer, masks.subarray(b * n, (b + 1) * n), slope2.subarray(b * m, (b + 1) * m));
+        let p = backend().vectors.upload(start.subarray(b * n, (b + 1) * n));
+        let q = backend().vectors.alloc(n);
         for (let step = 0; step < 5; step++) {
           await single.apply(p, q);
-          const pq = await backend.vectors.dot(p, q);
+          const pq = await backend().vectors.dot(p, q);
           expect(Math.abs(pq - rayleigh[step][b])).toBeLessThanOrEqual(1e-4 * Math.abs(pq));
-          backend.vectors.scale(1 / Math.sqrt(await backend.vectors.dot(q, q)), q);
+          backend().vectors.scale(1 / Math.sqrt(await backend().vectors.dot(q, q)), q);
           [p, q] = [q, p];
         }
         single.dispose();
-        backend.vectors.free(p);
-        backend.vectors.free(q);
+        backend().vectors.free(p);
+        backend().vectors.free(q);
       }
       op.dispose();
       ops.freeBlock(v);
@@ -322,7 +312,7 @@ test('CPU: blocks larger than one session call\'s working set are split into cal
 
 // WebGPU only: blocks through dense weights split across storage bindings, and combinations whose
 // dispatches straddle an automatic submit (the coefficient buffer must survive it).
-const gpuSuite = webgpu.backend ? describe : describe.skip;
+const gpuSuite = webgpuAvailable ? describe : describe.skip;
 gpuSuite('WebGPU blocks', () => {
   let gpu: Backend;
   beforeAll(async () => {

@@ -15,6 +15,7 @@ import type ort from 'onnxruntime-node';
 import { size, type AffineLayer, type MaxPoolLayer, type Network } from '../../model/ir.js';
 import { invariant } from '../../errors.js';
 import type { Backend, BlockGramOperator, DeviceBlock, GramOperator } from '../backend.js';
+import { BlocksOfOneBackend } from '../blocks-of-one.js';
 import { asCpuBlock, CpuBlock, cpuBlockVectors, cpuVectors } from './vectors.js';
 import {
   avgPoolDivisors,
@@ -44,15 +45,8 @@ function ortLayer(layer: AffineLayer, count: number): OrtLayer | null {
   return layer.kind === 'conv' || (layer.kind === 'dense' && layer.weight.length * count >= SMALL_DENSE_MACS) ? layer : null;
 }
 
-/** A cache of all-ones arrays by length (identity masks and slopes), never written. */
-const onesCache = new Map<number, Float32Array>();
 function ones(n: number): Float32Array {
-  let a = onesCache.get(n);
-  if (!a) {
-    if (onesCache.size > 64) onesCache.clear();
-    onesCache.set(n, (a = new Float32Array(n).fill(1)));
-  }
-  return a;
+  return new Float32Array(n).fill(1);
 }
 
 function checkBlock(what: string, data: ArrayLike<number>, count: number, n: number): void {
@@ -143,7 +137,7 @@ class SessionCache {
   }
 }
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends BlocksOfOneBackend {
   readonly name = 'cpu';
   readonly adapter: string;
   readonly vectors = cpuVectors;
@@ -152,6 +146,7 @@ export class CpuBackend implements Backend {
   private readonly divisors = new Map<AffineLayer, Float32Array>();
 
   constructor(options: CpuBackendOptions = {}) {
+    super();
     const cpus = os.cpus();
     this.adapter = `${cpus[0]?.model?.trim() ?? 'CPU'}, ${os.availableParallelism()} threads (onnxruntime-node ${ortVersion})`;
     this.sessions = new SessionCache(options.sessionBudgetBytes ?? DEFAULT_SESSION_BUDGET);
@@ -190,32 +185,7 @@ export class CpuBackend implements Backend {
     return d;
   }
 
-  // The single-vector operations are blocks of one (on a batch-1 session, see SessionCache).
-
-  forward(layer: AffineLayer, x: Float32Array): Promise<Float32Array> {
-    return this.forwardBlock(layer, x, 1);
-  }
-
-  applyA(layer: AffineLayer, v: Float32Array): Promise<Float32Array> {
-    return this.applyABlock(layer, v, 1);
-  }
-
-  applyAT(layer: AffineLayer, u: Float32Array): Promise<Float32Array> {
-    return this.applyATBlock(layer, u, 1);
-  }
-
-  rowNormsSquared(layer: AffineLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.rowNormsSquaredBlock(layer, mask, 1);
-  }
-
-  maxPool(layer: MaxPoolLayer, x: Float32Array): Promise<Float32Array> {
-    return this.maxPoolBlock(layer, x, 1);
-  }
-
-  poolMask(layer: MaxPoolLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.poolMaskBlock(layer, mask, 1);
-  }
-
+  /** The Gram operator of one vector: a block of one run, whose block is that vector's array. */
   gramOperator(layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<GramOperator> {
     return this.gramBlockOperator(layer, domainMask, slopeSquared, 1).then(singleRunGram);
   }

@@ -4,7 +4,8 @@
  * D Aᵀ Λ² A D is five or so dispatches and no read-back — for one vector or a block of B runs alike
  * (each kernel dispatch covers the whole block).
  */
-import type { Backend, BlockGramOperator, GramOperator } from '../backend.js';
+import type { BlockGramOperator, GramOperator } from '../backend.js';
+import { BlocksOfOneBackend } from '../blocks-of-one.js';
 import type { AffineLayer, MaxPoolLayer, Network } from '../../model/ir.js';
 import { size } from '../../model/ir.js';
 import { invariant, LipcertError } from '../../errors.js';
@@ -13,7 +14,7 @@ import { GpuLayers, linearGroups } from './layers.js';
 import type { GpuRuntime } from './runtime.js';
 import { asGpuBlock, asGpuVector, GpuBlockOps, GpuVectorOps } from './vectors.js';
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend extends BlocksOfOneBackend {
   readonly name = 'webgpu';
   readonly vectors: GpuVectorOps;
   readonly blocks: GpuBlockOps;
@@ -24,6 +25,7 @@ export class WebGpuBackend implements Backend {
     private readonly runtime: GpuRuntime,
     readonly adapter: string,
   ) {
+    super();
     this.vectors = new GpuVectorOps(runtime);
     this.blocks = new GpuBlockOps(runtime);
     this.layers = new GpuLayers(runtime);
@@ -41,32 +43,6 @@ export class WebGpuBackend implements Backend {
         throw new LipcertError('BACKEND_UNAVAILABLE', `the GPU has too little memory for ${network.name}'s weights (${error.message}); use the CPU backend`);
       }
     }
-  }
-
-  // Single vectors are blocks of one: the kernels are the same dispatches with batch = 1.
-
-  forward(layer: AffineLayer, x: Float32Array): Promise<Float32Array> {
-    return this.forwardBlock(layer, x, 1);
-  }
-
-  applyA(layer: AffineLayer, v: Float32Array): Promise<Float32Array> {
-    return this.applyABlock(layer, v, 1);
-  }
-
-  applyAT(layer: AffineLayer, u: Float32Array): Promise<Float32Array> {
-    return this.applyATBlock(layer, u, 1);
-  }
-
-  rowNormsSquared(layer: AffineLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.rowNormsSquaredBlock(layer, mask, 1);
-  }
-
-  maxPool(layer: MaxPoolLayer, x: Float32Array): Promise<Float32Array> {
-    return this.maxPoolBlock(layer, x, 1);
-  }
-
-  poolMask(layer: MaxPoolLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.poolMaskBlock(layer, mask, 1);
   }
 
   async gramOperator(layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<GramOperator> {
