@@ -56,8 +56,10 @@ export interface DeviceBlock {
 /**
  * BLAS-1 style operations on blocks, run by run: run b of the result depends only on run b of the
  * operands, with its own coefficient. Coefficient arrays are run-major: entry b·k + i belongs to
- * run b and basis block i (k = basis.length), the layout `dotsRuns` returns, so the output of one
- * can feed the other (and on a GPU both stay in one storage buffer).
+ * run b and basis block i (k = basis.length), the layout `dotsRuns` returns. On a GPU the dot
+ * products are summed into, and the coefficients read from, storage buffers of this layout, so
+ * device-resident Lanczos can feed one into the other without a read-back. The GPU keeps vectors
+ * and coefficients in float32, the CPU in float64.
  */
 export interface BlockVectorOps {
   /** A zero-filled block of `count` vectors of length `dim`. */
