@@ -6,8 +6,7 @@
 import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
-import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
-import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
+import { globalBound, nominalPass, SpectralSolver } from './layer-bounds.js';
 import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
@@ -123,7 +122,8 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       // The computed top-1 class is not certainly the exact network's: nothing is certified.
       radius = { local: 0, localUpper: 0, global: 0, evaluations: 0, relativeTolerance: radiusTolerance, seconds: 0, method: method.name, quality: 'exact', marginResolved: false };
       unitsDone += 2;
-    } else if (options.radius && global && (method.name !== 'paper' || solver !== estimator)) {
+    } else if (options.radius && global) {
+      // The search runs on estimates; with certificates, its result is then certified (methods.ts).
       const radiusStart = performance.now();
       const globalRadius = certifiedMargin / (Math.SQRT2 * global.bound);
       let evaluation = 0;
@@ -132,34 +132,6 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         phase = radiusPhase(evaluation, e);
       }, onLayer);
       radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
-      unitsDone += 2;
-    } else if (options.radius && global) {
-      const radiusStart = performance.now();
-      const globalRadius = certifiedMargin / (Math.SQRT2 * global.bound);
-      let evaluation = 0;
-      const screen = solver.withTolerance(SCREEN_TOLERANCE);
-      const search = await certifiedRadius(
-        certifiedMargin,
-        globalRadius,
-        async (e, precision) => {
-          evaluation++;
-          phase = radiusPhase(evaluation, e);
-          return (await localBound(network, backend, nominal, e, precision === 'screen' ? screen : solver, onLayer)).bound;
-        },
-        radiusTolerance,
-        { screening: SCREEN_TOLERANCE > tolerance },
-      );
-      radius = {
-        local: search.lower,
-        localUpper: search.upper,
-        global: globalRadius,
-        evaluations: search.evaluations,
-        relativeTolerance: radiusTolerance,
-        seconds: (performance.now() - radiusStart) / 1000,
-        method: 'paper',
-        quality: 'estimate',
-        marginResolved: true,
-      };
       unitsDone += 2;
     }
     options.onProgress?.({ phase: 'done', fraction: 1, message: 'done' });

@@ -10,13 +10,14 @@ import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
 import { CertifiedSolver, DEFAULT_DELTA } from './certificates.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
+import type { NormSolver } from './norms.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
 import { marginRatio, type TightBound, tightLocalBound } from './tight.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
 export interface MethodImpl {
   name: BoundMethod;
-  local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: SpectralSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
+  local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   /**
    * Certified at ε iff this is < 1. `gaps[j]` is a lower bound of the exact y_c − y_j at x0
    * (float32 rounding accounted for, rounding.ts), +Infinity at j = c.
@@ -55,7 +56,7 @@ export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
 }
 
 /** A CertifiedSolver when options ask for certificates; null for estimates. */
-export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): SpectralSolver | null {
+export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): NormSolver | null {
   const mode = options.certificate ?? 'estimate';
   if (mode === 'estimate') return null;
   if (mode !== 'deterministic' && mode !== 'probabilistic') throw new BadInputError(`unknown certificate '${mode as string}'`);
@@ -81,12 +82,12 @@ export async function certifiedSearch(
   cls: number,
   start: number,
   estimator: SpectralSolver,
-  solver: SpectralSolver,
+  solver: NormSolver,
   tolerance: number,
   onEvaluation: (eps: number) => void,
   onLayer?: (index: number) => void,
 ): Promise<RadiusSearchResult> {
-  const evaluate = async (s: SpectralSolver, e: number) => {
+  const evaluate = async (s: NormSolver, e: number) => {
     onEvaluation(e);
     return method.local(network, backend, nominal, e, s, cls, onLayer);
   };

@@ -12,7 +12,8 @@ import type { Backend } from '../backend/backend.js';
 import { invariant } from '../errors.js';
 import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, type Network, size } from '../model/ir.js';
 import { absoluteLayer, gramIterationBound } from './certificates.js';
-import { maxPoolLipschitz, maxPoolOverlap, type NominalPass, type SpectralSolver } from './layer-bounds.js';
+import { maxPoolLipschitz, maxPoolOverlap, type NominalPass, } from './layer-bounds.js';
+import type { NormSolver } from './norms.js';
 import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from './types.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
@@ -108,7 +109,7 @@ function poolWindows(layer: MaxPoolLayer): Int32Array[] {
 const exact = (value: number): SpectralNormReport => ({ value, quality: 'exact', iterations: 0, relativeChange: 0, relativeResidual: 0, converged: true });
 
 /** ||Λ A D|| through the solver, with the closed forms of the paper's layer-bounds.ts. */
-async function affineNorm(solver: SpectralSolver, key: string, index: number, layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
+async function affineNorm(solver: NormSolver, key: string, index: number, layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
   if (slopeSquared && slopeSquared.every((v) => v === 0)) return exact(0);
   if (mask && mask.every((v) => v === 0)) return exact(0);
   if (layer.kind === 'scale') {
@@ -153,7 +154,7 @@ export async function tightLocalBound(
   backend: Backend,
   nominal: NominalPass,
   eps: number,
-  solver: SpectralSolver,
+  solver: NormSolver,
   cls: number,
   onLayer?: (index: number) => void,
 ): Promise<TightBound> {
