@@ -1,14 +1,10 @@
 /**
- * How errors reach a GraphQL client: a LipcertError (the user's mistake) becomes a GraphQLError with
- * its code in `extensions.code`; anything else is our bug and is reported as INTERNAL_SERVER_ERROR.
+ * How errors reach a GraphQL client, in one place: the service throws only LipcertError (the user's
+ * mistake), which becomes a GraphQLError with its code in `extensions.code`; anything else is our bug
+ * and is reported as INTERNAL_SERVER_ERROR.
  */
 import { GraphQLError } from 'graphql';
-import { LipcertError, type ErrorCode } from '../errors.js';
-
-/** A user mistake found by the server itself (as opposed to the library). */
-export function userError(code: ErrorCode, message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code } });
-}
+import { LipcertError } from '../errors.js';
 
 export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof GraphQLError) return error;

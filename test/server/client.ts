@@ -91,12 +91,12 @@ export async function waitFor<T>(what: string, poll: () => Promise<T | undefined
 }
 
 export const RUN_FIELDS = `
-  id status progress message cached eps radius backend adapter requestedBackend
+  id status progress message cached eps radius method certificate delta seed backend adapter requestedBackend
   error { code message }
   timings { createdAt startedAt finishedAt queuedSeconds computeSeconds }
   result {
-    class margin engineVersion tolerance
-    globalBound { bound quality layers { index bound quality } }
-    local { eps bound quality seconds layers { index kind bound quality epsIn } }
-    radius { local localUpper global globalQuality evaluations }
+    class margin engineVersion tolerance method certificate delta failureProbability
+    globalBound { bound quality method certificate failureProbability layers { index bound quality certificate } }
+    local { eps bound quality method failureProbability seconds layers { index kind bound quality certificate epsIn } }
+    radius { local localUpper global globalQuality method quality failureProbability evaluations }
   }`;
