@@ -21,3 +21,9 @@ export function runErrorOf(error: unknown): { code: string; message: string } {
   const e = error instanceof Error ? error : new Error(String(error));
   return { code: 'INTERNAL_SERVER_ERROR', message: e.message };
 }
+
+/** The row, or NOT_FOUND naming what was looked for. */
+export function found<T>(row: T | null, what: string, id: string): T {
+  if (row === null) throw new LipcertError('NOT_FOUND', `no ${what} with id '${id}'`);
+  return row;
+}

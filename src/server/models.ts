@@ -12,6 +12,7 @@ import { type Layer, type Network, parameterCount } from '../model/ir.js';
 import { importOnnx } from '../model/onnx-import.js';
 import { sha256Hex } from '../store/cache-key.js';
 import type { ModelRow, Store } from '../store/db.js';
+import { found } from './errors.js';
 import type { LayerParams, ModelLayer } from './generated/graphql.js';
 
 const NETWORKS_IN_MEMORY = 4;
@@ -66,9 +67,7 @@ export class Models {
   }
 
   async get(id: string): Promise<ModelRow> {
-    const model = await this.find(id);
-    if (!model) throw new LipcertError('NOT_FOUND', `no model with id '${id}'`);
-    return model;
+    return found(await this.find(id), 'model', id);
   }
 
   /** Imports ONNX bytes: `created` is false when the same bytes were imported before. */

@@ -10,7 +10,7 @@ import type { Backend, BackendName } from '../backend/backend.js';
 import { createBackend } from '../backend/select.js';
 import { CancelledError, LipcertError } from '../errors.js';
 import type { RunRow, Store } from '../store/db.js';
-import { runErrorOf } from './errors.js';
+import { found, runErrorOf } from './errors.js';
 import { isTerminal, RunEvents, type RunEventPayload, type RunStatus } from './events.js';
 import { float32Of, type Inputs } from './inputs.js';
 import type { Models } from './models.js';
@@ -87,9 +87,7 @@ export class Runs {
   }
 
   async get(id: string): Promise<RunRow> {
-    const run = await this.find(id);
-    if (!run) throw new LipcertError('NOT_FOUND', `no run with id '${id}'`);
-    return run;
+    return found(await this.find(id), 'run', id);
   }
 
   /** The state of a run as subscribers see it: in memory while it is active, else from the store. */

@@ -100,3 +100,14 @@ export const RUN_FIELDS = `
     local { eps bound quality method failureProbability seconds layers { index kind bound quality certificate epsIn } }
     radius { local localUpper global globalQuality method quality failureProbability evaluations }
   }`;
+
+/** Imports the MNIST fixture and adds its image 8 (MNIST normalisation): the ids of both. */
+export async function importMnist8(url: string): Promise<{ m: string; i: string }> {
+  const model = await gql(url, `mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id } }`, { onnx: fixtureBase64('mnist_lenet.onnx') });
+  const input = await gql(
+    url,
+    `mutation($m: ID!, $png: String!, $mean: [Float!], $std: [Float!]) { addInput(modelId: $m, pngBase64: $png, mean: $mean, std: $std) { id } }`,
+    { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
+  );
+  return { m: model.data.importModel.id, i: input.data.addInput.id };
+}

@@ -14,7 +14,7 @@ import { ENGINE_VERSION } from '../../src/bounds/certify.js';
 import { DEFAULTS } from '../../src/bounds/defaults.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { cacheKey } from '../../src/store/cache-key.js';
-import { MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, reference, tempDataDir } from './client.js';
+import { RUN_FIELDS, codeOf, collectSubscription, gql, importMnist8, reference, tempDataDir } from './client.js';
 
 const ref = reference().models.mnist_lenet.images['8'];
 const relativeError = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
@@ -42,13 +42,7 @@ describe('startRun: method and certificate', () => {
 
   beforeAll(async () => {
     server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu' });
-    const model = await gql(server.url, `mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id } }`, { onnx: fixtureBase64('mnist_lenet.onnx') });
-    const input = await gql(
-      server.url,
-      `mutation($m: ID!, $png: String!, $mean: [Float!], $std: [Float!]) { addInput(modelId: $m, pngBase64: $png, mean: $mean, std: $std) { id } }`,
-      { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
-    );
-    ids = { m: model.data.importModel.id, i: input.data.addInput.id };
+    ids = await importMnist8(server.url);
   });
   afterAll(async () => {
     await server?.stop();

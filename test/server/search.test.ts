@@ -7,7 +7,7 @@
 import { ENGINE_VERSION } from '../../src/bounds/certify.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { cacheKey } from '../../src/store/cache-key.js';
-import { MNIST_NORM, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, waitFor } from './client.js';
+import { codeOf, collectSubscription, gql, importMnist8, tempDataDir, waitFor } from './client.js';
 
 const quiet = () => undefined;
 const RESULT = `id status cached lowerBounds attacks error { code message }
@@ -34,15 +34,7 @@ describe('runs with lower bounds and attacks', () => {
 
   beforeAll(async () => {
     server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu' });
-    const model = await gql(server.url, `mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id } }`, {
-      onnx: fixtureBase64('mnist_lenet.onnx'),
-    });
-    const input = await gql(
-      server.url,
-      `mutation($m: ID!, $png: String!, $mean: [Float!], $std: [Float!]) { addInput(modelId: $m, pngBase64: $png, mean: $mean, std: $std) { id } }`,
-      { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
-    );
-    ids = { m: model.data.importModel.id, i: input.data.addInput.id };
+    ids = await importMnist8(server.url);
   });
   afterAll(async () => {
     await server?.stop();
