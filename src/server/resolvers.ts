@@ -11,6 +11,7 @@ import { LipcertError } from '../errors.js';
 import type { RunRow } from '../store/db.js';
 import { toGraphQLError } from './errors.js';
 import type { Resolvers } from './generated/graphql.js';
+import type { RunEventPayload } from './events.js';
 import type { LayerDescription } from './models.js';
 import { requestOf } from './run-request.js';
 import { modelGlobalBound } from './run-result.js';
@@ -84,7 +85,7 @@ export function makeResolvers(service: LipcertService): Resolvers {
           stream.startWith(runs.stateOf(run));
           return stream;
         },
-        resolve: (payload: unknown) => payload as never,
+        resolve: (payload: RunEventPayload) => payload,
       },
     },
 
@@ -135,7 +136,7 @@ export function makeResolvers(service: LipcertService): Resolvers {
       attacks: (r) => requestOf(r).attack?.methods ?? [],
       error: (r) => (r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null),
       // The stored result's shape is the API's (run-result.ts); its enums are the library's names.
-      result: (r) => runs.resultOf(r) as never,
+      result: (r) => runs.resultOf(r),
       timings: (r) => r,
     },
 

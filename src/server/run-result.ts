@@ -6,8 +6,9 @@
  */
 import type { AnalysisResult } from '../analysis/analyse.js';
 import type { CertificateMode } from '../bounds/certificates.js';
-import type { BoundMethod, NetworkBound, RadiusResult } from '../bounds/types.js';
+import type { BoundMethod, BoundQuality, NetworkBound, RadiusResult } from '../bounds/types.js';
 import type { ModelRow } from '../store/db.js';
+import type { CertifyResult as ApiResult } from './generated/graphql.js';
 
 /** How a stored bound was obtained. */
 export interface Provenance {
@@ -30,9 +31,9 @@ export function modelGlobalBound(model: Pick<ModelRow, 'globalResult' | 'globalM
 }
 
 /** The radius with the quality and failure probability of the bound that certifies it. */
-function describedRadius(radius: RadiusResult, provenance: Provenance, globalQuality: string | null) {
+function describedRadius(radius: RadiusResult, provenance: Provenance, globalQuality: BoundQuality | null) {
   // 'exact' factors only would still certify: the radius is UPPER unless a factor is an estimate.
-  const quality = radius.quality === undefined || radius.quality === 'estimate' ? 'estimate' : 'upper';
+  const quality: BoundQuality = radius.quality === undefined || radius.quality === 'estimate' ? 'estimate' : 'upper';
   return {
     ...radius,
     method: radius.method ?? provenance.method,
@@ -43,7 +44,7 @@ function describedRadius(radius: RadiusResult, provenance: Provenance, globalQua
 }
 
 /** A stored result, legacy or not, in the API's terms. */
-export function describedResult(stored: AnalysisResult, model: Pick<ModelRow, 'globalResult' | 'globalMethod' | 'globalCertificate'> | null) {
+export function describedResult(stored: AnalysisResult, model: Pick<ModelRow, 'globalResult' | 'globalMethod' | 'globalCertificate'> | null): ApiResult {
   const provenance: Provenance = { method: stored.method ?? 'paper', certificate: stored.certificate ?? 'estimate' };
   const globalBound = stored.global ? describedBound(stored.global, provenance) : model ? modelGlobalBound(model) : null;
   return {

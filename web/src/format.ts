@@ -67,9 +67,9 @@ export const CERTIFICATE_LABEL: Record<Certificate, string> = {
   ESTIMATE: 'estimated norms',
 };
 export const CERTIFICATE_CHOICES: [Certificate, string][] = [
-  ['PROBABILISTIC', 'certified, probabilistic (Lanczos, fails with probability ≤ δ)'],
-  ['DETERMINISTIC', 'certified, deterministic (slower, looser)'],
-  ['ESTIMATE', 'estimated (Lanczos, from below: not a guarantee)'],
+  ['PROBABILISTIC', 'certified, probabilistic'],
+  ['DETERMINISTIC', 'certified, deterministic (looser)'],
+  ['ESTIMATE', 'estimated (not a guarantee)'],
 ];
 
 export const STATUS_LABEL: Record<RunStatus, string> = {

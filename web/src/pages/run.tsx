@@ -248,7 +248,7 @@ function RadiusCard({ result, attacks }: { result: CertifyResult; attacks: Attac
       what: 'Certified radius (global bound)',
       detail: 'δ / (√2 · L_global)',
       value: r.global,
-      badge: <QualityBadge quality={r.globalQuality ?? result.globalBound?.quality} />,
+      badge: <QualityBadge quality={r.globalQuality ?? result.globalBound?.quality} failureProbability={result.globalBound?.failureProbability} />,
       kind: 'certified',
     });
     rows.push({
