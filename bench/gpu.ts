@@ -33,7 +33,7 @@ function packageRoot(): string {
 
 const ROOT = packageRoot();
 const EPS = [0.001, 0.01, 0.1, 1.0];
-/** The paper's local-bound times on a GTX 1080 Ti (method.md, Table II), seconds. */
+/** The paper's local-bound times on a GTX 1080 Ti (docs/method.md, Table II), seconds. */
 const PAPER_SECONDS: Record<string, number> = { mnist_lenet: 0.1, cifar10_net: 1, vgg16: 52 * 60 };
 
 type Reference = { models: Record<string, { images: Record<string, { local_bound_converged: Record<string, number> }> }> };

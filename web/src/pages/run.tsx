@@ -197,7 +197,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
         <Card title="Lipschitz bound against ε" class="span-2">
           <LipschitzChart result={result} lower={lower} />
           <p class="caption">
-            Local bound L(x₀, ε) by the {METHOD_LABEL[result.method]} with {CERTIFICATE_LABEL[result.certificate]} ({localQuality === 'ESTIMATE' ? `spectral norms estimated to a relative tolerance of ${num(result.tolerance)}` : localQuality ? `guaranteed${result.failureProbability ? `, every certified number of this run failing with probability at most ${num(result.failureProbability, 3)} in all` : ''}` : 'none asked for'}) against the
+            Local bound L(x₀, ε) by {result.method === 'TIGHT' ? 'the ' : ''}{METHOD_LABEL[result.method]} with {CERTIFICATE_LABEL[result.certificate]} ({localQuality === 'ESTIMATE' ? `spectral norms estimated to a relative tolerance of ${num(result.tolerance)}` : localQuality ? `guaranteed${result.failureProbability ? `, every certified number of this run failing with probability at most ${num(result.failureProbability, 3)} in all` : ''}` : 'none asked for'}) against the
             global bound; lower bounds {lower.length ? 'are ratios found by search (L is at least this)' : 'were not computed by this server'}. Below the dotted
             threshold δ/(√2·ε), no perturbation of size ε changes the class.
           </p>
