@@ -15,6 +15,7 @@ import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
 import { throughputSection } from './throughput.js';
+import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { loadInputFile } from '../src/model/input.js';
 
@@ -57,7 +58,7 @@ if (sections.includes('bounds')) console.log('| --- | --- | --- | --- | --- | --
 for (const model of sections.includes('bounds') ? MODELS : []) {
   const network = importOnnxFile(path.join(fixtures, model.file));
   const x0 = loadInputFile(path.join(fixtures, model.input), network);
-  await certify(network, x0, backend, { eps: epsList, radius: true }); // warm-up: sessions, JIT
+  await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: epsList, radius: true }); // warm-up: sessions, JIT
   // Rounds of one radius and one bound per ε, so that the radius ÷ bound ratio compares runs made
   // in the same minutes of a shared machine's varying load.
   const radiusTimes: number[] = [];
@@ -65,12 +66,12 @@ for (const model of sections.includes('bounds') ? MODELS : []) {
   const iterations = epsList.map(() => 0);
   let evaluations = 0;
   for (let r = 0; r < runs; r++) {
-    const result = await certify(network, x0, backend, { eps: [], radius: true });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [], radius: true });
     radiusTimes.push(result.radius!.seconds);
     evaluations = result.radius!.evaluations;
     for (const [i, eps] of epsList.entries()) {
       // Each run is a fresh certify() call: no warm starts carried over from the previous run.
-      const bound = (await certify(network, x0, backend, { eps: [eps] })).local[0];
+      const bound = (await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [eps] })).local[0];
       boundTimes[i].push(bound.seconds);
       iterations[i] = bound.layers.reduce((a, l) => a + (l.spectral?.iterations ?? 0), 0);
     }

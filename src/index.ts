@@ -4,7 +4,8 @@
  *   const network = await importOnnxFileChecked('model.onnx');   // or importOnnxChecked(bytes): import + cross-check
  *   const x0 = await loadInputFile('x.png', network, { mean, std });
  *   const backend = await createBackend('auto');
- *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
+ *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });   // tight, certified (defaults.ts)
+ *   const all = await analyse(network, x0, backend, { eps: [0.01], radius: true, lower: {}, attacks: { methods: ['pgd'] } });
  *   const lower = await lowerBounds(network, x0, backend, { eps: [0.01], seed: 1 });   // found by search
  *   const found = await attacks(network, x0, backend, { methods: ['pgd'] });          // adversarial upper bounds
  */
@@ -16,6 +17,8 @@ export { randomInput, resolveModel, ZOO_MODELS } from './model/zoo/index.js';
 export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';
 export { createBackend } from './backend/select.js';
 export { certify, ENGINE_VERSION } from './bounds/certify.js';
+export { DEFAULTS, PAPER_REPRODUCTION } from './bounds/defaults.js';
+export { analyse, type AnalysisOptions, type AnalysisProgress, type AnalysisResult } from './analysis/analyse.js';
 export { lowerBounds, type LowerBoundEntry, type LowerBoundOptions, type LowerBoundsResult, type LowerMethod } from './bounds/lower.js';
 export { attackAt, attacks, type AttackEntry, type AttackMethod, type AttackOptions, type AttacksResult } from './bounds/attacks.js';
 export type { Backend, BackendName } from './backend/backend.js';

@@ -16,6 +16,7 @@ import { size } from '../model/ir.js';
 import type { Backend, DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 import { CancelledError } from '../errors.js';
 import { Rng } from '../random.js';
+import { DEFAULT_DELTA } from './defaults.js';
 import type { SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
 import { tridiagonalEigen } from './spectral.js';
@@ -23,7 +24,6 @@ import type { SpectralNormReport } from './types.js';
 
 /** Which spectral norms may enter a reported bound. */
 export type CertificateMode = 'deterministic' | 'probabilistic' | 'estimate';
-export const DEFAULT_DELTA = 1e-3;
 /** KW inflation 1/(1−ε) aimed at: the Lanczos step count is chosen for it. */
 export const DEFAULT_KW_EPSILON = 4e-3;
 

@@ -33,6 +33,11 @@ export function topTwo(logits: ArrayLike<number>): { cls: number; margin: number
   return { cls: best, margin: logits.length > 1 ? logits[best] - second : Infinity };
 }
 
+/** Units of work certify() reports its progress over: the global bound and each ε one each, the radius two. */
+export function progressUnits(options: Pick<CertifyOptions, 'eps' | 'global' | 'radius'>): number {
+  return (options.global || options.radius ? 1 : 0) + (options.eps?.length ?? 0) + (options.radius ? 2 : 0) || 1;
+}
+
 export async function certify(network: Network, x0: Float32Array, backend: Backend, options: CertifyOptions): Promise<CertifyResult> {
   const started = performance.now();
   const eps = options.eps ?? [];
@@ -47,8 +52,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const layerCount = network.layers.length;
   const wantGlobal = options.global || options.radius;
 
-  // Progress: the global bound and each ε count one unit each; the radius counts two.
-  const units = (wantGlobal ? 1 : 0) + eps.length + (options.radius ? 2 : 0) || 1;
+  const units = progressUnits(options);
   let unitsDone = 0;
   const report = (event: Omit<ProgressEvent, 'fraction'>, within = 0) => {
     options.onProgress?.({ ...event, fraction: Math.min(1, (unitsDone + within) / units) });

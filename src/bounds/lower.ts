@@ -1,6 +1,6 @@
 /**
  * Lower bounds on the local Lipschitz constant L(x0, ε) = sup_{||x − x0|| ≤ ε} ||f(x) − f(x0)|| / ||x − x0||
- * (method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
+ * (docs/method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
  * (gradient ascent and random sampling): every ratio at an actual point of the ball is a lower
  * bound, so these are labelled `kind: 'lower'` and sit below the certified bounds of certify().
  * - 'random': the best ratio over points drawn uniformly in the ball;

@@ -8,7 +8,8 @@
 import type { Backend } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
-import { CertifiedSolver, DEFAULT_DELTA } from './certificates.js';
+import { CertifiedSolver } from './certificates.js';
+import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
@@ -49,7 +50,7 @@ export const TIGHT: MethodImpl = {
 };
 
 export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
-  const name = options.method ?? 'paper';
+  const name = options.method ?? DEFAULT_METHOD;
   if (name === 'paper') return PAPER;
   if (name === 'tight') return TIGHT;
   throw new BadInputError(`unknown method '${name as string}' (expected paper or tight)`);
@@ -57,7 +58,7 @@ export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
 
 /** A CertifiedSolver when options ask for certificates; null for estimates. */
 export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): NormSolver | null {
-  const mode = options.certificate ?? 'estimate';
+  const mode = options.certificate ?? DEFAULT_CERTIFICATE;
   if (mode === 'estimate') return null;
   if (mode !== 'deterministic' && mode !== 'probabilistic') throw new BadInputError(`unknown certificate '${mode as string}'`);
   const delta = options.delta ?? DEFAULT_DELTA;

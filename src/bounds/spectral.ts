@@ -1,6 +1,6 @@
 /**
  * Spectral norms ||Λ A D|| = sqrt(λ_max(D Aᵀ Λ² A D)) by thick-restart Lanczos with
- * reorthogonalisation (method.md, "Computation at scale"), run to a stated tolerance instead of the
+ * reorthogonalisation (docs/method.md, "Computation at scale"), run to a stated tolerance instead of the
  * paper's fixed 100 power steps. A Ritz value never exceeds λ_max, so the result is an estimate from
  * below; its relative change over the last step and its relative residual are reported with it.
  */
