@@ -149,6 +149,20 @@ export function gramIterationBound(gram: Float64Array, n: number, iterations: nu
   }
 }
 
+/** G = R Rᵀ of a block of `count` rows of length `width` (row-major), in float64. */
+export function rowGram(rows: ArrayLike<number>, count: number, width: number): Float64Array {
+  const gram = new Float64Array(count * count);
+  for (let a = 0; a < count; a++)
+    for (let b = a; b < count; b++) {
+      let s = 0;
+      const ra = a * width;
+      const rb = b * width;
+      for (let i = 0; i < width; i++) s += rows[ra + i] * rows[rb + i];
+      gram[a * count + b] = gram[b * count + a] = s;
+    }
+  return gram;
+}
+
 /** The smaller Gram matrix of M = Λ W D for a dense layer: M Mᵀ (m ≤ n) or Mᵀ M. */
 function denseGram(layer: AffineLayer & { kind: 'dense' }, mask: Float32Array | null, slopeSquared: Float32Array | null): { gram: Float64Array; dim: number } {
   const m = layer.outputShape[0];
@@ -160,17 +174,10 @@ function denseGram(layer: AffineLayer & { kind: 'dense' }, mask: Float32Array | 
   for (let j = 0; j < n; j++) if (!mask || mask[j] !== 0) cols.push(j);
   const rowScale = rows.map((i) => (slopeSquared ? Math.sqrt(slopeSquared[i]) : 1));
   if (rows.length <= cols.length) {
-    const p = rows.length;
-    const gram = new Float64Array(p * p);
-    for (let a = 0; a < p; a++)
-      for (let b = a; b < p; b++) {
-        let s = 0;
-        const ra = rows[a] * n;
-        const rb = rows[b] * n;
-        for (const j of cols) s += w[ra + j] * w[rb + j];
-        gram[a * p + b] = gram[b * p + a] = s * rowScale[a] * rowScale[b];
-      }
-    return { gram, dim: p };
+    // The rows of M, restricted to D's columns and scaled by Λ.
+    const block = new Float64Array(rows.length * cols.length);
+    rows.forEach((i, a) => cols.forEach((j, c) => (block[a * cols.length + c] = w[i * n + j] * rowScale[a])));
+    return { gram: rowGram(block, rows.length, cols.length), dim: rows.length };
   }
   const p = cols.length;
   const gram = new Float64Array(p * p);

@@ -1,6 +1,6 @@
 /**
  * The bound methods behind certify(): 'paper' (Algorithm 1 and Proposition 6, unchanged) and 'tight'
- * (tight.ts), each with its radius criterion, and the radius search that ends on a certificate: the
+ * (tight/), each with its radius criterion, and the radius search that ends on a certificate: the
  * search runs on warm-started Lanczos estimates, then the radius found is re-checked with freshly
  * computed certificates (fresh Gaussian starts), and shrunk until the certified bound passes; when
  * certificates sit far above the estimates, a second search runs on certified bounds.
@@ -13,7 +13,7 @@ import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.j
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
-import { marginRatio, type TightBound, tightLocalBound } from './tight.js';
+import { marginRatio, type TightBound, tightLocalBound } from './tight/index.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
 export interface MethodImpl {

@@ -7,7 +7,7 @@
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify } from '../../src/bounds/certify.js';
 import { Rng } from '../../src/random.js';
-import { slopeInterval, type TightBound } from '../../src/bounds/tight.js';
+import { slopeInterval, type TightBound } from '../../src/bounds/tight/index.js';
 import type { Network } from '../../src/model/ir.js';
 import { denseEvaluator } from '../helpers/dense.js';
 import { conv, dense, everyKindNetwork, flatten, maxpool, network, randomWeights } from '../helpers/random-networks.js';
