@@ -4,8 +4,9 @@
  * builds the backend's sessions; radius and bound runs alternate, so their ratio compares like with like.
  * Then operator throughput, one vector per call against blocks of B (bench/throughput.ts), on the
  * fixture networks and Fashion-MNIST's CNN.
- * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only bounds|throughput,
- * --blocks 1,4,16,64.
+ * First, the default path against the paper's estimate path (bench/default-path.ts).
+ * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,bounds,throughput,
+ * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
+import { defaultPathSection, fixtureSubject, zooSubject } from './default-path.js';
 import { throughputSection } from './throughput.js';
 import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
@@ -33,7 +35,9 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'cpu' },
     runs: { type: 'string', default: '15' },
     eps: { type: 'string', default: '0.001,0.01,0.1,1' },
-    only: { type: 'string', default: 'bounds,throughput' },
+    only: { type: 'string', default: 'default,bounds,throughput' },
+    rounds: { type: 'string', default: '5' },
+    imagenet: { type: 'boolean', default: false },
     blocks: { type: 'string', default: '1,4,16,64' },
   },
 });
@@ -52,6 +56,13 @@ const epsList = values.eps!.split(',').map(Number);
 const backend = await createBackend(values.backend as BackendName);
 console.log(`machine: ${os.cpus()[0]?.model?.trim()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
 console.log(`backend: ${backend.name} (${backend.adapter}); ${runs} runs after one warm-up, medians\n`);
+if (sections.includes('default')) {
+  // The fixtures, and with --imagenet also AlexNet and VGG-16 from the zoo (one round each: minutes).
+  const subjects = [fixtureSubject('MNIST net', root, 'mnist_lenet.onnx', 'mnist_lenet_x0.npy'), fixtureSubject('CIFAR-10 net', root, 'cifar10_net.onnx', 'cifar10_net_x0.npy')];
+  const specs = ['mnist_lenet', 'cifar10_net'];
+  await defaultPathSection(subjects, specs, Number(values.rounds), values.backend as BackendName);
+  if (values.imagenet) await defaultPathSection([zooSubject('zoo:alexnet'), zooSubject('zoo:vgg16')], ['zoo:alexnet', 'zoo:vgg16'], 1, values.backend as BackendName);
+}
 if (sections.includes('bounds')) console.log('Targets (2-core machine): MNIST net local bound ≤ 20 ms, CIFAR-10 net ≤ 0.5 s, certified radius ≤ 10× one bound.\n');
 if (sections.includes('bounds')) console.log('| model | eps | local bound (median) | min | iterations (all layers) | certified radius | radius evaluations | radius ÷ this bound | authors\' code, 2-core CPU |');
 if (sections.includes('bounds')) console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');

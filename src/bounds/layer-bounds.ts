@@ -146,7 +146,7 @@ export async function globalBound(network: Network, solver: NormSolver, onLayer?
   for (const [index, layer] of network.layers.entries()) {
     onLayer?.(index);
     if (isAffine(layer)) {
-      const spectral = await affineNorm(solver, `global:${index}`, index, layer, null, null);
+      const spectral = await affineNorm(solver, `global:${index}`, index, layer, null, null, 'coarse');
       layers.push({ ...baseReport(index, layer), bound: spectral.value, quality: spectral.quality, spectral });
     } else if (layer.kind === 'maxpool') {
       layers.push({ ...baseReport(index, layer), bound: maxPoolLipschitz(layer), quality: 'exact' });

@@ -7,6 +7,13 @@
 import { type AffineLayer, size } from '../model/ir.js';
 import type { BoundQuality, SpectralNormReport } from './types.js';
 
+/**
+ * How precisely a certified norm is wanted: 'full' for the factors of a reported bound, 'coarse'
+ * for norms whose few percent change the reported numbers little (the global bound's factors, the
+ * tight method's correction spreads). Estimates ignore it; certificates are valid either way.
+ */
+export type NormPrecision = 'full' | 'coarse';
+
 /** A source of ||Λ A D|| for one affine layer: estimates from below, or certified upper bounds. */
 export interface NormSolver {
   /** Relative tolerance of its estimates (certificates report theirs in the result). */
@@ -15,7 +22,7 @@ export interface NormSolver {
    * ||Λ A D|| with D = domainMask and Λ² = slopeSquared (null: identity). `key` names the
    * quantity across calls (a solver may reuse work for the same key, never the result itself).
    */
-  norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport>;
+  norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null, precision?: NormPrecision): Promise<SpectralNormReport>;
   dispose(): void;
 }
 
@@ -45,11 +52,12 @@ export function affineNorm(
   layer: AffineLayer,
   mask: Float32Array | null,
   slopeSquared: Float32Array | null,
+  precision: NormPrecision = 'full',
 ): Promise<SpectralNormReport> {
   if (layer.kind === 'scale') return Promise.resolve(exactSpectral(diagonalNorm(layer, mask, slopeSquared)));
   if (slopeSquared && slopeSquared.every((v) => v === 0)) return Promise.resolve(exactSpectral(0));
   if (mask && mask.every((v) => v === 0)) return Promise.resolve(exactSpectral(0));
-  return solver.norm(key, index, layer, mask, slopeSquared);
+  return solver.norm(key, index, layer, mask, slopeSquared, precision);
 }
 
 /** The quality of a product: the worst of its factors' ('estimate' < 'upper' < 'exact'). */

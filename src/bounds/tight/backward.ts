@@ -39,11 +39,31 @@ export async function backwardBlock(backend: Backend, layer: Layer, state: Layer
     out = rows; // flatten
   }
   if (state.mask) {
-    if (out === rows) out = Float32Array.from(rows);
-    const mask = state.mask;
-    for (let b = 0; b < count; b++) for (let i = 0; i < n; i++) if (mask[i] === 0) out[b * n + i] = 0;
+    const masked = maskedIndices(state);
+    if (masked.length > 0) {
+      if (out === rows) out = Float32Array.from(rows);
+      for (let b = 0; b < count; b++) {
+        const base = b * n;
+        for (let k = 0; k < masked.length; k++) out[base + masked[k]] = 0;
+      }
+    }
   }
   return out;
+}
+
+const maskedCache = new WeakMap<Float32Array, Int32Array>();
+
+/** The indices where the layer's input mask is 0 (computed once per mask). */
+function maskedIndices(state: LayerState): Int32Array {
+  const mask = state.mask!;
+  let masked = maskedCache.get(mask);
+  if (!masked) {
+    const list: number[] = [];
+    for (let i = 0; i < mask.length; i++) if (mask[i] === 0) list.push(i);
+    masked = Int32Array.from(list);
+    maskedCache.set(mask, masked);
+  }
+  return masked;
 }
 
 /**
@@ -60,7 +80,8 @@ export async function prefixChangeBounds(sweep: Sweep, l: number, rows: Float32A
   let n = size(network.layers[l].inputShape);
   if (mask) {
     g = Float32Array.from(rows);
-    for (let b = 0; b < count; b++) for (let i = 0; i < n; i++) if (mask[i] === 0) g[b * n + i] = 0;
+    const masked = maskedIndices({ mask });
+    for (let b = 0; b < count; b++) for (let k = 0; k < masked.length; k++) g[b * n + masked[k]] = 0;
   }
   // min(||g||·T_t·ε, Σ|g_i|·dev_i) for each row at the input of layer t.
   const main = (block: Float32Array, width: number, t: number, out: Float64Array, add: Float64Array | null) => {

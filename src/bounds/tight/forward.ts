@@ -133,7 +133,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     sweep.layers.push({ ...base, bound: spectral.value, quality: spectral.quality, certificate: spectral.certificate, lambdaZero: zero, lambdaPartial: partial, lambdaOne: one, spectral });
     bound = spectral.value;
     if (unstable.length > 0) {
-      const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared);
+      const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared, 'coarse');
       sweep.reports.push(spreadNorm);
       sweep.spreads.set(index, { spread: spreadNorm.value, unstable: unstable.length, from: index, spectral: spreadNorm });
     }
@@ -191,7 +191,7 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
     const feeding = sweep.states[index - 1];
     if (previous && isAffine(previous) && previous.relu && feeding?.slopeSquared) {
       const restricted = feeding.slopeSquared.map((v, i) => (candidate[i] ? v : 0));
-      const norm = await affineNorm(solver, `tight-pool:${index}`, index - 1, previous, feeding.mask, restricted);
+      const norm = await affineNorm(solver, `tight-pool:${index}`, index - 1, previous, feeding.mask, restricted, 'coarse');
       sweep.reports.push(norm);
       sweep.spreads.set(index, { spread: spread * norm.value, unstable: unstable.length, from: index - 1, spectral: norm });
     } else {
