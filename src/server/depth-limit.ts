@@ -1,6 +1,8 @@
 /**
  * A validation rule that rejects operations nested deeper than a limit (fragments are followed),
  * so a cyclic path such as model → inputs → model → … cannot make one request arbitrarily costly.
+ * Introspection (`__schema`, `__type`) is exempt: the standard introspection query nests 15 deep,
+ * and its cost is bounded by the query cost limit (query-limits.ts) instead.
  */
 import { GraphQLError, Kind, type ASTVisitor, type FragmentDefinitionNode, type SelectionSetNode, type ValidationContext } from 'graphql';
 
@@ -14,6 +16,7 @@ export function depthLimit(maxDepth: number): (context: ValidationContext) => AS
       let deepest = 0;
       for (const selection of set.selections) {
         if (selection.kind === Kind.FIELD) {
+          if (selection.name.value.startsWith('__')) continue; // introspection
           deepest = Math.max(deepest, selection.selectionSet ? 1 + depthOf(selection.selectionSet, visited) : 1);
         } else if (selection.kind === Kind.INLINE_FRAGMENT) {
           deepest = Math.max(deepest, depthOf(selection.selectionSet, visited));
