@@ -26,7 +26,7 @@ import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
 import { LipcertService } from './service.js';
 import { hostCheck, verifyUpgrade, type AllowedHosts } from './host-check.js';
-import { DEFAULT_MAX_COST, nestingGuard, queryCostPlugin, MAX_TOKENS } from './query-limits.js';
+import { DEFAULT_MAX_COST, sourceGuard, queryCostPlugin, MAX_TOKENS } from './query-limits.js';
 import { connectionAuthorised, exposureProblem, requireToken } from './token.js';
 import { prepareOperation, resultWithCodes } from './ws-operations.js';
 import { defaultWebDir, webApp } from './web-app.js';
@@ -181,7 +181,7 @@ async function serve(
   app.use('/app', webApp(options.webDir ?? defaultWebDir()));
   const allowOrigins = cors(corsOrigins);
   const authorised = requireToken(options.token);
-  app.use('/graphql', allowOrigins, authorised, express.json({ limit: bodyLimit }), nestingGuard, expressMiddleware(apollo));
+  app.use('/graphql', allowOrigins, authorised, express.json({ limit: bodyLimit }), sourceGuard, expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
   app.options('/models', allowOrigins);
   app.post(

@@ -1,6 +1,6 @@
 /**
  * How a graphql-ws `subscribe` message becomes an operation, with the same limits and error codes
- * as HTTP (Apollo): the nesting scan, parsing with a token limit (GRAPHQL_PARSE_FAILED), validation
+ * as HTTP (Apollo): the nesting and token scan, parsing with a token limit (GRAPHQL_PARSE_FAILED), validation
  * with the server's rules (GRAPHQL_VALIDATION_FAILED), the cost limit (QUERY_TOO_COMPLEX); and every
  * error of a result carries a code (INTERNAL_SERVER_ERROR where a resolver gave none).
  */
@@ -16,7 +16,7 @@ import {
   type GraphQLSchema,
   type ValidationRule,
 } from 'graphql';
-import { costError, MAX_TOKENS, nestingError } from './query-limits.js';
+import { costError, MAX_TOKENS, sourceError } from './query-limits.js';
 
 /** A copy of `error` with `code` in extensions unless it has one. */
 export function withCode(error: GraphQLError, code: string): GraphQLError {
@@ -43,8 +43,8 @@ export function prepareOperation(
   limits: OperationLimits,
   payload: { query: string; operationName?: string | null; variables?: Record<string, unknown> | null },
 ): ExecutionArgs | readonly GraphQLError[] {
-  const nested = nestingError(payload.query);
-  if (nested) return [nested];
+  const tooLarge = sourceError(payload.query);
+  if (tooLarge) return [tooLarge];
   let document: DocumentNode;
   try {
     document = parse(payload.query, { maxTokens: MAX_TOKENS });

@@ -131,7 +131,7 @@ describe('a server with LIPCERT_TOKEN', () => {
   });
 
   test('HTTP /graphql and /models without the token: 401 UNAUTHENTICATED; with it: served', async () => {
-    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }]) {
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }] as Record<string, string>[]) {
       const r = await post(server.url, QUERY, headers);
       expect(r.status).toBe(401);
       expect(r.body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
