@@ -160,7 +160,7 @@ async function serve(
           await wsCleanup.dispose();
         },
         async renderLandingPage() {
-          return { html: graphiqlPage };
+          return { html: () => graphiqlPage(options.token !== undefined) };
         },
       };
     },
@@ -176,7 +176,7 @@ async function serve(
 
   app.use(hostCheck(allowedHosts)); // DNS rebinding: only the names this server answers to
   app.get('/', async (_req, res) => {
-    res.type('html').send(await graphiqlPage());
+    res.type('html').send(await graphiqlPage(options.token !== undefined));
   });
   app.use('/app', webApp(options.webDir ?? defaultWebDir()));
   const allowOrigins = cors(corsOrigins);
