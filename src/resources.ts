@@ -4,21 +4,22 @@
  * (global bound, local bounds, radius, lower bounds and attacks), and the check that refuses a
  * model over the limit (`LIPCERT_MAX_MEMORY_MB`) with RESOURCE_LIMIT.
  *
- * The estimate adds what can be alive at once (docs: bench/memory.ts measures it against the
- * process's peak RSS; it must never be below it):
+ * The estimate is the larger of two phases, each the sum of what can be alive in it, with a margin
+ * for allocator overhead (bench/memory.ts measures it against the process's peak RSS; it must never
+ * be below it). Import: the process, the ONNX bytes, their decoded tensors and the layers' copies.
+ * Analysis:
  * - the process itself (Node, onnxruntime, the server's libraries);
- * - the ONNX bytes and their decoded tensors during import, the network's weights after it, and
- *   the |W| copies of the deterministic certificates (certificates.ts absoluteLayer);
+ * - the network's weights, and the |W| copies of the certificates (certificates.ts absoluteLayer);
  * - onnxruntime sessions: each holds its weights and an arena (sessionFootprint), the cache keeps
  *   at most its budget plus the session in use;
  * - activations: the nominal pass keeps every layer's input and pre-activation, the tight method
  *   its boxes, masks and slopes, its decomposition one backward row per output (≤ 64 outputs), the
  *   searches their gradients;
- * - Lanczos (spectral.ts): basisSizeFor(n) vectors of n float64 plus the working ones, and warm
- *   starts per layer; the KW certificate keeps all kwSteps(n) vectors of its plain Lanczos;
+ * - Lanczos (spectral.ts): basisSizeFor(n) vectors of n float64 plus the working ones, or, for a
+ *   probabilistic certificate, the kwSteps(n) vectors its plain Lanczos keeps (one norm at a time:
+ *   the larger of the two), and warm starts per layer;
  * - the Gram operator's float32 staging vectors.
- * Each term is counted at its largest layer; terms that are never alive together are still added
- * (the garbage of one phase may outlive it), and the sum gets a margin for allocator overhead.
+ * Each term is counted at its largest layer (or summed over layers where every layer keeps one).
  */
 import os from 'node:os';
 import { DEFAULT_SESSION_BUDGET } from './backend/cpu/index.js';
@@ -56,6 +57,8 @@ export interface MemoryEstimate {
   /** The terms before the margin, in bytes. */
   parts: {
     process: number;
+    /** The ONNX bytes, decoded tensors and layer copies at import (a phase of its own). */
+    import: number;
     weights: number;
     sessions: number;
     activations: number;
@@ -72,8 +75,8 @@ function ortLayers(network: Network): OrtLayer[] {
 export function estimatePeakMemory(network: Network, analysis: AnalysisShape = MOST_DEMANDING): MemoryEstimate {
   const certified = analysis.certificate !== 'estimate';
   const weightBytes = 4 * parameterCount(network);
-  // Import: the file, its decoded tensors, the layers' copies; then the |W| copies of the certificates.
-  const weights = 3 * weightBytes + (certified ? weightBytes : 0);
+  const importing = 3 * weightBytes;
+  const weights = (certified ? 2 : 1) * weightBytes;
 
   const ops: OrtOperation[] = ['linear', 'transpose', 'rowNormsSquared', 'gram'];
   const footprints = ortLayers(network).flatMap((layer) => ops.map((op) => sessionFootprint(layer, op)));
@@ -101,11 +104,11 @@ export function estimatePeakMemory(network: Network, analysis: AnalysisShape = M
   const kw = analysis.certificate === 'probabilistic' ? 8 * n * (kwSteps(n, analysis.delta, DEFAULT_KW_EPSILON) + 4) : 0;
   const warmStarts = 8 * WARM_STARTS_PER_LAYER * affine.reduce((a, l) => a + size(l.inputShape), 0);
   const staging = 4 * (4 * n + 2 * m);
-  const spectral = lanczos + kw + warmStarts + staging;
+  const spectral = Math.max(lanczos, kw) + warmStarts + staging;
 
-  const parts = { process: PROCESS_BYTES, weights, sessions, activations, spectral };
-  const sum = Object.values(parts).reduce((a, b) => a + b, 0);
-  return { bytes: Math.ceil(MARGIN * sum), parts };
+  const parts = { process: PROCESS_BYTES, import: importing, weights, sessions, activations, spectral };
+  const analysing = PROCESS_BYTES + weights + sessions + activations + spectral;
+  return { bytes: Math.ceil(MARGIN * Math.max(PROCESS_BYTES + importing, analysing)), parts };
 }
 
 export interface ResourceLimits {
