@@ -2,6 +2,8 @@
  * startServer(): the lipcert GraphQL server on one port — Apollo Server 5 over express 5 for
  * queries and mutations at /graphql, graphql-ws on the same path for subscriptions, an offline
  * GraphiQL page at /, the web page at /app (dist/web, see web-app.ts), and the store (Prisma 7 + SQLite) under the data directory.
+ * Before any GraphQL, a request passes the Host and Origin checks (host-check.ts), the API token
+ * (token.ts) and the size and cost limits (query-limits.ts; ws-operations.ts for graphql-ws).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
