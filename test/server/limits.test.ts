@@ -95,6 +95,7 @@ describe('a server with query and input limits', () => {
     const [big, small] = await Promise.all([gql(server.url, aliases), gql(server.url, '{ models { id name } }')]);
     const smallSeconds = (performance.now() - started) / 1000;
     expect(codeOf(big)).toBe('QUERY_TOO_COMPLEX');
+    expect(big.status).toBe(400);
     expect(big.errors![0].message).toBe('the request has more than 5000 tokens (names, punctuation, values): split it');
     expect(small.errors).toBeUndefined();
     expect(small.data.models).toHaveLength(1);
@@ -108,6 +109,7 @@ describe('a server with query and input limits', () => {
     const page = `query($n: Int) { runs(first: $n) { nodes { ${RUN_FIELDS} } } }`;
     const refused = await gql(server.url, page, { n: 500 });
     expect(codeOf(refused)).toBe('QUERY_TOO_COMPLEX');
+    expect(refused.status).toBe(400);
     expect(refused.errors![0].message).toMatch(/^the request would cost \d+ \(fields times list sizes\); the limit is 100000/);
     const small = await gql(server.url, page, { n: 5 });
     expect(small.errors).toBeUndefined();
@@ -118,6 +120,10 @@ describe('a server with query and input limits', () => {
     const deep = '{' + 'models { inputs { model { '.repeat(700) + 'id' + ' } } }'.repeat(700) + '}';
     const http = await gql(server.url, deep);
     expect(codeOf(http)).toBe('QUERY_TOO_COMPLEX');
+    const deepGet = '{' + 'models { inputs { model { '.repeat(30) + 'id' + ' } } }'.repeat(30) + '}'; // 91 levels, a short URL
+    const get = await fetch(`${server.url}?query=${encodeURIComponent(deepGet)}`, { headers: { 'apollo-require-preflight': '1' } });
+    expect(get.status).toBe(400);
+    expect(((await get.json()) as any).errors[0].extensions.code).toBe('QUERY_TOO_COMPLEX');
     expect(http.errors![0].message).toMatch(/nests 2101 levels deep; the limit is 64/);
     const ws = await collectSubscription(server.wsUrl, deep, {}, 10_000);
     expect((ws.error as { extensions?: { code?: string } }[])[0].extensions?.code).toBe('QUERY_TOO_COMPLEX');
