@@ -15,6 +15,7 @@ import { BadInputError, LipcertError } from './errors.js';
 import type { Network } from './model/ir.js';
 import { registerAttackCommand } from './cli/attack.js';
 import { registerAuditCommand } from './cli/audit.js';
+import { registerDatasetCommand } from './cli/dataset.js';
 import { describeExport, exportCommand } from './cli/export.js';
 import { loadModelAndInput, parseNumberList } from './cli/shared.js';
 import { registerLowerCommand } from './cli/lower.js';
@@ -168,6 +169,7 @@ export function buildProgram(): Command {
   registerAttackCommand(program);
   registerTableCommand(program);
   registerAuditCommand(program);
+  registerDatasetCommand(program);
   return program;
 }
 
