@@ -3,6 +3,7 @@
  * (CPU model, cores) and the backend. Figures are medians over repeated runs after a warm-up run that
  * builds the backend's sessions; radius and bound runs alternate, so their ratio compares like with like.
  * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E.
+ * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -20,6 +21,12 @@ const fixtures = path.join(root, 'fixtures');
 // `--model zoo:alexnet|zoo:vgg16|FILE.onnx`: the ImageNet-scale benchmark (per phase, per layer, peak memory).
 if (process.argv.includes('--model')) {
   await (await import('./imagenet.js')).imagenetBench(process.argv.slice(2));
+  process.exit(0);
+}
+
+// `--dataset`: images per second of the dataset path (one process), bench/dataset.ts; minutes, so opt-in.
+if (process.argv.includes('--dataset')) {
+  await (await import('./dataset.js')).datasetBench(process.argv.slice(2), fixtures);
   process.exit(0);
 }
 

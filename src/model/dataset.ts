@@ -148,7 +148,7 @@ export function bindNpz(data: NpzData, network: Network, norm: Normalisation = {
   const plane = n / channels;
   const normalise = data.pixels === 'uint8' || norm.mean !== undefined || norm.std !== undefined;
   const { mean, std } = channelNormalisation(norm, channels);
-  const scale = data.pixels === 'uint8' ? 1 / 255 : 1;
+  const pixels = data.pixels === 'uint8'; // divided by 255 exactly as model/input.ts does for PNGs
   return {
     source,
     count: data.count,
@@ -160,7 +160,8 @@ export function bindNpz(data: NpzData, network: Network, norm: Normalisation = {
       const out = new Float32Array(n);
       for (let c = 0; c < channels; c++) {
         for (let p = 0; p < plane; p++) {
-          const value = stored[layout === 'chw' ? c * plane + p : p * channels + c] * scale;
+          const raw = stored[layout === 'chw' ? c * plane + p : p * channels + c];
+          const value = pixels ? raw / 255 : raw;
           out[c * plane + p] = normalise ? (value - mean[c]) / std[c] : value;
         }
       }
