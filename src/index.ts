@@ -7,15 +7,22 @@
  *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
  *   const lower = await lowerBounds(network, x0, backend, { eps: [0.01], seed: 1 });   // found by search
  *   const found = await attacks(network, x0, backend, { methods: ['pgd'] });          // adversarial upper bounds
+ *   const data = loadDataset('test.npz', network, { mean, std });                     // or an ImageFolder directory
+ *   const record = await certifyImage(network, backend, data.image(0), data.labels[0], 0, { eps: [], radius: true, method: 'tight', certificate: 'probabilistic' });
+ *   const { accuracy, certifiedAccuracy } = summarise([record]);                      // or certifyDataset() for the loop
  */
 export { importOnnx, importOnnxFile } from './model/onnx-import.js';
 export { exportOnnx, exportOnnxFile } from './model/onnx-export.js';
 export { randomInput, resolveModel, ZOO_MODELS } from './model/zoo/index.js';
 export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';
+export { bindNpz, type Dataset, type DatasetOptions, loadDataset, loadImageFolder, type NpzData, readNpz } from './model/dataset.js';
 export { createBackend } from './backend/select.js';
 export { certify, ENGINE_VERSION } from './bounds/certify.js';
 export { lowerBounds, type LowerBoundEntry, type LowerBoundOptions, type LowerBoundsResult, type LowerMethod } from './bounds/lower.js';
 export { attackAt, attacks, type AttackEntry, type AttackMethod, type AttackOptions, type AttacksResult } from './bounds/attacks.js';
+export { certifyImage, type ImageCertifyOptions, type ImageRecord, imageRecord } from './dataset/certify-image.js';
+export { type AccuracyPoint, certifiedAccuracyAt, certifiedAccuracyCurve, type DatasetSummary, summarise } from './dataset/summary.js';
+export { certifyDataset, type DatasetCertifyOptions, type DatasetResult } from './dataset/certify-dataset.js';
 export type { Backend, BackendName } from './backend/backend.js';
 export type * from './bounds/types.js';
 export type * from './model/ir.js';
