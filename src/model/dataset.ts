@@ -180,13 +180,23 @@ function readBytes(file: string): Buffer {
 
 /** Entries of a directory in sorted order (code-unit order, as Python sorts), hidden ones left out. */
 function visibleEntries(dir: string): { name: string; full: string; isDir: boolean }[] {
-  return fs
-    .readdirSync(dir)
+  const names = (() => {
+    try {
+      return fs.readdirSync(dir);
+    } catch (e) {
+      throw new BadInputError(`cannot list directory '${dir}' (${(e as NodeJS.ErrnoException).code})`);
+    }
+  })();
+  return names
     .filter((name) => !name.startsWith('.'))
     .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
     .map((name) => {
       const full = path.join(dir, name);
-      return { name, full, isDir: fs.statSync(full).isDirectory() }; // statSync follows links, like torchvision
+      try {
+        return { name, full, isDir: fs.statSync(full).isDirectory() }; // statSync follows links, like torchvision
+      } catch (e) {
+        throw new BadInputError(`cannot read '${full}' (${(e as NodeJS.ErrnoException).code}; a broken link?)`);
+      }
     });
 }
 

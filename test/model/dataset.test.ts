@@ -230,6 +230,10 @@ describe('ImageFolder directories', () => {
     test('fewer class directories than the model has classes', () => {
       expectBad(() => loadDataset(root, modelOf([3, 4, 5], 10)), /has 3 class directories, the model has 10 classes/);
     });
+    test('a broken link', () => {
+      fs.symlinkSync(path.join(root, 'nowhere.png'), path.join(root, 'cat', 'gone.png'));
+      expectBad(() => loadDataset(root, rgbModel), /cannot read '.*cat\/gone\.png' \(ENOENT; a broken link\?\)/);
+    });
     test('a file at the top level', () => {
       writePng(path.join(root, 'loose.png'), 5, 4, () => 0);
       expectBad(() => loadDataset(root, rgbModel), /holds a file 'loose\.png' at its top level/);
