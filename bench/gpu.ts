@@ -1,12 +1,16 @@
 /**
  * GPU benchmark: run once on a machine with a real GPU (installs nothing, downloads nothing):
  *
- *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx] [--only mnist_lenet,cifar10_net,vgg16]
+ *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx]
+ *       [--only mnist_lenet,cifar10_net,fashion_cnn,vgg16] [--sections bounds,gram,blocks] [--blocks 1,4,16,64,256]
  *
  * Prints the adapter, then for each fixture network the local bounds through the WebGPU backend
  * (time per ε, Gram operator applications, agreement with fixtures/reference.json) and the time
  * of one Gram operator application D Aᵀ Λ² A D per affine layer (Λ = D = I); then VGG-16 (the model
- * zoo's seeded weights, or `--vgg16 FILE.onnx`). On llvmpipe this is a correctness run, not a speed figure.
+ * zoo's seeded weights, or `--vgg16 FILE.onnx`). Section `blocks`: images (vectors) per second with
+ * one vector per call against blocks of B, per layer's Gram operator, a whole-network Gram step
+ * and a forward pass (bench/throughput.ts; Fashion-MNIST's CNN when fixtures/ has it; VGG-16 at
+ * B ≤ 16). On llvmpipe this is a correctness run, not a speed figure.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -18,6 +22,7 @@ import { loadInputFile } from '../src/model/input.js';
 import { isAffine, size, type Network } from '../src/model/ir.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { randomInput, zooModel } from '../src/model/zoo/index.js';
+import { DEFAULT_THROUGHPUT, operatorThroughput, throughputNetworks } from './throughput.js';
 
 /** The package root (the directory holding package.json), from src/ or dist/. */
 function packageRoot(): string {
@@ -99,11 +104,25 @@ function syntheticImage(network: Network): Float32Array {
   return Float32Array.from({ length: size(network.inputShape) }, (_, i) => Math.sin(i * 0.001) * 0.5);
 }
 
-/** `--only NAME[,NAME]`: run only these networks (mnist_lenet, cifar10_net, vgg16); all by default. */
-function wanted(name: string): boolean {
-  const flag = process.argv.indexOf('--only');
-  return flag < 0 || !process.argv[flag + 1] || process.argv[flag + 1].split(',').includes(name);
+/** The comma-separated list after `flag`, or null when the flag is absent. */
+function listArgument(flag: string): string[] | null {
+  const at = process.argv.indexOf(flag);
+  return at >= 0 && process.argv[at + 1] ? process.argv[at + 1].split(',') : null;
 }
+
+/** `--only NAME[,NAME]`: run only these networks (mnist_lenet, cifar10_net, fashion_cnn, vgg16); all by default. */
+function wanted(name: string): boolean {
+  return listArgument('--only')?.includes(name) ?? true;
+}
+
+/** `--sections bounds,gram,blocks`: which measurements (all by default). */
+function section(name: 'bounds' | 'gram' | 'blocks'): boolean {
+  return listArgument('--sections')?.includes(name) ?? true;
+}
+
+/** `--blocks 1,4,16,...`: block sizes of the `blocks` section. */
+const BLOCKS = listArgument('--blocks')?.map(Number) ?? [1, 4, 16, 64, 256];
+const GPU_THROUGHPUT = { ...DEFAULT_THROUGHPUT, sliceMs: 200 };
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -114,13 +133,21 @@ async function main(): Promise<void> {
       if (!wanted(name)) continue;
       const network = importOnnxFile(join(ROOT, 'fixtures', `${name}.onnx`));
       const x0 = loadInputFile(join(ROOT, 'fixtures', `${name}_x0.npy`), network);
-      await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
-      await benchGramOperators(backend, network);
+      if (section('bounds')) await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
+      if (section('gram')) await benchGramOperators(backend, network);
+    }
+    if (section('blocks')) {
+      for (const [name, file] of throughputNetworks(ROOT)) {
+        if (!wanted(name)) continue;
+        if (file) await operatorThroughput(backend, name, importOnnxFile(file), { ...GPU_THROUGHPUT, counts: BLOCKS });
+        else console.log(`\n${name}: not in fixtures/, skipped`);
+      }
     }
     if (wanted('vgg16')) {
       const vgg = findVgg16();
-      await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
-      await benchGramOperators(backend, vgg.network, 3);
+      if (section('bounds')) await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
+      if (section('gram')) await benchGramOperators(backend, vgg.network, 3);
+      if (section('blocks')) await operatorThroughput(backend, 'vgg16', vgg.network, { ...GPU_THROUGHPUT, rounds: 3, counts: BLOCKS.filter((b) => b <= 16) });
     }
   } finally {
     await backend.dispose();

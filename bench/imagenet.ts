@@ -13,7 +13,7 @@
 import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import type { AffineLayer, MaxPoolLayer, Network } from '../src/model/ir.js';
-import type { Backend, GramOperator } from '../src/backend/backend.js';
+import type { Backend, BlockGramOperator, GramOperator } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/select.js';
 import { certify, DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE } from '../src/bounds/certify.js';
 import { localBound, nominalPass, SpectralSolver } from '../src/bounds/layer-bounds.js';
@@ -105,6 +105,36 @@ class TimedBackend implements Backend {
     const op = await this.time('gramSetup', () => this.inner.gramOperator(layer, domainMask, slopeSquared));
     return {
       dim: op.dim,
+      apply: (x, out) => this.time('gramApply', () => op.apply(x, out)),
+      dispose: () => op.dispose(),
+    };
+  }
+  get blocks() {
+    return this.inner.blocks;
+  }
+  forwardBlock(layer: AffineLayer, x: Float32Array, count: number) {
+    return this.time('forward', () => this.inner.forwardBlock(layer, x, count));
+  }
+  applyABlock(layer: AffineLayer, v: Float32Array, count: number) {
+    return this.time('applyA', () => this.inner.applyABlock(layer, v, count));
+  }
+  applyATBlock(layer: AffineLayer, u: Float32Array, count: number) {
+    return this.time('applyAT', () => this.inner.applyATBlock(layer, u, count));
+  }
+  rowNormsSquaredBlock(layer: AffineLayer, masks: Float32Array, count: number) {
+    return this.time('rowNorms', () => this.inner.rowNormsSquaredBlock(layer, masks, count));
+  }
+  maxPoolBlock(layer: MaxPoolLayer, x: Float32Array, count: number) {
+    return this.time('forward', () => this.inner.maxPoolBlock(layer, x, count));
+  }
+  poolMaskBlock(layer: MaxPoolLayer, masks: Float32Array, count: number) {
+    return this.time('poolMask', () => this.inner.poolMaskBlock(layer, masks, count));
+  }
+  async gramBlockOperator(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): Promise<BlockGramOperator> {
+    const op = await this.time('gramSetup', () => this.inner.gramBlockOperator(layer, domainMasks, slopeSquared, count));
+    return {
+      dim: op.dim,
+      count: op.count,
       apply: (x, out) => this.time('gramApply', () => op.apply(x, out)),
       dispose: () => op.dispose(),
     };

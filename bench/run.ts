@@ -2,7 +2,10 @@
  * `npm run bench`: times one local bound and one certified radius per fixture model, with the machine
  * (CPU model, cores) and the backend. Figures are medians over repeated runs after a warm-up run that
  * builds the backend's sessions; radius and bound runs alternate, so their ratio compares like with like.
- * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E.
+ * Then operator throughput, one vector per call against blocks of B (bench/throughput.ts), on the
+ * fixture networks and Fashion-MNIST's CNN.
+ * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only bounds|throughput,
+ * --blocks 1,4,16,64.
  * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
 import os from 'node:os';
@@ -12,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
+import { throughputSection } from './throughput.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { loadInputFile } from '../src/model/input.js';
 
@@ -35,8 +39,11 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'cpu' },
     runs: { type: 'string', default: '15' },
     eps: { type: 'string', default: '0.001,0.01,0.1,1' },
+    only: { type: 'string', default: 'bounds,throughput' },
+    blocks: { type: 'string', default: '1,4,16,64' },
   },
 });
+const sections = values.only!.split(',');
 
 const MODELS = [
   { name: 'MNIST net', file: 'mnist_lenet.onnx', input: 'mnist_lenet_x0.npy', paperGpuSeconds: 0.1, authorsCpuSeconds: '0.19–0.33' },
@@ -51,10 +58,10 @@ const epsList = values.eps!.split(',').map(Number);
 const backend = await createBackend(values.backend as BackendName);
 console.log(`machine: ${os.cpus()[0]?.model?.trim()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
 console.log(`backend: ${backend.name} (${backend.adapter}); ${runs} runs after one warm-up, medians\n`);
-console.log('Targets (2-core machine): MNIST net local bound ≤ 20 ms, CIFAR-10 net ≤ 0.5 s, certified radius ≤ 10× one bound.\n');
-console.log('| model | eps | local bound (median) | min | iterations (all layers) | certified radius | radius evaluations | radius ÷ this bound | authors\' code, 2-core CPU |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const model of MODELS) {
+if (sections.includes('bounds')) console.log('Targets (2-core machine): MNIST net local bound ≤ 20 ms, CIFAR-10 net ≤ 0.5 s, certified radius ≤ 10× one bound.\n');
+if (sections.includes('bounds')) console.log('| model | eps | local bound (median) | min | iterations (all layers) | certified radius | radius evaluations | radius ÷ this bound | authors\' code, 2-core CPU |');
+if (sections.includes('bounds')) console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+for (const model of sections.includes('bounds') ? MODELS : []) {
   const network = importOnnxFile(path.join(fixtures, model.file));
   const x0 = loadInputFile(path.join(fixtures, model.input), network);
   await certify(network, x0, backend, { eps: epsList, radius: true }); // warm-up: sessions, JIT
@@ -83,4 +90,5 @@ for (const model of MODELS) {
     );
   }
 }
+if (sections.includes('throughput')) await throughputSection(backend, root, values.blocks!.split(',').map(Number));
 await backend.dispose();

@@ -1,6 +1,7 @@
 // Diagonal scale layer (an unfolded batch normalisation): y = s_c·x (+ shift_c when addShift = 1);
 // power = 2 applies s_c² instead (A ⊙ A, for the row norms). A is diagonal, so it is its own
-// transpose. c = index / channelSize (channelSize = H·W for images, 1 for vectors).
+// transpose. c = (index / channelSize) mod channels (channelSize = H·W for images, 1 for vectors;
+// the modulus walks a block of several inputs one after another).
 #include "common/elementwise.wgsl"
 
 struct ChannelScaleParams {
@@ -8,6 +9,7 @@ struct ChannelScaleParams {
   channelSize: u32,
   power: u32,
   addShift: u32,
+  channels: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: ChannelScaleParams;
@@ -22,7 +24,7 @@ fn main(@builtin(global_invocation_id) id: vec3u, @builtin(num_workgroups) count
   if (i >= params.length) {
     return;
   }
-  let c = i / params.channelSize;
+  let c = (i / params.channelSize) % params.channels;
   var s = scale[c];
   if (params.power == 2u) {
     s *= s;

@@ -1,5 +1,6 @@
 // Convolution y = conv2d(x, W) (+ bias when conv.addBias = 1): the layer's A (bias-free) or its
-// forward pass, as an implicit GEMM over the shared tiled matmul (one batch per group).
+// forward pass, as an implicit GEMM over the shared tiled matmul (one matmul batch per group; the
+// images of the block side by side in the columns).
 #include "common/conv2d_geometry.wgsl"
 
 @group(0) @binding(1) var<storage, read> input: array<f32>;
@@ -8,7 +9,7 @@
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
 fn mmShape() -> vec3u {
-  return vec3u(groupOutChannels(), conv.outHeight * conv.outWidth, groupInChannels() * kernelArea());
+  return vec3u(groupOutChannels(), conv.batch * outPixels(), groupInChannels() * kernelArea());
 }
 
 fn mmReadA(g: u32, row: u32, k: u32) -> f32 {
@@ -16,11 +17,12 @@ fn mmReadA(g: u32, row: u32, k: u32) -> f32 {
 }
 
 fn mmReadB(g: u32, k: u32, col: u32) -> f32 {
-  let i = im2colIndex(g, k, col);
+  let image = col / outPixels();
+  let i = im2colIndex(g, k, col % outPixels());
   if (i < 0) {
     return 0.0;
   }
-  return input[i];
+  return input[image * inputSize() + u32(i)];
 }
 
 fn mmWrite(g: u32, row: u32, col: u32, value: f32) {
@@ -29,7 +31,7 @@ fn mmWrite(g: u32, row: u32, col: u32, value: f32) {
   if (conv.addBias != 0u) {
     y += bias[channel];
   }
-  output[channel * conv.outHeight * conv.outWidth + col] = y;
+  output[(col / outPixels()) * outputSize() + channel * outPixels() + col % outPixels()] = y;
 }
 
 #include "common/matmul_tiled.wgsl"

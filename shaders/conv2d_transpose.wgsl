@@ -1,6 +1,7 @@
 // Transposed convolution v = Aᵀ u with the layer's own weights and geometry (the adjoint of
 // conv2d.wgsl): an implicit GEMM over the shared tiled matmul, gathering for each input pixel the
-// output pixels that read it, so no scatter or atomics are needed.
+// output pixels that read it, so no scatter or atomics are needed. The images of the block stand
+// side by side in the columns (column = image·H·W + pixel).
 #include "common/conv2d_geometry.wgsl"
 
 @group(0) @binding(1) var<storage, read> upstream: array<f32>;
@@ -8,7 +9,7 @@
 @group(0) @binding(3) var<storage, read_write> output: array<f32>;
 
 fn mmShape() -> vec3u {
-  return vec3u(groupInChannels(), conv.inHeight * conv.inWidth, groupOutChannels() * kernelArea());
+  return vec3u(groupInChannels(), conv.batch * inPixels(), groupOutChannels() * kernelArea());
 }
 
 // Wᵀ_g[c, (m, tap)] = W[g·Mg + m, c, tap]
@@ -19,15 +20,17 @@ fn mmReadA(g: u32, row: u32, k: u32) -> f32 {
 }
 
 fn mmReadB(g: u32, k: u32, col: u32) -> f32 {
-  let i = col2imIndex(g, k, col);
+  let image = col / inPixels();
+  let i = col2imIndex(g, k, col % inPixels());
   if (i < 0) {
     return 0.0;
   }
-  return upstream[i];
+  return upstream[image * outputSize() + u32(i)];
 }
 
 fn mmWrite(g: u32, row: u32, col: u32, value: f32) {
-  output[(g * groupInChannels() + row) * conv.inHeight * conv.inWidth + col] = value;
+  let channel = g * groupInChannels() + row;
+  output[(col / inPixels()) * inputSize() + channel * inPixels() + col % inPixels()] = value;
 }
 
 #include "common/matmul_tiled.wgsl"

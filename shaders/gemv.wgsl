@@ -1,14 +1,20 @@
-// GEMV y = W x (+ bias when block.flag = 1) for one row block of a dense layer: one workgroup per
-// row, its 256 invocations striding over the columns, then a pairwise (tree) sum.
-#include "common/dense_block.wgsl"
-#include "common/workgroup_sum.wgsl"
+// GEMV y_b = W x_b (+ bias when block.flag = 1) for one row block of a dense layer and up to four
+// vectors x_b of the block (workgroup_id.z picks them): one workgroup per row
+// (common/dense_rows.wgsl).
+#include "common/dense_rows.wgsl"
 
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> input: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 256u;
+fn rowWeight(index: u32) -> f32 {
+  return weight[index];
+}
+
+fn rowInput(index: u32) -> f32 {
+  return input[index];
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -20,17 +26,14 @@ fn main(
   if (row >= block.rows) {
     return; // uniform across the workgroup
   }
-  var sum = 0.0;
-  for (var j = lane; j < block.cols; j += WORKGROUP_SIZE) {
-    sum = fma(weight[row * block.cols + j], input[j], sum);
-  }
-  let total = workgroupSum(lane, sum);
-  if (lane == 0u) {
+  let vectors = vectorGroup(workgroup);
+  let total = rowSums4(row, lane, vectors);
+  if (lane < vectors.y) {
     let i = block.rowOffset + row;
-    var y = total;
+    var y = total[lane];
     if (block.flag != 0u) {
       y += bias[i];
     }
-    output[i] = y;
+    output[(vectors.x + lane) * block.totalRows + i] = y;
   }
 }

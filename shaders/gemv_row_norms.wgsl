@@ -1,13 +1,19 @@
-// Row norms of a dense layer in one pass: r² = (W ⊙ W)·mask for one row block (same layout as
-// gemv.wgsl: a workgroup per row and a pairwise sum).
-#include "common/dense_block.wgsl"
-#include "common/workgroup_sum.wgsl"
+// Row norms of a dense layer in one pass: r²_b = (W ⊙ W)·mask_b for one row block and up to four
+// masks of the block (the layout of gemv.wgsl, each weight squared as it is read).
+#include "common/dense_rows.wgsl"
 
 @group(0) @binding(1) var<storage, read> weight: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rowNormsSquared: array<f32>;
 
-const WORKGROUP_SIZE: u32 = 256u;
+fn rowWeight(index: u32) -> f32 {
+  let w = weight[index];
+  return w * w;
+}
+
+fn rowInput(index: u32) -> f32 {
+  return mask[index];
+}
 
 @compute @workgroup_size(256)
 fn main(
@@ -19,13 +25,9 @@ fn main(
   if (row >= block.rows) {
     return; // uniform across the workgroup
   }
-  var sum = 0.0;
-  for (var j = lane; j < block.cols; j += WORKGROUP_SIZE) {
-    let w = weight[row * block.cols + j];
-    sum = fma(w * w, mask[j], sum);
-  }
-  let total = workgroupSum(lane, sum);
-  if (lane == 0u) {
-    rowNormsSquared[block.rowOffset + row] = total;
+  let vectors = vectorGroup(workgroup);
+  let total = rowSums4(row, lane, vectors);
+  if (lane < vectors.y) {
+    rowNormsSquared[(vectors.x + lane) * block.totalRows + block.rowOffset + row] = total[lane];
   }
 }

@@ -19,6 +19,7 @@ import { registerDatasetCommand } from './cli/dataset.js';
 import { describeExport, exportCommand } from './cli/export.js';
 import { loadModelAndInput, parseNumberList } from './cli/shared.js';
 import { registerLowerCommand } from './cli/lower.js';
+import { registerPredictCommand } from './cli/predict.js';
 import { registerTableCommand } from './cli/table.js';
 import { parseCertificate } from './bounds/certificates.js';
 import type { NetworkBound } from './bounds/types.js';
@@ -140,7 +141,7 @@ export function buildProgram(): Command {
       const eps = opts.eps ? parseEpsList(opts.eps) : [];
       const tolerance = Number(opts.tolerance);
       if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
-      const { network, x0 } = loadModelAndInput(model, opts);
+      const { network, x0 } = await loadModelAndInput(model, opts);
       const backend = await createBackend(opts.backend as BackendName, network);
       const progress = progressReporter(!opts.json || process.stderr.isTTY);
       try {
@@ -169,6 +170,7 @@ export function buildProgram(): Command {
   registerAttackCommand(program);
   registerTableCommand(program);
   registerAuditCommand(program);
+  registerPredictCommand(program);
   registerDatasetCommand(program);
   return program;
 }

@@ -1,7 +1,7 @@
 /**
  * lipcert's library API: the one call that the CLI and the GraphQL server are thin shells over.
  *
- *   const network = await importOnnxFile('model.onnx');          // or importOnnx(bytes)
+ *   const network = await importOnnxFileChecked('model.onnx');   // or importOnnxChecked(bytes): import + cross-check
  *   const x0 = await loadInputFile('x.png', network, { mean, std });
  *   const backend = await createBackend('auto');
  *   const result = await certify(network, x0, backend, { eps: [0.01], radius: true });
@@ -12,6 +12,8 @@
  *   const { accuracy, certifiedAccuracy } = summarise([record]);                      // or certifyDataset() for the loop
  */
 export { importOnnx, importOnnxFile } from './model/onnx-import.js';
+export { checkImport, importOnnxChecked, importOnnxFileChecked, type ImportCheck } from './model/onnx-check.js';
+export { loadModel } from './model/load.js';
 export { exportOnnx, exportOnnxFile } from './model/onnx-export.js';
 export { randomInput, resolveModel, ZOO_MODELS } from './model/zoo/index.js';
 export { loadInputFile, parseInputBytes, type InputFormat, type Normalisation } from './model/input.js';

@@ -2,7 +2,9 @@
 // maps of the implicit GEMMs. Per group g, with Cg = inChannels/groups, Mg = outChannels/groups:
 //   forward:   out_g[Mg, Ho·Wo]  = W_g[Mg, Cg·kH·kW] · im2col_g[Cg·kH·kW, Ho·Wo]
 //   transpose: in_g[Cg, H·W]     = W_gᵀ[Cg, Mg·kH·kW] · col2im_g[Mg·kH·kW, H·W]
-// Weights are [outChannels, Cg, kH, kW] row-major, activations [C, H, W].
+// Weights are [outChannels, Cg, kH, kW] row-major, activations [batch, C, H, W]: the `batch`
+// images stand side by side in the GEMM's columns (column = image·pixels + pixel), so one dispatch
+// serves them all and small late-layer images still fill the 64-column tiles.
 
 struct Conv2dParams {
   inChannels: u32,
@@ -21,6 +23,7 @@ struct Conv2dParams {
   dilationW: u32,
   groups: u32,
   addBias: u32,
+  batch: u32,
 }
 
 @group(0) @binding(0) var<uniform> conv: Conv2dParams;
@@ -28,6 +31,10 @@ struct Conv2dParams {
 fn groupInChannels() -> u32 { return conv.inChannels / conv.groups; }
 fn groupOutChannels() -> u32 { return conv.outChannels / conv.groups; }
 fn kernelArea() -> u32 { return conv.kernelH * conv.kernelW; }
+fn inPixels() -> u32 { return conv.inHeight * conv.inWidth; }
+fn outPixels() -> u32 { return conv.outHeight * conv.outWidth; }
+fn inputSize() -> u32 { return conv.inChannels * inPixels(); }
+fn outputSize() -> u32 { return conv.outChannels * outPixels(); }
 
 // Input index read by output pixel `pixel` (y·Wo + x) through tap k = (c, ky, kx) of group g,
 // or -1 where the tap falls in the padding.

@@ -4,9 +4,17 @@
  * constants; bounds/ knows nothing of devices. Implementations: cpu/ (onnxruntime-node) and
  * webgpu/ (WGSL kernels through Dawn).
  *
- * Host data is Float32Array in the layer's own layout (C, H, W), no batch dimension.
+ * Host data is Float32Array in the layer's own layout (C, H, W), no batch dimension. The block
+ * operations (`…Block`) take B vectors at once as ONE Float32Array of B·n entries, vector b at
+ * [b·n, (b+1)·n) — the [B, C, H, W] layout that onnxruntime and the GPU kernels read without a
+ * copy. Each of the B vectors has its own data, masks and slopes (B images, or B eps values of one
+ * image); the single-vector methods are the case B = 1.
+ *
  * Iterative solvers keep their vectors on the device as opaque `DeviceVector`s and read back only
- * scalars (dot products), through `VectorOps`.
+ * scalars (dot products), through `VectorOps`; lock-step solvers (B independent Lanczos runs
+ * advanced together) keep one `DeviceBlock` per basis index and use `BlockVectorOps`, whose
+ * per-run coefficients and dot products travel as one array for all runs, so one step of B runs
+ * costs one read-back.
  */
 import type { AffineLayer, MaxPoolLayer, Network } from '../model/ir.js';
 
@@ -35,6 +43,54 @@ export interface VectorOps {
 }
 
 /**
+ * B vectors of length `dim` on the device, one after another: run b's vector occupies
+ * [b·dim, (b+1)·dim) of one buffer (a Float64Array of B·dim on the CPU, one storage buffer on a GPU).
+ */
+export interface DeviceBlock {
+  /** B: the number of runs (vectors). */
+  readonly count: number;
+  /** Length of each vector. */
+  readonly dim: number;
+}
+
+/**
+ * BLAS-1 style operations on blocks, run by run: run b of the result depends only on run b of the
+ * operands, with its own coefficient. Coefficient arrays are run-major: entry b·k + i belongs to
+ * run b and basis block i (k = basis.length), the layout `dotsRuns` returns. On a GPU the dot
+ * products are summed into, and the coefficients read from, storage buffers of this layout, so
+ * device-resident Lanczos can feed one into the other without a read-back. The GPU keeps vectors
+ * and coefficients in float32, the CPU in float64.
+ */
+export interface BlockVectorOps {
+  /** A zero-filled block of `count` vectors of length `dim`. */
+  allocBlock(count: number, dim: number): DeviceBlock;
+  /** `count` vectors from `data` (length count·dim). */
+  uploadBlock(data: Float32Array | Float64Array, count: number): DeviceBlock;
+  /** All count·dim values. */
+  downloadBlock(x: DeviceBlock): Promise<Float64Array>;
+  freeBlock(x: DeviceBlock): void;
+  /** out ← x (same count and dim). */
+  copyBlock(x: DeviceBlock, out: DeviceBlock): void;
+  /** Run `run` of `block` ← v (v.length = block.dim): a warm start or a fresh random start. */
+  setRun(block: DeviceBlock, run: number, v: DeviceVector): void;
+  /** out ← run `run` of `block` (a Ritz vector kept as a warm start). */
+  getRun(block: DeviceBlock, run: number, out: DeviceVector): void;
+  /** A new block holding the given runs of x, in that order (drops finished runs). */
+  gatherRuns(x: DeviceBlock, runs: readonly number[]): DeviceBlock;
+  /** x_b ← alphas[b]·x_b */
+  scaleRuns(alphas: ArrayLike<number>, x: DeviceBlock): void;
+  /** y_b ← y_b + alphas[b]·x_b (x and y distinct) */
+  axpyRuns(alphas: ArrayLike<number>, x: DeviceBlock, y: DeviceBlock): void;
+  /**
+   * out_b ← Σ_i coefficients[b·k + i]·basis[i]_b, k = basis.length (out is none of the basis
+   * blocks; k = 0 zeroes out).
+   */
+  combineRuns(coefficients: ArrayLike<number>, basis: DeviceBlock[], out: DeviceBlock): void;
+  /** [x_b · basis[i]_b] at b·k + i, for every run and basis block: one read-back for all. */
+  dotsRuns(x: DeviceBlock, basis: DeviceBlock[]): Promise<Float64Array>;
+}
+
+/**
  * v ↦ D Aᵀ Λ² A D v for one affine layer with input mask D and output slopes Λ
  * (method.md, "Computation at scale"); its largest eigenvalue is ||Λ A D||².
  */
@@ -45,12 +101,27 @@ export interface GramOperator {
   dispose(): void;
 }
 
+/**
+ * The Gram operators of one layer for B runs at once: run b applies D_b Aᵀ Λ_b² A D_b with its
+ * own input mask D_b and output slopes Λ_b (one batched operator call for all runs).
+ */
+export interface BlockGramOperator {
+  /** Length of each run's vector (the layer's input size). */
+  readonly dim: number;
+  /** B: the runs this operator was built for; blocks passed to `apply` hold exactly this many. */
+  readonly count: number;
+  /** out_b ← D_b Aᵀ Λ_b² A D_b x_b for every run b (out and x distinct). */
+  apply(x: DeviceBlock, out: DeviceBlock): Promise<void>;
+  dispose(): void;
+}
+
 export interface Backend {
   /** 'cpu' or 'webgpu'. */
   readonly name: string;
   /** Human-readable description of the device (CPU model and threads, or the GPU adapter). */
   readonly adapter: string;
   readonly vectors: VectorOps;
+  readonly blocks: BlockVectorOps;
 
   /** Upload weights, build kernels or sessions for every layer. Called once per network. */
   prepare(network: Network): Promise<void>;
@@ -71,6 +142,27 @@ export interface Backend {
    * (length = output size) is Λ², or null for Λ = I.
    */
   gramOperator(layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<GramOperator>;
+
+  // ---- B vectors per call: host blocks of count·n entries, vector b at [b·n, (b+1)·n) ----
+
+  /** forward for each of `count` inputs. */
+  forwardBlock(layer: AffineLayer, x: Float32Array, count: number): Promise<Float32Array>;
+  /** A v_b for each of `count` vectors. */
+  applyABlock(layer: AffineLayer, v: Float32Array, count: number): Promise<Float32Array>;
+  /** Aᵀ u_b for each of `count` vectors. */
+  applyATBlock(layer: AffineLayer, u: Float32Array, count: number): Promise<Float32Array>;
+  /** Row norms for each of `count` masks. */
+  rowNormsSquaredBlock(layer: AffineLayer, masks: Float32Array, count: number): Promise<Float32Array>;
+  /** Max pool forward for each of `count` inputs. */
+  maxPoolBlock(layer: MaxPoolLayer, x: Float32Array, count: number): Promise<Float32Array>;
+  /** Max pool mask propagation for each of `count` masks. */
+  poolMaskBlock(layer: MaxPoolLayer, masks: Float32Array, count: number): Promise<Float32Array>;
+  /**
+   * The Gram operators of `count` runs: `domainMasks` (count·n, 0/1) holds D_b, `slopeSquared`
+   * (count·m) holds Λ_b²; null stands for identities in every run.
+   */
+  gramBlockOperator(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): Promise<BlockGramOperator>;
+
   /** Release every device resource. */
   dispose(): Promise<void>;
 }

@@ -15,7 +15,9 @@ import type { AffineLayer } from '../model/ir.js';
 import { size } from '../model/ir.js';
 import type { Backend, DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 import { CancelledError } from '../errors.js';
-import { SpectralSolver, type SpectralSettings } from './layer-bounds.js';
+import { Rng } from '../random.js';
+import type { SpectralSettings } from './layer-bounds.js';
+import type { NormSolver } from './norms.js';
 import { tridiagonalEigen } from './spectral.js';
 import type { SpectralNormReport } from './types.js';
 
@@ -200,30 +202,6 @@ export function denseGramNorm(layer: AffineLayer, mask: Float32Array | null, slo
 // ---------------------------------------------------------------------------------------------
 // Probabilistic certificate.
 
-/** A seeded stream of standard normal numbers (mulberry32 + Box–Muller). */
-export function gaussianStream(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296; // in (0, 1)
-  };
-  let spare: number | null = null;
-  return () => {
-    if (spare !== null) {
-      const s = spare;
-      spare = null;
-      return s;
-    }
-    const r = Math.sqrt(-2 * Math.log(uniform()));
-    const phi = 2 * Math.PI * uniform();
-    spare = r * Math.sin(phi);
-    return r * Math.cos(phi);
-  };
-}
-
 /** ε with 1.648·sqrt(n)·exp(−(2k−1)·sqrt(ε)) = δ (Kuczyński–Woźniakowski). */
 export function kwEpsilon(n: number, k: number, delta: number): number {
   const root = Math.log((1.648 * Math.sqrt(n)) / delta) / (2 * k - 1);
@@ -262,9 +240,9 @@ export async function kwLargestEigenvalue(
   if (support) dim = support.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0);
   if (dim === 0) return { bound: 0, ritz: 0, steps: 0, epsilon: 0 };
   const steps = Math.min(kwSteps(dim, options.delta, options.targetEpsilon ?? DEFAULT_KW_EPSILON), dim);
-  const gauss = gaussianStream(options.seed);
+  const rng = new Rng(options.seed);
   const start = new Float64Array(n);
-  for (let i = 0; i < n; i++) start[i] = !support || support[i] !== 0 ? gauss() : 0;
+  for (let i = 0; i < n; i++) start[i] = !support || support[i] !== 0 ? rng.gaussian() : 0;
   const v0 = vectors.upload(start);
   vectors.scale(1 / Math.sqrt(await vectors.dot(v0, v0)), v0);
 
@@ -315,14 +293,12 @@ export async function kwLargestEigenvalue(
 // ---------------------------------------------------------------------------------------------
 // The solver that certifies every norm it returns.
 
-/** A source of ||Λ A D||: the estimating SpectralSolver or the CertifiedSolver below. */
-export type NormSolver = SpectralSolver;
-
 /**
- * SpectralSolver whose norms are certified upper bounds: the smallest of the deterministic
- * certificates (and, in probabilistic mode, the KW certificate) that apply to the layer.
+ * The solver whose norms are certified upper bounds: the smallest of the deterministic certificates
+ * (and, in probabilistic mode, the KW certificate) that apply to the layer. No warm starts: KW needs
+ * a Gaussian start independent of the operator; each call draws the next seed of its stream.
  */
-export class CertifiedSolver extends SpectralSolver {
+export class CertifiedSolver implements NormSolver {
   private seed: number;
 
   constructor(
@@ -330,16 +306,16 @@ export class CertifiedSolver extends SpectralSolver {
     private readonly certSettings: SpectralSettings,
     readonly certificate: CertificateSettings,
   ) {
-    super(certBackend, certSettings);
     this.seed = certificate.seed ?? Math.floor(Math.random() * 2 ** 31);
   }
 
-  /** The seed the next Gaussian start will use. */
-  get nextSeed(): number {
-    return this.seed;
+  get tolerance(): number {
+    return this.certSettings.tolerance;
   }
 
-  override async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
+  dispose(): void {}
+
+  async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
     void key;
     const candidates: { value: number; certificate: string; failure: number; iterations: number }[] = [];
     const gram = denseGramNorm(layer, domainMask, slopeSquared);

@@ -6,13 +6,13 @@
 import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
-import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
-import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
+import { globalBound, nominalPass, SpectralSolver } from './layer-bounds.js';
 import { certifiedSearch, methodOf, solverFor } from './methods.js';
+import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
 /** Bumped whenever a change can alter a result: part of every cache key. */
-export const ENGINE_VERSION = '0.1.1';
+export const ENGINE_VERSION = '0.2.0';
 
 export const DEFAULT_TOLERANCE = 1e-6;
 export const DEFAULT_MAX_ITERATIONS = 5000;
@@ -111,48 +111,34 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
     }
 
     let radius: CertifyResult['radius'];
-    if (options.radius && global && (method.name !== 'paper' || solver !== estimator)) {
+    // Lower bounds of the exact gaps y_c − y_j, from a float64 pass and its rounding (rounding.ts).
+    let gaps: number[] = [];
+    let certifiedMargin = Infinity;
+    if (options.radius && global) {
+      ({ gaps } = await certifyMargins(network, backend, x0, cls, global.layers.map((l) => l.bound)));
+      if (logits.length > 1) certifiedMargin = Math.min(...gaps);
+    }
+    if (options.radius && global && !(certifiedMargin > 0)) {
+      // The computed top-1 class is not certainly the exact network's: nothing is certified.
+      radius = { local: 0, localUpper: 0, global: 0, evaluations: 0, relativeTolerance: radiusTolerance, seconds: 0, method: method.name, quality: 'exact', marginResolved: false };
+      unitsDone += 2;
+    } else if (options.radius && global) {
+      // The search runs on estimates; with certificates, its result is then certified (methods.ts).
       const radiusStart = performance.now();
-      const globalRadius = margin / (Math.SQRT2 * global.bound);
+      const globalRadius = certifiedMargin / (Math.SQRT2 * global.bound);
       let evaluation = 0;
-      const search = await certifiedSearch(method, network, backend, nominal, logits, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
+      const search = await certifiedSearch(method, network, backend, nominal, gaps, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
         evaluation++;
         phase = radiusPhase(evaluation, e);
       }, onLayer);
-      radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000 };
-      unitsDone += 2;
-    } else if (options.radius && global) {
-      const radiusStart = performance.now();
-      const globalRadius = margin / (Math.SQRT2 * global.bound);
-      let evaluation = 0;
-      const screen = solver.withTolerance(SCREEN_TOLERANCE);
-      const search = await certifiedRadius(
-        margin,
-        globalRadius,
-        async (e, precision) => {
-          evaluation++;
-          phase = radiusPhase(evaluation, e);
-          return (await localBound(network, backend, nominal, e, precision === 'screen' ? screen : solver, onLayer)).bound;
-        },
-        radiusTolerance,
-        { screening: SCREEN_TOLERANCE > tolerance },
-      );
-      radius = {
-        local: search.lower,
-        localUpper: search.upper,
-        global: globalRadius,
-        evaluations: search.evaluations,
-        relativeTolerance: radiusTolerance,
-        seconds: (performance.now() - radiusStart) / 1000,
-        method: 'paper',
-        quality: 'estimate',
-      };
+      radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }
     options.onProgress?.({ phase: 'done', fraction: 1, message: 'done' });
     return {
       class: cls,
       margin,
+      marginError: Number.isFinite(certifiedMargin) ? Math.max(0, margin - certifiedMargin) : undefined,
       logits,
       global,
       local,

@@ -18,7 +18,8 @@ import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { evaluate, type ForwardTrace, forwardTrace, vjp } from './backprop.js';
 import { validateEps } from './certify.js';
-import { distance, mixSeed, norm, pointInBall, projectToBall, Rng } from './sampling.js';
+import { mixSeed, Rng } from '../random.js';
+import { distance, norm, pointInBall, projectToBall } from './sampling.js';
 
 export type LowerMethod = 'gradient' | 'random';
 export const LOWER_METHODS: LowerMethod[] = ['gradient', 'random'];

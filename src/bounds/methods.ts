@@ -10,15 +10,19 @@ import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
 import { CertifiedSolver, DEFAULT_DELTA } from './certificates.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
+import type { NormSolver } from './norms.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
 import { marginRatio, type TightBound, tightLocalBound } from './tight.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
 export interface MethodImpl {
   name: BoundMethod;
-  local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: SpectralSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
-  /** Certified at ε iff this is < 1. */
-  criterion(bound: NetworkBound, logits: ArrayLike<number>, eps: number, margin: number): number;
+  local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
+  /**
+   * Certified at ε iff this is < 1. `gaps[j]` is a lower bound of the exact y_c − y_j at x0
+   * (float32 rounding accounted for, rounding.ts), +Infinity at j = c.
+   */
+  criterion(bound: NetworkBound, gaps: number[], eps: number): number;
   annotate(bound: NetworkBound): NetworkBound;
 }
 
@@ -32,15 +36,15 @@ function annotate(bound: NetworkBound, method: BoundMethod): NetworkBound {
 export const PAPER: MethodImpl = {
   name: 'paper',
   local: async (network, backend, nominal, eps, solver, _cls, onLayer) => annotate(await localBound(network, backend, nominal, eps, solver, onLayer), 'paper'),
-  // Proposition 6: ε·L(x0, ε) < δ/√2.
-  criterion: (bound, _logits, eps, margin) => (eps * bound.bound * Math.SQRT2) / margin,
+  // Proposition 6: ε·L(x0, ε) < δ/√2, with δ the smallest certified gap.
+  criterion: (bound, gaps, eps) => (eps * bound.bound * Math.SQRT2) / Math.min(...gaps),
   annotate: (bound) => annotate(bound, 'paper'),
 };
 
 export const TIGHT: MethodImpl = {
   name: 'tight',
   local: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer),
-  criterion: (bound, logits, eps) => marginRatio(bound as TightBound, logits, eps),
+  criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
 };
 
@@ -52,7 +56,7 @@ export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
 }
 
 /** A CertifiedSolver when options ask for certificates; null for estimates. */
-export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): SpectralSolver | null {
+export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): NormSolver | null {
   const mode = options.certificate ?? 'estimate';
   if (mode === 'estimate') return null;
   if (mode !== 'deterministic' && mode !== 'probabilistic') throw new BadInputError(`unknown certificate '${mode as string}'`);
@@ -74,17 +78,16 @@ export async function certifiedSearch(
   network: Network,
   backend: Backend,
   nominal: NominalPass,
-  logits: number[],
+  gaps: number[],
   cls: number,
   start: number,
   estimator: SpectralSolver,
-  solver: SpectralSolver,
+  solver: NormSolver,
   tolerance: number,
   onEvaluation: (eps: number) => void,
   onLayer?: (index: number) => void,
 ): Promise<RadiusSearchResult> {
-  const margin = logits[cls] - Math.max(...logits.filter((_, j) => j !== cls));
-  const evaluate = async (s: SpectralSolver, e: number) => {
+  const evaluate = async (s: NormSolver, e: number) => {
     onEvaluation(e);
     return method.local(network, backend, nominal, e, s, cls, onLayer);
   };
@@ -93,7 +96,7 @@ export async function certifiedSearch(
   const search = await certifiedRadius(
     Math.SQRT2,
     start,
-    async (e, precision) => method.criterion(await evaluate(precision === 'screen' ? screen : estimator, e), logits, e, margin) / e,
+    async (e, precision) => method.criterion(await evaluate(precision === 'screen' ? screen : estimator, e), gaps, e) / e,
     tolerance,
     { screening: SCREEN_TOLERANCE > estimator.tolerance },
   );
@@ -105,7 +108,7 @@ export async function certifiedSearch(
     for (let attempt = 1; attempt <= tries && eps > 0; attempt++) {
       evaluations++;
       const bound = await evaluate(solver, eps);
-      const ratio = method.criterion(bound, logits, eps, margin);
+      const ratio = method.criterion(bound, gaps, eps);
       if (ratio < 1) return { eps, bound };
       eps = (eps / ratio) * (1 - 1e-3);
     }
@@ -115,7 +118,7 @@ export async function certifiedSearch(
   if (!found.bound && found.eps > 0) {
     // The certificates sit well above the estimates (e.g. deterministic ones): search again on
     // certified bounds, then certify its result afresh (its draws chose it).
-    const again = await certifiedRadius(Math.SQRT2, found.eps, async (e) => method.criterion(await evaluate(solver, e), logits, e, margin) / e, tolerance);
+    const again = await certifiedRadius(Math.SQRT2, found.eps, async (e) => method.criterion(await evaluate(solver, e), gaps, e) / e, tolerance);
     evaluations += again.evaluations;
     found = await certifyAt(again.lower, 4);
   }

@@ -5,7 +5,7 @@
  * below; its relative change over the last step and its relative residual are reported with it.
  */
 import { CancelledError } from '../errors.js';
-import { Rng } from './sampling.js';
+import { randomVector } from '../random.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 import { ProjectedMatrix } from './projected.js';
 
@@ -119,12 +119,6 @@ export function tridiagonalEigen(diagonal: number[], offDiagonal: number[], with
   return { values: d, vectors };
 }
 
-/** Deterministic pseudo-random start vector (the searches' mulberry32 stream), uniform in [−1, 1]. */
-export function randomVector(n: number, seed: number): Float64Array {
-  const rng = new Rng(seed);
-  return Float64Array.from({ length: n }, () => rng.uniform() * 2 - 1);
-}
-
 async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {
   const norm = Math.sqrt(await vectors.dot(v, v));
   if (norm > 0) vectors.scale(1 / norm, v);
@@ -179,14 +173,21 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
   const spare: DeviceVector[] = [];
   const take = () => spare.pop() ?? vectors.alloc(n);
   const start = take();
-  const randomStart = async () => {
-    const random = vectors.upload(randomVector(n, options.seed ?? 1));
+  const random = vectors.upload(randomVector(n, options.seed ?? 1));
+  await normalise(vectors, random);
+  // A warm start speeds convergence up but must never decide which eigenvalue is found: it is
+  // mixed with an equal share of the fixed random start, so the start's component along every
+  // eigenvector (the new top one included) is at least that of the random start alone, up to a
+  // factor 1/√2 (docs/soundness.md §1). A warm start of zero, or none, leaves the random start.
+  if (options.start) {
+    vectors.copy(options.start, start);
+    if ((await normalise(vectors, start)) > 0) vectors.axpy(1, random, start);
+    else vectors.copy(random, start);
+  } else {
     vectors.copy(random, start);
-    vectors.free(random);
-    await normalise(vectors, start);
-  };
-  if (options.start) vectors.copy(options.start, start);
-  if (!options.start || !((await normalise(vectors, start)) > 0)) await randomStart();
+  }
+  if (!((await normalise(vectors, start)) > 0)) vectors.copy(random, start); // warm = −random
+  vectors.free(random);
 
   const H = new ProjectedMatrix();
   const history: number[] = []; // sqrt(θ) after each step, across restarts
@@ -195,7 +196,6 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
   let relativeChange = Infinity;
   let relativeResidual = Infinity;
   let theta = 0;
-  let triedRandomStart = !options.start;
   let w = take();
   let work = take();
   let result: DeviceVector | null = null;
@@ -256,15 +256,6 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
       const past = history.length > window ? history[history.length - 1 - window] : NaN;
       relativeChange = norm > 0 && past > 0 ? Math.abs(norm - past) / norm : Infinity;
       const invariant = beta <= 1e-13 * Math.max(theta, 1e-300);
-      if (invariant && theta === 0 && iterations === 1 && !triedRandomStart) {
-        // The warm start is orthogonal to G's range: begin again from a random vector.
-        triedRandomStart = true;
-        await randomStart();
-        H.restart([], []);
-        history.length = 0;
-        j = -1;
-        continue;
-      }
       if (invariant || relativeChange <= tolerance || relativeResidual <= tolerance || iterations >= options.maxIterations) {
         done = true;
         if (invariant) relativeChange = 0;

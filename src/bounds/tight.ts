@@ -12,7 +12,8 @@ import type { Backend } from '../backend/backend.js';
 import { invariant } from '../errors.js';
 import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, type Network, size } from '../model/ir.js';
 import { absoluteLayer, gramIterationBound } from './certificates.js';
-import { maxPoolLipschitz, maxPoolOverlap, type NominalPass, type SpectralSolver } from './layer-bounds.js';
+import { maxPoolLipschitz, maxPoolOverlap, type NominalPass, } from './layer-bounds.js';
+import type { NormSolver } from './norms.js';
 import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from './types.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
@@ -108,7 +109,7 @@ function poolWindows(layer: MaxPoolLayer): Int32Array[] {
 const exact = (value: number): SpectralNormReport => ({ value, quality: 'exact', iterations: 0, relativeChange: 0, relativeResidual: 0, converged: true });
 
 /** ||Λ A D|| through the solver, with the closed forms of the paper's layer-bounds.ts. */
-async function affineNorm(solver: SpectralSolver, key: string, index: number, layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
+async function affineNorm(solver: NormSolver, key: string, index: number, layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
   if (slopeSquared && slopeSquared.every((v) => v === 0)) return exact(0);
   if (mask && mask.every((v) => v === 0)) return exact(0);
   if (layer.kind === 'scale') {
@@ -153,7 +154,7 @@ export async function tightLocalBound(
   backend: Backend,
   nominal: NominalPass,
   eps: number,
-  solver: SpectralSolver,
+  solver: NormSolver,
   cls: number,
   onLayer?: (index: number) => void,
 ): Promise<TightBound> {
@@ -362,7 +363,10 @@ export async function tightLocalBound(
   const marginBounds = new Array<number>(outputs).fill(Infinity);
   marginBounds[cls] = 0;
 
-  // Refinement 3, simple form: |Δ(y_c − y_j)| ≤ ||(a_c − a_j)ᵀ D_L||·Π_{l<L} L_l for a last affine layer.
+  // Refinement 3, simple form: |Δ(y_c − y_j)| ≤ ||(a_c − a_j)ᵀ D_L||·T_L for a last affine layer,
+  // T_L = Π_{l<L} L_l the bound of its input's change (before[L − 1]; the last layer's own norm is
+  // not part of it: the row a_c − a_j already is that layer).
+  const lastIndex = network.layers.length - 1;
   const last = network.layers[network.layers.length - 1];
   if (isAffine(last) && !last.relu) {
     const lastMask = states[states.length - 1].mask;
@@ -374,7 +378,7 @@ export async function tightLocalBound(
       const row = await backend.applyAT(last, e);
       let s = 0;
       for (let i = 0; i < row.length; i++) if (!lastMask || lastMask[i] !== 0) s += row[i] * row[i];
-      marginBounds[j] = Math.sqrt(s) * before[before.length - 1];
+      marginBounds[j] = Math.sqrt(s) * before[lastIndex];
     }
   }
 
@@ -567,12 +571,15 @@ async function backwardStep(backend: Backend, layer: Layer, state: LayerState, g
   return out;
 }
 
-/** max_j (bound on |Δ(y_c − y_j)| over the ε-ball)/δ_j: below 1 iff ε is certified (§3). */
-export function marginRatio(bound: TightBound, logits: ArrayLike<number>, eps: number): number {
+/**
+ * max_j (bound on |Δ(y_c − y_j)| over the ε-ball)/δ_j: below 1 iff ε is certified (§3). `gaps[j]`
+ * is a lower bound of the exact δ_j = y_c − y_j at x0 (rounding.ts).
+ */
+export function marginRatio(bound: TightBound, gaps: ArrayLike<number>, eps: number): number {
   let worst = 0;
-  for (let j = 0; j < logits.length; j++) {
+  for (let j = 0; j < gaps.length; j++) {
     if (j === bound.marginClass) continue;
-    const gap = logits[bound.marginClass] - logits[j];
+    const gap = gaps[j];
     const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity);
     worst = Math.max(worst, gap > 0 ? change / gap : Infinity);
   }

@@ -93,13 +93,23 @@ export interface RadiusResult {
   quality?: BoundQuality;
   /** Failure probability of that certificate (union bound over its probabilistic factors). */
   failureProbability?: number;
+  /**
+   * False when the margin is below what the float32 forward pass resolves (the computed top-1 class
+   * may not be the exact network's): then nothing is certified and every radius is 0.
+   */
+  marginResolved?: boolean;
 }
 
 export interface CertifyResult {
   /** Top-1 class at x0. */
   class: number;
-  /** δ: top-1 minus top-2 logit. */
+  /** δ: top-1 minus top-2 logit, as computed in float32. */
   margin: number;
+  /**
+   * Bound on the float32 rounding in the margins (rounding.ts): the exact network's gap to every
+   * other class is at least margin − marginError; radii are computed from those certified gaps.
+   */
+  marginError?: number;
   logits: number[];
   global?: NetworkBound;
   local: LocalBound[];

@@ -9,7 +9,8 @@ import type { Backend, BackendName } from '../backend/backend.js';
 import { BACKEND_NAMES, createBackend } from '../backend/select.js';
 import { BadInputError, LipcertError } from '../errors.js';
 import { loadInputFile } from '../model/input.js';
-import { randomInput, randomInputSeed, resolveModel } from '../model/zoo/index.js';
+import { loadModel } from '../model/load.js';
+import { randomInput, randomInputSeed } from '../model/zoo/index.js';
 import type { Network } from '../model/ir.js';
 
 /** The options every model-and-input command takes, as commander parses them. */
@@ -69,12 +70,12 @@ export function parseInteger(value: string | undefined, option: string, fallback
 }
 
 /**
- * MODEL (an ONNX path or `zoo:NAME[:SEED]`) and --input (a file, or `random[:SEED]` for a seeded
+ * MODEL (an ONNX path, imported and cross-checked against onnxruntime, or `zoo:NAME[:SEED]`) and --input (a file, or `random[:SEED]` for a seeded
  * normal input of the model's shape), normalised with --mean/--std. Every command loads through here.
  */
-export function loadModelAndInput(model: string, options: { input?: string; mean?: string; std?: string }): { network: Network; x0: Float32Array } {
+export async function loadModelAndInput(model: string, options: { input?: string; mean?: string; std?: string }): Promise<{ network: Network; x0: Float32Array }> {
   if (!options.input) throw new BadInputError('--input FILE is required');
-  const network = resolveModel(model);
+  const network = await loadModel(model); // an ONNX file is cross-checked against onnxruntime
   const seed = randomInputSeed(options.input);
   const x0 =
     seed !== null
@@ -99,7 +100,7 @@ export const defaultCliHelpers: SharedCliHelpers = {
   async load(model, options) {
     const backendName = (options.backend ?? 'auto') as BackendName;
     if (!BACKEND_NAMES.includes(backendName)) throw new BadInputError(`unknown backend '${backendName}' (expected one of ${BACKEND_NAMES.join(', ')})`);
-    const { network, x0 } = loadModelAndInput(model, options);
+    const { network, x0 } = await loadModelAndInput(model, options);
     return { network, x0, backend: await createBackend(backendName, network) };
   },
 

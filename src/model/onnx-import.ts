@@ -1,13 +1,19 @@
 /**
  * ONNX → network IR. The graph must be a chain: every node takes the previous node's output (plus
- * initializers and constants) and its output feeds only the next node. Each supported op type has a
- * handler in `OP_HANDLERS` (in the style of onnxruntime-web's op-resolve-rules) that appends to, or
- * folds into, the layer list. Anything else is rejected with an UnsupportedModelError naming the node.
+ * constants) and its output feeds only the next node. Constant subgraphs (nodes whose inputs are all
+ * initializers, Constants or static shapes) are evaluated at import (onnx-fold.ts). Each supported
+ * op type has a handler in `OP_RULES` (in the style of onnxruntime-web's op-resolve-rules) that
+ * appends to, or folds into, the layer list; each handler lists the attributes it understands, and
+ * any other attribute is refused rather than ignored. Anything else is rejected with an
+ * UnsupportedModelError naming the node and saying what to do (onnx-advice.ts).
+ *
+ * The import is structural; `importOnnxChecked` (onnx-check.ts) also runs the graph in onnxruntime
+ * and compares every layer, which is what files given by users go through.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { fromBinary } from '@bufbuild/protobuf';
-import { ModelProtoSchema, type ModelProto, type NodeProto, type TensorProto } from 'onnx-buf';
+import { ModelProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { LipcertError, UnsupportedModelError } from '../errors.js';
 import {
   type Layer,
@@ -27,6 +33,17 @@ import {
   stringAttr,
   tensorAttr,
 } from './onnx-tensors.js';
+import { canFold, foldNode, reshapeTarget, SHAPE_ONLY_OPS } from './onnx-fold.js';
+import { BRANCHING, nonMonotoneActivation, opAdvice } from './onnx-advice.js';
+
+/** A zero Pad waiting to be folded into the next Conv or AveragePool's own padding. */
+interface PendingPad {
+  node: NodeProto;
+  /** [top, left, bottom, right] */
+  pads: [number, number, number, number];
+  /** The shape before padding (ctx.shape holds the padded one meanwhile). */
+  inputShape: Shape;
+}
 
 interface ImportContext {
   layers: Layer[];
@@ -35,9 +52,16 @@ interface ImportContext {
   /** Initializers and Constant outputs, decoded lazily. */
   constant(name: string, node: NodeProto): DecodedTensor;
   isConstant(name: string): boolean;
+  pendingPad?: PendingPad;
 }
 
 type OpHandler = (node: NodeProto, ctx: ImportContext) => void;
+
+/** A handler and the attributes it reads; any other attribute on the node is refused. */
+interface OpRule {
+  handle: OpHandler;
+  attributes: string[];
+}
 
 const nodeLabel = (node: NodeProto) => node.name || `${node.opType}(${node.output[0] ?? '?'})`;
 
@@ -133,21 +157,35 @@ function convHandler(node: NodeProto, ctx: ImportContext) {
   if (ho <= 0 || wo <= 0) throw new UnsupportedModelError(`output would be empty (${ho}×${wo})`, nodeLabel(node));
   const bias = node.input[2] ? weightInput(node, ctx, 2, 'bias') : null;
   if (bias && bias.data.length !== k) throw new UnsupportedModelError(`bias has ${bias.data.length} entries for ${k} channels`, nodeLabel(node));
+  const folded = takePendingPad(ctx, [c, h, w], pads);
   ctx.layers.push({
     kind: 'conv',
     name: nodeLabel(node),
     relu: false,
-    inputShape: [c, h, w],
+    inputShape: folded.inputShape,
     outputShape: [k, ho, wo],
     weight: Float32Array.from(weight.data),
     bias: bias ? Float32Array.from(bias.data) : new Float32Array(k),
     kernel,
     strides,
-    pads,
+    pads: folded.pads,
     dilations,
     group,
   });
   ctx.shape = [k, ho, wo];
+}
+
+/**
+ * Folds a pending zero Pad into a window layer's own padding: a window over the padded tensor at
+ * offset p equals a window over the original tensor with p more padding, and the output size
+ * (input + pads − span)/stride + 1 is the same either way. For a convolution this is exact (its
+ * padding is zeros); an average pool must also count those zeros (see averagePoolHandler).
+ */
+function takePendingPad(ctx: ImportContext, shape: Shape, pads: [number, number, number, number]) {
+  const pending = ctx.pendingPad;
+  if (!pending) return { inputShape: shape, pads };
+  ctx.pendingPad = undefined;
+  return { inputShape: pending.inputShape, pads: pads.map((p, i) => p + pending.pads[i]) as [number, number, number, number] };
 }
 
 function transpose2d(data: Float32Array | Float64Array, rows: number, cols: number): Float32Array {
@@ -278,27 +316,45 @@ function maxPoolHandler(node: NodeProto, ctx: ImportContext) {
 }
 
 function averagePoolHandler(node: NodeProto, ctx: ImportContext) {
+  const dilations = intsAttr(node, 'dilations') ?? [];
+  if (dilations.some((d) => d !== 1)) {
+    // The IR's average pool has no dilations yet (the backends' kernels would need them).
+    throw new UnsupportedModelError(`AveragePool with dilations [${dilations}] (opset 19) is not supported yet; export the pool with dilations 1`, nodeLabel(node));
+  }
   const g = poolGeometry(node, ctx, false);
-  const countIncludePad = intAttr(node, 'count_include_pad', 0) === 1;
+  const declaredCountIncludePad = intAttr(node, 'count_include_pad', 0) === 1;
   const unit = (v: number[]) => v.every((x) => x === 1);
-  if (unit(g.kernel) && unit(g.strides) && g.pads.every((p) => p === 0)) {
+  if (!ctx.pendingPad && unit(g.kernel) && unit(g.strides) && g.pads.every((p) => p === 0)) {
     // torch.onnx.export's AdaptiveAvgPool2d where input and output sizes agree (AlexNet and VGG at
     // 224×224): a 1×1 window, the identity, L = 1. Nothing to add.
     return;
   }
-  if (countIncludePad && (g.pads[2] !== g.ceilPads[2] || g.pads[3] !== g.ceilPads[3])) {
-    // ONNX counts only the declared pads, not ceil_mode's overhang; we cannot express the mix.
-    throw new UnsupportedModelError('AveragePool with both ceil_mode and count_include_pad is not supported', nodeLabel(node));
+  // A folded zero Pad's entries are real zeros to the AveragePool, always in the divisor; its own
+  // padding counts only with count_include_pad=1. One flag can say both only when the pool has no
+  // padding of its own or counts it too.
+  const ownPads = g.ceilPads.some((p) => p > 0);
+  if (ctx.pendingPad && ownPads && !declaredCountIncludePad) {
+    throw new UnsupportedModelError(
+      `the zero Pad '${nodeLabel(ctx.pendingPad.node)}' before this AveragePool (whose own pads are not counted, count_include_pad=0) cannot be folded into it; export the pool with its padding in one place (nn.AvgPool2d(padding=…))`,
+      nodeLabel(node),
+    );
   }
+  const countIncludePad = declaredCountIncludePad || Boolean(ctx.pendingPad);
+  if (countIncludePad && (g.pads[2] !== g.ceilPads[2] || g.pads[3] !== g.ceilPads[3])) {
+    // ONNX counts only the declared pads (and a Pad's real zeros), not ceil_mode's overhang; we
+    // cannot express the mix.
+    throw new UnsupportedModelError('AveragePool with ceil_mode overhang and counted padding (count_include_pad=1 or a preceding Pad) is not supported; export with ceil_mode=False', nodeLabel(node));
+  }
+  const folded = takePendingPad(ctx, [g.c, g.h, g.w], g.pads);
   ctx.layers.push({
     kind: 'avgpool',
     name: nodeLabel(node),
     relu: false,
-    inputShape: [g.c, g.h, g.w],
+    inputShape: folded.inputShape,
     outputShape: [g.c, g.ho, g.wo],
     kernel: g.kernel,
     strides: g.strides,
-    pads: g.pads,
+    pads: folded.pads,
     countIncludePad,
   });
   ctx.shape = [g.c, g.ho, g.wo];
@@ -337,11 +393,8 @@ function reshapeHandler(node: NodeProto, ctx: ImportContext) {
   const target = weightInput(node, ctx, 1, 'shape');
   const dims = Array.from(target.data);
   const full = [1, ...ctx.shape]; // with the batch dimension
-  const allowZero = intAttr(node, 'allowzero', 0) === 1;
-  const resolved = dims.map((d, i) => (d === 0 && !allowZero ? full[i] : d));
-  const known = resolved.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
   const total = size(full);
-  const withInferred = resolved.map((d) => (d === -1 ? total / known : d));
+  const withInferred = reshapeTarget(node, full, dims);
   const flatOk =
     (withInferred.length === 2 && withInferred[0] === 1 && withInferred[1] === total) ||
     (withInferred.length === 1 && withInferred[0] === total);
@@ -351,6 +404,8 @@ function reshapeHandler(node: NodeProto, ctx: ImportContext) {
 }
 
 function batchNormHandler(node: NodeProto, ctx: ImportContext) {
+  if (intAttr(node, 'training_mode', 0) !== 0) throw new UnsupportedModelError('BatchNormalization in training mode (batch statistics) is not supported; export the model in eval mode (model.eval())', nodeLabel(node));
+  if (intAttr(node, 'spatial', 1) !== 1) throw new UnsupportedModelError('BatchNormalization with spatial=0 (per-position statistics) is not supported', nodeLabel(node));
   const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => weightInput(node, ctx, i, ['scale', 'B', 'mean', 'var'][i - 1]).data);
   const epsilon = floatAttr(node, 'epsilon', 1e-5);
   const channels = ctx.shape[0];
@@ -376,32 +431,76 @@ function batchNormHandler(node: NodeProto, ctx: ImportContext) {
   ctx.layers.push({ kind: 'scale', name: nodeLabel(node), relu: false, inputShape: ctx.shape, outputShape: ctx.shape, scale, shift });
 }
 
+/**
+ * A zero Pad (mode constant, value 0) on the spatial axes: kept pending and folded into the next
+ * Conv or AveragePool (takePendingPad). Pads of any other kind change values in ways no layer here
+ * expresses, and are refused.
+ */
 function padHandler(node: NodeProto, ctx: ImportContext) {
   const mode = stringAttr(node, 'mode', 'constant');
-  const pads = node.input[1] ? Array.from(weightInput(node, ctx, 1, 'pads').data) : (intsAttr(node, 'pads') ?? []);
-  if (mode === 'constant' && pads.every((p) => p === 0)) return; // PyTorch's AvgPool2d export: identity
-  throw new UnsupportedModelError(`Pad with non-zero pads [${pads}] (mode ${mode}) is not supported`, nodeLabel(node));
+  const rank = ctx.shape.length + 1;
+  let pads = node.input[1] ? Array.from(weightInput(node, ctx, 1, 'pads').data) : (intsAttr(node, 'pads') ?? []);
+  const value = node.input[2] ? weightInput(node, ctx, 2, 'constant_value').data[0] ?? 0 : floatAttr(node, 'value', 0);
+  if (node.input[3]) {
+    // opset 18: pads for the listed axes only.
+    const axes = Array.from(weightInput(node, ctx, 3, 'axes').data).map((a) => (a < 0 ? a + rank : a));
+    const full = new Array(2 * rank).fill(0);
+    axes.forEach((a, i) => {
+      full[a] = pads[i];
+      full[a + rank] = pads[i + axes.length];
+    });
+    pads = full;
+  }
+  if (pads.length !== 2 * rank) throw new UnsupportedModelError(`pads [${pads}] do not match an input of rank ${rank}`, nodeLabel(node));
+  if (pads.every((p) => p === 0)) return; // the identity
+  if (mode !== 'constant') {
+    throw new UnsupportedModelError(`Pad mode '${mode}' is not supported: only zero padding, which folds into the next Conv or AveragePool (padding_mode='zeros' in torch)`, nodeLabel(node));
+  }
+  if (value !== 0) throw new UnsupportedModelError(`Pad with value ${value} is not supported: only zero padding, which folds into the next Conv or AveragePool`, nodeLabel(node));
+  if (rank !== 4) throw new UnsupportedModelError(`Pad of a ${rank - 1}-D activation is not supported: only spatial padding of an image [C,H,W]`, nodeLabel(node));
+  if (pads.some((p) => p < 0)) throw new UnsupportedModelError(`Pad with negative pads [${pads}] (cropping) is not supported`, nodeLabel(node));
+  if (pads[0] || pads[1] || pads[4] || pads[5]) throw new UnsupportedModelError(`Pad of the batch or channel axis (pads [${pads}]) is not supported`, nodeLabel(node));
+  const mine: [number, number, number, number] = [pads[2], pads[3], pads[6], pads[7]];
+  const before = ctx.pendingPad;
+  ctx.pendingPad = {
+    node,
+    pads: before ? (mine.map((p, i) => p + before.pads[i]) as [number, number, number, number]) : mine,
+    inputShape: before ? before.inputShape : ctx.shape,
+  };
+  const [c, h, w] = ctx.shape;
+  ctx.shape = [c, h + mine[0] + mine[2], w + mine[1] + mine[3]];
+}
+
+function dropoutHandler(node: NodeProto, ctx: ImportContext) {
+  if (node.input[2] && ctx.isConstant(node.input[2]) && ctx.constant(node.input[2], node).data[0]) {
+    throw new UnsupportedModelError('Dropout in training mode is random; export the model in eval mode (model.eval())', nodeLabel(node));
+  }
 }
 
 const identity: OpHandler = () => {};
 
-/** The op table: ONNX op type → handler. */
-const OP_HANDLERS: Record<string, OpHandler> = {
-  Conv: convHandler,
-  Gemm: gemmHandler,
-  MatMul: matMulHandler,
-  Add: addHandler,
-  Relu: reluHandler,
-  MaxPool: maxPoolHandler,
-  AveragePool: averagePoolHandler,
-  GlobalAveragePool: globalAveragePoolHandler,
-  Flatten: flattenHandler,
-  Reshape: reshapeHandler,
-  BatchNormalization: batchNormHandler,
-  Pad: padHandler,
-  Dropout: identity,
-  Identity: identity,
+const WINDOW = ['auto_pad', 'kernel_shape', 'pads', 'strides'];
+
+/** The op table: ONNX op type → handler and the attributes it understands. */
+const OP_RULES: Record<string, OpRule> = {
+  Conv: { handle: convHandler, attributes: [...WINDOW, 'dilations', 'group'] },
+  Gemm: { handle: gemmHandler, attributes: ['alpha', 'beta', 'transA', 'transB'] },
+  MatMul: { handle: matMulHandler, attributes: [] },
+  Add: { handle: addHandler, attributes: [] },
+  Relu: { handle: reluHandler, attributes: [] },
+  MaxPool: { handle: maxPoolHandler, attributes: [...WINDOW, 'ceil_mode', 'dilations', 'storage_order'] },
+  AveragePool: { handle: averagePoolHandler, attributes: [...WINDOW, 'ceil_mode', 'count_include_pad', 'dilations'] },
+  GlobalAveragePool: { handle: globalAveragePoolHandler, attributes: [] },
+  Flatten: { handle: flattenHandler, attributes: ['axis'] },
+  Reshape: { handle: reshapeHandler, attributes: ['allowzero'] },
+  BatchNormalization: { handle: batchNormHandler, attributes: ['epsilon', 'momentum', 'training_mode', 'spatial', 'is_test'] },
+  Pad: { handle: padHandler, attributes: ['mode', 'pads', 'value'] },
+  Dropout: { handle: dropoutHandler, attributes: ['ratio', 'seed', 'is_test'] },
+  Identity: { handle: identity, attributes: [] },
 };
+
+/** Ops that may sit between a pending Pad and the Conv or AveragePool it folds into. */
+const PAD_TRANSPARENT = new Set(['Pad', 'Conv', 'AveragePool', 'Identity', 'Dropout']);
 
 function decodeModel(bytes: Uint8Array): ModelProto {
   let model: ModelProto;
@@ -414,23 +513,50 @@ function decodeModel(bytes: Uint8Array): ModelProto {
   return model;
 }
 
+/** Declared dims of a graph input or output (null for a symbolic one), or undefined when none are declared. */
+function declaredDims(value: ValueInfoProto): { elemType: number; dims: (number | null)[] | undefined } {
+  const tensorType = value.type?.value.case === 'tensorType' ? value.type.value.value : undefined;
+  const dims = tensorType?.shape?.dim.map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : null));
+  return { elemType: tensorType?.elemType ?? TensorProto_DataType.UNDEFINED, dims };
+}
+
+/**
+ * Whether ONNX dims (with a batch axis, symbolic ones null) describe the same tensor as a layer
+ * shape (without one). Axes of size 1 and symbolic axes (the batch) are ignored, so [1,10], [10,1]
+ * and [N,10] all match [10]; [1,3,2,2] does not match [3,3,3].
+ */
+export function sameShape(dims: (number | null)[], shape: Shape): boolean {
+  const a = dims.filter((d) => d !== 1 && d !== null);
+  const b = shape.filter((d) => d !== 1);
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
 function inputShapeOf(model: ModelProto, initializerNames: Set<string>): { name: string; shape: Shape } {
   const inputs = model.graph!.input.filter((i) => !initializerNames.has(i.name));
   if (inputs.length !== 1) throw new UnsupportedModelError(`the graph must have exactly one input, it has ${inputs.length}`);
   const input = inputs[0];
-  const tensorType = input.type?.value.case === 'tensorType' ? input.type.value.value : undefined;
-  const dims = tensorType?.shape?.dim ?? [];
+  const { elemType, dims: declared } = declaredDims(input);
+  if (elemType !== TensorProto_DataType.FLOAT) throw new UnsupportedModelError(`input '${input.name}' must be a float32 tensor (data type ${elemType}); export the model with a float input`);
+  const dims = declared ?? [];
   if (dims.length !== 4 && dims.length !== 2) {
     throw new UnsupportedModelError(`input '${input.name}' must have shape [N,C,H,W] or [N,F], got rank ${dims.length}`);
   }
   const shape = dims.map((d, i) => {
-    if (d.value.case === 'dimValue') return Number(d.value.value);
+    if (d !== null) return d;
     if (i === 0) return 1; // symbolic batch size
-    throw new UnsupportedModelError(`input '${input.name}' has a symbolic dimension '${d.value.value ?? '?'}' at axis ${i}`);
+    throw new UnsupportedModelError(`input '${input.name}' has a symbolic dimension at axis ${i}; export it with a fixed size`);
   });
   if (shape[0] !== 1) throw new UnsupportedModelError(`input '${input.name}' has batch size ${shape[0]}; export with batch size 1`);
   if (shape.some((d) => d <= 0)) throw new UnsupportedModelError(`input '${input.name}' has an empty dimension: [${shape}]`);
   return { name: input.name, shape: shape.slice(1) };
+}
+
+/** What the import found, for the cross-check against onnxruntime (onnx-check.ts). */
+export interface ImportTrace {
+  network: Network;
+  model: ModelProto;
+  /** For each layer, the ONNX tensor that holds its output (after any folded Add, BatchNormalization, Relu). */
+  layerTensors: string[];
 }
 
 /**
@@ -438,6 +564,11 @@ function inputShapeOf(model: ModelProto, initializerNames: Set<string>): { name:
  * (null when the model has no directory, e.g. an upload).
  */
 export function importOnnx(bytes: Uint8Array, name = 'model', baseDir: ExternalDataDir = null): Network {
+  return importOnnxTrace(bytes, name, baseDir).network;
+}
+
+/** importOnnx, also returning the decoded model and which ONNX tensor each layer's output is. */
+export function importOnnxTrace(bytes: Uint8Array, name = 'model', baseDir: ExternalDataDir = null): ImportTrace {
   try {
     return importModel(decodeModel(bytes), name, baseDir);
   } catch (e) {
@@ -446,88 +577,153 @@ export function importOnnx(bytes: Uint8Array, name = 'model', baseDir: ExternalD
   }
 }
 
-export function importOnnxFile(file: string): Network {
+/** A model file's bytes, the model's name (the file name) and its folder (for external data). */
+export function readModelFile(file: string): { bytes: Uint8Array; name: string; baseDir: string } {
   let bytes: Buffer;
   try {
     bytes = fs.readFileSync(file);
   } catch {
     throw new LipcertError('NOT_FOUND', `cannot read model file '${file}'`);
   }
-  return importOnnx(bytes, path.basename(file).replace(/\.onnx$/i, ''), path.dirname(path.resolve(file)));
+  return { bytes, name: path.basename(file).replace(/\.onnx$/i, ''), baseDir: path.dirname(path.resolve(file)) };
 }
 
-function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir): Network {
+export function importOnnxFile(file: string): Network {
+  const { bytes, name, baseDir } = readModelFile(file);
+  return importOnnx(bytes, name, baseDir);
+}
+
+const isDefaultDomain = (node: NodeProto) => !node.domain || node.domain === 'ai.onnx';
+
+function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir): ImportTrace {
   const graph = model.graph!;
   const initializers = new Map<string, TensorProto>(graph.initializer.map((t) => [t.name, t]));
-  const decoded = new Map<string, DecodedTensor>();
-  const constantNodes = new Map<string, NodeProto>();
-  for (const node of graph.node) if (node.opType === 'Constant') constantNodes.set(node.output[0], node);
-
   const { name: inputName, shape: inputShape } = inputShapeOf(model, new Set(initializers.keys()));
+  const refused = nonMonotoneActivation(graph);
+  if (refused) throw new UnsupportedModelError(refused.message, nodeLabel(refused.node));
 
-  const ctx: ImportContext = {
-    layers: [],
-    shape: inputShape,
-    isConstant: (n) => initializers.has(n) || constantNodes.has(n),
-    constant(n, node) {
-      const cached = decoded.get(n);
-      if (cached) return cached;
-      let tensor: DecodedTensor;
-      const init = initializers.get(n);
-      if (init) tensor = decodeTensor(init, baseDir);
-      else {
-        const c = constantNodes.get(n);
-        if (!c) throw new UnsupportedModelError(`missing initializer '${n}'`, nodeLabel(node));
-        tensor = constantValue(c, baseDir);
-      }
-      decoded.set(n, tensor);
+  // Constant nodes: Constant, Shape/Size (of any tensor: its shape is static here), and foldable
+  // ops whose inputs are all constant. Their values are computed on first use.
+  const constantNodes = new Set<NodeProto>();
+  const producerOf = new Map<string, NodeProto>();
+  const isConstant = (n: string) => initializers.has(n) || producerOf.has(n);
+  for (const node of graph.node) {
+    const inputs = node.input.filter(Boolean);
+    const constant =
+      isDefaultDomain(node) &&
+      (node.opType === 'Constant' || SHAPE_ONLY_OPS.has(node.opType) || (canFold(node.opType) && inputs.length > 0 && inputs.every(isConstant)));
+    if (!constant) continue;
+    constantNodes.add(node);
+    for (const o of node.output) if (o) producerOf.set(o, node);
+  }
+
+  /** Shapes (batch 1 included) of the computed tensors met so far, for Shape nodes. */
+  const shapes = new Map<string, number[]>([[inputName, [1, ...inputShape]]]);
+  const values = new Map<string, DecodedTensor>();
+  const valueOf = (n: string, reader: NodeProto): DecodedTensor => {
+    const cached = values.get(n);
+    if (cached) return cached;
+    const init = initializers.get(n);
+    if (init) {
+      const tensor = decodeTensor(init, baseDir);
+      values.set(n, tensor);
       return tensor;
-    },
+    }
+    const producer = producerOf.get(n);
+    if (!producer) throw new UnsupportedModelError(`missing initializer '${n}'`, nodeLabel(reader));
+    const inputName = (i: number) => {
+      const x = producer.input[i];
+      if (!x) throw new UnsupportedModelError(`missing input ${i}`, nodeLabel(producer));
+      return x;
+    };
+    const outputs =
+      producer.opType === 'Constant'
+        ? [constantValue(producer, baseDir)]
+        : foldNode(producer, {
+            value: (i) => valueOf(inputName(i), producer),
+            optional: (i) => (producer.input[i] ? valueOf(producer.input[i], producer) : undefined),
+            shape: (i) => {
+              const x = inputName(i);
+              if (isConstant(x)) return valueOf(x, producer).dims;
+              const known = shapes.get(x);
+              if (!known) throw new UnsupportedModelError(`the shape of '${x}' is not known at import`, nodeLabel(producer));
+              return known;
+            },
+          });
+    producer.output.forEach((o, i) => {
+      if (o && outputs[i]) values.set(o, outputs[i]);
+    });
+    const value = values.get(n);
+    if (!value) throw new UnsupportedModelError(`output '${n}' was not computed`, nodeLabel(producer));
+    return value;
   };
 
-  // Which nodes read each tensor: a chain reads each activation exactly once.
-  const readers = new Map<string, string[]>();
-  for (const node of graph.node) for (const i of node.input) if (i) readers.set(i, [...(readers.get(i) ?? []), nodeLabel(node)]);
+  const ctx: ImportContext = { layers: [], shape: inputShape, isConstant, constant: valueOf };
 
+  // Which non-constant nodes read each tensor: a chain reads each activation exactly once.
+  const readers = new Map<string, string[]>();
+  for (const node of graph.node) {
+    if (constantNodes.has(node)) continue;
+    for (const i of node.input) if (i) readers.set(i, [...(readers.get(i) ?? []), nodeLabel(node)]);
+  }
+
+  const layerTensors: string[] = [];
   let current = inputName;
   for (const node of graph.node) {
-    if (node.opType === 'Constant') continue;
+    if (constantNodes.has(node)) continue;
     const label = nodeLabel(node);
-    const activations = node.input.filter((i) => i && !ctx.isConstant(i));
+    const activations = node.input.filter((i) => i && !isConstant(i));
     if (activations.length === 0) {
-      throw new UnsupportedModelError(`${node.opType} reads no computed tensor; inputs [${node.input}] are missing or constant`, label);
+      throw new UnsupportedModelError(`${node.opType} reads only constants (inputs [${node.input}]) and lipcert cannot evaluate ${node.opType} at import`, label);
     }
     if (activations.length > 1) {
-      throw new UnsupportedModelError(`${node.opType} combines ${activations.length} computed tensors (${activations.join(', ')}): the graph is not a chain`, label);
+      throw new UnsupportedModelError(`${node.opType} combines ${activations.length} computed tensors (${activations.join(', ')}): ${BRANCHING}`, label);
     }
     if (activations[0] !== current) {
       const known = graph.node.some((n) => n.output.includes(activations[0])) || activations[0] === inputName;
-      throw new UnsupportedModelError(
-        known
-          ? `reads '${activations[0]}' where the chain is at '${current}': the graph is not a chain (a branch or skip connection)`
-          : `missing initializer '${activations[0]}'`,
-        label,
-      );
+      throw new UnsupportedModelError(known ? `reads '${activations[0]}' where the chain is at '${current}': ${BRANCHING}` : `missing initializer '${activations[0]}'`, label);
     }
     const consumers = readers.get(current) ?? [];
     if (consumers.length > 1) {
-      throw new UnsupportedModelError(`tensor '${current}' feeds ${consumers.length} nodes (${consumers.join(', ')}): the graph is not a chain (a branch or residual connection)`, label);
+      throw new UnsupportedModelError(`tensor '${current}' feeds ${consumers.length} nodes (${consumers.join(', ')}): ${BRANCHING}`, label);
     }
-    const handler = OP_HANDLERS[node.opType];
-    if (!handler || (node.domain && node.domain !== 'ai.onnx')) {
-      throw new UnsupportedModelError(`unsupported op ${node.domain ? node.domain + '.' : ''}${node.opType} (supported: ${Object.keys(OP_HANDLERS).join(', ')})`, label);
+    const rule = isDefaultDomain(node) ? OP_RULES[node.opType] : undefined;
+    if (!rule) {
+      const advice = isDefaultDomain(node) ? opAdvice(node.opType) : undefined;
+      const op = `${node.domain ? node.domain + '.' : ''}${node.opType}`;
+      throw new UnsupportedModelError(advice ?? `unsupported op ${op} (supported: ${Object.keys(OP_RULES).join(', ')})`, label);
+    }
+    const unknown = node.attribute.map((a) => a.name).filter((a) => !rule.attributes.includes(a));
+    if (unknown.length > 0) {
+      throw new UnsupportedModelError(`attribute${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} of ${node.opType} ${unknown.length > 1 ? 'are' : 'is'} not understood by the importer (refused rather than ignored)`, label);
+    }
+    if (ctx.pendingPad && !PAD_TRANSPARENT.has(node.opType)) {
+      const why = node.opType === 'MaxPool' ? ' (zero padding is not max pooling\'s −∞ padding: give the MaxPool its own pads)' : '';
+      throw new UnsupportedModelError(`a zero Pad folds only into a directly following Conv or AveragePool; here a ${node.opType} follows it${why}`, nodeLabel(ctx.pendingPad.node));
     }
     const extraOutputs = node.output.slice(1).filter((o) => o && readers.has(o));
-    if (extraOutputs.length > 0) throw new UnsupportedModelError(`its extra outputs (${extraOutputs.join(', ')}) are used: the graph is not a chain`, label);
-    handler(node, ctx);
+    if (extraOutputs.length > 0) throw new UnsupportedModelError(`its extra outputs (${extraOutputs.join(', ')}) are used: ${BRANCHING}`, label);
+    rule.handle(node, ctx);
     current = node.output[0];
+    shapes.set(current, [1, ...ctx.shape]);
+    // The tensor after a layer and whatever folds into it (bias, batch norm, ReLU, identities); a
+    // pending Pad belongs to the next layer.
+    if (!ctx.pendingPad && ctx.layers.length > 0) layerTensors[ctx.layers.length - 1] = current;
   }
 
+  if (ctx.pendingPad) throw new UnsupportedModelError('the graph ends with a Pad: nothing follows it to fold into', nodeLabel(ctx.pendingPad.node));
   const outputs = graph.output.map((o) => o.name);
   if (outputs.length !== 1) throw new UnsupportedModelError(`the graph must have exactly one output, it has ${outputs.length}`);
   if (outputs[0] !== current) throw new UnsupportedModelError(`the graph output '${outputs[0]}' is not the end of the chain ('${current}')`);
   if (!ctx.layers.some((l) => l.kind === 'conv' || l.kind === 'dense')) throw new UnsupportedModelError('the model has no Conv, Gemm or MatMul layer');
-  return { name, inputName, inputShape, outputShape: ctx.shape, layers: ctx.layers };
+  const declared = declaredDims(graph.output[0]).dims;
+  if (declared && !sameShape(declared, ctx.shape)) {
+    throw new UnsupportedModelError(
+      `the graph declares output '${outputs[0]}' of shape [${declared.map((d) => d ?? '?')}], the imported layers compute [${ctx.shape}]: an op is not imported as the graph defines it`,
+    );
+  }
+  const network: Network = { name, inputName, inputShape, outputShape: ctx.shape, layers: ctx.layers };
+  return { network, model, layerTensors };
 }
 
 function constantValue(node: NodeProto, baseDir: ExternalDataDir): DecodedTensor {

@@ -2,18 +2,11 @@
  * Every backend operation against the dense matrices of test/helpers/dense.ts, on small random
  * layers of every kind. Parameterised over the backends this machine can run.
  */
-import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import type { Backend } from '../../src/backend/backend.js';
-import { tryCreateWebGpuBackend } from './webgpu-setup.js';
-import type { AffineLayer, MaxPoolLayer } from '../../src/model/ir.js';
+import { describeEachBackend } from './backends.js';
 import { denseOf, matTVec, matVec } from '../helpers/dense.js';
 import { maxPoolMembership } from '../helpers/layer-definitions.js';
-import { avgpool, conv, dense, maxpool, randomWeights, scale } from '../helpers/random-networks.js';
-
-// WebGPU runs where an adapter exists (llvmpipe through EGL in CI); elsewhere its suite is skipped.
-const webgpu = await tryCreateWebGpuBackend();
-const backends: [string, () => Promise<Backend>][] = [['cpu', async () => createCpuBackend()]];
-if (webgpu.backend) backends.push(['webgpu', async () => webgpu.backend!]);
+import { randomWeights } from '../helpers/random-networks.js';
+import { affineLayers, poolLayers } from './layer-cases.js';
 
 function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rel = 1e-4) {
   expect(actual.length).toBe(expected.length);
@@ -26,34 +19,7 @@ function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rel
   }
 }
 
-const affineLayers: [string, AffineLayer][] = [
-  ['conv 3×3', conv([3, 7, 6], 4, [3, 3]) as AffineLayer],
-  ['conv strided, asymmetric pads', conv([2, 9, 8], 3, [3, 2], { strides: [2, 3], pads: [1, 0, 2, 1] }) as AffineLayer],
-  ['conv dilated', conv([2, 9, 9], 3, [2, 3], { dilations: [2, 2], pads: [1, 1, 1, 1] }) as AffineLayer],
-  ['conv grouped', conv([4, 6, 6], 6, [3, 3], { group: 2, pads: [1, 1, 1, 1] }) as AffineLayer],
-  ['conv depthwise, strided', conv([3, 8, 8], 3, [3, 3], { group: 3, strides: [2, 2] }) as AffineLayer],
-  ['dense small', dense(20, 7) as AffineLayer],
-  ['dense large (onnxruntime path)', dense(300, 260) as AffineLayer],
-  ['avgpool count_include_pad', avgpool([2, 7, 7], [3, 3], [2, 2], [1, 1, 1, 1], true) as AffineLayer],
-  ['avgpool excluding pads', avgpool([2, 7, 6], [3, 2], [2, 1], [1, 0, 1, 1], false) as AffineLayer],
-  ['scale', scale([3, 4, 4]) as AffineLayer],
-];
-
-const poolLayers: [string, MaxPoolLayer][] = [
-  ['2×2 stride 2', maxpool([2, 8, 8], [2, 2], [2, 2]) as MaxPoolLayer],
-  ['3×3 stride 2 (AlexNet)', maxpool([2, 13, 13], [3, 3], [2, 2]) as MaxPoolLayer],
-  ['padded, dilated', maxpool([1, 9, 9], [2, 3], [1, 2], [1, 1, 0, 1], [2, 1]) as MaxPoolLayer],
-];
-
-describe.each(backends)('%s backend', (_name, make) => {
-  let backend: Backend;
-  beforeAll(async () => {
-    backend = await make();
-  });
-  afterAll(async () => {
-    await backend.dispose();
-  });
-
+describeEachBackend((backend) => {
   describe.each(affineLayers)('%s', (_label, layer) => {
     const a = denseOf(layer);
     const x = randomWeights(a.cols, 1);
@@ -62,28 +28,28 @@ describe.each(backends)('%s backend', (_name, make) => {
     const slopes = Float32Array.from(randomWeights(a.rows, 1), (v) => Math.abs(v));
 
     test('forward = A x + b', async () => {
-      expectClose(await backend.forward(layer, x), matVec(a, x));
+      expectClose(await backend().forward(layer, x), matVec(a, x));
     });
     test('applyA = A v and applyAT = Aᵀ u', async () => {
-      expectClose(await backend.applyA(layer, x), matVec(a, x, false));
-      expectClose(await backend.applyAT(layer, u), matTVec(a, u));
+      expectClose(await backend().applyA(layer, x), matVec(a, x, false));
+      expectClose(await backend().applyAT(layer, u), matTVec(a, u));
     });
     test('rowNormsSquared = Σ_j A_ij² mask_j', async () => {
       const expected = new Float64Array(a.rows);
       for (let i = 0; i < a.rows; i++) for (let j = 0; j < a.cols; j++) expected[i] += a.data[i * a.cols + j] ** 2 * mask[j];
-      expectClose(await backend.rowNormsSquared(layer, mask), expected);
+      expectClose(await backend().rowNormsSquared(layer, mask), expected);
     });
     test('gramOperator = D Aᵀ Λ² A D', async () => {
-      const op = await backend.gramOperator(layer, mask, Float32Array.from(slopes, (s) => s * s));
-      const v = backend.vectors.upload(x);
-      const out = backend.vectors.alloc(a.cols);
+      const op = await backend().gramOperator(layer, mask, Float32Array.from(slopes, (s) => s * s));
+      const v = backend().vectors.upload(x);
+      const out = backend().vectors.alloc(a.cols);
       await op.apply(v, out);
       const y = matVec(a, Float64Array.from(x, (xi, j) => xi * mask[j]), false).map((yi, i) => yi * slopes[i] ** 2);
       const expected = matTVec(a, y).map((zi, j) => zi * mask[j]);
-      expectClose(await backend.vectors.download(out), expected);
+      expectClose(await backend().vectors.download(out), expected);
       op.dispose();
-      backend.vectors.free(v);
-      backend.vectors.free(out);
+      backend().vectors.free(v);
+      backend().vectors.free(out);
     });
   });
 
@@ -91,9 +57,9 @@ describe.each(backends)('%s backend', (_name, make) => {
     const n = layer.inputShape.reduce((p, q) => p * q, 1);
     test('forward and mask propagation', async () => {
       const x = randomWeights(n, 1);
-      const y = await backend.maxPool(layer, x);
+      const y = await backend().maxPool(layer, x);
       const mask = Float32Array.from(x, (v) => (v > 0.2 ? 1 : 0));
-      const m = await backend.poolMask(layer, mask);
+      const m = await backend().poolMask(layer, mask);
       // Reference: brute force over every window.
       const [c, h, w] = layer.inputShape;
       const [, ho, wo] = layer.outputShape;
@@ -119,7 +85,7 @@ describe.each(backends)('%s backend', (_name, make) => {
   });
 
   test('VectorOps: dots, axpy, combine, scale', async () => {
-    const vec = backend.vectors;
+    const vec = backend().vectors;
     const a = vec.upload(Float64Array.of(1, 2, 3));
     const b = vec.upload(Float64Array.of(-1, 0.5, 2));
     expect(await vec.dot(a, b)).toBeCloseTo(6, 6);

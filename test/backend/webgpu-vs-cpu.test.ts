@@ -1,6 +1,7 @@
 /**
  * The WebGPU backend against the CPU backend on the fixture networks (fixtures/): every backend
- * operation on every layer of the paper's MNIST and CIFAR-10 nets, then the local bounds through
+ * operation on every layer of the paper's MNIST and CIFAR-10 nets (single vectors and blocks of
+ * three), then the local bounds through
  * certify() on both backends against fixtures/reference.json (converged float64 figures).
  * Relative tolerance 1e-4. Skipped only when no WebGPU adapter exists (see webgpu-setup.ts).
  */
@@ -91,6 +92,57 @@ suite.each(FIXTURES)('$model: WebGPU against CPU, layer by layer', (fixtureCase)
         compared++;
       } else if (layer.kind === 'relu') {
         x = x.map((value) => Math.max(value, 0));
+      }
+    }
+    expect(compared).toBeGreaterThanOrEqual(5);
+  });
+});
+
+suite.each(FIXTURES)('$model: WebGPU against CPU, blocks of 3 vectors', (fixtureCase) => {
+  const { network } = load(fixtureCase);
+
+  test('every block operation of every layer agrees to 1e-4 (each vector its own mask and slopes)', async () => {
+    await gpu!.prepare(network);
+    const rand = random(67);
+    const count = 3;
+    let compared = 0;
+    for (const layer of network.layers) {
+      const inSize = size(layer.inputShape);
+      const outSize = size(layer.outputShape);
+      const where = `${layer.kind} ${layer.name}`;
+      const x = randomArray(count * inSize, rand);
+      const masks = randomMask(count * inSize, rand);
+      const compare = (what: string, actual: ArrayLike<number>, expected: ArrayLike<number>) => {
+        try {
+          expectClose(actual, expected);
+        } catch (error) {
+          throw new Error(`${where} ${what}: ${(error as Error).message}`);
+        }
+      };
+      if (isAffine(layer)) {
+        const u = randomArray(count * outSize, rand);
+        compare('forward', await gpu!.forwardBlock(layer, x, count), await cpu!.forwardBlock(layer, x, count));
+        compare('A', await gpu!.applyABlock(layer, x, count), await cpu!.applyABlock(layer, x, count));
+        compare('Aᵀ', await gpu!.applyATBlock(layer, u, count), await cpu!.applyATBlock(layer, u, count));
+        compare('row norms', await gpu!.rowNormsSquaredBlock(layer, masks, count), await cpu!.rowNormsSquaredBlock(layer, masks, count));
+        const slopes = Float32Array.from({ length: count * outSize }, () => (rand() + 1) / 2);
+        const results: Float64Array[] = [];
+        for (const backend of [gpu!, cpu!]) {
+          const op = await backend.gramBlockOperator(layer, masks, slopes, count);
+          const input = backend.blocks.uploadBlock(x, count);
+          const out = backend.blocks.allocBlock(count, inSize);
+          await op.apply(input, out);
+          results.push(await backend.blocks.downloadBlock(out));
+          backend.blocks.freeBlock(input);
+          backend.blocks.freeBlock(out);
+          op.dispose();
+        }
+        compare('Gram', results[0], results[1]);
+        compared++;
+      } else if (layer.kind === 'maxpool') {
+        compare('max pool', await gpu!.maxPoolBlock(layer, x, count), await cpu!.maxPoolBlock(layer, x, count));
+        expect(Array.from(await gpu!.poolMaskBlock(layer, masks, count))).toEqual(Array.from(await cpu!.poolMaskBlock(layer, masks, count)));
+        compared++;
       }
     }
     expect(compared).toBeGreaterThanOrEqual(5);

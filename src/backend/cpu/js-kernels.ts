@@ -1,75 +1,57 @@
 /**
  * Plain-JavaScript kernels for the layers whose work is memory-bound or tiny: pooling, diagonal
  * scaling and small dense layers (where an onnxruntime call costs more than the arithmetic).
- * All arrays are in (C, H, W) layout without a batch dimension.
+ * Arrays are in (C, H, W) layout; `count` vectors are stored one after another ([count, C, H, W]),
+ * and the dense kernels take each row of W once for all of them (it stays in cache while the
+ * count vectors use it).
  */
-import type { AvgPoolLayer, MaxPoolLayer, ScaleLayer } from '../../model/ir.js';
+import { size, type AvgPoolLayer, type MaxPoolLayer, type ScaleLayer } from '../../model/ir.js';
+import { forEachWindow } from '../../model/pool-geometry.js';
 
-/** y = W x for a row-major [rows, cols] W. */
-export function denseMatVec(weight: Float32Array, rows: number, cols: number, x: ArrayLike<number>, out = new Float32Array(rows)): Float32Array {
+/** y_b = W x_b for a row-major [rows, cols] W and `count` vectors x_b. */
+export function denseMatVec(weight: Float32Array, rows: number, cols: number, x: ArrayLike<number>, count = 1, out = new Float32Array(rows * count)): Float32Array {
   for (let r = 0; r < rows; r++) {
-    let s = 0;
     const base = r * cols;
-    for (let c = 0; c < cols; c++) s += weight[base + c] * x[c];
-    out[r] = s;
-  }
-  return out;
-}
-
-/** r² = (W⊙W)·mask for a row-major [rows, cols] W, squaring on the fly (no copy of W⊙W). */
-export function denseRowNormsSquared(weight: Float32Array, rows: number, cols: number, mask: ArrayLike<number>, out = new Float32Array(rows)): Float32Array {
-  for (let r = 0; r < rows; r++) {
-    let s = 0;
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) {
-      const w = weight[base + c];
-      s += w * w * mask[c];
+    for (let b = 0; b < count; b++) {
+      const xBase = b * cols;
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += weight[base + c] * x[xBase + c];
+      out[b * rows + r] = s;
     }
-    out[r] = s;
   }
   return out;
 }
 
-/** x = Wᵀ y for a row-major [rows, cols] W. */
-export function denseMatTVec(weight: Float32Array, rows: number, cols: number, y: ArrayLike<number>, out = new Float32Array(cols)): Float32Array {
+/** r²_b = (W⊙W)·mask_b for a row-major [rows, cols] W, squaring on the fly (no copy of W⊙W). */
+export function denseRowNormsSquared(weight: Float32Array, rows: number, cols: number, mask: ArrayLike<number>, count = 1, out = new Float32Array(rows * count)): Float32Array {
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let b = 0; b < count; b++) {
+      const maskBase = b * cols;
+      let s = 0;
+      for (let c = 0; c < cols; c++) {
+        const w = weight[base + c];
+        s += w * w * mask[maskBase + c];
+      }
+      out[b * rows + r] = s;
+    }
+  }
+  return out;
+}
+
+/** x_b = Wᵀ y_b for a row-major [rows, cols] W and `count` vectors y_b. */
+export function denseMatTVec(weight: Float32Array, rows: number, cols: number, y: ArrayLike<number>, count = 1, out = new Float32Array(cols * count)): Float32Array {
   out.fill(0);
   for (let r = 0; r < rows; r++) {
-    const v = y[r];
-    if (v === 0) continue;
     const base = r * cols;
-    for (let c = 0; c < cols; c++) out[c] += weight[base + c] * v;
-  }
-  return out;
-}
-
-/**
- * Visit every (output index, input index) pair of a 2-D pooling window; `inputIndex` is −1 for a
- * padded position.
- */
-function forEachWindow(
-  layer: AvgPoolLayer | MaxPoolLayer,
-  visit: (outIndex: number, inIndex: number) => void,
-) {
-  const [channels, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.strides;
-  const [dh, dw] = layer.kind === 'maxpool' ? layer.dilations : [1, 1];
-  const [pt, pl] = layer.pads;
-  for (let c = 0; c < channels; c++) {
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
-        const o = (c * ho + oy) * wo + ox;
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * sh - pt + ky * dh;
-          for (let kx = 0; kx < kw; kx++) {
-            const ix = ox * sw - pl + kx * dw;
-            visit(o, iy >= 0 && iy < h && ix >= 0 && ix < w ? (c * h + iy) * w + ix : -1);
-          }
-        }
-      }
+    for (let b = 0; b < count; b++) {
+      const v = y[b * rows + r];
+      if (v === 0) continue;
+      const outBase = b * cols;
+      for (let c = 0; c < cols; c++) out[outBase + c] += weight[base + c] * v;
     }
   }
+  return out;
 }
 
 /** Divisor of each output of an average pool (the whole window, or only its non-padded part). */
@@ -84,51 +66,56 @@ export function avgPoolDivisors(layer: AvgPoolLayer): Float32Array {
 // The average pool kernels sum in float64: a large window (an adaptive pool over 112×112) summed
 // in float32 is off by ~1e-4, enough to stall Lanczos short of its tolerance.
 
-export function avgPoolForward(layer: AvgPoolLayer, x: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const sums = new Float64Array(divisors.length);
+// Divisors are those of one input: output o of a stack of inputs uses divisors[o % outputs].
+
+export function avgPoolForward(layer: AvgPoolLayer, x: ArrayLike<number>, divisors: Float32Array, count = 1): Float32Array {
+  const sums = new Float64Array(divisors.length * count);
   forEachWindow(layer, (o, i) => {
     if (i >= 0) sums[o] += x[i];
-  });
-  return Float32Array.from(sums, (s, o) => s / divisors[o]);
+  }, count);
+  return Float32Array.from(sums, (s, o) => s / divisors[o % divisors.length]);
 }
 
-export function avgPoolTranspose(layer: AvgPoolLayer, u: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const sums = new Float64Array(layer.inputShape.reduce((a, b) => a * b, 1));
+export function avgPoolTranspose(layer: AvgPoolLayer, u: ArrayLike<number>, divisors: Float32Array, count = 1): Float32Array {
+  const sums = new Float64Array(size(layer.inputShape) * count);
   forEachWindow(layer, (o, i) => {
-    if (i >= 0) sums[i] += u[o] / divisors[o];
-  });
+    if (i >= 0) sums[i] += u[o] / divisors[o % divisors.length];
+  }, count);
   return Float32Array.from(sums);
 }
 
-export function avgPoolRowNormsSquared(layer: AvgPoolLayer, mask: ArrayLike<number>, divisors: Float32Array): Float32Array {
-  const sums = new Float64Array(divisors.length);
+export function avgPoolRowNormsSquared(layer: AvgPoolLayer, mask: ArrayLike<number>, divisors: Float32Array, count = 1): Float32Array {
+  const sums = new Float64Array(divisors.length * count);
   forEachWindow(layer, (o, i) => {
     if (i >= 0) sums[o] += mask[i];
-  });
-  return Float32Array.from(sums, (s, o) => s / (divisors[o] * divisors[o]));
+  }, count);
+  return Float32Array.from(sums, (s, o) => s / divisors[o % divisors.length] ** 2);
 }
 
-export function maxPoolForward(layer: MaxPoolLayer, x: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(layer.outputShape.reduce((a, b) => a * b, 1)).fill(-Infinity);
+export function maxPoolForward(layer: MaxPoolLayer, x: ArrayLike<number>, count = 1): Float32Array {
+  const out = new Float32Array(size(layer.outputShape) * count).fill(-Infinity);
   forEachWindow(layer, (o, i) => {
     if (i >= 0 && x[i] > out[o]) out[o] = x[i];
-  });
+  }, count);
   return out;
 }
 
 /** 1 where any input of the window has mask 1 (Proposition 5's mask propagation). */
-export function maxPoolMask(layer: MaxPoolLayer, mask: ArrayLike<number>): Float32Array {
-  const out = new Float32Array(layer.outputShape.reduce((a, b) => a * b, 1));
+export function maxPoolMask(layer: MaxPoolLayer, mask: ArrayLike<number>, count = 1): Float32Array {
+  const out = new Float32Array(size(layer.outputShape) * count);
   forEachWindow(layer, (o, i) => {
     if (i >= 0 && mask[i] !== 0) out[o] = 1;
-  });
+  }, count);
   return out;
 }
 
-/** Channel of each element for a per-channel scale (vectors: one "channel" per feature). */
+/**
+ * Channel of each element for a per-channel scale (vectors: one "channel" per feature); `i` may
+ * index a stack of inputs.
+ */
 function channelOf(layer: ScaleLayer, i: number): number {
   const s = layer.inputShape;
-  return s.length === 3 ? Math.floor(i / (s[1] * s[2])) : i;
+  return s.length === 3 ? Math.floor(i / (s[1] * s[2])) % s[0] : i % s[0];
 }
 
 export function scaleApply(layer: ScaleLayer, x: ArrayLike<number>, withShift: boolean): Float32Array {

@@ -1,7 +1,8 @@
 /**
  * Convolution and large dense layers on the CPU through onnxruntime-node: each operation is a tiny
  * ONNX graph built in memory (onnx-builder.ts) around the layer's weights, one session per
- * (layer, operation), created on first use. A convolution applies A; ConvTranspose with the same
+ * (layer, operation), created on first use. Inputs and outputs have a batch dimension, symbolic for
+ * blocks of vectors (one session, one copy of the weights, for any block size). A convolution applies A; ConvTranspose with the same
  * weights, strides, pads, dilations and groups applies Aᵀ (method.md, "Computation at scale").
  *
  * Memory: the weights reach onnxruntime as in-memory external data (no protobuf copy on our side),
@@ -37,8 +38,14 @@ const sessionOptions: ort.InferenceSession.SessionOptions = {
 const PARALLEL_MIN_MACS = 1_000_000;
 
 
-function batched(shape: number[]): number[] {
-  return [1, ...shape];
+/**
+ * The batch dimension of a session's inputs and outputs: 'B' (symbolic: one session serves blocks
+ * of any size) or a fixed count.
+ */
+export type BatchDim = 'B' | number;
+
+function batched(shape: number[], batch: BatchDim): (number | string)[] {
+  return [batch, ...shape];
 }
 
 function convAttributes(layer: ConvLayer): Record<string, AttributeValue> {
@@ -121,9 +128,9 @@ async function session(layer: OrtLayer, bytes: Uint8Array, file: string, weights
 export type OrtOperation = 'linear' | 'transpose' | 'rowNormsSquared' | 'gram';
 
 /** Build the session for one operation of one layer. */
-export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Promise<ort.InferenceSession> {
-  const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]]);
-  const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]]);
+export async function createLayerSession(layer: OrtLayer, op: OrtOperation, batch: BatchDim): Promise<ort.InferenceSession> {
+  const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]], batch);
+  const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]], batch);
   const dims = weightDims(layer);
   const W = externalTensor('W', dims, layer.weight, 'W.bin');
   switch (op) {
@@ -159,20 +166,47 @@ export async function createLayerSession(layer: OrtLayer, op: OrtOperation): Pro
   }
 }
 
-/**
- * Bytes a session holds, roughly: its copy of the weights and the arena for its intermediate
- * tensors (inputs, outputs, the Gram graph's four intermediates, and a convolution's im2col buffer).
- */
-export function sessionFootprint(layer: OrtLayer, op: OrtOperation): number {
+/** Floats one vector passes through in a call: inputs, outputs, and the Gram graph's intermediates. */
+function vectorFloats(layer: OrtLayer, op: OrtOperation): number {
   const n = layer.inputShape.reduce((a, b) => a * b, 1);
   const m = layer.outputShape.reduce((a, b) => a * b, 1);
-  const columns = layer.kind === 'conv' ? (layer.inputShape[0] / layer.group) * layer.kernel[0] * layer.kernel[1] * (m / layer.outputShape[0]) : 0;
-  const activations = op === 'gram' ? 4 * n + 2 * m + columns : n + m + columns;
-  return 4 * (layer.weight.length + activations);
+  return op === 'gram' ? 4 * n + 2 * m : n + m;
 }
 
-export function tensor(data: Float32Array, shape: number[]): ort.Tensor {
-  return new ort.Tensor('float32', data, batched(shape));
+/**
+ * Bytes a session holds, roughly: its copy of the weights and the arena for its intermediate
+ * tensors (inputs, outputs, the Gram graph's four intermediates, and a convolution's im2col buffer)
+ * for calls of up to `count` vectors.
+ */
+export function sessionFootprint(layer: OrtLayer, op: OrtOperation, count = 1): number {
+  const m = layer.outputShape.reduce((a, b) => a * b, 1);
+  const columns = layer.kind === 'conv' ? (layer.inputShape[0] / layer.group) * layer.kernel[0] * layer.kernel[1] * (m / layer.outputShape[0]) : 0;
+  return 4 * (layer.weight.length + count * (vectorFloats(layer, op) + columns));
+}
+
+/**
+ * Bytes of tensors one session call should touch at most; larger blocks are split into calls of
+ * about this much. A block per call pays the call's overhead once and reuses each weight across
+ * the block, but on convolutions the CPU time per vector stops falling after a few vectors per
+ * call (CIFAR-10's: flat from 4–8 vectors, 1.0–1.4× below one vector; bench "operator
+ * throughput"), while a call's arena grows with its block: at ImageNet scale 16 vectors of the
+ * Gram graph would hold gigabytes. Dense layers' vectors are small, so their blocks stay whole.
+ */
+export const CALL_WORKING_SET_BYTES = 4 * 2 ** 20;
+
+/** [first, count] of the session calls that serve `count` vectors: near-equal parts within CALL_WORKING_SET_BYTES. */
+export function callChunks(layer: OrtLayer, op: OrtOperation, count: number): [number, number][] {
+  const perCall = Math.max(1, Math.floor(CALL_WORKING_SET_BYTES / (4 * vectorFloats(layer, op))));
+  const calls = Math.ceil(count / perCall);
+  const size = Math.ceil(count / calls);
+  const chunks: [number, number][] = [];
+  for (let first = 0; first < count; first += size) chunks.push([first, Math.min(size, count - first)]);
+  return chunks;
+}
+
+/** `count` vectors of `shape`, one after another in `data`, as a [count, ...shape] tensor (no copy). */
+export function tensor(data: Float32Array, shape: number[], count = 1): ort.Tensor {
+  return new ort.Tensor('float32', data, [count, ...shape]);
 }
 
 export async function runSingle(s: ort.InferenceSession, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {

@@ -1,13 +1,14 @@
 /**
  * Layers on the GPU: each layer's weights uploaded once, and the recording of its linear maps
  * (A, Aᵀ, A ⊙ A for row norms, the forward pass with bias, max pooling) as kernel dispatches on
- * device buffers. Dense weight matrices larger than one storage binding (VGG-16's first fully
+ * device buffers, for a block of `count` vectors stored one after another (one dispatch per map
+ * for all of them; a single vector is a block of one). Dense weight matrices larger than one storage binding (VGG-16's first fully
  * connected layer is 411 MB) are split into row blocks, one buffer and one dispatch each.
  */
 import type { AffineLayer, ConvLayer, DenseLayer, Layer, MaxPoolLayer, Shape } from '../../model/ir.js';
 import { size } from '../../model/ir.js';
 import { invariant, LipcertError } from '../../errors.js';
-import { GEMV_TRANSPOSE_COLUMNS, LINEAR_WORKGROUP, MATMUL_TILE } from './programs.js';
+import { DENSE_VECTORS_PER_WORKGROUP, GEMV_TRANSPOSE_COLUMNS, LINEAR_WORKGROUP, MATMUL_TILE } from './programs.js';
 import type { GpuRuntime, UniformValues } from './runtime.js';
 
 /** Which linear map of an affine layer to record. */
@@ -90,40 +91,44 @@ export class GpuLayers {
   }
 
   /**
-   * Records `map` of an affine layer from `input` into `output` (distinct buffers; sizes: the
-   * layer's input then output size, swapped for Aᵀ).
+   * Records `map` of an affine layer from `input` into `output` for `count` vectors (distinct
+   * buffers of count × the layer's input then output size, swapped for Aᵀ).
    */
-  recordAffine(layer: AffineLayer, map: AffineMap, input: GPUBuffer, output: GPUBuffer): void {
+  recordAffine(layer: AffineLayer, map: AffineMap, input: GPUBuffer, output: GPUBuffer, count = 1): void {
     const weights = this.upload(layer);
     switch (layer.kind) {
       case 'conv':
         invariant(weights.kind === 'conv', 'conv weights');
-        return this.recordConv(layer, map, weights, input, output);
+        return this.recordConv(layer, map, weights, input, output, count);
       case 'dense':
         invariant(weights.kind === 'dense', 'dense weights');
-        return this.recordDense(layer, map, weights, input, output);
+        return this.recordDense(layer, map, weights, input, output, count);
       case 'avgpool': {
-        const uniforms = poolUniforms(layer, { countIncludePad: layer.countIncludePad ? 1 : 0, divisorPower: map === 'rowNormsSquared' ? 2 : 1 });
-        if (map === 'AT') return this.runtime.dispatch('avgpoolTranspose', uniforms, [input, output], linearGroups(size(layer.inputShape)));
-        return this.runtime.dispatch('avgpool', uniforms, [input, output], linearGroups(size(layer.outputShape)));
+        const uniforms = poolUniforms(layer, { countIncludePad: layer.countIncludePad ? 1 : 0, divisorPower: map === 'rowNormsSquared' ? 2 : 1 }, count);
+        if (map === 'AT') return this.runtime.dispatch('avgpoolTranspose', uniforms, [input, output], linearGroups(count * size(layer.inputShape)));
+        return this.runtime.dispatch('avgpool', uniforms, [input, output], linearGroups(count * size(layer.outputShape)));
       }
       case 'scale': {
         invariant(weights.kind === 'scale', 'scale weights');
         const length = size(layer.inputShape);
         const uniforms = {
-          length,
+          length: count * length,
           channelSize: length / layer.scale.length,
           power: map === 'rowNormsSquared' ? 2 : 1,
           addShift: map === 'forward' ? 1 : 0,
+          channels: layer.scale.length,
         };
         invariant(Number.isInteger(uniforms.channelSize), `${layer.name}: ${layer.scale.length} scales for ${length} inputs`);
-        return this.runtime.dispatch('channelScale', uniforms, [input, weights.scale, weights.shift, output], linearGroups(length));
+        return this.runtime.dispatch('channelScale', uniforms, [input, weights.scale, weights.shift, output], linearGroups(count * length));
       }
     }
   }
 
-  /** Convolutions are implicit GEMMs on one tiled matmul: one grid of output tiles per group. */
-  private recordConv(layer: ConvLayer, map: AffineMap, weights: { weight: GPUBuffer; bias: GPUBuffer }, input: GPUBuffer, output: GPUBuffer): void {
+  /**
+   * Convolutions are implicit GEMMs on one tiled matmul: one grid of output tiles per group, the
+   * block's images side by side in the columns.
+   */
+  private recordConv(layer: ConvLayer, map: AffineMap, weights: { weight: GPUBuffer; bias: GPUBuffer }, input: GPUBuffer, output: GPUBuffer, count: number): void {
     const [inChannels, inHeight, inWidth] = chw(layer.inputShape);
     const [outChannels, outHeight, outWidth] = chw(layer.outputShape);
     const uniforms: UniformValues = {
@@ -134,6 +139,7 @@ export class GpuLayers {
       dilationH: layer.dilations[0], dilationW: layer.dilations[1],
       groups: layer.group,
       addBias: map === 'forward' ? 1 : 0,
+      batch: count,
     };
     const grid = (rows: number, cols: number): [number, number, number] =>
       [Math.ceil(cols / MATMUL_TILE.cols), Math.ceil(rows / MATMUL_TILE.rows), layer.group];
@@ -141,38 +147,42 @@ export class GpuLayers {
     switch (map) {
       case 'forward':
       case 'A':
-        return rt.dispatch('conv2d', uniforms, [input, weights.weight, weights.bias, output], grid(outChannels / layer.group, outHeight * outWidth));
+        return rt.dispatch('conv2d', uniforms, [input, weights.weight, weights.bias, output], grid(outChannels / layer.group, count * outHeight * outWidth));
       case 'AT':
-        return rt.dispatch('conv2dTranspose', uniforms, [input, weights.weight, output], grid(inChannels / layer.group, inHeight * inWidth));
+        return rt.dispatch('conv2dTranspose', uniforms, [input, weights.weight, output], grid(inChannels / layer.group, count * inHeight * inWidth));
       case 'rowNormsSquared':
-        return rt.dispatch('conv2dRowNorms', uniforms, [input, weights.weight, output], grid(outChannels / layer.group, outHeight * outWidth));
+        return rt.dispatch('conv2dRowNorms', uniforms, [input, weights.weight, output], grid(outChannels / layer.group, count * outHeight * outWidth));
     }
   }
 
-  /** Dense layers: GEMV per row block; the transpose sums the blocks' contributions. */
-  private recordDense(layer: DenseLayer, map: AffineMap, weights: { blocks: DenseBlock[]; bias: GPUBuffer }, input: GPUBuffer, output: GPUBuffer): void {
+  /**
+   * Dense layers: GEMV per row block; the transpose sums the blocks' contributions. The grid's z
+   * runs over groups of vectors of the block, each weight read once per group.
+   */
+  private recordDense(layer: DenseLayer, map: AffineMap, weights: { blocks: DenseBlock[]; bias: GPUBuffer }, input: GPUBuffer, output: GPUBuffer, count: number): void {
     const cols = size(layer.inputShape);
     const rt = this.runtime;
+    const groups = Math.ceil(count / DENSE_VECTORS_PER_WORKGROUP);
     weights.blocks.forEach((block, index) => {
-      const uniforms = { rows: block.rows, cols, rowOffset: block.rowOffset, flag: 0 };
+      const uniforms = { rows: block.rows, cols, rowOffset: block.rowOffset, flag: 0, totalRows: size(layer.outputShape), batch: count };
       switch (map) {
         case 'forward':
         case 'A':
           uniforms.flag = map === 'forward' ? 1 : 0;
-          return rt.dispatch('gemv', uniforms, [block.weight, input, weights.bias, output], block.rows);
+          return rt.dispatch('gemv', uniforms, [block.weight, input, weights.bias, output], rt.grid(block.rows, groups));
         case 'AT':
           uniforms.flag = index > 0 ? 1 : 0; // accumulate after the first block
-          return rt.dispatch('gemvTranspose', uniforms, [block.weight, input, output], Math.ceil(cols / GEMV_TRANSPOSE_COLUMNS));
+          return rt.dispatch('gemvTranspose', uniforms, [block.weight, input, output], rt.grid(Math.ceil(cols / GEMV_TRANSPOSE_COLUMNS), groups));
         case 'rowNormsSquared':
-          return rt.dispatch('gemvRowNorms', uniforms, [block.weight, input, output], block.rows);
+          return rt.dispatch('gemvRowNorms', uniforms, [block.weight, input, output], rt.grid(block.rows, groups));
       }
     });
   }
 
-  /** Max pool forward, or (`mask`) the max pool of a 0/1 mask with padding contributing 0. */
-  recordMaxPool(layer: MaxPoolLayer, mode: 'forward' | 'mask', input: GPUBuffer, output: GPUBuffer): void {
-    const uniforms = poolUniforms(layer, { countIncludePad: 0, divisorPower: 1 });
-    this.runtime.dispatch(mode === 'forward' ? 'maxpool' : 'maxpoolMask', uniforms, [input, output], linearGroups(size(layer.outputShape)));
+  /** Max pool forward, or (`mask`) the max pool of a 0/1 mask with padding contributing 0, for `count` inputs. */
+  recordMaxPool(layer: MaxPoolLayer, mode: 'forward' | 'mask', input: GPUBuffer, output: GPUBuffer, count = 1): void {
+    const uniforms = poolUniforms(layer, { countIncludePad: 0, divisorPower: 1 }, count);
+    this.runtime.dispatch(mode === 'forward' ? 'maxpool' : 'maxpoolMask', uniforms, [input, output], linearGroups(count * size(layer.outputShape)));
   }
 
   /** Releases every uploaded weight buffer. */
@@ -193,11 +203,14 @@ export function linearGroups(length: number): number {
   return Math.ceil(length / LINEAR_WORKGROUP);
 }
 
+/** Pool geometry for `count` stacked inputs: one tensor of count·C channels. */
 function poolUniforms(
   layer: MaxPoolLayer | Extract<AffineLayer, { kind: 'avgpool' }>,
   extra: { countIncludePad: number; divisorPower: number },
+  count: number,
 ): UniformValues {
-  const [channels, inHeight, inWidth] = chw(layer.inputShape);
+  const [layerChannels, inHeight, inWidth] = chw(layer.inputShape);
+  const channels = count * layerChannels;
   const [, outHeight, outWidth] = chw(layer.outputShape);
   const dilations = layer.kind === 'maxpool' ? layer.dilations : [1, 1];
   return {

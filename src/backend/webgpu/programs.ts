@@ -22,22 +22,29 @@ const u32 = (...names: string[]) => names.map((n) => [n, 'u32'] as const);
 
 const CONV2D_UNIFORMS = u32(
   'inChannels', 'inHeight', 'inWidth', 'outChannels', 'outHeight', 'outWidth', 'kernelH', 'kernelW',
-  'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW', 'groups', 'addBias',
+  'strideH', 'strideW', 'padTop', 'padLeft', 'dilationH', 'dilationW', 'groups', 'addBias', 'batch',
 );
 const POOL_UNIFORMS = u32(
   'channels', 'inHeight', 'inWidth', 'outHeight', 'outWidth', 'kernelH', 'kernelW', 'strideH', 'strideW',
   'padTop', 'padLeft', 'padBottom', 'padRight', 'dilationH', 'dilationW', 'countIncludePad', 'divisorPower',
 );
-const DENSE_BLOCK_UNIFORMS = u32('rows', 'cols', 'rowOffset', 'flag');
+const DENSE_BLOCK_UNIFORMS = u32('rows', 'cols', 'rowOffset', 'flag', 'totalRows', 'batch');
 
 /** Output block of one matmul workgroup (shaders/common/matmul_tiled.wgsl): 64 rows × 64 columns. */
 export const MATMUL_TILE = { rows: 64, cols: 64 } as const;
 /** Columns of W one gemv_transpose workgroup owns. */
 export const GEMV_TRANSPOSE_COLUMNS = 64;
+/** Vectors of a block one dense-layer workgroup serves (workgroup_id.z; common/dense_block.wgsl). */
+export const DENSE_VECTORS_PER_WORKGROUP = 4;
 /** Invocations of a 1D workgroup (elementwise, pooling, reductions, one gemv row). */
 export const LINEAR_WORKGROUP = 256;
 /** Most partial sums per dot product (sum_partials adds at most one workgroup's worth). */
 export const MAX_PARTIALS_PER_DOT = 256;
+/**
+ * Workgroups a dot-product pass aims at over all runs: a block of many runs takes fewer partial
+ * sums per dot product (each run already brings its own workgroups).
+ */
+export const DOT_WORKGROUPS_TARGET = 4096;
 
 function program(
   key: string,
@@ -51,6 +58,7 @@ function program(
 const linear = [LINEAR_WORKGROUP, 1, 1] as const;
 
 export const PROGRAMS = {
+  // Layer kernels take a block of `batch` vectors one after another (a single vector is a block of one).
   /** y = conv2d(x, W) (+ bias): implicit GEMM on the tiled matmul. Storage: x, W, bias, y. */
   conv2d: program('conv2d', [16, 16, 1], CONV2D_UNIFORMS, ['read', 'read', 'read', 'write']),
   /** v = Aᵀ u (transposed convolution). Storage: u, W, v. */
@@ -63,6 +71,7 @@ export const PROGRAMS = {
   gemvTranspose: program('gemv_transpose', [GEMV_TRANSPOSE_COLUMNS, 4, 1], DENSE_BLOCK_UNIFORMS, ['read', 'read', 'write']),
   /** r² = (W ⊙ W)·mask for one row block. Storage: W block, mask, r². */
   gemvRowNorms: program('gemv_row_norms', linear, DENSE_BLOCK_UNIFORMS, ['read', 'read', 'write']),
+  // Pooling kernels serve a block as one tensor of batch·C channels.
   /** Average pool A x, or (A ⊙ A) x. Storage: x, y. */
   avgpool: program('avgpool', linear, POOL_UNIFORMS, ['read', 'write']),
   /** Aᵀ u of the average pool. Storage: u, v. */
@@ -72,22 +81,24 @@ export const PROGRAMS = {
   /** Max pool of a 0/1 mask. Storage: mask, output mask. */
   maxpoolMask: program('maxpool_mask', linear, POOL_UNIFORMS, ['read', 'write']),
   /** y = s_c^power x (+ shift_c). Storage: x, scale, shift, y. */
-  channelScale: program('channel_scale', linear, u32('length', 'channelSize', 'power', 'addShift'), ['read', 'read', 'read', 'write']),
-  /** x ← d ⊙ x. Storage: d, x. */
+  channelScale: program('channel_scale', linear, u32('length', 'channelSize', 'power', 'addShift', 'channels'), ['read', 'read', 'read', 'write']),
+  /** x ← d ⊙ x (a block: d holds one diagonal per vector). Storage: d, x. */
   multiply: program('multiply', linear, u32('length'), ['read', 'write']),
-  /** x ← alpha·x. Storage: x. */
-  scale: program('scale', linear, [['length', 'u32'], ['alpha', 'f32']], ['write']),
-  /** Partial sums of x·y_k for up to four y_k into slots slot…slot+count−1. Storage: x, y0…y3, partials. */
-  dot4Partials: program('dot4_partials', linear, u32('length', 'partialsPerDot', 'slot', 'count'), ['read', 'read', 'read', 'read', 'read', 'write']),
-  /** out ← beta·out + Σ c_k b_k for up to four b_k. Storage: b0…b3, out. */
+  // Vector kernels work run by run on a block of `runs` vectors of `length` (a vector is one run);
+  // coefficients and results are run-major, slotsPerRun per run.
+  /** x_r ← alpha_r·x_r. Storage: alphas, x. */
+  scale: program('scale', linear, u32('length', 'runs'), ['read', 'write']),
+  /** Partial sums of x_r·y_k,r for up to four y_k into slots slot…slot+count−1 of each run. Storage: x, y0…y3, partials. */
+  dot4Partials: program('dot4_partials', linear, u32('length', 'partialsPerDot', 'slot', 'count', 'slotsPerRun'), ['read', 'read', 'read', 'read', 'read', 'write']),
+  /** out_r ← beta·out_r + Σ c_r,k b_k,r for up to four b_k. Storage: b0…b3, coefficients, out. */
   combine4: program(
     'combine4',
     linear,
-    [['length', 'u32'], ['count', 'u32'], ['beta', 'f32'], ['c0', 'f32'], ['c1', 'f32'], ['c2', 'f32'], ['c3', 'f32']],
-    ['read', 'read', 'read', 'read', 'write'],
+    [...u32('length', 'runs', 'slotsPerRun', 'slot', 'count'), ['beta', 'f32']],
+    ['read', 'read', 'read', 'read', 'read', 'write'],
   ),
   /** One sum per slot. Storage: partials, results. */
-  sumPartials: program('sum_partials', linear, u32('partialsPerDot'), ['read', 'write']),
+  sumPartials: program('sum_partials', linear, u32('partialsPerDot', 'slots'), ['read', 'write']),
 } satisfies Record<string, ProgramInfo>;
 
 export type ProgramName = keyof typeof PROGRAMS;

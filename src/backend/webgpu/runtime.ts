@@ -45,6 +45,9 @@ export class GpuRuntime {
   /** Free one-off uniform buffers by size, and those used by the pending batch. */
   private readonly uniformPool = new Map<number, GPUBuffer[]>();
   private uniformsInBatch: [number, GPUBuffer][] = [];
+  /** Free one-off storage buffers (per-run coefficients) by capacity, and those of the pending batch. */
+  private readonly transientPool = new Map<number, GPUBuffer[]>();
+  private transientsInBatch: [number, GPUBuffer][] = [];
   private readonly scratchBuffers = new Map<string, GPUBuffer>();
   /** Mappable read-back buffers by size, reused. */
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
@@ -164,13 +167,36 @@ export class GpuRuntime {
   }
 
   /**
-   * A scratch storage buffer of `length` f32 for use inside one batch that ends in a read-back
-   * (dot-product partials and results): kept per size and reused, the queue orders the uses.
+   * A scratch storage buffer of at least `length` f32 for use inside one batch that ends in a
+   * read-back (dot-product partials and results): one per label, reused (the queue orders the
+   * uses) and replaced by one of twice the size when it is too small, so a Lanczos basis that
+   * grows by one vector a step does not leave a buffer behind per step.
    */
   scratch(length: number, label: string): GPUBuffer {
-    const key = `${label}:${length}`;
-    let buffer = this.scratchBuffers.get(key);
-    if (!buffer) this.scratchBuffers.set(key, (buffer = this.createStorage(length, undefined, label)));
+    const buffer = this.scratchBuffers.get(label);
+    if (buffer && buffer.size >= 4 * length) return buffer;
+    if (buffer) this.release(buffer);
+    const capacity = Math.min(2 ** Math.ceil(Math.log2(Math.max(length, 256))), Math.floor(this.maxBindingBytes / 4));
+    invariant(capacity >= length, `${label}: ${length} floats exceed a storage binding`);
+    const grown = this.createStorage(capacity, undefined, label);
+    this.scratchBuffers.set(label, grown);
+    return grown;
+  }
+
+  /**
+   * A storage buffer holding `values` for the dispatches of the pending batch (coefficients of a
+   * combination, one per run and basis vector): taken from a pool, written with
+   * queue.writeBuffer, and returned to the pool when the batch is submitted, like the one-off
+   * uniform buffers.
+   */
+  transientStorage(values: Float32Array): GPUBuffer {
+    const capacity = 2 ** Math.ceil(Math.log2(Math.max(values.length, 16)));
+    const pool = this.transientPool.get(capacity) ?? [];
+    this.transientPool.set(capacity, pool);
+    this.pending(); // the buffer returns to the pool when this batch is submitted
+    const buffer = pool.pop() ?? this.createStorage(capacity, undefined, 'coefficients');
+    this.device.queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, values.byteLength);
+    this.transientsInBatch.push([capacity, buffer]);
     return buffer;
   }
 
@@ -210,7 +236,7 @@ export class GpuRuntime {
     this.pass.setPipeline(program.pipeline);
     this.pass.setBindGroup(0, bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
-    if (++this.pendingDispatches >= MAX_PENDING_DISPATCHES) this.flush();
+    if (++this.pendingDispatches >= MAX_PENDING_DISPATCHES) this.submit(false);
   }
 
   private endPass(): void {
@@ -262,22 +288,37 @@ export class GpuRuntime {
     this.bindGroupKeys.clear();
   }
 
-  /** `count` workgroups as a grid [x, y, 1] with x·y ≥ count (extra workgroups do nothing). */
-  private grid(count: number): [number, number, number] {
-    invariant(count > 0, 'empty dispatch');
-    if (count <= this.maxWorkgroupsPerDimension) return [count, 1, 1];
+  /**
+   * `count` workgroups as a grid [x, y, z] with x·y ≥ count (extra workgroups do nothing), for
+   * kernels that recover the linear index from num_workgroups; `z` layers of it (one per group of
+   * vectors, for the dense kernels).
+   */
+  grid(count: number, z = 1): [number, number, number] {
+    invariant(count > 0 && z > 0, 'empty dispatch');
+    if (count <= this.maxWorkgroupsPerDimension) return [count, 1, z];
     const y = Math.ceil(count / this.maxWorkgroupsPerDimension);
-    return [Math.ceil(count / y), y, 1];
+    return [Math.ceil(count / y), y, z];
   }
 
-  copy(source: GPUBuffer, target: GPUBuffer, bytes: number): void {
+  /** Copies `bytes` from `source` at `sourceOffset` to `target` at `targetOffset` (bytes, multiples of 4). */
+  copy(source: GPUBuffer, target: GPUBuffer, bytes: number, sourceOffset = 0, targetOffset = 0): void {
     const encoder = this.pending();
     this.endPass(); // copies are recorded outside compute passes
-    encoder.copyBufferToBuffer(source, 0, target, 0, bytes);
+    encoder.copyBufferToBuffer(source, sourceOffset, target, targetOffset, bytes);
   }
 
   /** Submits the pending batch and destroys the buffers released while it was recorded. */
   flush(): void {
+    this.submit(true);
+  }
+
+  /**
+   * Submits the pending batch. `releaseTransients` is false for the automatic submit inside a long
+   * chain of dispatches: an operation in progress (a combination over many basis vectors) may
+   * still bind its coefficient buffer in its next dispatches, so the coefficient buffers return to
+   * their pool only at a submit between operations.
+   */
+  private submit(releaseTransients: boolean): void {
     if (!this.encoder) return;
     this.endPass();
     this.device.queue.submit([this.encoder.finish()]);
@@ -288,6 +329,10 @@ export class GpuRuntime {
     this.garbage = [];
     for (const [bytes, buffer] of this.uniformsInBatch) this.uniformPool.get(bytes)!.push(buffer);
     this.uniformsInBatch = [];
+    if (releaseTransients) {
+      for (const [capacity, buffer] of this.transientsInBatch) this.transientPool.get(capacity)!.push(buffer);
+      this.transientsInBatch = [];
+    }
   }
 
   /** The first `length` floats of a storage buffer (submits pending work first). */
@@ -331,10 +376,11 @@ export class GpuRuntime {
     await this.checkErrors().catch(() => undefined);
     for (const buffer of this.uniformCache.values()) buffer.destroy();
     this.uniformCache.clear();
-    for (const pool of [...this.uniformPool.values(), ...this.stagingPool.values()]) for (const buffer of pool) buffer.destroy();
+    for (const pool of [...this.uniformPool.values(), ...this.stagingPool.values(), ...this.transientPool.values()]) for (const buffer of pool) buffer.destroy();
     for (const buffer of this.scratchBuffers.values()) buffer.destroy();
     this.forgetAllBindGroups();
     this.uniformPool.clear();
+    this.transientPool.clear();
     this.stagingPool.clear();
     this.scratchBuffers.clear();
     this.device.destroy();

@@ -1,20 +1,23 @@
 /**
  * The WebGPU backend: the Backend interface on WGSL kernels through Dawn. Host calls upload,
  * record, read back; the Gram operator keeps everything on the device, so an application of
- * D Aᵀ Λ² A D is five or so dispatches and no read-back.
+ * D Aᵀ Λ² A D is five or so dispatches and no read-back — for one vector or a block of B runs alike
+ * (each kernel dispatch covers the whole block).
  */
-import type { Backend, DeviceVector, GramOperator } from '../backend.js';
+import type { BlockGramOperator, GramOperator } from '../backend.js';
+import { BlocksOfOneBackend } from '../blocks-of-one.js';
 import type { AffineLayer, MaxPoolLayer, Network } from '../../model/ir.js';
 import { size } from '../../model/ir.js';
 import { invariant, LipcertError } from '../../errors.js';
 import type { AffineMap } from './layers.js';
 import { GpuLayers, linearGroups } from './layers.js';
 import type { GpuRuntime } from './runtime.js';
-import { asGpuVector, GpuVectorOps } from './vectors.js';
+import { asGpuBlock, asGpuVector, GpuBlockOps, GpuVectorOps } from './vectors.js';
 
-export class WebGpuBackend implements Backend {
+export class WebGpuBackend extends BlocksOfOneBackend {
   readonly name = 'webgpu';
   readonly vectors: GpuVectorOps;
+  readonly blocks: GpuBlockOps;
   private readonly layers: GpuLayers;
   private readonly operators = new Set<GpuGramOperator>();
 
@@ -22,7 +25,9 @@ export class WebGpuBackend implements Backend {
     private readonly runtime: GpuRuntime,
     readonly adapter: string,
   ) {
+    super();
     this.vectors = new GpuVectorOps(runtime);
+    this.blocks = new GpuBlockOps(runtime);
     this.layers = new GpuLayers(runtime);
   }
 
@@ -40,36 +45,60 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  forward(layer: AffineLayer, x: Float32Array): Promise<Float32Array> {
-    return this.runAffine(layer, 'forward', x);
-  }
-
-  applyA(layer: AffineLayer, v: Float32Array): Promise<Float32Array> {
-    return this.runAffine(layer, 'A', v);
-  }
-
-  applyAT(layer: AffineLayer, u: Float32Array): Promise<Float32Array> {
-    return this.runAffine(layer, 'AT', u);
-  }
-
-  rowNormsSquared(layer: AffineLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.runAffine(layer, 'rowNormsSquared', mask);
-  }
-
-  maxPool(layer: MaxPoolLayer, x: Float32Array): Promise<Float32Array> {
-    return this.run(x, size(layer.inputShape), size(layer.outputShape), (input, output) =>
-      this.layers.recordMaxPool(layer, 'forward', input, output));
-  }
-
-  poolMask(layer: MaxPoolLayer, mask: Float32Array): Promise<Float32Array> {
-    return this.run(mask, size(layer.inputShape), size(layer.outputShape), (input, output) =>
-      this.layers.recordMaxPool(layer, 'mask', input, output));
-  }
-
   async gramOperator(layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<GramOperator> {
-    const operator = new GpuGramOperator(this.runtime, this.layers, layer, domainMask, slopeSquared, (op) => this.operators.delete(op));
-    this.operators.add(operator);
-    return operator;
+    const operator = this.createGram(layer, domainMask, slopeSquared, 1);
+    return {
+      dim: operator.dim,
+      apply: async (x, out) => {
+        const [input, output] = [asGpuVector(x), asGpuVector(out)];
+        invariant(input.length === operator.dim && output.length === operator.dim, 'Gram operator vector length');
+        operator.record(input.buffer, output.buffer);
+      },
+      dispose: () => operator.dispose(),
+    };
+  }
+
+  forwardBlock(layer: AffineLayer, x: Float32Array, count: number): Promise<Float32Array> {
+    return this.runAffine(layer, 'forward', x, count);
+  }
+
+  applyABlock(layer: AffineLayer, v: Float32Array, count: number): Promise<Float32Array> {
+    return this.runAffine(layer, 'A', v, count);
+  }
+
+  applyATBlock(layer: AffineLayer, u: Float32Array, count: number): Promise<Float32Array> {
+    return this.runAffine(layer, 'AT', u, count);
+  }
+
+  rowNormsSquaredBlock(layer: AffineLayer, masks: Float32Array, count: number): Promise<Float32Array> {
+    return this.runAffine(layer, 'rowNormsSquared', masks, count);
+  }
+
+  maxPoolBlock(layer: MaxPoolLayer, x: Float32Array, count: number): Promise<Float32Array> {
+    return this.run(x, count, size(layer.inputShape), size(layer.outputShape), (input, output) =>
+      this.layers.recordMaxPool(layer, 'forward', input, output, count));
+  }
+
+  poolMaskBlock(layer: MaxPoolLayer, masks: Float32Array, count: number): Promise<Float32Array> {
+    return this.run(masks, count, size(layer.inputShape), size(layer.outputShape), (input, output) =>
+      this.layers.recordMaxPool(layer, 'mask', input, output, count));
+  }
+
+  async gramBlockOperator(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): Promise<BlockGramOperator> {
+    const operator = this.createGram(layer, domainMasks, slopeSquared, count);
+    return {
+      dim: operator.dim,
+      count,
+      apply: async (x, out) => {
+        const [input, output] = [asGpuBlock(x), asGpuBlock(out)];
+        invariant(
+          input.count === count && output.count === count && input.dim === operator.dim && output.dim === operator.dim,
+          `Gram operator of ${count}×${operator.dim} applied to ${input.count}×${input.dim} → ${output.count}×${output.dim}`,
+        );
+        operator.record(input.buffer, output.buffer);
+      },
+      dispose: () => operator.dispose(),
+    };
   }
 
   async dispose(): Promise<void> {
@@ -78,26 +107,38 @@ export class WebGpuBackend implements Backend {
     await this.runtime.dispose();
   }
 
-  private runAffine(layer: AffineLayer, map: AffineMap, input: Float32Array): Promise<Float32Array> {
-    const [inSize, outSize] = map === 'AT' ? [size(layer.outputShape), size(layer.inputShape)] : [size(layer.inputShape), size(layer.outputShape)];
-    return this.run(input, inSize, outSize, (x, y) => this.layers.recordAffine(layer, map, x, y));
+  private createGram(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): GpuGramOperator {
+    const operator = new GpuGramOperator(this.runtime, this.layers, layer, domainMasks, slopeSquared, count, (op) => this.operators.delete(op));
+    this.operators.add(operator);
+    return operator;
   }
 
-  /** Upload `input`, record one operation into a fresh output buffer, read it back. */
-  private async run(input: Float32Array, inSize: number, outSize: number, record: (input: GPUBuffer, output: GPUBuffer) => void): Promise<Float32Array> {
-    invariant(input.length === inSize, `input has ${input.length} values, the layer takes ${inSize}`);
-    const x = this.runtime.createStorage(inSize, input, 'input');
-    const y = this.runtime.createStorage(outSize, undefined, 'output');
+  private runAffine(layer: AffineLayer, map: AffineMap, input: Float32Array, count: number): Promise<Float32Array> {
+    const [inSize, outSize] = map === 'AT' ? [size(layer.outputShape), size(layer.inputShape)] : [size(layer.inputShape), size(layer.outputShape)];
+    return this.run(input, count, inSize, outSize, (x, y) => this.layers.recordAffine(layer, map, x, y, count));
+  }
+
+  /** Upload `count` inputs, record one operation into a fresh output buffer, read it back. */
+  private async run(input: Float32Array, count: number, inSize: number, outSize: number, record: (input: GPUBuffer, output: GPUBuffer) => void): Promise<Float32Array> {
+    invariant(Number.isInteger(count) && count >= 1, `${count} vectors`);
+    invariant(input.length === count * inSize, `input has ${input.length} values, ${count} vectors of the layer take ${count * inSize}`);
+    const x = this.runtime.createStorage(count * inSize, input, 'input');
+    const y = this.runtime.createStorage(count * outSize, undefined, 'output');
     record(x, y);
     this.runtime.release(x);
     this.runtime.release(y);
-    return this.runtime.read(y, outSize);
+    return this.runtime.read(y, count * outSize);
   }
 }
 
-/** out ← D Aᵀ Λ² A D x, recorded on the device (method.md, "Computation at scale"). */
-class GpuGramOperator implements GramOperator {
+/**
+ * out_b ← D_b Aᵀ Λ_b² A D_b x_b for the `count` runs of a block (a vector is a block of one),
+ * recorded on the device (method.md, "Computation at scale"): five or so dispatches, no read-back.
+ */
+class GpuGramOperator {
   readonly dim: number;
+  /** count·n */
+  private readonly length: number;
   private readonly mask: GPUBuffer | null;
   private readonly slopes: GPUBuffer | null;
   /** D x, when there is a D. */
@@ -110,37 +151,38 @@ class GpuGramOperator implements GramOperator {
     private readonly runtime: GpuRuntime,
     private readonly layers: GpuLayers,
     private readonly layer: AffineLayer,
-    domainMask: Float32Array | null,
+    domainMasks: Float32Array | null,
     slopeSquared: Float32Array | null,
+    private readonly count: number,
     private readonly onDispose: (op: GpuGramOperator) => void,
   ) {
+    invariant(Number.isInteger(count) && count >= 1, `${count} runs`);
     this.dim = size(layer.inputShape);
-    const outSize = size(layer.outputShape);
-    invariant(!domainMask || domainMask.length === this.dim, 'domain mask length');
-    invariant(!slopeSquared || slopeSquared.length === outSize, 'slope length');
-    this.mask = domainMask ? runtime.createStorage(this.dim, domainMask, 'D') : null;
-    this.slopes = slopeSquared ? runtime.createStorage(outSize, slopeSquared, 'Λ²') : null;
-    this.masked = domainMask ? runtime.createStorage(this.dim, undefined, 'D x') : null;
-    this.image = runtime.createStorage(outSize, undefined, 'A D x');
+    this.length = count * this.dim;
+    const outLength = count * size(layer.outputShape);
+    invariant(!domainMasks || domainMasks.length === this.length, `domain masks: ${domainMasks?.length} values for ${count}×${this.dim}`);
+    invariant(!slopeSquared || slopeSquared.length === outLength, `slopes: ${slopeSquared?.length} values for ${count}×${outLength / count}`);
+    this.mask = domainMasks ? runtime.createStorage(this.length, domainMasks, 'D') : null;
+    this.slopes = slopeSquared ? runtime.createStorage(outLength, slopeSquared, 'Λ²') : null;
+    this.masked = domainMasks ? runtime.createStorage(this.length, undefined, 'D x') : null;
+    this.image = runtime.createStorage(outLength, undefined, 'A D x');
   }
 
-  async apply(x: DeviceVector, out: DeviceVector): Promise<void> {
+  /** Records the application from `input` into `output` (distinct buffers of count·dim). */
+  record(input: GPUBuffer, output: GPUBuffer): void {
     invariant(!this.disposed, 'Gram operator used after dispose');
-    const input = asGpuVector(x);
-    const output = asGpuVector(out);
-    invariant(input.length === this.dim && output.length === this.dim, 'Gram operator vector length');
-    invariant(input.buffer !== output.buffer, 'Gram operator: x and out must be distinct');
+    invariant(input !== output, 'Gram operator: x and out must be distinct');
     const rt = this.runtime;
-    let source = input.buffer;
+    let source = input;
     if (this.mask && this.masked) {
-      rt.copy(input.buffer, this.masked, 4 * this.dim);
-      this.multiply(this.mask, this.masked, this.dim);
+      rt.copy(input, this.masked, 4 * this.length);
+      this.multiply(this.mask, this.masked, this.length);
       source = this.masked;
     }
-    this.layers.recordAffine(this.layer, 'A', source, this.image);
+    this.layers.recordAffine(this.layer, 'A', source, this.image, this.count);
     if (this.slopes) this.multiply(this.slopes, this.image, this.image.size / 4);
-    this.layers.recordAffine(this.layer, 'AT', this.image, output.buffer);
-    if (this.mask) this.multiply(this.mask, output.buffer, this.dim);
+    this.layers.recordAffine(this.layer, 'AT', this.image, output, this.count);
+    if (this.mask) this.multiply(this.mask, output, this.length);
   }
 
   private multiply(diagonal: GPUBuffer, x: GPUBuffer, length: number): void {
