@@ -7,6 +7,7 @@
  * First, the default path against the paper's estimate path (bench/default-path.ts).
  * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,bounds,throughput,
  * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too).
+ * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,12 @@ const fixtures = path.join(root, 'fixtures');
 // `--model zoo:alexnet|zoo:vgg16|FILE.onnx`: the ImageNet-scale benchmark (per phase, per layer, peak memory).
 if (process.argv.includes('--model')) {
   await (await import('./imagenet.js')).imagenetBench(process.argv.slice(2));
+  process.exit(0);
+}
+
+// `--dataset`: images per second of the dataset path (one process), bench/dataset.ts; minutes, so opt-in.
+if (process.argv.includes('--dataset')) {
+  await (await import('./dataset.js')).datasetBench(process.argv.slice(2), fixtures);
   process.exit(0);
 }
 

@@ -11,6 +11,7 @@ import { LipcertError } from './errors.js';
 import { registerAttackCommand } from './cli/attack.js';
 import { registerAuditCommand } from './cli/audit.js';
 import { registerBoundCommand } from './cli/bound.js';
+import { registerDatasetCommand } from './cli/dataset.js';
 import { registerExportCommand } from './cli/export.js';
 import { registerLowerCommand } from './cli/lower.js';
 import { registerPredictCommand } from './cli/predict.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTableCommand(program);
   registerAuditCommand(program);
   registerPredictCommand(program);
+  registerDatasetCommand(program);
   return program;
 }
 

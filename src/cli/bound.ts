@@ -5,25 +5,18 @@
  * JSON object. Defaults come from bounds/defaults.ts.
  */
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import { analyse, type AnalysisResult } from '../analysis/analyse.js';
 import { ATTACK_METHODS, DEFAULT_ATTACK_STEPS } from '../bounds/attacks.js';
-import { parseCertificate } from '../bounds/certificates.js';
 import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_STEPS } from '../bounds/lower.js';
-import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
 import type { LayerBound, NetworkBound } from '../bounds/types.js';
 import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
-import { addInputOptions, type InputOptions, loadWithBackend, parseChoices, parseCount, parseEpsList, parseInteger, progressReporter, textTable } from './shared.js';
+import { addInputOptions, addMethodOptions, type InputOptions, loadWithBackend, type MethodCliOptions, parseChoices, parseCount, parseEpsList, parseMethodOptions, progressReporter, textTable } from './shared.js';
 
-export interface BoundCliOptions extends InputOptions {
+export interface BoundCliOptions extends InputOptions, MethodCliOptions {
   eps?: string;
   global?: boolean;
   radius?: boolean;
-  tolerance: string;
-  method: 'tight' | 'paper';
-  certify: string;
-  seed?: string;
   lower?: boolean;
   samples?: string;
   restarts?: string;
@@ -102,12 +95,8 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
 
 /** The command as a function: the analysis the options ask for, and the network it ran on. */
 export async function runBound(model: string, opts: BoundCliOptions): Promise<{ network: Network; result: AnalysisResult }> {
-  const certificate = parseCertificate(opts.certify);
-  if (!certificate) throw new BadInputError(`--certify must be deterministic, probabilistic[:DELTA] with 0 < DELTA < 1, or estimate; got '${opts.certify}'`);
-  const seed = parseInteger(opts.seed, '--seed');
+  const { method, certificate, delta, seed, tolerance } = parseMethodOptions(opts);
   const eps = opts.eps ? parseEpsList(opts.eps) : [];
-  const tolerance = Number(opts.tolerance);
-  if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
   const searchBudgets = { samples: opts.samples, restarts: opts.restarts, steps: opts.steps };
   if (!opts.lower && Object.values(searchBudgets).some((v) => v !== undefined)) throw new BadInputError('--samples, --restarts and --steps are budgets of --lower: give --lower too');
   if (opts.attacks === undefined && opts.attackSteps !== undefined) throw new BadInputError('--attack-steps is a budget of --attacks: give --attacks too');
@@ -120,7 +109,7 @@ export async function runBound(model: string, opts: BoundCliOptions): Promise<{ 
   try {
     const result = await analyse(network, x0, backend, {
       eps, global: true, radius: Boolean(opts.radius), tolerance, onProgress: progress.onProgress,
-      method: opts.method, certificate: certificate.mode, delta: certificate.delta || undefined, seed, lower, attacks,
+      method, certificate, delta, seed, lower, attacks,
     });
     return { network, result };
   } finally {
@@ -137,16 +126,13 @@ export function registerBoundCommand(program: Command): Command {
     .option('--eps <list>', 'comma-separated radii of local bounds, e.g. 0.001,0.01')
     .option('--global', 'report the global bound per layer (always computed)')
     .option('--radius', 'compute the certified adversarial radius')
-    .option('--tolerance <t>', 'relative change at which spectral norm iterations stop', '1e-6')
-    .addOption(new Option('--method <name>', 'bound method: tight (docs/tightness.md) or paper (Algorithm 1, Proposition 6)').choices(['tight', 'paper']).default(DEFAULT_METHOD))
-    .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', `${DEFAULT_CERTIFICATE}:${DEFAULT_DELTA}`)
-    .option('--seed <n>', 'seed of every random draw: probabilistic certificates\' starts (default: random) and the --lower search (default 1)')
     .option('--lower', 'also search for lower bounds on L(x0, eps) at each eps (random sampling and gradient ascent)')
     .option('--samples <n>', `with --lower: random points per eps (default ${DEFAULT_SAMPLES})`)
     .option('--restarts <n>', `with --lower: gradient-ascent restarts per eps (default ${DEFAULT_RESTARTS})`)
     .option('--steps <n>', `with --lower: gradient-ascent steps per restart (default ${DEFAULT_STEPS})`)
     .option('--attacks <names>', `also run these attacks (${ATTACK_METHODS.join(', ')}) for the smallest perturbation that changes the class`)
     .option('--attack-steps <n>', `with --attacks: iterations of ifgsm and pgd at each size (default ${DEFAULT_ATTACK_STEPS})`);
+  addMethodOptions(command, 'seed of every random draw: probabilistic certificates\' starts (default: random) and the --lower search (default 1)');
   addInputOptions(command);
   return command.action(async (model: string, opts: BoundCliOptions) => {
     const { network, result } = await runBound(model, opts);

@@ -4,7 +4,10 @@
  * throw; src/cli.ts's main() is the one error path (a LipcertError is the user's mistake: one line
  * on stderr, exit status 2).
  */
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { type CertificateMode, parseCertificate } from '../bounds/certificates.js';
+import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
+import type { BoundMethod } from '../bounds/types.js';
 import cliProgress from 'cli-progress';
 import type { Backend, BackendName } from '../backend/backend.js';
 import { BACKEND_NAMES, createBackend } from '../backend/select.js';
@@ -97,6 +100,32 @@ export async function loadModelAndInput(model: string, options: { input?: string
           std: options.std === undefined ? undefined : parseNumberList(options.std, '--std'),
         });
   return { network, x0 };
+}
+
+/** The bound options `bound` and `dataset` share, as commander parses them. */
+export interface MethodCliOptions {
+  tolerance: string;
+  method: string;
+  certify: string;
+  seed?: string;
+}
+
+/** Adds --tolerance, --method, --certify and --seed (defaults from bounds/defaults.ts). */
+export function addMethodOptions(command: Command, seedHelp = 'seed of the random starts of probabilistic certificates (default: random)'): Command {
+  return command
+    .option('--tolerance <t>', 'relative change at which spectral norm iterations stop', '1e-6')
+    .addOption(new Option('--method <name>', 'bound method: tight (docs/tightness.md) or paper (Algorithm 1, Proposition 6)').choices(['tight', 'paper']).default(DEFAULT_METHOD))
+    .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', `${DEFAULT_CERTIFICATE}:${DEFAULT_DELTA}`)
+    .option('--seed <n>', seedHelp);
+}
+
+/** --tolerance, --method, --certify and --seed, checked, as certify() takes them. */
+export function parseMethodOptions(opts: MethodCliOptions): { method: BoundMethod; certificate: CertificateMode; delta: number | undefined; seed: number | undefined; tolerance: number } {
+  const certificate = parseCertificate(opts.certify);
+  if (!certificate) throw new BadInputError(`--certify must be deterministic, probabilistic[:DELTA] with 0 < DELTA < 1, or estimate; got '${opts.certify}'`);
+  const tolerance = Number(opts.tolerance);
+  if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
+  return { method: opts.method as BoundMethod, certificate: certificate.mode, delta: certificate.delta || undefined, seed: parseInteger(opts.seed, '--seed'), tolerance };
 }
 
 /** Adds --input, --mean, --std, --backend and --json to a command. */

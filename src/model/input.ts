@@ -114,27 +114,38 @@ export function pngDeclaredSize(bytes: Uint8Array): { width: number; height: num
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-function fromPng(bytes: Uint8Array, network: Network, norm: Normalisation): Float32Array {
+/** Per-channel mean and std (one value for all channels, one per channel, or 0 and 1), checked. */
+export function channelNormalisation(norm: Normalisation, channels: number): { mean: number[]; std: number[] } {
+  const mean = perChannel(norm.mean, channels, 0, 'mean');
+  const std = perChannel(norm.std, channels, 1, 'std');
+  if (std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new BadInputError(`std must be positive and finite, got [${std}]`);
+  if (mean.some((m) => !Number.isFinite(m))) throw new BadInputError(`mean must be finite, got [${mean}]`);
+  return { mean, std };
+}
+
+/**
+ * A PNG as the model's input: scaled to [0,1], converted to its 1 or 3 channels, normalised
+ * (x − mean)/std per channel. `source` (a file name) prefixes error messages.
+ */
+export function pngInput(bytes: Uint8Array, network: Network, norm: Normalisation, source?: string): Float32Array {
+  const prefix = source === undefined ? '' : `${source}: `;
   if (network.inputShape.length !== 3) throw new BadInputError(`a PNG needs an image model; this one takes [${network.inputShape}]`);
   const [channels, height, width] = network.inputShape;
   if (channels !== 1 && channels !== 3) throw new BadInputError(`a PNG can feed 1 or 3 channels; the model takes ${channels}`);
   const declared = pngDeclaredSize(bytes);
   if (declared.width !== width || declared.height !== height) {
-    throw new BadInputError(`the PNG is ${declared.width}×${declared.height}, the model expects ${width}×${height}`);
+    throw new BadInputError(`${prefix}the PNG is ${declared.width}×${declared.height}, the model expects ${width}×${height}`);
   }
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new BadInputError(`not a valid PNG (${(e as Error).message})`);
+    throw new BadInputError(`${prefix}not a valid PNG (${(e as Error).message})`);
   }
   if (png.width !== width || png.height !== height) {
-    throw new BadInputError(`the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
+    throw new BadInputError(`${prefix}the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
   }
-  const mean = perChannel(norm.mean, channels, 0, 'mean');
-  const std = perChannel(norm.std, channels, 1, 'std');
-  if (std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new BadInputError(`std must be positive and finite, got [${std}]`);
-  if (mean.some((m) => !Number.isFinite(m))) throw new BadInputError(`mean must be finite, got [${mean}]`);
+  const { mean, std } = channelNormalisation(norm, channels);
   const out = new Float32Array(channels * height * width);
   const rgba = png.data; // pngjs always decodes to RGBA, 8 bits per channel
   for (let p = 0; p < height * width; p++) {
@@ -158,7 +169,7 @@ export function parseInputBytes(bytes: Uint8Array, format: InputFormat, network:
     case 'json':
       return fromJson(bytes, network);
     case 'png':
-      return fromPng(bytes, network, norm);
+      return pngInput(bytes, network, norm);
     default:
       throw new BadInputError(`unknown input format '${format as string}'`);
   }
