@@ -32,19 +32,30 @@ export interface SpectralNormReport {
 export interface LayerBound {
   index: number;
   kind: LayerKind;
-  /** True where a ReLU follows the affine map (the paper's affine-ReLU layer). */
+  /** True where a ReLU follows the affine map or sum (the paper's affine-ReLU layer), and for a lone ReLU. */
   relu: boolean;
+  /** The activation other than ReLU that follows (or, for kind 'activation', is) the layer, e.g. 'clip(0,6)'. */
+  activation?: string;
+  /** The layers whose outputs this layer reads (−1: the network input). */
+  inputs?: number[];
   name: string;
   inputShape: Shape;
   outputShape: Shape;
-  /** The layer's bound L_l. */
+  /**
+   * The layer's bound L_l: its output moves at most L_l times what it reads moves (`epsIn` for a
+   * local bound). For an Add, what it reads is the sum of its inputs; for a Concat, the inputs
+   * stacked (L = 1); docs/graphs.md.
+   */
   bound: number;
   quality: BoundQuality;
   /** Which certificate makes `bound` an upper bound (see SpectralNormReport.certificate). */
   certificate?: string;
-  /** ε_l: radius of the set this layer sees (Proposition 2). Absent for global bounds. */
+  /**
+   * ε_l: radius of the set this layer sees (Proposition 2; for an Add, the sum of its inputs'
+   * radii; for a Concat, their root-sum-of-squares). Absent for global bounds.
+   */
   epsIn?: number;
-  /** Slope counts λ = 0, 0 < λ < 1, λ = 1 (Theorem 1); affine-ReLU layers of a local bound only. */
+  /** Slope counts λ = 0, 0 < λ < 1, λ ≥ 1 (Theorem 1); activated layers of a local bound only. */
   lambdaZero?: number;
   lambdaPartial?: number;
   lambdaOne?: number;
@@ -54,7 +65,7 @@ export interface LayerBound {
 }
 
 export interface NetworkBound {
-  /** Π_l L_l (Proposition 3). */
+  /** Π_l L_l (Proposition 3) on a chain; on a DAG, the recursion of docs/graphs.md §1 at the last layer. */
   bound: number;
   /** 'estimate' if any factor is an estimate, else 'upper' (or 'exact'). */
   quality: BoundQuality;

@@ -1,17 +1,14 @@
 /**
  * The network's forward pass in float64, by direct loops over each layer's definition (ONNX
  * semantics: convolution with stride, padding, dilation and groups; dense; average pooling with or
- * without padded counting; per-channel scale; max pooling with padding as −∞). Slow next to the
+ * without padded counting; per-channel scale; max pooling with padding as −∞; sums, channel
+ * concatenation and activations, over the DAG in topological order). Slow next to the
  * backends (about 1 GFLOP/s), it is the independent, higher-precision evaluation that resolves margins
  * too small for float32 (bounds/rounding.ts).
  */
-import { type AffineLayer, isAffine, type Layer, type Network, size } from './ir.js';
+import { activate64, activationOf } from './activations.js';
+import { type AffineLayer, inputsOf, isAffine, type Layer, type Network, size } from './ir.js';
 import { forEachWindow } from './pool-geometry.js';
-
-function relu<T extends Float64Array<ArrayBufferLike>>(v: T): T {
-  for (let i = 0; i < v.length; i++) if (v[i] < 0) v[i] = 0;
-  return v;
-}
 
 /** A (plus bias) applied to x, in float64. */
 export function affine64(layer: AffineLayer, x: ArrayLike<number>): Float64Array {
@@ -94,29 +91,54 @@ function maxPool64(layer: Layer & { kind: 'maxpool' }, x: ArrayLike<number>): Fl
 }
 
 export interface Forward64 {
-  /** Each layer's input. */
+  /** Each layer's input (for an Add or Concat, its inputs stacked). */
   inputs: Float64Array[];
-  /** Each affine layer's output before its ReLU (null for other layers). */
+  /** Each affine or Add layer's output before its activation (null for other layers). */
   preActivations: (Float64Array | null)[];
+  /** Each layer's output. */
+  outputs: Float64Array[];
   logits: Float64Array;
 }
 
-/** Every layer's input, the affine layers' pre-activations and the logits, in float64. */
+function stack64(parts: Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Every layer's input, the affine and Add layers' pre-activations and the logits, in float64. */
 export function forward64(network: Network, x0: ArrayLike<number>): Forward64 {
+  const input = Float64Array.from(x0);
   const inputs: Float64Array[] = [];
   const preActivations: (Float64Array | null)[] = [];
-  let x: Float64Array = Float64Array.from(x0);
-  for (const layer of network.layers) {
+  const outputs: Float64Array[] = [];
+  for (const [index, layer] of network.layers.entries()) {
+    const read = inputsOf(network, index).map((j) => (j < 0 ? input : outputs[j]));
+    const x = read.length === 1 ? read[0] : stack64(read);
     inputs.push(x);
-    if (isAffine(layer)) {
-      const y = affine64(layer, x);
+    const activation = activationOf(layer);
+    let out: Float64Array;
+    if (isAffine(layer) || layer.kind === 'add') {
+      let y: Float64Array;
+      if (layer.kind === 'add') {
+        y = Float64Array.from(read[0]);
+        for (const r of read.slice(1)) for (let i = 0; i < y.length; i++) y[i] += r[i];
+      } else {
+        y = affine64(layer, x);
+      }
       preActivations.push(y);
-      x = layer.relu ? relu(Float64Array.from(y)) : y;
+      out = activation ? activate64(activation, y, layer.outputShape) : y;
     } else {
       preActivations.push(null);
-      if (layer.kind === 'maxpool') x = maxPool64(layer, x);
-      else if (layer.kind === 'relu') x = relu(Float64Array.from(x));
+      if (layer.kind === 'maxpool') out = maxPool64(layer, x);
+      else if (activation) out = activate64(activation, x, layer.outputShape);
+      else out = x; // flatten, concat
     }
+    outputs.push(out);
   }
-  return { inputs, preActivations, logits: x };
+  return { inputs, preActivations, outputs, logits: outputs.at(-1) ?? input };
 }

@@ -1,34 +1,25 @@
 /**
  * What the importer says when it refuses an op: why, and what the user can do instead. Kept apart
  * from the op handlers so that every refusal reads the same way and the advice lives in one place.
- * The bounds of Avant & Morgansen need piecewise-linear monotone activations with slopes in [0, 1]
- * (Theorem 1's λ); ReLU is the one supported today.
+ * The bounds need monotone activations (Theorem 1's λ generalised, docs/graphs.md §3): ReLU,
+ * LeakyReLU, PReLU, Clip, Sigmoid and Tanh are supported; non-monotone ones are refused.
  */
 import type { GraphProto, NodeProto } from 'onnx-buf';
-
-export const BRANCHING =
-  'residual and branching graphs (a tensor read by two layers, Add of two branches, Concat) are not supported yet: the network must be a chain of layers';
 
 const SOFTMAX = (op: string) =>
   `${op} turns logits into probabilities, and lipcert certifies the logits (a different function with a different Lipschitz constant; the top-1 class is the same): export the model without its final ${op} and certify the logits`;
 
-const NOT_YET = (what: string) => () => `${what} is not supported yet: ReLU is the only activation lipcert can bound today`;
+const NOT_YET = (what: string) => () =>
+  `${what} is not supported yet: lipcert bounds ReLU, LeakyRelu, PRelu, Clip (ReLU6, HardTanh), Sigmoid and Tanh; export the model with one of them`;
 
 const NON_MONOTONE = (what: string) => () =>
-  `${what} is not monotone, so the slope bounds the method rests on (Theorem 1: every unit's slope in [0, 1]) do not hold; networks with it are refused`;
-
-const BRANCHING_OP = (op: string) => `${op}: ${BRANCHING}`;
+  `${what} is not monotone, so the slope bounds the method rests on (Theorem 1 and its generalisation to monotone activations, docs/graphs.md) do not hold; networks with it are refused`;
 
 /** Advice per ONNX op type that the importer does not handle. */
 const OP_ADVICE: Record<string, (op: string) => string> = {
   Softmax: SOFTMAX,
   LogSoftmax: SOFTMAX,
-  Clip: NOT_YET('Clip (ReLU6 is exported as Clip(0, 6), HardTanh as Clip(−1, 1))'),
-  LeakyRelu: NOT_YET('LeakyRelu'),
-  PRelu: NOT_YET('PRelu'),
-  Sigmoid: NOT_YET('Sigmoid'),
   HardSigmoid: NOT_YET('HardSigmoid'),
-  Tanh: NOT_YET('Tanh'),
   Elu: NOT_YET('Elu'),
   Selu: NOT_YET('Selu'),
   Celu: NOT_YET('Celu'),
@@ -39,9 +30,7 @@ const OP_ADVICE: Record<string, (op: string) => string> = {
   Erf: NON_MONOTONE('GELU (exported as x·(1 + erf(x/√2))/2)'),
   HardSwish: NON_MONOTONE('HardSwish'),
   Mish: NON_MONOTONE('Mish'),
-  Concat: BRANCHING_OP,
-  Sum: BRANCHING_OP,
-  Split: BRANCHING_OP,
+  Split: (op) => `${op} is not supported: give each branch its own convolution on the whole tensor`,
   LRN: () => 'LRN (local response normalisation) is not supported: it is neither an affine map nor an activation; export the model without it',
   Resize: (op) => `${op} is not supported yet`,
   Upsample: (op) => `${op} is not supported yet`,
@@ -58,7 +47,8 @@ const NON_MONOTONE_OPS = new Set(['Gelu', 'Erf', 'HardSwish', 'Mish']);
  * A non-monotone activation anywhere in the graph: GELU (an op, or x·(1 + erf(x/√2))/2 before
  * opset 20), HardSwish, Mish, and the spellings torch.onnx.export uses for SiLU/Swish (x·Sigmoid(x))
  * and for HardSwish before opset 14 (x·HardSigmoid(x)). Returns the refusal and the node it
- * concerns, or null. Run before the chain walk, whose "feeds two nodes" message would hide the reason.
+ * concerns, or null. Run before the graph walk, whose message about a product of two computed
+ * tensors would hide the reason.
  */
 export function nonMonotoneActivation(graph: GraphProto): { message: string; node: NodeProto } | null {
   const producer = new Map<string, NodeProto>();

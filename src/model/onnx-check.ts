@@ -3,8 +3,8 @@
  * computes what the ONNX graph computes. onnxruntime runs the original graph, with each layer's
  * output tensor added as a graph output, on probe inputs (a seeded standard normal input of the
  * declared shape and x = 0, batch 1); every layer of the import is then applied by the engine's own
- * CPU backend (bounds/layer-bounds.ts `nominalPass` on that one layer) to onnxruntime's input of
- * that layer and compared with onnxruntime's output of it. The first layer whose shape or values
+ * CPU backend (bounds/nominal.ts `applyLayer`) to onnxruntime's inputs of that layer (its one
+ * input, or the several of an Add or Concat) and compared with onnxruntime's output of it. The first layer whose shape or values
  * differ beyond float32 rounding rejects the model with UNSUPPORTED_MODEL, naming the layer.
  *
  * Tolerance (a bound on rounding, not a guess). Each output of an affine layer is a float32 sum of
@@ -15,7 +15,10 @@
  * alpha/beta and bias folds. Σ|w_m z_m| ≤ √k·(Σ w_m² z_m²)^½ by Cauchy–Schwarz, and the backend's
  * row norms of z² give the latter. So output j may differ by
  *     2·γ_{k+4}·(√k·‖w_j ⊙ z‖₂ + |b_j|) + k·2⁻¹⁴⁸   (the last term: underflow),
- * and max pooling, flatten and ReLU must agree exactly. Comparing layer by layer from onnxruntime's
+ * and max pooling, flatten, Concat, ReLU and Clip must agree exactly. An Add of k tensors may differ
+ * by 2·γ_{k+1}·Σ_j|x_j|; an activation passes a pre-activation bound on times its sup|σ'| and adds
+ * its own evaluation (LeakyReLU/PReLU: one rounded product each side; sigmoid and tanh:
+ * SMOOTH_ACTIVATION_TOLERANCE for onnxruntime's approximations). Comparing layer by layer from onnxruntime's
  * own input keeps the bound local: an end-to-end bound would compound the per-layer ones through
  * |W| and be useless for deep networks. A wrong op (ignored dilations, the wrong pooling divisor, a
  * misread attribute) changes outputs by orders of magnitude more than this bound.
@@ -29,9 +32,10 @@ import ort from 'onnxruntime-node';
 import { GraphProtoSchema, ModelProtoSchema, TensorProto_DataLocation, ValueInfoProtoSchema, type ModelProto } from 'onnx-buf';
 import { createCpuBackend } from '../backend/cpu/index.js';
 import type { Backend } from '../backend/backend.js';
-import { nominalPass } from '../bounds/layer-bounds.js';
+import { applyLayer, nominalPass } from '../bounds/nominal.js';
+import { activationName, activationOf, type AnyActivation, applyScalar, globalSlope, scalarActivations } from './activations.js';
 import { UnsupportedModelError } from '../errors.js';
-import { isAffine, type Layer, type Network, size } from './ir.js';
+import { inputsOf, isAffine, type Layer, type Network, size } from './ir.js';
 import { importOnnxTrace, type ImportTrace, readModelFile, sameShape } from './onnx-import.js';
 import type { ExternalDataDir } from './onnx-tensors.js';
 import { SeededRandom } from './zoo/random.js';
@@ -109,7 +113,9 @@ export async function roundingBound(layer: Layer, z: Float32Array, backend: Back
 }
 
 function describe(index: number, layer: Layer, tensor: string): string {
-  return `layer ${index} (${layer.kind}${'relu' in layer && layer.relu ? '+relu' : ''}, ONNX tensor '${tensor}')`;
+  const activation = activationOf(layer);
+  const suffix = activation && layer.kind !== 'relu' && layer.kind !== 'activation' ? `+${activationName(activation)}` : layer.kind === 'activation' ? ` ${activationName(activation!)}` : '';
+  return `layer ${index} (${layer.kind}${suffix}, ONNX tensor '${tensor}')`;
 }
 
 const fmt = (v: number) => (v === 0 || (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6) ? String(Number(v.toPrecision(6))) : v.toExponential(3));
@@ -191,6 +197,47 @@ async function runOriginal(
   }
 }
 
+/**
+ * How far onnxruntime's Sigmoid and Tanh may be from the exact function, absolute (their outputs
+ * lie in [−1, 1]): MLAS evaluates both by rational approximations accurate to a few float32 ulp;
+ * 2⁻¹⁸ ≈ 4e-6 leaves a wide margin and is still far below what a wrong op changes.
+ */
+export const SMOOTH_ACTIVATION_TOLERANCE = 2 ** -18;
+
+/**
+ * The bound on the outputs of an activation given a bound `pre` on how far the two pre-activations
+ * may differ: σ is K-Lipschitz (K = sup|σ'|), plus each side's evaluation of σ — exact for ReLU and
+ * Clip, one rounded product for LeakyReLU/PReLU, an approximation for sigmoid and tanh.
+ */
+export function activationBound(activation: AnyActivation, shape: number[], y: Float32Array, pre: Float64Array): Float64Array {
+  if (activation.kind === 'relu' || activation.kind === 'clip') return pre;
+  const unit = scalarActivations(activation, shape);
+  const slope = globalSlope(activation);
+  return pre.map((e, j) => {
+    const a = unit(j);
+    const own = a.kind === 'leakyrelu' ? 2 * UNIT_ROUNDOFF * Math.abs(applyScalar(a, y[j])) + SMALLEST_NORMAL_HALF : SMOOTH_ACTIVATION_TOLERANCE;
+    return slope * e + own;
+  });
+}
+
+/** Per-output bound on |ours − onnxruntime| for one layer applied to the same inputs `read`. */
+async function layerBound(layer: Layer, read: Float32Array[], input: Float32Array, preActivation: Float32Array | null, backend: Backend): Promise<Float64Array> {
+  let bound: Float64Array;
+  if (layer.kind === 'add') {
+    // Two float32 sums of k terms, any order: each within γ_{k−1}·Σ|x_j| of the exact sum.
+    const k = read.length;
+    bound = new Float64Array(size(layer.outputShape));
+    for (const x of read) for (let j = 0; j < bound.length; j++) bound[j] += Math.abs(x[j]);
+    const g = 2 * gamma(k + 1);
+    for (let j = 0; j < bound.length; j++) bound[j] = g * bound[j] + k * SMALLEST_NORMAL_HALF;
+  } else {
+    bound = await roundingBound(layer, input, backend); // zeros where the layer must be exact
+  }
+  const activation = activationOf(layer);
+  if (!activation) return bound;
+  return activationBound(activation, layer.outputShape, preActivation ?? input, bound);
+}
+
 /** The first layer that differs on this probe, as an error; or the worst difference/bound ratio. */
 async function compareLayers(
   trace: ImportTrace,
@@ -201,7 +248,6 @@ async function compareLayers(
 ): Promise<number> {
   const { network, layerTensors } = trace;
   let worst = 0;
-  let input = probe;
   for (let i = 0; i < network.layers.length; i++) {
     const layer = network.layers[i];
     const tensor = layerTensors[i];
@@ -213,10 +259,10 @@ async function compareLayers(
         layer.name,
       );
     }
-    // The engine's own forward pass, on this layer alone, from onnxruntime's input to it.
-    const single: Network = { ...network, inputShape: layer.inputShape, outputShape: layer.outputShape, layers: [layer] };
-    const ours = (await nominalPass(single, backend, input)).logits;
-    const bound = await roundingBound(layer, input, backend);
+    // The engine's own forward pass, on this layer alone, from onnxruntime's inputs to it.
+    const read = inputsOf(network, i).map((j) => (j < 0 ? probe : values.get(layerTensors[j])!.data));
+    const { input, preActivation, output: ours } = await applyLayer(backend, layer, read);
+    const bound = await layerBound(layer, read, input, preActivation, backend);
     for (let j = 0; j < ours.length; j++) {
       const theirs = reference.data[j];
       if (!Number.isFinite(theirs)) {
@@ -231,7 +277,6 @@ async function compareLayers(
       }
       if (bound[j] > 0) worst = Math.max(worst, difference / bound[j]);
     }
-    input = reference.data;
   }
   return worst;
 }

@@ -1,6 +1,12 @@
 /**
- * ONNX → network IR. The graph must be a chain: every node takes the previous node's output (plus
- * constants) and its output feeds only the next node. Constant subgraphs (nodes whose inputs are all
+ * ONNX → network IR. The graph becomes a DAG of layers in the graph's (topological) node order:
+ * each computed tensor is the output of one layer (or the network input), and a node that reads
+ * tensors appends a layer reading theirs, or folds into the layer that produced its input — a bias
+ * Add, BatchNormalization, an activation, a constant Mul/Sub/Div — when that layer's output has no
+ * other reader (a tensor read twice, as at a residual branch point, keeps its layer as it is).
+ * Residual Add/Sum of computed tensors and channel Concat become layers of their own. A zero Pad
+ * stays pending on its tensor and folds into each Conv or AveragePool that reads it. Layers the
+ * output does not depend on are dropped. Constant subgraphs (nodes whose inputs are all
  * initializers, Constants or static shapes) are evaluated at import (onnx-fold.ts). Each supported
  * op type has a handler in `OP_RULES` (in the style of onnxruntime-web's op-resolve-rules) that
  * appends to, or folds into, the layer list; each handler lists the attributes it understands, and
@@ -16,6 +22,8 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, TensorProto_DataType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from 'onnx-buf';
 import { LipcertError, UnsupportedModelError } from '../errors.js';
 import {
+  type Activation,
+  isAffine,
   type Layer,
   type Network,
   type Shape,
@@ -34,7 +42,7 @@ import {
   tensorAttr,
 } from './onnx-tensors.js';
 import { canFold, foldNode, reshapeTarget, SHAPE_ONLY_OPS } from './onnx-fold.js';
-import { BRANCHING, nonMonotoneActivation, opAdvice } from './onnx-advice.js';
+import { nonMonotoneActivation, opAdvice } from './onnx-advice.js';
 
 /** A zero Pad waiting to be folded into the next Conv or AveragePool's own padding. */
 interface PendingPad {
@@ -45,10 +53,30 @@ interface PendingPad {
   inputShape: Shape;
 }
 
+/** What the import knows of a computed tensor. */
+interface TensorState {
+  /** The layer whose output this tensor holds (−1: the network input). */
+  layer: number;
+  /** Shape without the batch dimension (after a pending Pad: the padded shape). */
+  shape: Shape;
+  pendingPad?: PendingPad;
+  /**
+   * True when every tensor from the layer's output to this one has one reader: then the layer's
+   * output is used only through this tensor, and a node reading it alone may fold into the layer.
+   */
+  exclusive: boolean;
+}
+
 interface ImportContext {
   layers: Layer[];
-  /** Shape of the current activation (no batch dimension). */
+  /** The layer whose output the node reads (−1: the network input); a handler that appends a layer moves it there. */
+  current: number;
+  /** Shape of the node's computed input, then of its output (no batch dimension). */
   shape: Shape;
+  /** Whether the node may fold into layer `current` (its output is read by this node alone). */
+  foldable: boolean;
+  /** The node's computed inputs, in order (Add, Sum and Concat read several). */
+  sources: TensorState[];
   /** Initializers and Constant outputs, decoded lazily. */
   constant(name: string, node: NodeProto): DecodedTensor;
   isConstant(name: string): boolean;
@@ -65,14 +93,25 @@ interface OpRule {
 
 const nodeLabel = (node: NodeProto) => node.name || `${node.opType}(${node.output[0] ?? '?'})`;
 
-function lastLayer(ctx: ImportContext): Layer | undefined {
-  return ctx.layers[ctx.layers.length - 1];
+/** Appends a layer reading the node's input(s) (`inputs` set only where it is not the previous layer). */
+function push(ctx: ImportContext, layer: Layer, inputs = [ctx.current]) {
+  ctx.layers.push(layer);
+  layer.inputs = inputs;
+  ctx.current = ctx.layers.length - 1;
 }
 
-/** The last layer if it is an affine map with bias that nothing (no ReLU) has followed yet. */
+/** The layer the node may fold into: the producer of its input, when nothing else reads that output. */
+function foldTarget(ctx: ImportContext): Layer | undefined {
+  return ctx.foldable && ctx.current >= 0 ? ctx.layers[ctx.current] : undefined;
+}
+
+/** Whether nothing follows a layer's map yet (no activation). */
+const open = (layer: Layer) => (isAffine(layer) || layer.kind === 'add') && !layer.relu && !layer.activation;
+
+/** The producer of the node's input if it is an affine map with bias that nothing (no activation) has followed yet. */
 function openBiasLayer(ctx: ImportContext) {
-  const last = lastLayer(ctx);
-  return last && (last.kind === 'conv' || last.kind === 'dense') && !last.relu ? last : undefined;
+  const target = foldTarget(ctx);
+  return target && (target.kind === 'conv' || target.kind === 'dense') && open(target) ? target : undefined;
 }
 
 function finiteWeights(node: NodeProto, what: string, data: Float32Array | Float64Array) {
@@ -158,7 +197,7 @@ function convHandler(node: NodeProto, ctx: ImportContext) {
   const bias = node.input[2] ? weightInput(node, ctx, 2, 'bias') : null;
   if (bias && bias.data.length !== k) throw new UnsupportedModelError(`bias has ${bias.data.length} entries for ${k} channels`, nodeLabel(node));
   const folded = takePendingPad(ctx, [c, h, w], pads);
-  ctx.layers.push({
+  push(ctx, {
     kind: 'conv',
     name: nodeLabel(node),
     relu: false,
@@ -196,7 +235,7 @@ function transpose2d(data: Float32Array | Float64Array, rows: number, cols: numb
 
 function pushDense(node: NodeProto, ctx: ImportContext, weight: Float32Array, outFeatures: number, bias: Float32Array) {
   const n = size(ctx.shape);
-  ctx.layers.push({ kind: 'dense', name: nodeLabel(node), relu: false, inputShape: [n], outputShape: [outFeatures], weight, bias });
+  push(ctx, { kind: 'dense', name: nodeLabel(node), relu: false, inputShape: [n], outputShape: [outFeatures], weight, bias });
   ctx.shape = [outFeatures];
 }
 
@@ -252,35 +291,195 @@ function matMulHandler(node: NodeProto, ctx: ImportContext) {
   pushDense(node, ctx, transpose2d(w.data, w.dims[0], w.dims[1]), w.dims[1], new Float32Array(w.dims[1]));
 }
 
-/** Add of a constant directly after a conv or dense layer: folded into its bias. */
-function addHandler(node: NodeProto, ctx: ImportContext) {
-  const constantIndex = ctx.isConstant(node.input[1]) ? 1 : ctx.isConstant(node.input[0]) ? 0 : -1;
-  if (constantIndex < 0) throw new UnsupportedModelError('Add of two computed tensors (a residual connection) is not a chain', nodeLabel(node));
-  const layer = openBiasLayer(ctx);
-  if (!layer) throw new UnsupportedModelError('Add of a constant is only supported as the bias of a directly preceding Conv, Gemm or MatMul', nodeLabel(node));
-  const c = weightInput(node, ctx, constantIndex, 'addend');
-  // Broadcasting aligns trailing axes: a per-channel bias of a conv is [K,1,1] (leading 1s allowed),
-  // of a dense layer [m] or [1,m].
-  const channels = layer.outputShape[0];
-  const trailing = layer.kind === 'conv' ? [channels, 1, 1] : [channels];
+/**
+ * A constant that an elementwise op applies per channel: a scalar, or one value per channel of the
+ * node's input (broadcasting aligns trailing axes: [C,1,1] or [1,C,1,1] for images, [C] or [1,C]
+ * for vectors). Returns one value per channel.
+ */
+function perChannelConstant(node: NodeProto, ctx: ImportContext, index: number, what: string): Float32Array {
+  const c = weightInput(node, ctx, index, what);
+  const channels = ctx.shape[0];
+  if (c.data.length === 1) return new Float32Array(channels).fill(c.data[0]);
+  const trailing = ctx.shape.length === 3 ? [channels, 1, 1] : [channels];
   const dims = c.dims.slice();
   while (dims.length > trailing.length && dims[0] === 1) dims.shift();
   while (dims.length < trailing.length) dims.unshift(1);
-  const isScalar = c.data.length === 1;
-  if (!isScalar && !dims.every((d, i) => d === trailing[i])) {
-    throw new UnsupportedModelError(`addend of shape [${c.dims}] is not a per-channel bias of ${channels} channels`, nodeLabel(node));
+  if (!dims.every((d, i) => d === trailing[i])) {
+    throw new UnsupportedModelError(
+      `${what} of shape [${c.dims}] is neither a scalar nor one value per channel of the input [${ctx.shape}] (an elementwise constant is not supported)`,
+      nodeLabel(node),
+    );
   }
-  for (let i = 0; i < channels; i++) layer.bias[i] += c.data[isScalar ? 0 : i];
+  return Float32Array.from(c.data);
+}
+
+/**
+ * y = s_c·x + t_c per channel: folded into the producer of the input when nothing reads its output
+ * and nothing follows its map yet (a conv's or dense layer's output channel c: W_c ← s_c W_c,
+ * b_c ← s_c b_c + t_c; a scale layer: s ← s·s_c, t ← s_c t + t_c), else a scale layer of its own.
+ */
+function pushChannelAffine(node: NodeProto, ctx: ImportContext, scale: Float32Array, shift: Float32Array) {
+  const target = foldTarget(ctx);
+  const channels = scale.length;
+  if (target && open(target) && (target.kind === 'conv' || target.kind === 'dense') && target.outputShape[0] === channels) {
+    const perChannel = target.weight.length / channels;
+    for (let c = 0; c < channels; c++) {
+      if (scale[c] !== 1) for (let i = 0; i < perChannel; i++) target.weight[c * perChannel + i] *= scale[c];
+      target.bias[c] = target.bias[c] * scale[c] + shift[c];
+    }
+    return;
+  }
+  if (target && open(target) && target.kind === 'scale') {
+    for (let c = 0; c < channels; c++) {
+      target.scale[c] *= scale[c];
+      target.shift[c] = target.shift[c] * scale[c] + shift[c];
+    }
+    return;
+  }
+  push(ctx, { kind: 'scale', name: nodeLabel(node), relu: false, inputShape: ctx.shape, outputShape: ctx.shape, scale, shift });
+}
+
+/** Which input of a two-input elementwise node is constant (0 or 1), or −1 when both are computed. */
+function constantOperand(node: NodeProto, ctx: ImportContext): number {
+  return ctx.isConstant(node.input[1]) ? 1 : ctx.isConstant(node.input[0]) ? 0 : -1;
+}
+
+/**
+ * Add: of two or more computed tensors of one shape, a layer of its own (a residual connection);
+ * of a constant per channel, the producer's bias (or a scale layer).
+ */
+function addHandler(node: NodeProto, ctx: ImportContext) {
+  const constantIndex = constantOperand(node, ctx);
+  if (constantIndex < 0) return pushSum(node, ctx);
+  const layer = openBiasLayer(ctx);
+  const c = perChannelConstant(node, ctx, constantIndex, 'addend');
+  if (layer) {
+    for (let i = 0; i < c.length; i++) layer.bias[i] += c[i];
+    return;
+  }
+  pushChannelAffine(node, ctx, new Float32Array(c.length).fill(1), c);
+}
+
+/** The elementwise sum of the node's computed inputs (Add of two, Sum of any number). */
+function pushSum(node: NodeProto, ctx: ImportContext) {
+  if (node.input.some((i) => i && ctx.isConstant(i))) {
+    throw new UnsupportedModelError(`${node.opType} of computed tensors and constants together is not supported; add the constant in a node of its own`, nodeLabel(node));
+  }
+  const shape = ctx.sources[0].shape;
+  for (const source of ctx.sources) {
+    if (source.shape.length !== shape.length || source.shape.some((d, i) => d !== shape[i])) {
+      throw new UnsupportedModelError(
+        `${node.opType} of tensors of shapes [${ctx.sources.map((t) => `[${t.shape}]`).join(', ')}]: only tensors of one shape are supported (no broadcasting between computed tensors)`,
+        nodeLabel(node),
+      );
+    }
+  }
+  if (ctx.sources.length === 1) return; // Sum of one tensor: the identity
+  push(ctx, { kind: 'add', name: nodeLabel(node), relu: false, inputShape: shape, outputShape: shape, inputs: [] }, ctx.sources.map((t) => t.layer));
+}
+
+/** Sub: x − c is x + (−c); c − x is −x + c. */
+function subHandler(node: NodeProto, ctx: ImportContext) {
+  const constantIndex = constantOperand(node, ctx);
+  if (constantIndex < 0) throw new UnsupportedModelError('Sub of two computed tensors is not supported (a difference of branches)', nodeLabel(node));
+  const c = perChannelConstant(node, ctx, constantIndex, 'subtrahend');
+  if (constantIndex === 1) {
+    const layer = openBiasLayer(ctx);
+    if (layer) {
+      for (let i = 0; i < c.length; i++) layer.bias[i] -= c[i];
+      return;
+    }
+    return pushChannelAffine(node, ctx, new Float32Array(c.length).fill(1), c.map((v) => -v));
+  }
+  pushChannelAffine(node, ctx, new Float32Array(c.length).fill(-1), c);
+}
+
+/** Mul by a constant per channel: folded into the producer's weights and bias, or a scale layer. */
+function mulHandler(node: NodeProto, ctx: ImportContext) {
+  const constantIndex = constantOperand(node, ctx);
+  if (constantIndex < 0) {
+    throw new UnsupportedModelError('Mul of two computed tensors (a gate, attention or squeeze-and-excitation) is not supported: it is not an affine map of the input', nodeLabel(node));
+  }
+  const c = perChannelConstant(node, ctx, constantIndex, 'factor');
+  pushChannelAffine(node, ctx, c, new Float32Array(c.length));
+}
+
+/** Div by a constant per channel: Mul by its reciprocal. */
+function divHandler(node: NodeProto, ctx: ImportContext) {
+  const constantIndex = constantOperand(node, ctx);
+  if (constantIndex !== 1) throw new UnsupportedModelError(`Div ${constantIndex < 0 ? 'of two computed tensors' : 'of a constant by a computed tensor'} is not supported: it is not an affine map of the input`, nodeLabel(node));
+  const c = perChannelConstant(node, ctx, 1, 'divisor');
+  if (c.some((v) => v === 0)) throw new UnsupportedModelError('Div by zero', nodeLabel(node));
+  pushChannelAffine(node, ctx, c.map((v) => 1 / v), new Float32Array(c.length));
+}
+
+/** Concat of computed tensors along the channel axis. */
+function concatHandler(node: NodeProto, ctx: ImportContext) {
+  if (node.input.some((i) => i && ctx.isConstant(i))) throw new UnsupportedModelError('Concat of computed tensors and constants is not supported', nodeLabel(node));
+  const rank = ctx.shape.length + 1; // with the batch axis
+  const axis = intAttr(node, 'axis', 1);
+  if ((axis < 0 ? axis + rank : axis) !== 1) throw new UnsupportedModelError(`Concat along axis ${axis} of rank-${rank} tensors is not supported (only the channel axis, 1)`, nodeLabel(node));
+  const [first, ...rest] = ctx.sources;
+  for (const t of rest) {
+    if (t.shape.length !== first.shape.length || t.shape.some((d, i) => i > 0 && d !== first.shape[i])) {
+      throw new UnsupportedModelError(`Concat of shapes ${ctx.sources.map((u) => `[${u.shape}]`).join(', ')}: they differ beyond the channel axis`, nodeLabel(node));
+    }
+  }
+  if (ctx.sources.length === 1) return; // the identity
+  const shape = [ctx.sources.reduce((n, t) => n + t.shape[0], 0), ...first.shape.slice(1)];
+  push(ctx, { kind: 'concat', name: nodeLabel(node), inputShape: shape, outputShape: shape, inputs: [] }, ctx.sources.map((t) => t.layer));
+  ctx.shape = shape;
+}
+
+/**
+ * An activation: folded into the producer of its input when nothing reads that output and nothing
+ * follows its affine map or sum yet; else a layer of its own ('relu' for ReLU).
+ */
+function pushActivation(node: NodeProto, ctx: ImportContext, activation: Activation | 'relu') {
+  const target = foldTarget(ctx);
+  if (target && open(target) && (isAffine(target) || target.kind === 'add')) {
+    if (activation === 'relu') target.relu = true;
+    else target.activation = activation;
+    return;
+  }
+  if (activation === 'relu') push(ctx, { kind: 'relu', name: nodeLabel(node), inputShape: ctx.shape, outputShape: ctx.shape });
+  else push(ctx, { kind: 'activation', name: nodeLabel(node), activation, inputShape: ctx.shape, outputShape: ctx.shape });
 }
 
 function reluHandler(node: NodeProto, ctx: ImportContext) {
-  const last = lastLayer(ctx);
-  if (last && (last.kind === 'conv' || last.kind === 'dense' || last.kind === 'avgpool' || last.kind === 'scale') && !last.relu) {
-    last.relu = true;
-    return;
-  }
-  ctx.layers.push({ kind: 'relu', name: nodeLabel(node), inputShape: ctx.shape, outputShape: ctx.shape });
+  pushActivation(node, ctx, 'relu');
 }
+
+function leakyReluHandler(node: NodeProto, ctx: ImportContext) {
+  const alpha = floatAttr(node, 'alpha', 0.01);
+  if (!Number.isFinite(alpha)) throw new UnsupportedModelError(`LeakyRelu with alpha ${alpha}`, nodeLabel(node));
+  pushActivation(node, ctx, alpha === 0 ? 'relu' : { kind: 'leakyrelu', alpha });
+}
+
+/** PRelu: one slope per channel (or one for all). */
+function preluHandler(node: NodeProto, ctx: ImportContext) {
+  const alpha = perChannelConstant(node, ctx, 1, 'slope');
+  pushActivation(node, ctx, alpha.every((a) => a === alpha[0]) ? (alpha[0] === 0 ? 'relu' : { kind: 'leakyrelu', alpha: alpha[0] }) : { kind: 'prelu', alpha });
+}
+
+/** Clip(min, max), bounds from attributes (opset < 11) or constant inputs; absent ones are ±∞. ReLU6 is Clip(0, 6). */
+function clipHandler(node: NodeProto, ctx: ImportContext) {
+  const bound = (index: number, attribute: string, fallback: number) => {
+    if (node.input[index]) {
+      const t = weightInput(node, ctx, index, attribute);
+      if (t.data.length !== 1) throw new UnsupportedModelError(`Clip ${attribute} must be a scalar, got shape [${t.dims}]`, nodeLabel(node));
+      return t.data[0];
+    }
+    return floatAttr(node, attribute, fallback);
+  };
+  const min = bound(1, 'min', -Infinity);
+  const max = bound(2, 'max', Infinity);
+  if (Number.isNaN(min) || Number.isNaN(max) || min > max) throw new UnsupportedModelError(`Clip with min ${min} > max ${max}`, nodeLabel(node));
+  if (min === -Infinity && max === Infinity) return; // the identity
+  pushActivation(node, ctx, min === 0 && max === Infinity ? 'relu' : { kind: 'clip', min, max });
+}
+
+const smooth = (kind: 'sigmoid' | 'tanh'): OpHandler => (node, ctx) => pushActivation(node, ctx, { kind });
 
 function poolGeometry(node: NodeProto, ctx: ImportContext, dilationsAllowed: boolean) {
   const [c, h, w] = spatial(node, ctx);
@@ -302,7 +501,7 @@ function poolGeometry(node: NodeProto, ctx: ImportContext, dilationsAllowed: boo
 function maxPoolHandler(node: NodeProto, ctx: ImportContext) {
   if (node.output.length > 1 && node.output[1]) throw new UnsupportedModelError('MaxPool with an Indices output is not supported', nodeLabel(node));
   const g = poolGeometry(node, ctx, true);
-  ctx.layers.push({
+  push(ctx, {
     kind: 'maxpool',
     name: nodeLabel(node),
     inputShape: [g.c, g.h, g.w],
@@ -346,7 +545,7 @@ function averagePoolHandler(node: NodeProto, ctx: ImportContext) {
     throw new UnsupportedModelError('AveragePool with ceil_mode overhang and counted padding (count_include_pad=1 or a preceding Pad) is not supported; export with ceil_mode=False', nodeLabel(node));
   }
   const folded = takePendingPad(ctx, [g.c, g.h, g.w], g.pads);
-  ctx.layers.push({
+  push(ctx, {
     kind: 'avgpool',
     name: nodeLabel(node),
     relu: false,
@@ -362,7 +561,7 @@ function averagePoolHandler(node: NodeProto, ctx: ImportContext) {
 
 function globalAveragePoolHandler(node: NodeProto, ctx: ImportContext) {
   const [c, h, w] = spatial(node, ctx);
-  ctx.layers.push({
+  push(ctx, {
     kind: 'avgpool',
     name: nodeLabel(node),
     relu: false,
@@ -379,7 +578,7 @@ function globalAveragePoolHandler(node: NodeProto, ctx: ImportContext) {
 function pushFlatten(node: NodeProto, ctx: ImportContext) {
   if (ctx.shape.length === 1) return; // already flat: identity
   const n = size(ctx.shape);
-  ctx.layers.push({ kind: 'flatten', name: nodeLabel(node), inputShape: ctx.shape, outputShape: [n] });
+  push(ctx, { kind: 'flatten', name: nodeLabel(node), inputShape: ctx.shape, outputShape: [n] });
   ctx.shape = [n];
 }
 
@@ -428,7 +627,7 @@ function batchNormHandler(node: NodeProto, ctx: ImportContext) {
     }
     return;
   }
-  ctx.layers.push({ kind: 'scale', name: nodeLabel(node), relu: false, inputShape: ctx.shape, outputShape: ctx.shape, scale, shift });
+  push(ctx, { kind: 'scale', name: nodeLabel(node), relu: false, inputShape: ctx.shape, outputShape: ctx.shape, scale, shift });
 }
 
 /**
@@ -487,7 +686,17 @@ const OP_RULES: Record<string, OpRule> = {
   Gemm: { handle: gemmHandler, attributes: ['alpha', 'beta', 'transA', 'transB'] },
   MatMul: { handle: matMulHandler, attributes: [] },
   Add: { handle: addHandler, attributes: [] },
+  Sum: { handle: pushSum, attributes: [] },
+  Sub: { handle: subHandler, attributes: [] },
+  Mul: { handle: mulHandler, attributes: [] },
+  Div: { handle: divHandler, attributes: [] },
+  Concat: { handle: concatHandler, attributes: ['axis'] },
   Relu: { handle: reluHandler, attributes: [] },
+  LeakyRelu: { handle: leakyReluHandler, attributes: ['alpha'] },
+  PRelu: { handle: preluHandler, attributes: [] },
+  Clip: { handle: clipHandler, attributes: ['min', 'max'] },
+  Sigmoid: { handle: smooth('sigmoid'), attributes: [] },
+  Tanh: { handle: smooth('tanh'), attributes: [] },
   MaxPool: { handle: maxPoolHandler, attributes: [...WINDOW, 'ceil_mode', 'dilations', 'storage_order'] },
   AveragePool: { handle: averagePoolHandler, attributes: [...WINDOW, 'ceil_mode', 'count_include_pad', 'dilations'] },
   GlobalAveragePool: { handle: globalAveragePoolHandler, attributes: [] },
@@ -658,17 +867,19 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
     return value;
   };
 
-  const ctx: ImportContext = { layers: [], shape: inputShape, isConstant, constant: valueOf };
+  const layers: Layer[] = [];
 
-  // Which non-constant nodes read each tensor: a chain reads each activation exactly once.
+  // Which non-constant nodes read each tensor (the graph output counts as a reader).
   const readers = new Map<string, string[]>();
   for (const node of graph.node) {
     if (constantNodes.has(node)) continue;
     for (const i of node.input) if (i) readers.set(i, [...(readers.get(i) ?? []), nodeLabel(node)]);
   }
+  for (const o of graph.output) readers.set(o.name, [...(readers.get(o.name) ?? []), 'the graph output']);
 
+  const states = new Map<string, TensorState>([[inputName, { layer: -1, shape: inputShape, exclusive: true }]]);
+  /** For each layer, the ONNX tensor holding its output (after whatever folded into it). */
   const layerTensors: string[] = [];
-  let current = inputName;
   for (const node of graph.node) {
     if (constantNodes.has(node)) continue;
     const label = nodeLabel(node);
@@ -676,54 +887,91 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
     if (activations.length === 0) {
       throw new UnsupportedModelError(`${node.opType} reads only constants (inputs [${node.input}]) and lipcert cannot evaluate ${node.opType} at import`, label);
     }
-    if (activations.length > 1) {
-      throw new UnsupportedModelError(`${node.opType} combines ${activations.length} computed tensors (${activations.join(', ')}): ${BRANCHING}`, label);
-    }
-    if (activations[0] !== current) {
-      const known = graph.node.some((n) => n.output.includes(activations[0])) || activations[0] === inputName;
-      throw new UnsupportedModelError(known ? `reads '${activations[0]}' where the chain is at '${current}': ${BRANCHING}` : `missing initializer '${activations[0]}'`, label);
-    }
-    const consumers = readers.get(current) ?? [];
-    if (consumers.length > 1) {
-      throw new UnsupportedModelError(`tensor '${current}' feeds ${consumers.length} nodes (${consumers.join(', ')}): ${BRANCHING}`, label);
-    }
+    const sources = activations.map((a) => {
+      const state = states.get(a);
+      if (!state) throw new UnsupportedModelError(graph.node.some((n) => n.output.includes(a)) ? `reads '${a}' before the node that computes it (the graph is not in topological order)` : `missing initializer '${a}'`, label);
+      return state;
+    });
     const rule = isDefaultDomain(node) ? OP_RULES[node.opType] : undefined;
     if (!rule) {
       const advice = isDefaultDomain(node) ? opAdvice(node.opType) : undefined;
       const op = `${node.domain ? node.domain + '.' : ''}${node.opType}`;
       throw new UnsupportedModelError(advice ?? `unsupported op ${op} (supported: ${Object.keys(OP_RULES).join(', ')})`, label);
     }
+    if (sources.length > 1 && !COMBINING.has(node.opType)) {
+      throw new UnsupportedModelError(`${node.opType} reads ${sources.length} computed tensors (${activations.join(', ')}); only ${[...COMBINING].join(', ')} combine computed tensors`, label);
+    }
     const unknown = node.attribute.map((a) => a.name).filter((a) => !rule.attributes.includes(a));
     if (unknown.length > 0) {
       throw new UnsupportedModelError(`attribute${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} of ${node.opType} ${unknown.length > 1 ? 'are' : 'is'} not understood by the importer (refused rather than ignored)`, label);
     }
-    if (ctx.pendingPad && !PAD_TRANSPARENT.has(node.opType)) {
+    const padded = sources.find((t) => t.pendingPad);
+    if (padded && (!PAD_TRANSPARENT.has(node.opType) || sources.length > 1)) {
       const why = node.opType === 'MaxPool' ? ' (zero padding is not max pooling\'s −∞ padding: give the MaxPool its own pads)' : '';
-      throw new UnsupportedModelError(`a zero Pad folds only into a directly following Conv or AveragePool; here a ${node.opType} follows it${why}`, nodeLabel(ctx.pendingPad.node));
+      throw new UnsupportedModelError(`a zero Pad folds only into a directly following Conv or AveragePool; here a ${node.opType} follows it${why}`, nodeLabel(padded.pendingPad!.node));
     }
     const extraOutputs = node.output.slice(1).filter((o) => o && readers.has(o));
-    if (extraOutputs.length > 0) throw new UnsupportedModelError(`its extra outputs (${extraOutputs.join(', ')}) are used: ${BRANCHING}`, label);
+    if (extraOutputs.length > 0) throw new UnsupportedModelError(`its extra outputs (${extraOutputs.join(', ')}) are used, which lipcert does not support`, label);
+    const [first] = sources;
+    const ctx: ImportContext = {
+      layers,
+      current: first.layer,
+      shape: first.shape,
+      foldable: sources.length === 1 && first.exclusive && (readers.get(activations[0])?.length ?? 0) === 1,
+      sources,
+      pendingPad: first.pendingPad,
+      isConstant,
+      constant: valueOf,
+    };
     rule.handle(node, ctx);
-    current = node.output[0];
-    shapes.set(current, [1, ...ctx.shape]);
-    // The tensor after a layer and whatever folds into it (bias, batch norm, ReLU, identities); a
-    // pending Pad belongs to the next layer.
-    if (!ctx.pendingPad && ctx.layers.length > 0) layerTensors[ctx.layers.length - 1] = current;
+    const output = node.output[0];
+    const appended = ctx.current !== first.layer || sources.length > 1;
+    states.set(output, { layer: ctx.current, shape: ctx.shape, pendingPad: ctx.pendingPad, exclusive: appended || ctx.foldable });
+    shapes.set(output, [1, ...ctx.shape]);
+    // The tensor after a layer and whatever folds into it (bias, batch norm, activation,
+    // identities); a pending Pad belongs to the layers that read it.
+    if (!ctx.pendingPad && ctx.current >= 0) layerTensors[ctx.current] = output;
   }
 
-  if (ctx.pendingPad) throw new UnsupportedModelError('the graph ends with a Pad: nothing follows it to fold into', nodeLabel(ctx.pendingPad.node));
   const outputs = graph.output.map((o) => o.name);
   if (outputs.length !== 1) throw new UnsupportedModelError(`the graph must have exactly one output, it has ${outputs.length}`);
-  if (outputs[0] !== current) throw new UnsupportedModelError(`the graph output '${outputs[0]}' is not the end of the chain ('${current}')`);
-  if (!ctx.layers.some((l) => l.kind === 'conv' || l.kind === 'dense')) throw new UnsupportedModelError('the model has no Conv, Gemm or MatMul layer');
+  const result = states.get(outputs[0]);
+  if (!result) throw new UnsupportedModelError(`the graph output '${outputs[0]}' is not computed from the input`);
+  if (result.pendingPad) throw new UnsupportedModelError('the graph ends with a Pad: nothing follows it to fold into', nodeLabel(result.pendingPad.node));
+  if (result.layer < 0) throw new UnsupportedModelError('the model has no Conv, Gemm or MatMul layer');
+  const live = liveLayers(layers, result.layer);
+  if (!live.layers.some((l) => l.kind === 'conv' || l.kind === 'dense')) throw new UnsupportedModelError('the model has no Conv, Gemm or MatMul layer');
   const declared = declaredDims(graph.output[0]).dims;
-  if (declared && !sameShape(declared, ctx.shape)) {
+  if (declared && !sameShape(declared, result.shape)) {
     throw new UnsupportedModelError(
-      `the graph declares output '${outputs[0]}' of shape [${declared.map((d) => d ?? '?')}], the imported layers compute [${ctx.shape}]: an op is not imported as the graph defines it`,
+      `the graph declares output '${outputs[0]}' of shape [${declared.map((d) => d ?? '?')}], the imported layers compute [${result.shape}]: an op is not imported as the graph defines it`,
     );
   }
-  const network: Network = { name, inputName, inputShape, outputShape: ctx.shape, layers: ctx.layers };
-  return { network, model, layerTensors };
+  const network: Network = { name, inputName, inputShape, outputShape: result.shape, layers: live.layers };
+  return { network, model, layerTensors: live.kept.map((i) => layerTensors[i]) };
+}
+
+/** Ops that read several computed tensors. */
+const COMBINING = new Set(['Add', 'Sum', 'Concat']);
+
+/**
+ * The layers the output layer depends on, renumbered in order (inputs remapped; `inputs` left out
+ * where a layer reads only the one before it, as in a chain), and their old indices.
+ */
+function liveLayers(layers: Layer[], output: number): { layers: Layer[]; kept: number[] } {
+  const needed = new Set<number>([output]);
+  for (let i = output; i >= 0; i--) if (needed.has(i)) for (const j of layers[i].inputs ?? [i - 1]) if (j >= 0) needed.add(j);
+  const kept = [...needed].sort((a, b) => a - b);
+  const renumbered = new Map(kept.map((old, i) => [old, i]));
+  renumbered.set(-1, -1);
+  const out = kept.map((old, i) => {
+    const layer = layers[old];
+    const inputs = (layer.inputs ?? [old - 1]).map((j) => renumbered.get(j)!);
+    if (layer.kind === 'add' || layer.kind === 'concat' || inputs.length !== 1 || inputs[0] !== i - 1) layer.inputs = inputs;
+    else delete layer.inputs;
+    return layer;
+  });
+  return { layers: out, kept };
 }
 
 function constantValue(node: NodeProto, baseDir: ExternalDataDir): DecodedTensor {

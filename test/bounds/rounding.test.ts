@@ -53,7 +53,7 @@ test.each([5, 6, 7])('every-layer network, seed %i: the gap errors through the l
   const norms = network.layers.map((layer) => (isAffine(layer) ? spectralNorm(denseOf(layer)) : layer.kind === 'maxpool' ? Math.sqrt(maxPoolOverlap(layer)) : 1));
   expect(norms.reduce((a, b) => a * b, 1)).toBeCloseTo(globalBoundDense(network), 6);
   const bound = await roundingErrorBound(network, backend, nominal, FLOAT32_ROUNDOFF);
-  const onlyThroughLayers = gapRoundingErrors({ logits: bound.logits.map(() => Infinity), local: bound.local }, 0, norms);
+  const onlyThroughLayers = gapRoundingErrors(network, { logits: bound.logits.map(() => Infinity), local: bound.local }, 0, norms);
   for (let j = 1; j < exact.logits.length; j++) {
     const difference = Math.abs(nominal.logits[0] - nominal.logits[j] - (exact.logits[0] - exact.logits[j]));
     expect(difference).toBeLessThanOrEqual(onlyThroughLayers[j]);

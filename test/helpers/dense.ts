@@ -96,62 +96,175 @@ function maxPoolDense(layer: MaxPoolLayer, x: ArrayLike<number>, reduce: (values
   return Float64Array.from(poolWindows(layer), (window) => reduce(window.map((i) => x[i])));
 }
 
-/** forwardDense with each layer's dense matrix built once: for tests that evaluate many points. */
-export function denseEvaluator(network: Network): (x: ArrayLike<number>) => Float64Array {
-  const matrices = network.layers.map((l) => (l.kind === 'maxpool' || l.kind === 'flatten' || l.kind === 'relu' ? null : denseOf(l)));
-  return (x0) => {
-    let x: Float64Array<ArrayBufferLike> = Float64Array.from(x0);
-    network.layers.forEach((layer, i) => {
-      const a = matrices[i];
-      if (!a) x = forwardLayerDense(layer, x);
-      else {
-        const y = matVec(a, x);
-        x = (layer as { relu: boolean }).relu ? y.map((v) => Math.max(0, v)) : y;
-      }
-    });
-    return x;
-  };
-}
+// ---- Activations, written out independently of src/model/activations.ts ----
 
-export function forwardDense(network: Network, x0: ArrayLike<number>): Float64Array {
-  let x: Float64Array = Float64Array.from(x0);
-  for (const layer of network.layers) x = forwardLayerDense(layer, x);
-  return x;
-}
+type Unit = (y: number) => number;
 
-function forwardLayerDense(layer: Layer, x: Float64Array): Float64Array {
-  switch (layer.kind) {
-    case 'maxpool':
-      return maxPoolDense(layer, x, (v) => Math.max(...v));
-    case 'flatten':
-      return x;
+const sigmoid = (y: number) => 1 / (1 + Math.exp(-y));
+
+/** σ of unit `i` of a layer's output (null: no activation). */
+function unitFunction(layer: Layer, i: number): Unit | null {
+  const act = layer.kind === 'relu' ? { kind: 'relu' as const } : layer.kind === 'activation' ? layer.activation : 'relu' in layer && layer.relu ? { kind: 'relu' as const } : 'activation' in layer ? layer.activation : undefined;
+  if (!act) return null;
+  const perChannel = size(layer.outputShape) / layer.outputShape[0];
+  switch (act.kind) {
     case 'relu':
-      return x.map((v) => Math.max(0, v));
-    default: {
-      const y = matVec(denseOf(layer), x);
-      return layer.relu ? y.map((v) => Math.max(0, v)) : y;
+      return (y) => Math.max(0, y);
+    case 'leakyrelu':
+      return (y) => (y >= 0 ? y : act.alpha * y);
+    case 'prelu': {
+      const a = act.alpha[act.alpha.length === 1 ? 0 : Math.floor(i / perChannel)];
+      return (y) => (y >= 0 ? y : a * y);
+    }
+    case 'clip':
+      return (y) => Math.min(act.max, Math.max(act.min, y));
+    case 'sigmoid':
+      return sigmoid;
+    case 'tanh':
+      return Math.tanh;
+  }
+}
+
+/**
+ * Reference λ of one unit over [lo, hi] ∋ y0 by case analysis (α in [0, 1] for LeakyReLU/PReLU), and
+ * whether the unit is constant there: the rules of docs/graphs.md §3 written per activation.
+ */
+export function referenceSlope(layer: Layer, i: number, y0: number, lo: number, hi: number): { lambda: number; constant: boolean } {
+  const act = layer.kind === 'relu' ? { kind: 'relu' as const } : layer.kind === 'activation' ? layer.activation : 'relu' in layer && layer.relu ? { kind: 'relu' as const } : 'activation' in layer ? layer.activation! : null;
+  if (!act) throw new Error('no activation');
+  if (lo === hi) return { lambda: 0, constant: true };
+  const perChannel = size(layer.outputShape) / layer.outputShape[0];
+  const leaky = (a: number) => {
+    if (hi <= 0 && a === 0) return { lambda: 0, constant: true };
+    if (lo >= 0 || y0 > 0) return { lambda: 1, constant: false };
+    if (hi <= 0) return { lambda: a, constant: false };
+    if (y0 === 0) return { lambda: 1, constant: false };
+    return { lambda: Math.max(a, (hi - a * y0) / (hi - y0)), constant: false }; // y0 < 0 < hi
+  };
+  switch (act.kind) {
+    case 'relu':
+      return leaky(0);
+    case 'leakyrelu':
+      return leaky(act.alpha);
+    case 'prelu':
+      return leaky(act.alpha[act.alpha.length === 1 ? 0 : Math.floor(i / perChannel)]);
+    case 'clip': {
+      const { min: a, max: b } = act;
+      if (hi <= a || lo >= b) return { lambda: 0, constant: true };
+      if (y0 > a && y0 < b) return { lambda: 1, constant: false };
+      if (y0 <= a) {
+        const top = Math.min(hi, b);
+        return { lambda: (top - a) / (top - y0), constant: false };
+      }
+      const bottom = Math.max(lo, a);
+      return { lambda: (b - bottom) / (y0 - bottom), constant: false };
+    }
+    case 'sigmoid': {
+      const t = lo > 0 ? lo : hi < 0 ? hi : 0;
+      return { lambda: sigmoid(t) * (1 - sigmoid(t)), constant: false };
+    }
+    case 'tanh': {
+      const t = lo > 0 ? lo : hi < 0 ? hi : 0;
+      return { lambda: 1 - Math.tanh(t) ** 2, constant: false };
     }
   }
 }
 
-/** Algorithm 1 on dense matrices: the reference local bound and its per-layer factors. */
+function activateDense(layer: Layer, y: Float64Array): Float64Array {
+  return y.map((v, i) => {
+    const f = unitFunction(layer, i);
+    return f ? f(v) : v;
+  });
+}
+
+const inputsOfLayer = (network: Network, i: number) => network.layers[i].inputs ?? [i - 1];
+
+function stackDense(parts: Float64Array[]): Float64Array {
+  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** The pre-activation of one layer from the values it reads (dense matrices for affine layers). */
+function preActivationDense(layer: Layer, read: Float64Array[], matrix: Dense | null): Float64Array {
+  switch (layer.kind) {
+    case 'maxpool':
+      return maxPoolDense(layer, read[0], (v) => Math.max(...v));
+    case 'add':
+      return read[0].map((v, i) => read.reduce((a, r) => a + r[i], 0));
+    case 'concat':
+      return stackDense(read);
+    case 'flatten':
+    case 'relu':
+    case 'activation':
+      return read[0];
+    default:
+      return matVec(matrix ?? denseOf(layer), read[0]);
+  }
+}
+
+/** forwardDense with each layer's dense matrix built once: for tests that evaluate many points. */
+export function denseEvaluator(network: Network): (x: ArrayLike<number>) => Float64Array {
+  const matrices = network.layers.map((l) => (l.kind === 'conv' || l.kind === 'dense' || l.kind === 'avgpool' || l.kind === 'scale' ? denseOf(l) : null));
+  return (x0) => {
+    const input = Float64Array.from(x0);
+    const outputs: Float64Array[] = [];
+    network.layers.forEach((layer, i) => {
+      const read = inputsOfLayer(network, i).map((j) => (j < 0 ? input : outputs[j]));
+      outputs.push(activateDense(layer, preActivationDense(layer, read, matrices[i])));
+    });
+    return outputs[outputs.length - 1];
+  };
+}
+
+export function forwardDense(network: Network, x0: ArrayLike<number>): Float64Array {
+  return denseEvaluator(network)(x0);
+}
+
+/** g_i = L_i · (input g; Σ for Add; root-sum-of-squares for Concat), g_input = 1: the network's bound at the last layer. */
+function gainDense(network: Network, factors: number[]): number {
+  const g: number[] = [];
+  network.layers.forEach((layer, i) => {
+    const incoming = inputsOfLayer(network, i).map((j) => (j < 0 ? 1 : g[j]));
+    const combined = layer.kind === 'add' ? incoming.reduce((a, b) => a + b, 0) : layer.kind === 'concat' ? Math.sqrt(incoming.reduce((a, b) => a + b * b, 0)) : incoming[0];
+    g.push(factors[i] * combined);
+  });
+  return g[g.length - 1];
+}
+
+/**
+ * Algorithm 1 on dense matrices, over the DAG (docs/graphs.md): the reference local bound and its
+ * per-layer factors. Masks mark entries known constant (null: none).
+ */
 export function localBoundDense(network: Network, x0: ArrayLike<number>, eps: number): { bound: number; layers: number[] } {
-  let x: Float64Array = Float64Array.from(x0);
-  let mask: Float64Array | null = null;
-  let epsL = eps;
+  const input = Float64Array.from(x0);
+  const outputs: Float64Array[] = [];
+  const masks: (Float64Array | null)[] = [];
+  const radii: number[] = [];
   const layers: number[] = [];
-  for (const layer of network.layers) {
+  network.layers.forEach((layer, index) => {
+    const from = inputsOfLayer(network, index);
+    const read = from.map((j) => (j < 0 ? input : outputs[j]));
+    const readMasks = from.map((j) => (j < 0 ? null : masks[j]));
+    const readRadii = from.map((j) => (j < 0 ? eps : radii[j]));
+    const epsIn = layer.kind === 'add' ? readRadii.reduce((a, b) => a + b, 0) : layer.kind === 'concat' ? Math.sqrt(readRadii.reduce((a, b) => a + b * b, 0)) : readRadii[0];
+    let mask: Float64Array | null;
+    if (layer.kind === 'concat') mask = readMasks.every((m) => !m) ? null : stackDense(readMasks.map((m, k) => m ?? new Float64Array(read[k].length).fill(1)));
+    else if (layer.kind === 'add') mask = readMasks.some((m) => !m) ? null : readMasks[0]!.map((_, i) => (readMasks.some((m) => m![i] !== 0) ? 1 : 0));
+    else mask = readMasks[0];
     let L: number;
+    let next: Float64Array | null;
+    const y0 = preActivationDense(layer, read, null);
+    const hasActivation = unitFunction(layer, 0) !== null;
     if (layer.kind === 'maxpool') {
       L = Math.sqrt(maxPoolMembership(layer));
-      mask = mask ? maxPoolDense(layer, mask, (v) => (v.some((m) => m !== 0) ? 1 : 0)) : null;
-      x = maxPoolDense(layer, x, (v) => Math.max(...v));
-    } else if (layer.kind === 'flatten' || layer.kind === 'relu') {
-      L = 1;
-      x = forwardLayerDense(layer, x);
-    } else {
+      next = mask ? maxPoolDense(layer, mask, (v) => (v.some((m) => m !== 0) ? 1 : 0)) : null;
+    } else if (layer.kind === 'conv' || layer.kind === 'dense' || layer.kind === 'avgpool' || layer.kind === 'scale') {
       const a = denseOf(layer);
-      const y0 = matVec(a, x);
       const r = new Float64Array(a.rows);
       for (let i = 0; i < a.rows; i++) {
         let s = 0;
@@ -159,33 +272,65 @@ export function localBoundDense(network: Network, x0: ArrayLike<number>, eps: nu
         r[i] = Math.sqrt(s);
       }
       if (layer.relu) {
+        // The paper's rule, as written in the paper.
         const lambda = new Float64Array(a.rows);
-        const next = new Float64Array(a.rows);
+        next = new Float64Array(a.rows);
         for (let i = 0; i < a.rows; i++) {
-          const yHat = y0[i] + epsL * r[i];
+          const yHat = y0[i] + epsIn * r[i];
           lambda[i] = yHat <= 0 || r[i] === 0 ? 0 : y0[i] <= 0 ? yHat / (yHat - y0[i]) : 1;
           next[i] = yHat > 0 ? 1 : 0;
         }
         L = spectralNorm(a, lambda, mask);
-        mask = next;
-        x = y0.map((v) => Math.max(0, v));
+      } else if (hasActivation) {
+        const lambda = new Float64Array(a.rows);
+        next = new Float64Array(a.rows);
+        for (let i = 0; i < a.rows; i++) {
+          const s = referenceSlope(layer, i, y0[i], y0[i] - epsIn * r[i], y0[i] + epsIn * r[i]);
+          lambda[i] = s.lambda;
+          next[i] = s.constant ? 0 : 1;
+        }
+        L = spectralNorm(a, lambda, mask);
       } else {
         L = spectralNorm(a, null, mask);
-        mask = layer.kind === 'avgpool' ? r.map((v) => (v > 0 ? 1 : 0)) : null;
-        x = y0;
+        next = layer.kind === 'avgpool' ? r.map((v) => (v > 0 ? 1 : 0)) : null;
       }
+    } else if ((layer.kind === 'add' && hasActivation) || layer.kind === 'activation') {
+      next = new Float64Array(y0.length);
+      L = 0;
+      for (let i = 0; i < y0.length; i++) {
+        const rho = layer.kind === 'add' ? readRadii.reduce((acc, e, k) => acc + (readMasks[k] && readMasks[k]![i] === 0 ? 0 : e), 0) : mask && mask[i] === 0 ? 0 : epsIn;
+        const s = referenceSlope(layer, i, y0[i], y0[i] - rho, y0[i] + rho);
+        L = Math.max(L, s.lambda);
+        next[i] = s.constant ? 0 : 1;
+      }
+    } else {
+      L = 1; // flatten, lone ReLU, Concat, Add without activation
+      next = mask;
     }
+    outputs.push(activateDense(layer, y0));
+    masks.push(next);
+    radii.push(epsIn * L);
     layers.push(L);
-    epsL *= L;
-  }
-  return { bound: layers.reduce((p, v) => p * v, 1), layers };
+  });
+  return { bound: gainDense(network, layers), layers };
 }
 
+const globalSlopeDense = (layer: Layer): number => {
+  const act = layer.kind === 'activation' ? layer.activation : 'activation' in layer ? layer.activation : undefined;
+  if (!act) return 1;
+  if (act.kind === 'sigmoid') return 0.25;
+  if (act.kind === 'leakyrelu') return Math.max(1, Math.abs(act.alpha));
+  if (act.kind === 'prelu') return Math.max(1, ...Array.from(act.alpha, Math.abs));
+  return 1;
+};
+
 export function globalBoundDense(network: Network): number {
-  let bound = 1;
-  for (const layer of network.layers) {
-    if (layer.kind === 'maxpool') bound *= Math.sqrt(maxPoolMembership(layer));
-    else if (layer.kind !== 'flatten' && layer.kind !== 'relu') bound *= spectralNorm(denseOf(layer));
-  }
-  return bound;
+  return gainDense(
+    network,
+    network.layers.map((layer) => {
+      if (layer.kind === 'maxpool') return Math.sqrt(maxPoolMembership(layer));
+      if (layer.kind === 'conv' || layer.kind === 'dense' || layer.kind === 'avgpool' || layer.kind === 'scale') return spectralNorm(denseOf(layer)) * globalSlopeDense(layer);
+      return globalSlopeDense(layer);
+    }),
+  );
 }
