@@ -898,7 +898,7 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
       const op = `${node.domain ? node.domain + '.' : ''}${node.opType}`;
       throw new UnsupportedModelError(advice ?? `unsupported op ${op} (supported: ${Object.keys(OP_RULES).join(', ')})`, label);
     }
-    if (sources.length > 1 && !COMBINING.has(node.opType)) {
+    if (sources.length > 1 && !COMBINING.has(node.opType) && !ELEMENTWISE_WITH_CONSTANT.has(node.opType)) {
       throw new UnsupportedModelError(`${node.opType} reads ${sources.length} computed tensors (${activations.join(', ')}); only ${[...COMBINING].join(', ')} combine computed tensors`, label);
     }
     const unknown = node.attribute.map((a) => a.name).filter((a) => !rule.attributes.includes(a));
@@ -953,6 +953,8 @@ function importModel(model: ModelProto, name: string, baseDir: ExternalDataDir):
 
 /** Ops that read several computed tensors. */
 const COMBINING = new Set(['Add', 'Sum', 'Concat']);
+/** Elementwise ops supported with a constant operand; their handlers say why two computed ones are refused. */
+const ELEMENTWISE_WITH_CONSTANT = new Set(['Mul', 'Sub', 'Div']);
 
 /**
  * The layers the output layer depends on, renumbered in order (inputs remapped; `inputs` left out

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { nominalPass } from '../../src/bounds/layer-bounds.js';
 import type { AffineLayer, ConvLayer, DenseLayer, Layer, Network } from '../../src/model/ir.js';
-import { checkImport, gamma, importOnnxChecked, roundingBound } from '../../src/model/onnx-check.js';
+import ort from 'onnxruntime-node';
+import { checkImport, gamma, importOnnxChecked, roundingBound, SMOOTH_ACTIVATION_TOLERANCE } from '../../src/model/onnx-check.js';
 import { importOnnxTrace, type ImportTrace } from '../../src/model/onnx-import.js';
 import { externalDataEntries, floatTensor, modelBytes, node, valueInfo } from '../../src/model/onnx-builder.js';
 import { applyEntries } from '../helpers/layer-definitions.js';
@@ -129,6 +130,49 @@ describe('tampered imports are refused, naming the first layer that differs', ()
     expect(Array.from(last.bias).every((b) => b === 0)).toBe(true);
     last.bias[3] = 1e-6;
     await expectRefusal(() => checkImport(trace, bytes, null, { backend }), new RegExp(`at layer ${layers.length - 1} \\(dense, `));
+  });
+});
+
+describe('graphs and activations: the bound holds and tampering is caught', () => {
+  test.each(['Sigmoid', 'Tanh'])('onnxruntime\'s %s is within half the tolerance of the exact function', async (op) => {
+    const n = 200_001;
+    const x = Float32Array.from({ length: n }, (_, i) => -25 + (50 * i) / (n - 1));
+    const session = await ort.InferenceSession.create(modelBytes({ nodes: [node(op, ['x'], ['y'])], inputs: [valueInfo('x', [n])], outputs: [valueInfo('y', [n])] }));
+    const y = (await session.run({ x: new ort.Tensor('float32', x, [n]) })).y.data as Float32Array;
+    await session.release();
+    let worst = 0;
+    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(y[i] - (op === 'Sigmoid' ? 1 / (1 + Math.exp(-x[i])) : Math.tanh(x[i]))));
+    expect(worst).toBeLessThan(SMOOTH_ACTIVATION_TOLERANCE / 2);
+    expect(worst).toBeGreaterThan(0); // an approximation, so the tolerance is needed
+  });
+
+  test.each(['tiny_residual_op13', 'leaky_relu_mlp_op13', 'relu6_op13'])('correct import of %s passes', async (name) => {
+    const { trace, bytes } = traceOf(name);
+    const report = await checkImport(trace, bytes, null, { backend });
+    for (const p of report.probes) expect(p.worstRatio).toBeLessThanOrEqual(1);
+  });
+
+  test('an Add reading the wrong input', async () => {
+    const { trace, bytes } = traceOf('tiny_residual_op13');
+    const add = trace.network.layers[3];
+    expect(add).toMatchObject({ kind: 'add', inputs: [0, 2] });
+    add.inputs = [2, 2];
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), /at layer 3 \(add\+relu, /, add.name);
+  });
+
+  test('a ReLU6 read as Clip(0.01, 6)', async () => {
+    const { trace, bytes } = traceOf('relu6_op13');
+    const conv = trace.network.layers[0] as ConvLayer;
+    expect(conv.activation).toEqual({ kind: 'clip', min: 0, max: 6 });
+    conv.activation = { kind: 'clip', min: 0.01, max: 6 };
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), /at layer 0 \(conv\+clip\(0\.01,6\), /, conv.name);
+  });
+
+  test('a LeakyReLU slope off by 0.1 %', async () => {
+    const { trace, bytes } = traceOf('leaky_relu_mlp_op13');
+    const dense = trace.network.layers[0] as DenseLayer;
+    dense.activation = { kind: 'leakyrelu', alpha: 0.1 * 1.001 };
+    await expectRefusal(() => checkImport(trace, bytes, null, { backend }), /at layer 0 \(dense\+leakyrelu\(0\.1001\), /, dense.name);
   });
 });
 
