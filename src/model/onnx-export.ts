@@ -1,6 +1,8 @@
 /**
  * Network IR → ONNX, in the form torch.onnx.export gives the same layers (opset 13): Conv, Gemm with
- * transB=1, Relu, MaxPool, AveragePool, Flatten, BatchNormalization for an unfolded scale. Weights are
+ * transB=1, MaxPool, AveragePool, Flatten, BatchNormalization for an unfolded scale, Add (Sum for more
+ * than two inputs), Concat on the channel axis, and the activations Relu, LeakyRelu, PRelu, Clip
+ * (bounds as inputs), Sigmoid and Tanh; each tensor named after the layer that writes it. Weights are
  * raw_data views over the IR's arrays (no copy). A model whose weights would take the protobuf past
  * its 2 GB limit stores them as external data in one file beside it (`<file>.data`), which
  * importOnnxFile reads back.
@@ -9,7 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TensorProto_DataLocation, type NodeProto, type TensorProto } from 'onnx-buf';
 import { invariant } from '../errors.js';
-import type { Network } from './ir.js';
+import { activationOf, type AnyActivation } from './activations.js';
+import { inputsOf, type Network } from './ir.js';
 import { externalDataEntries, floatTensor, modelBytes, node, valueInfo } from './onnx-builder.js';
 
 /** Protobuf messages cannot exceed 2 GiB; keep a margin for the graph itself. */
@@ -19,17 +22,20 @@ export const EXTERNAL_DATA_THRESHOLD = 2 ** 31 - 2 ** 26;
 function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorProto[] } {
   const nodes: NodeProto[] = [];
   const initializers: TensorProto[] = [];
-  let current = network.inputName || 'input';
   const last = network.layers.length - 1;
-  const emit = (opType: string, inputs: string[], attributes: Parameters<typeof node>[3], name: string, isLast: boolean) => {
-    const output = isLast ? 'logits' : `${name}_out`;
-    nodes.push(node(opType, [current, ...inputs], [output], attributes, name));
-    current = output;
-  };
+  const outputs: string[] = [];
+  const tensorOf = (j: number) => (j < 0 ? network.inputName || 'input' : outputs[j]);
   for (const [index, layer] of network.layers.entries()) {
     const id = `l${index}`;
-    const isLast = index === last;
-    const withRelu = 'relu' in layer && layer.relu;
+    const activation = activationOf(layer);
+    const folded = activation && layer.kind !== 'relu' && layer.kind !== 'activation';
+    let current = inputsOf(network, index).map(tensorOf);
+    // Each op reads `current` (plus its initializers); the last op of the layer writes its output.
+    const emit = (opType: string, inputs: string[], attributes: Parameters<typeof node>[3], name: string, isLastOp: boolean) => {
+      const output = isLastOp ? (index === last ? 'logits' : `${id}_out`) : `${name}_out`;
+      nodes.push(node(opType, [...current, ...inputs], [output], attributes, name));
+      current = [output];
+    };
     switch (layer.kind) {
       case 'conv': {
         const [k] = layer.outputShape;
@@ -41,13 +47,13 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
           pads: layer.pads,
           dilations: layer.dilations,
           group: layer.group,
-        }, `${id}_Conv`, isLast && !withRelu);
+        }, `${id}_Conv`, !folded);
         break;
       }
       case 'dense':
         initializers.push(floatTensor(`${id}.weight`, [layer.outputShape[0], layer.inputShape[0]], layer.weight));
         initializers.push(floatTensor(`${id}.bias`, [layer.outputShape[0]], layer.bias));
-        emit('Gemm', [`${id}.weight`, `${id}.bias`], { alpha: { float: 1 }, beta: { float: 1 }, transB: 1 }, `${id}_Gemm`, isLast && !withRelu);
+        emit('Gemm', [`${id}.weight`, `${id}.bias`], { alpha: { float: 1 }, beta: { float: 1 }, transB: 1 }, `${id}_Gemm`, !folded);
         break;
       case 'avgpool':
         emit('AveragePool', [], {
@@ -56,7 +62,7 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
           pads: layer.pads,
           count_include_pad: layer.countIncludePad ? 1 : 0,
           ceil_mode: 0,
-        }, `${id}_AveragePool`, isLast && !withRelu);
+        }, `${id}_AveragePool`, !folded);
         break;
       case 'scale': {
         const channels = layer.scale.length;
@@ -66,25 +72,64 @@ function graphOf(network: Network): { nodes: NodeProto[]; initializers: TensorPr
           floatTensor(`${id}.mean`, [channels], new Float32Array(channels)),
           floatTensor(`${id}.var`, [channels], new Float32Array(channels).fill(1)),
         );
-        emit('BatchNormalization', [`${id}.scale`, `${id}.shift`, `${id}.mean`, `${id}.var`], { epsilon: { float: 0 } }, `${id}_BatchNormalization`, isLast && !withRelu);
+        emit('BatchNormalization', [`${id}.scale`, `${id}.shift`, `${id}.mean`, `${id}.var`], { epsilon: { float: 0 } }, `${id}_BatchNormalization`, !folded);
         break;
       }
       case 'maxpool':
-        emit('MaxPool', [], { kernel_shape: layer.kernel, strides: layer.strides, pads: layer.pads, dilations: layer.dilations, ceil_mode: 0 }, `${id}_MaxPool`, isLast);
+        emit('MaxPool', [], { kernel_shape: layer.kernel, strides: layer.strides, pads: layer.pads, dilations: layer.dilations, ceil_mode: 0 }, `${id}_MaxPool`, true);
         break;
       case 'flatten':
-        emit('Flatten', [], { axis: 1 }, `${id}_Flatten`, isLast);
+        emit('Flatten', [], { axis: 1 }, `${id}_Flatten`, true);
+        break;
+      case 'add':
+        emit(current.length === 2 ? 'Add' : 'Sum', [], {}, `${id}_Add`, !folded);
+        break;
+      case 'concat':
+        emit('Concat', [], { axis: 1 }, `${id}_Concat`, true);
         break;
       case 'relu':
-        emit('Relu', [], {}, `${id}_Relu`, isLast);
+      case 'activation':
         break;
       default:
         invariant(false, `export: unexpected layer kind ${(layer as { kind: string }).kind}`);
     }
-    if (withRelu) emit('Relu', [], {}, `${id}_Relu`, isLast);
+    if (activation) emitActivation(activation, layer.outputShape, id, initializers, (op, inputs, attributes) => emit(op, inputs, attributes, `${id}_${op}`, true));
+    outputs.push(current[0]);
   }
-  invariant(current === 'logits', 'export: the chain must end at the output');
+  invariant(outputs.at(-1) === 'logits', 'export: the last layer must write the output');
   return { nodes, initializers };
+}
+
+/** The ONNX op of an activation, as torch.onnx.export writes it (Clip bounds as inputs, opset 13). */
+function emitActivation(
+  activation: AnyActivation,
+  shape: number[],
+  id: string,
+  initializers: TensorProto[],
+  emit: (op: string, inputs: string[], attributes: Parameters<typeof node>[3]) => void,
+) {
+  switch (activation.kind) {
+    case 'relu':
+      return emit('Relu', [], {});
+    case 'leakyrelu':
+      return emit('LeakyRelu', [], { alpha: { float: activation.alpha } });
+    case 'prelu': {
+      // One slope per channel, broadcast over the spatial axes of an image.
+      const dims = shape.length === 3 ? [activation.alpha.length, 1, 1] : [activation.alpha.length];
+      initializers.push(floatTensor(`${id}.slope`, dims, activation.alpha));
+      return emit('PRelu', [`${id}.slope`], {});
+    }
+    case 'clip': {
+      const inputs = [Number.isFinite(activation.min) ? `${id}.min` : '', ...(Number.isFinite(activation.max) ? [`${id}.max`] : [])];
+      if (Number.isFinite(activation.min)) initializers.push(floatTensor(`${id}.min`, [], [activation.min]));
+      if (Number.isFinite(activation.max)) initializers.push(floatTensor(`${id}.max`, [], [activation.max]));
+      return emit('Clip', inputs, {});
+    }
+    case 'sigmoid':
+      return emit('Sigmoid', [], {});
+    case 'tanh':
+      return emit('Tanh', [], {});
+  }
 }
 
 function modelOf(network: Network, nodes: NodeProto[], initializers: TensorProto[]): Uint8Array {

@@ -1,7 +1,7 @@
 /**
- * The zoo's architectures as layer lists: torchvision's AlexNet and VGG-16 (and reduced versions of
- * them for tests: smaller inputs and widths, same layer types), and the two fixture networks of
- * fixtures/README.md ("MNIST Net" and "CIFAR-10 Net").
+ * The zoo's architectures as layer lists: torchvision's AlexNet, VGG-16, ResNet-18 and MobileNetV2
+ * (and reduced versions of them for tests: smaller inputs and widths, same layer types and graph),
+ * and the two fixture networks of fixtures/README.md ("MNIST Net" and "CIFAR-10 Net").
  */
 import type { Architecture, LayerSpec } from './builder.js';
 
@@ -129,4 +129,122 @@ export function cifar10Net(): Architecture {
       { op: 'dense', out: 10 },
     ],
   };
+}
+
+export interface ResNetOptions {
+  inputSize?: number;
+  /** Channels of the four stages (torchvision: 64, 128, 256, 512). */
+  widths?: [number, number, number, number];
+  /** Basic blocks per stage (ResNet-18: 2 each). */
+  blocks?: [number, number, number, number];
+  classes?: number;
+}
+
+/**
+ * torchvision.models.resnet18 (BasicBlock ×[2, 2, 2, 2]); BatchNorm folded into the convolutions
+ * (they carry a bias). Block: conv3×3(stride)–ReLU–conv3×3, plus the input (or a 1×1 stride-s
+ * projection when the shape changes), then ReLU.
+ */
+export function resnet18(options: ResNetOptions = {}): Architecture {
+  const size = options.inputSize ?? 224;
+  const widths = options.widths ?? [64, 128, 256, 512];
+  const blocks = options.blocks ?? [2, 2, 2, 2];
+  const layers: LayerSpec[] = [
+    { op: 'conv', out: widths[0], kernel: 7, stride: 2, pad: 3 },
+    { op: 'relu' },
+    { op: 'maxpool', kernel: 3, stride: 2, pad: 1, id: 'stem' },
+  ];
+  let input = 'stem';
+  let channels = widths[0];
+  widths.forEach((width, stage) => {
+    for (let b = 0; b < blocks[stage]; b++) {
+      const stride = b === 0 && stage > 0 ? 2 : 1;
+      const id = `layer${stage + 1}.${b}`;
+      layers.push(
+        { op: 'conv', out: width, kernel: 3, stride, pad: 1, from: input },
+        { op: 'relu' },
+        { op: 'conv', out: width, kernel: 3, pad: 1, id: `${id}.main` },
+      );
+      let shortcut = input;
+      if (stride !== 1 || channels !== width) {
+        layers.push({ op: 'conv', out: width, kernel: 1, stride, from: input, id: `${id}.downsample` });
+        shortcut = `${id}.downsample`;
+      }
+      layers.push({ op: 'add', from: [`${id}.main`, shortcut] }, { op: 'relu', id });
+      input = id;
+      channels = width;
+    }
+  });
+  layers.push({ op: 'adaptiveavgpool', out: [1, 1] }, { op: 'flatten' }, { op: 'dense', out: options.classes ?? 1000 });
+  return { name: 'resnet18', inputShape: [3, size, size], layers };
+}
+
+export interface MobileNetV2Options {
+  inputSize?: number;
+  /** Width multiplier (torchvision's width_mult; channels rounded to multiples of 8). */
+  width?: number;
+  /** Inverted-residual settings [t, c, n, s] (torchvision's, by default). */
+  settings?: [number, number, number, number][];
+  /** Channels of the last convolution before the classifier (1280). */
+  lastChannels?: number;
+  classes?: number;
+}
+
+/** torchvision's _make_divisible: round to the nearest multiple of 8, never below 90% of v. */
+function makeDivisible(v: number, divisor = 8): number {
+  const rounded = Math.max(divisor, Math.floor(Math.floor(v + divisor / 2) / divisor) * divisor);
+  return rounded < 0.9 * v ? rounded + divisor : rounded;
+}
+
+const MOBILENET_V2_SETTINGS: [number, number, number, number][] = [
+  [1, 16, 1, 1],
+  [6, 24, 2, 2],
+  [6, 32, 3, 2],
+  [6, 64, 4, 2],
+  [6, 96, 3, 1],
+  [6, 160, 3, 2],
+  [6, 320, 1, 1],
+];
+
+/**
+ * torchvision.models.mobilenet_v2: a 3×3 stride-2 stem, inverted residual blocks (1×1 expansion,
+ * 3×3 depthwise, 1×1 projection; ReLU6 after the first two; the input added when the block keeps
+ * its shape), a 1×1 convolution to 1280 channels, global average pool, dropout, linear. BatchNorm
+ * folded into the convolutions.
+ */
+export function mobilenetV2(options: MobileNetV2Options = {}): Architecture {
+  const size = options.inputSize ?? 224;
+  const width = options.width ?? 1;
+  let channels = makeDivisible(32 * width);
+  const last = makeDivisible((options.lastChannels ?? 1280) * Math.max(1, width));
+  const layers: LayerSpec[] = [{ op: 'conv', out: channels, kernel: 3, stride: 2, pad: 1 }, { op: 'relu6', id: 'features.0' }];
+  let input = 'features.0';
+  let block = 1;
+  for (const [t, c, n, s] of options.settings ?? MOBILENET_V2_SETTINGS) {
+    const out = makeDivisible(c * width);
+    for (let i = 0; i < n; i++) {
+      const stride = i === 0 ? s : 1;
+      const hidden = Math.round(channels * t);
+      const id = `features.${block++}`;
+      if (t !== 1) layers.push({ op: 'conv', out: hidden, kernel: 1, from: input }, { op: 'relu6' });
+      layers.push(
+        { op: 'conv', out: hidden, kernel: 3, stride, pad: 1, group: hidden, ...(t === 1 ? { from: input } : {}) },
+        { op: 'relu6' },
+        { op: 'conv', out, kernel: 1, id: `${id}.conv` },
+      );
+      if (stride === 1 && channels === out) layers.push({ op: 'add', from: [input, `${id}.conv`], id });
+      else layers.push({ op: 'dropout', id }); // the identity, naming the block's output
+      input = id;
+      channels = out;
+    }
+  }
+  layers.push(
+    { op: 'conv', out: last, kernel: 1, from: input },
+    { op: 'relu6' },
+    { op: 'adaptiveavgpool', out: [1, 1] },
+    { op: 'flatten' },
+    { op: 'dropout' },
+    { op: 'dense', out: options.classes ?? 1000 },
+  );
+  return { name: 'mobilenet_v2', inputShape: [3, size, size], layers };
 }

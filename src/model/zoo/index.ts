@@ -1,5 +1,5 @@
 /**
- * The built-in model zoo: AlexNet, VGG-16 and the two fixture architectures, built in memory with
+ * The built-in model zoo: AlexNet, VGG-16, ResNet-18, MobileNetV2 and the two fixture architectures, built in memory with
  * seeded He-initialised weights (pretrained weights cannot be downloaded here), and seeded random
  * inputs of a model's shape. `resolveModel` turns a CLI model spec into a network:
  *   zoo:NAME        a zoo model with weight seed 0        (zoo:alexnet, zoo:vgg16, ...)
@@ -9,16 +9,18 @@
 import { BadInputError } from '../../errors.js';
 import { type Network, size } from '../ir.js';
 import { importOnnxFile } from '../onnx-import.js';
-import { alexnet, cifar10Net, mnistLenet, vgg16 } from './architectures.js';
+import { alexnet, cifar10Net, mnistLenet, mobilenetV2, resnet18, vgg16 } from './architectures.js';
 import { type Architecture, buildNetwork } from './builder.js';
 import { SeededRandom } from './random.js';
 
-export { alexnet, cifar10Net, mnistLenet, vgg16 } from './architectures.js';
+export { alexnet, cifar10Net, mnistLenet, mobilenetV2, resnet18, vgg16 } from './architectures.js';
 export { type Architecture, type BuildOptions, buildNetwork, type LayerSpec } from './builder.js';
 
 export const ZOO_MODELS: Record<string, { describe: string; architecture: () => Architecture }> = {
   alexnet: { describe: 'torchvision AlexNet, 3×224×224, 61M parameters', architecture: () => alexnet() },
   vgg16: { describe: 'torchvision VGG-16, 3×224×224, 138M parameters', architecture: () => vgg16() },
+  resnet18: { describe: 'torchvision ResNet-18 (BatchNorm folded), 3×224×224, 11.7M parameters', architecture: () => resnet18() },
+  mobilenet_v2: { describe: 'torchvision MobileNetV2 (BatchNorm folded, ReLU6), 3×224×224, 3.5M parameters', architecture: () => mobilenetV2() },
   'mnist-lenet': { describe: 'the MNIST fixture architecture, 1×28×28', architecture: mnistLenet },
   'cifar10-net': { describe: 'the CIFAR-10 fixture architecture, 3×32×32', architecture: cifar10Net },
 };
