@@ -15,7 +15,8 @@ export type Shape = number[];
 
 /**
  * A monotone activation other than ReLU (ReLU is the `relu` flag, or a layer of kind 'relu': the
- * paper's case, kept as it was). PReLU's slopes are per channel (one value: shared).
+ * paper's case, kept as it was). PReLU's slopes are per channel (one value: shared). Parameters are
+ * float32 values, as ONNX stores them (an exported model then computes the same function).
  */
 export type Activation =
   | { kind: 'leakyrelu'; alpha: number }

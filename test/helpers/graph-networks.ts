@@ -140,14 +140,18 @@ export function residualMlp(seed: number): Network {
   return b.build('residual-mlp', b.dense(r2, 4));
 }
 
-/** LeakyReLU(0.1), PReLU per feature, LeakyReLU(0.3) on a lone layer: [6] → 3. */
+/**
+ * LeakyReLU(0.1), PReLU per feature, and LeakyReLU(0.3) as a lone layer on a tensor that is also
+ * added to its output (so it cannot fold into the dense layer): [6] → 3.
+ */
 export function leakyMlp(seed: number): Network {
   const b = new GraphBuilder([6], seed, 1.5);
   const alpha = Float32Array.from({ length: 8 }, (_, i) => 0.05 * i);
-  const h1 = b.dense(b.input, 8, { kind: 'leakyrelu', alpha: 0.1 });
+  const h1 = b.dense(b.input, 8, { kind: 'leakyrelu', alpha: Math.fround(0.1) });
   const h2 = b.dense(h1, 8, { kind: 'prelu', alpha });
-  const h3 = b.activation(b.dense(h2, 8), { kind: 'leakyrelu', alpha: 0.3 });
-  return b.build('leaky', b.dense(h3, 3));
+  const pre = b.dense(h2, 8);
+  const h3 = b.activation(pre, { kind: 'leakyrelu', alpha: Math.fround(0.3) });
+  return b.build('leaky', b.dense(b.add([h3, pre]), 3));
 }
 
 /** ReLU6 and HardTanh convolutions, a max pool, ReLU6 on a dense layer: [2,6,6] → 3. */

@@ -1,5 +1,6 @@
 /**
- * Export to ONNX and back: the exported graph imports to the same network (weights bit for bit),
+ * Export to ONNX and back: the exported graph imports to the same network (weights bit for bit;
+ * graphs, activations and ResNet-18/MobileNetV2 too),
  * onnxruntime running the file agrees with our forward pass, external data past the size limit reads
  * back, and `lipcert export` writes the file. Also the graphs torch.onnx.export makes of AlexNet and
  * VGG-16 (Dropout nodes, the adaptive pool as nothing, a 1×1 AveragePool, or a real one).
@@ -16,7 +17,9 @@ import type { Network } from '../../src/model/ir.js';
 import { floatTensor, modelBytes, node, valueInfo } from '../../src/model/onnx-builder.js';
 import { exportOnnx, exportOnnxFile } from '../../src/model/onnx-export.js';
 import { importOnnx, importOnnxFile } from '../../src/model/onnx-import.js';
-import { alexnet, buildNetwork, randomInput, vgg16, zooModel } from '../../src/model/zoo/index.js';
+import { activationOf } from '../../src/model/activations.js';
+import { alexnet, buildNetwork, mobilenetV2, randomInput, resnet18, vgg16, zooModel } from '../../src/model/zoo/index.js';
+import { GRAPH_NETWORKS } from '../helpers/graph-networks.js';
 import type { NodeProto, TensorProto } from 'onnx-buf';
 
 const backend = createCpuBackend();
@@ -37,6 +40,8 @@ function expectSameNetwork(a: Network, b: Network) {
     expect(m.inputShape).toEqual(l.inputShape);
     expect(m.outputShape).toEqual(l.outputShape);
     if ('relu' in l) expect((m as typeof l).relu).toBe(l.relu);
+    expect(m.inputs).toEqual(l.inputs);
+    expect(activationOf(m)).toEqual(activationOf(l));
     // count_include_pad only matters where there is padding (torch exports 1 for adaptive pools).
     const padded = 'pads' in l && l.pads.some((p) => p > 0);
     for (const key of ['kernel', 'strides', 'pads', 'dilations', 'group', ...(padded ? ['countIncludePad'] : [])]) {
@@ -65,9 +70,15 @@ async function expectSameLogits(network: Network, model: Uint8Array | string) {
   theirs.forEach((v, i) => expect(Math.abs(ours[i] - v)).toBeLessThan(1e-4 * scale));
 }
 
+const smallResNet = () => buildNetwork(resnet18({ inputSize: 32, widths: [4, 8, 8, 16], classes: 10 }), 3);
+const smallMobileNet = () => buildNetwork(mobilenetV2({ inputSize: 32, width: 0.25, lastChannels: 64, classes: 10 }), 3);
+
 test.each([
   ['AlexNet', smallAlexNet],
   ['VGG-16', smallVgg],
+  ['ResNet-18', smallResNet],
+  ['MobileNetV2', smallMobileNet],
+  ...GRAPH_NETWORKS.map(([name, build]) => [`${name} graph network`, () => build(4)] as [string, () => Network]),
 ])('reduced %s: export → import is the same network, and onnxruntime agrees', async (_name, build) => {
   const network = build();
   const bytes = exportOnnx(network);
