@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """
 Small user-style networks exported the way users export them (torch.onnx.export, TorchScript
-exporter, opsets 9-17), for the importer's tests (test/model/import-real.test.ts). Each model gets
+exporter, opsets 9-17), for the importer's tests (test/model/import-torch.test.ts), and small
+versions of torchvision's ResNet, MobileNetV2 and SqueezeNet built from torchvision's blocks. Each model gets
 a seeded input and torch's own logits in <name>.json ({"shape", "data", "torchLogits", "opset"}).
 
 Needs Debian's python3-torch, python3-torchvision and python3-onnx (torch 1.13, onnx 1.12), never
@@ -146,6 +147,41 @@ def dilated_average_pool(out_dir):
     print(f"dilated_avgpool_op19: opset 19, {os.path.getsize(path)} bytes")
 
 
+def small_torchvision_models(out_dir):
+    """Small versions of torchvision's ResNet, MobileNetV2 and SqueezeNet, built from torchvision's own
+    blocks (BasicBlock, InvertedResidual, Fire) at small widths and 32x32 inputs, BatchNorm statistics
+    randomised, for the jest suite (torchvision's full-size models are hundreds of MB)."""
+    from torchvision.models.mobilenetv2 import MobileNetV2
+    from torchvision.models.resnet import BasicBlock
+    from torchvision.models.squeezenet import Fire
+
+    class SmallResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 8, 3, 1, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            down = nn.Sequential(nn.Conv2d(8, 16, 1, 2, bias=False), nn.BatchNorm2d(16))
+            self.layer1 = nn.Sequential(BasicBlock(8, 8), BasicBlock(8, 8))
+            self.layer2 = nn.Sequential(BasicBlock(8, 16, 2, down), BasicBlock(16, 16))
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x):
+            x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+            x = self.layer2(self.layer1(x))
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    small_squeezenet = nn.Sequential(
+        nn.Conv2d(3, 8, 3, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, ceil_mode=True),
+        Fire(8, 4, 8, 8), Fire(16, 4, 8, 8), nn.MaxPool2d(3, 2, ceil_mode=True), Fire(16, 8, 16, 16),
+        nn.Dropout(0.5), nn.Conv2d(32, 10, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+    )
+    small_mobilenet = MobileNetV2(num_classes=10, width_mult=0.25, inverted_residual_setting=[[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 2, 2]])
+    for name, model in [("small_resnet_op13", SmallResNet()), ("small_mobilenet_v2_op13", small_mobilenet), ("small_squeezenet_op13", small_squeezenet)]:
+        randomise_batchnorm(model)
+        write_case(out_dir, name, model, (1, 3, 32, 32), 13)
+
+
 def small_models(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     # Accepted.
@@ -163,6 +199,7 @@ def small_models(out_dir):
     write_case(out_dir, "silu_op13", conv_net(nn.SiLU()), (1, 3, 6, 6), 13)
     write_case(out_dir, "gelu_op13", conv_net(nn.GELU()), (1, 3, 6, 6), 13)
     dilated_average_pool(out_dir)
+    small_torchvision_models(out_dir)
 
 
 def randomise_batchnorm(model):

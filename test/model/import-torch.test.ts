@@ -1,6 +1,7 @@
 /**
  * Networks as users export them (torch.onnx.export, opsets 9–17, test/model/fixtures, made by
- * scripts/make-test-models.py): the accepted ones pass the import cross-check and the engine's
+ * scripts/make-test-models.py; small ResNet, MobileNetV2 and SqueezeNet from torchvision's own
+ * blocks with randomised BatchNorm statistics): the accepted ones pass the import cross-check and the engine's
  * forward pass gives onnxruntime's logits and torch's own (stored by the script) to 1e-5 relative;
  * the refused ones say why and what to do, naming the node.
  */
@@ -48,6 +49,9 @@ describe('accepted: the engine gives onnxruntime\'s and torch\'s logits', () => 
     ['leaky_relu_mlp_op13', ['dense+leakyrelu(0.10000000149011612)', 'dense+leakyrelu(0.10000000149011612)', 'dense']],
     ['relu6_op13', ['conv+clip(0,6)', 'flatten', 'dense']],
     ['tiny_residual_op13', ['conv+relu', 'conv+relu', 'conv', 'add+relu<0,2', 'flatten', 'dense']],
+    ['small_resnet_op13', ['conv+relu', 'maxpool', 'conv+relu', 'conv', 'add+relu<3,1', 'conv+relu', 'conv', 'add+relu<6,4', 'conv+relu', 'conv', 'conv<7', 'add+relu<9,10', 'conv+relu', 'conv', 'add+relu<13,11', 'avgpool', 'flatten', 'dense']],
+    ['small_mobilenet_v2_op13', ['conv+clip(0,6)', 'conv+clip(0,6)', 'conv', 'add<0,2', 'conv+clip(0,6)', 'conv+clip(0,6)', 'conv', 'conv+clip(0,6)', 'conv+clip(0,6)', 'conv', 'add<6,9', 'conv+clip(0,6)', 'conv+clip(0,6)', 'conv', 'conv+clip(0,6)', 'conv+clip(0,6)', 'conv', 'add<13,16', 'conv+clip(0,6)', 'avgpool', 'flatten', 'dense']],
+    ['small_squeezenet_op13', ['conv+relu', 'maxpool', 'conv+relu', 'conv+relu', 'conv+relu<2', 'concat<3,4', 'conv+relu', 'conv+relu', 'conv+relu<6', 'concat<7,8', 'maxpool', 'conv+relu', 'conv+relu', 'conv+relu<11', 'concat<12,13', 'conv+relu', 'avgpool', 'flatten']],
   ])('%s', async (name, kinds) => {
     const network = await importOnnxFileChecked(file(name, 'onnx'), { backend });
     expect(layerKinds(network)).toEqual(kinds);
