@@ -60,7 +60,7 @@ test('ResNet-18 and MobileNetV2 have torchvision’s graphs and parameter counts
     ['64×56×56', true], ['64×56×56', true], ['128×28×28', true], ['128×28×28', true], ['256×14×14', true], ['256×14×14', true], ['512×7×7', true], ['512×7×7', true],
   ]);
   // Three projection shortcuts (1×1, stride 2) read the block input, not the previous layer.
-  expect(r.layers.filter((l) => l.kind === 'conv' && l.kernel[0] === 1).map((l) => l.inputs !== undefined && l.strides[0])).toEqual([2, 2, 2]);
+  expect(r.layers.flatMap((l) => (l.kind === 'conv' && l.kernel[0] === 1 ? [l.inputs !== undefined && l.strides[0]] : []))).toEqual([2, 2, 2]);
   expect(r.outputShape).toEqual([1000]);
   const m = buildNetwork(mobilenetV2(), 0, { initialise: false });
   expect(parameterCount(m)).toBe(3_504_872 - 17_056);
