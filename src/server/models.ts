@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LipcertError } from '../errors.js';
+import { activationName, activationOf } from '../model/activations.js';
 import { type Layer, type Network, parameterCount } from '../model/ir.js';
 import { importOnnx } from '../model/onnx-import.js';
 import { sha256Hex } from '../store/cache-key.js';
@@ -22,11 +23,14 @@ export type LayerDescription = Omit<ModelLayer, 'globalBound' | 'globalBoundQual
 
 export function describeLayer(layer: Layer, index: number): LayerDescription {
   const window = 'kernel' in layer ? layer : null;
+  const activation = activationOf(layer);
   return {
     index,
     kind: layer.kind,
     name: layer.name,
+    inputs: layer.inputs ?? [index - 1],
     relu: 'relu' in layer ? layer.relu : layer.kind === 'relu',
+    activation: activation && activation.kind !== 'relu' ? activationName(activation) : null,
     inputShape: layer.inputShape,
     outputShape: layer.outputShape,
     params: {

@@ -107,7 +107,9 @@ export function makeResolvers(service: LipcertService): Resolvers {
         const global = modelGlobalBound(m);
         return layers.map((layer) => {
           const bound = global?.layers.find((l) => l.index === layer.index);
-          return { ...layer, globalBound: bound?.bound ?? null, globalBoundQuality: bound?.quality ?? null };
+          // Models imported before graphs were chains without activations other than ReLU.
+          const wiring = { inputs: layer.inputs ?? [layer.index - 1], activation: layer.activation ?? null };
+          return { ...layer, ...wiring, globalBound: bound?.bound ?? null, globalBoundQuality: bound?.quality ?? null };
         });
       },
       inputs: (m) => inputs.of(m.id),

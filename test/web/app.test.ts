@@ -320,6 +320,23 @@ describeInBrowser('lipcert web page', () => {
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
   });
 
+  test('imports a residual network and draws its graph: a lane from the block input to the Add, which reads both', async () => {
+    await page.goto(`${origin}/app/`);
+    await page.setInputFiles('[data-testid=model-file]', join(ROOT, 'test', 'model', 'fixtures', 'tiny_residual_op13.onnx'));
+    await page.waitForURL((url) => /\/app\/models\/[^/]+$/.test(url.pathname) && !url.pathname.endsWith(encodeURIComponent(modelId)));
+    const rows = page.locator('[data-testid=layers] tbody tr');
+    await waitFor('the residual model\'s six layers', async () => (await rows.count()) === 6);
+    expect(await rows.locator('.kind').allTextContents()).toEqual(['conv', 'conv', 'conv', 'add', 'flatten', 'dense']);
+    // conv0's output is read by conv1 (the next row) and by the Add three rows down: one lane.
+    expect(await rows.locator('td.graph').allTextContents()).toEqual(['╮', '│', '│', '╯', ' ', ' ']);
+    expect(await rows.nth(3).locator('[data-testid=reads]').textContent()).toBe('reads #0 + #2');
+    expect(await rows.nth(3).locator('.tag').allTextContents()).toEqual(['ReLU']);
+    // The run form starts on the paper's method, which handles graphs (the tight method refuses them for now).
+    expect(await page.locator('select[data-testid=method]').inputValue()).toBe('PAPER');
+    await page.locator('[data-testid=tight-note]').waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'web-graph.png'), fullPage: true });
+  });
+
   test('raised no uncaught error in the page', () => {
     expect(pageErrors).toEqual([]);
   });

@@ -214,7 +214,7 @@ export function LipschitzChart({ result, lower }: { result: CertifyResult; lower
   );
 }
 
-const layerLabel = (l: LayerBound) => `${l.index} ${l.kind}${l.relu ? '+ReLU' : ''}`;
+const layerLabel = (l: LayerBound) => `${l.index} ${l.kind}${l.relu && l.kind !== 'relu' ? '+ReLU' : ''}${l.activation ? `+${l.activation}` : ''}`;
 
 /** Which ε to show as bars: all of up to 4, otherwise the smallest, two between and the largest. */
 function pickEps(count: number): number[] {

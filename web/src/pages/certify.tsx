@@ -26,6 +26,7 @@ import {
   type ModelLayer,
   type ModelSummary,
 } from '../queries';
+import { graphGutter, readsLabel } from '../graph';
 import { href, navigate } from '../router';
 import type { AddInputMutationVariables } from '../generated/graphql';
 
@@ -72,7 +73,7 @@ export function CertifyPage({ modelId }: { modelId: string | null }) {
           <Dropzone
             accept=".onnx,application/octet-stream"
             label={uploading ? 'Importing…' : 'Drop an ONNX model here or choose a file'}
-            hint="Conv, Gemm, ReLU, pooling and flatten layers"
+            hint="Conv, Gemm, pooling, flatten, residual Add, Concat; ReLU, LeakyReLU, PReLU, ReLU6/Clip, sigmoid, tanh"
             busy={uploading}
             testId="model-file"
             onFile={importFile}
@@ -211,6 +212,7 @@ function layerParams(layer: ModelLayer): string {
 }
 
 function ModelCard({ model }: { model: Model }) {
+  const gutter = useMemo(() => graphGutter(model.layers), [model.layers]);
   return (
     <Card
       title={model.name}
@@ -230,6 +232,7 @@ function ModelCard({ model }: { model: Model }) {
           <thead>
             <tr>
               <th class="num">#</th>
+              <th title="Reads other than the layer above: a lane from the layer that writes the tensor (╮) to the one that reads it (╯)">Graph</th>
               <th>Layer</th>
               <th>Input → output</th>
               <th>Hyper-parameters</th>
@@ -238,12 +241,15 @@ function ModelCard({ model }: { model: Model }) {
             </tr>
           </thead>
           <tbody>
-            {model.layers.map((l) => (
+            {model.layers.map((l, row) => (
               <tr key={l.index}>
                 <td class="num muted">{l.index}</td>
+                <td class="graph" aria-hidden="true">{gutter[row]}</td>
                 <td>
                   <span class="kind">{l.kind}</span>
-                  {l.relu && <span class="tag">ReLU</span>}
+                  {l.relu && l.kind !== 'relu' && <span class="tag">ReLU</span>}
+                  {l.activation && <span class="tag">{l.activation}</span>}
+                  {readsLabel(l) && <span class="reads" data-testid="reads">reads {readsLabel(l)}</span>}
                   <span class="layer-name" title={l.name}>{l.name}</span>
                 </td>
                 <td class="mono">
@@ -491,8 +497,10 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [to, setTo] = useState('0.1');
   const [points, setPoints] = useState('7');
   const [radius, setRadius] = useState(true);
-  // The engine's defaults (src/bounds/defaults.ts), as the API names them.
-  const [method, setMethod] = useState<Method>(DEFAULT_METHOD.toUpperCase() as Method);
+  // The engine's defaults (src/bounds/defaults.ts), as the API names them; the paper's method for a
+  // graph or activations other than ReLU, which the tight method refuses for now (the server decides).
+  const tightRefuses = useMemo(() => model.layers.some((l) => l.kind === 'add' || l.kind === 'concat' || l.activation || l.inputs.length !== 1 || l.inputs[0] !== l.index - 1), [model.layers]);
+  const [method, setMethod] = useState<Method>(tightRefuses ? 'PAPER' : (DEFAULT_METHOD.toUpperCase() as Method));
   const [certificate, setCertificate] = useState<Certificate>(DEFAULT_CERTIFICATE.toUpperCase() as Certificate);
   const [lowerBounds, setLowerBounds] = useState(false);
   const [attacks, setAttacks] = useState<AttackMethod[]>([]);
@@ -601,7 +609,8 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
           <Choice<Certificate> label="Spectral norms" testId="certificate" value={certificate} choices={CERTIFICATE_CHOICES} onChange={setCertificate} />
         </div>
         <p class="muted small">
-          {method === 'PAPER' ? 'Algorithm 1 and Proposition 6 as published; with Lanczos estimates it reproduces the paper’s numbers.' : 'Sharper pre-activation bounds, a decomposition around the linearisation at x₀ and per-class margins (docs/tightness.md).'}{' '}
+          {method === 'PAPER' ? 'Algorithm 1 and Proposition 6 as published (on graphs and other activations, their rules in docs/graphs.md); with Lanczos estimates it reproduces the paper’s numbers.' : 'Sharper pre-activation bounds, a decomposition around the linearisation at x₀ and per-class margins (docs/tightness.md).'}{' '}
+          {tightRefuses && <span data-testid="tight-note">This model has residual connections, concatenations or activations other than ReLU, which the tight method does not handle yet. </span>}
           {certificate === 'ESTIMATE' ? 'Estimated norms approach each norm from below: the bound is an estimate, not a guarantee.' : certificate === 'PROBABILISTIC' ? `Each norm is certified, failing with probability at most ${num(DEFAULT_DELTA)}; every bound shows its failure probability.` : 'Each norm is a guaranteed upper bound.'}
         </p>
         <div class="checks" role="group" aria-label="how tight is the bound">
