@@ -12,7 +12,8 @@
  * - the network's weights, and the |W| copies of the certificates (certificates.ts absoluteLayer);
  * - onnxruntime sessions: each holds its weights and an arena (sessionFootprint), the cache keeps
  *   at most its budget plus the session in use;
- * - activations: the nominal pass keeps every layer's input and pre-activation, the tight method
+ * - activations: the nominal pass keeps every layer's input (an Add's inputs stacked) and
+ *   pre-activation (outputs are the next layer's inputs, or counted as inputs where read), the tight method
  *   its boxes, masks and slopes, its decomposition one backward row per output (≤ 64 outputs), the
  *   searches their gradients;
  * - Lanczos (spectral.ts): basisSizeFor(n) vectors of n float64 plus the working ones, or, for a
@@ -29,7 +30,7 @@ import { DEFAULT_DELTA } from './bounds/defaults.js';
 import { basisSizeFor } from './bounds/spectral.js';
 import { MAX_DECOMPOSITION_OUTPUTS } from './bounds/tight/index.js';
 import { LipcertError } from './errors.js';
-import { isAffine, parameterCount, type Network, size } from './model/ir.js';
+import { inputsOf, isAffine, parameterCount, type Network, size } from './model/ir.js';
 
 const MiB = 2 ** 20;
 
@@ -87,7 +88,8 @@ export function estimatePeakMemory(network: Network, analysis: AnalysisShape = M
   const sessions = Math.min((certified ? 2 : 1) * allSessions, DEFAULT_SESSION_BUDGET + largest);
 
   const affine = network.layers.filter(isAffine);
-  const inputs = network.layers.map((l) => size(l.inputShape));
+  // An Add's input in the nominal pass is its inputs stacked (a Concat's is its output's size).
+  const inputs = network.layers.map((l, i) => size(l.inputShape) * (l.kind === 'add' ? inputsOf(network, i).length : 1));
   const outputs = network.layers.map((l) => size(l.outputShape));
   const sumIn = inputs.reduce((a, b) => a + b, 0);
   const sumOut = outputs.reduce((a, b) => a + b, 0);

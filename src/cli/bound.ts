@@ -45,10 +45,17 @@ function qualityNote(bound: NetworkBound): string {
   return QUALITY_NOTE[bound.quality];
 }
 
+/** kind, '+relu' or '+ACTIVATION', and '<i,j' when the layer reads other layers than the one before it. */
+function layerKind(l: LayerBound): string {
+  const reads = l.inputs && (l.inputs.length !== 1 || l.inputs[0] !== l.index - 1) ? ` <${l.inputs.join(',')}` : '';
+  const activation = l.kind === 'activation' ? `:${l.activation}` : l.activation ? `+${l.activation}` : '';
+  return l.kind + (l.relu && l.kind !== 'relu' ? '+relu' : '') + activation + reads;
+}
+
 function layerRows(layers: LayerBound[], local: boolean): string[][] {
   return layers.map((l) => [
     String(l.index),
-    l.kind + (l.relu && l.kind !== 'relu' ? '+relu' : ''),
+    layerKind(l),
     `[${l.inputShape}]→[${l.outputShape}]`,
     format(l.bound),
     ...(local ? [format(l.epsIn ?? 0, 4), l.lambdaZero === undefined ? '' : `${l.lambdaZero}/${l.lambdaPartial}/${l.lambdaOne}`] : []),
