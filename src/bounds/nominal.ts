@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/backend.js';
 import { activate, activationOf } from '../model/activations.js';
 import { invariant } from '../errors.js';
-import { inputsOf, isAffine, type Layer, type Network, size } from '../model/ir.js';
+import { inputsOf, isAffine, type Layer, type Network, size, stack } from '../model/ir.js';
 
 export interface NominalPass {
   /** Each layer's input; for an Add or Concat, its inputs stacked one after another. */
@@ -23,16 +23,6 @@ export function relu(x: Float32Array): Float32Array {
   return x.map((v) => (v > 0 ? v : 0));
 }
 
-/** Several arrays one after another: channel concatenation in the (C, H, W) layout. */
-export function stack(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
 
 /** The elementwise float32 sum of equal-length arrays, left to right. */
 export function sum(parts: Float32Array[]): Float32Array {
@@ -48,7 +38,7 @@ export function valuesOf<T>(network: Network, index: number, input: T, outputs: 
 
 /** One layer applied to the values it reads: its input, its pre-activation (affine and Add layers) and its output. */
 export async function applyLayer(backend: Backend, layer: Layer, read: Float32Array[]): Promise<{ input: Float32Array; preActivation: Float32Array | null; output: Float32Array }> {
-  const input = read.length === 1 ? read[0] : stack(read);
+  const input = read.length === 1 ? read[0] : stack(read, (n) => new Float32Array(n));
   const activation = activationOf(layer);
   if (isAffine(layer) || layer.kind === 'add') {
     const y = layer.kind === 'add' ? sum(read) : await backend.forward(layer, input);

@@ -13,7 +13,7 @@
 import type { Backend } from '../backend/backend.js';
 import { activationOf, type AnyActivation, applyScalar, scalarActivations } from '../model/activations.js';
 import { forward64 } from '../model/forward64.js';
-import { type AffineLayer, inputsOf, isAffine, type Network, size } from '../model/ir.js';
+import { type AffineLayer, inputsOf, isAffine, type Network, size, stack } from '../model/ir.js';
 import { slopeBound } from './activation-slopes.js';
 import { absoluteLayer } from './certificates.js';
 import { downstreamGains } from './graph-recursion.js';
@@ -177,13 +177,7 @@ export async function roundingErrorBound(network: Network, backend: Backend, pas
       // |max(a) − max(b)| ≤ max_i |a_i − b_i| over each window.
       error = Float64Array.from(await backend.maxPool(layer, roundedUp(errorOf(from[0]))));
     } else if (layer.kind === 'concat') {
-      const parts = from.map(errorOf);
-      error = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-      let offset = 0;
-      for (const p of parts) {
-        error.set(p, offset);
-        offset += p.length;
-      }
+      error = stack(from.map(errorOf), (n) => new Float64Array(n));
     } else if (activation && activation.kind !== 'relu') {
       const through = throughActivation(activation, layer.outputShape, x, errorOf(from[0]), roundoff);
       ownNorm = norm2(through.own);

@@ -7,7 +7,7 @@
  * too small for float32 (bounds/rounding.ts).
  */
 import { activate64, activationOf } from './activations.js';
-import { type AffineLayer, inputsOf, isAffine, type Layer, type Network, size } from './ir.js';
+import { type AffineLayer, inputsOf, isAffine, type Layer, type Network, size, stack } from './ir.js';
 import { forEachWindow } from './pool-geometry.js';
 
 /** A (plus bias) applied to x, in float64. */
@@ -100,16 +100,6 @@ export interface Forward64 {
   logits: Float64Array;
 }
 
-function stack64(parts: Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
-
 /** Every layer's input, the affine and Add layers' pre-activations and the logits, in float64. */
 export function forward64(network: Network, x0: ArrayLike<number>): Forward64 {
   const input = Float64Array.from(x0);
@@ -118,7 +108,7 @@ export function forward64(network: Network, x0: ArrayLike<number>): Forward64 {
   const outputs: Float64Array[] = [];
   for (const [index, layer] of network.layers.entries()) {
     const read = inputsOf(network, index).map((j) => (j < 0 ? input : outputs[j]));
-    const x = read.length === 1 ? read[0] : stack64(read);
+    const x = read.length === 1 ? read[0] : stack(read, (n) => new Float64Array(n));
     inputs.push(x);
     const activation = activationOf(layer);
     let out: Float64Array;

@@ -153,6 +153,17 @@ export function isChain(network: Network): boolean {
   return network.layers.every((l, i) => l.kind !== 'add' && l.kind !== 'concat' && inputsOf(network, i).length === 1 && inputsOf(network, i)[0] === i - 1);
 }
 
+/** Arrays one after another: channel concatenation in the (C, H, W) layout (a Concat's output, an Add's stacked inputs). */
+export function stack<T extends Float32Array | Float64Array>(parts: T[], make: (length: number) => T): T {
+  const out = make(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
 export function size(shape: Shape): number {
   return shape.reduce((a, b) => a * b, 1);
 }

@@ -3,7 +3,7 @@
  * definition (layer-definitions.ts), a Jacobi eigen-solver, and Algorithm 1 written directly on dense
  * matrices. Independent of the backends (no convolution or transposed convolution code is shared).
  */
-import { type AffineLayer, type Layer, type MaxPoolLayer, type Network, size } from '../../src/model/ir.js';
+import { type AffineLayer, type Layer, type MaxPoolLayer, type Network, size, stack } from '../../src/model/ir.js';
 import { biasOf, forEachEntry, maxPoolMembership, poolWindows } from './layer-definitions.js';
 
 export interface Dense {
@@ -179,15 +179,7 @@ function activateDense(layer: Layer, y: Float64Array): Float64Array {
 
 const inputsOfLayer = (network: Network, i: number) => network.layers[i].inputs ?? [i - 1];
 
-function stackDense(parts: Float64Array[]): Float64Array {
-  const out = new Float64Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}
+const stackDense = (parts: Float64Array[]) => stack(parts, (n) => new Float64Array(n));
 
 /** The pre-activation of one layer from the values it reads (dense matrices for affine layers). */
 function preActivationDense(layer: Layer, read: Float64Array[], matrix: Dense | null): Float64Array {
@@ -234,6 +226,22 @@ function gainDense(network: Network, factors: number[]): number {
     g.push(factors[i] * combined);
   });
   return g[g.length - 1];
+}
+
+/**
+ * The paper's local bound at eps from certify() against localBoundDense: every layer's factor to 1e-4
+ * (below 1e-6 where the reference is 0), the total to 1e-3, and below the global bound. Returns the bound.
+ */
+export function expectLocalBoundMatchesDense(network: Network, x0: ArrayLike<number>, eps: number, local: { bound: number; layers: { bound: number }[] }, global: number): number {
+  const reference = localBoundDense(network, x0, eps);
+  const relErr = (a: number, b: number) => Math.abs(a - b) / Math.max(Math.abs(b), 1e-300);
+  local.layers.forEach((l, i) => {
+    if (reference.layers[i] === 0) expect(l.bound).toBeLessThan(1e-6);
+    else expect(relErr(l.bound, reference.layers[i])).toBeLessThan(1e-4);
+  });
+  expect(relErr(local.bound, reference.bound)).toBeLessThan(1e-3);
+  expect(local.bound).toBeLessThanOrEqual(global * (1 + 1e-6));
+  return local.bound;
 }
 
 /**
