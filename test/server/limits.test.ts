@@ -3,50 +3,12 @@
  * with codes on HTTP and graphql-ws, the standard introspection query served, and input files
  * whose declared size does not match the model refused before decoding (a PNG decompression bomb).
  */
-import { once } from 'node:events';
-import { createDeflate } from 'node:zlib';
 import { getIntrospectionQuery } from 'graphql';
 import { MAX_NESTING, nestingDepth } from '../../src/server/query-limits.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
-import { MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir } from './client.js';
+import { MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, zeroPng } from './client.js';
 
 const quiet = () => undefined;
-
-/** A PNG of width×height 8-bit gray pixels, all zero: a few hundred KB that decode to width·height bytes. */
-async function zeroPng(width: number, height: number): Promise<Buffer> {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes: Buffer) => {
-    let c = 0xffffffff;
-    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(8 + data.length + 4);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth; colour type 0 (gray), no interlace
-  // The image data, deflated as a stream: one filter byte and `width` zeros per row.
-  const deflate = createDeflate({ level: 9 });
-  const parts: Buffer[] = [];
-  deflate.on('data', (d: Buffer) => parts.push(d));
-  const row = Buffer.alloc(width + 1);
-  for (let y = 0; y < height; y++) if (!deflate.write(row)) await once(deflate, 'drain');
-  deflate.end();
-  await once(deflate, 'end');
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', Buffer.concat(parts)), chunk('IEND', Buffer.alloc(0))]);
-}
 
 /** An .npy header declaring `shape` (float32) followed by `values` zeros. */
 function npy(shape: number[], values: number): Buffer {
