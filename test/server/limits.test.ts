@@ -6,7 +6,7 @@
 import { getIntrospectionQuery } from 'graphql';
 import { MAX_NESTING, nestingDepth } from '../../src/server/query-limits.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
-import { MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, zeroPng } from './client.js';
+import { type GqlResponse, MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, zeroPng } from './client.js';
 
 const quiet = () => undefined;
 
@@ -50,18 +50,38 @@ describe('a server with query and input limits', () => {
     expect(r.data.__schema.types.some((t: { name: string }) => t.name === 'Model')).toBe(true);
   });
 
-  test('1000 aliases are refused with QUERY_TOO_COMPLEX while a small query is answered at once', async () => {
+  /*
+   * Timing on a shared, loaded machine varies, so this measures what the claim is about and tries
+   * again: in each try ten 1000-alias queries are sent and then a small one, and the small one's own
+   * latency is measured while the big ones are being refused. A try in which the small query or a
+   * refusal took a second or more (a scheduling or GC pause of the machine) is repeated, up to five
+   * times; one try under a second shows the server is not held by the big queries. Every refusal is
+   * checked in every try. Before the limits, each big query took 9-15 s, so every try would fail.
+   */
+  test('1000 aliases are refused with QUERY_TOO_COMPLEX while a small query is answered within a second', async () => {
     const aliases = '{' + Array.from({ length: 1000 }, (_, i) => `a${i}: models { layers { index kind } inputs { id margin } }`).join(' ') + '}';
+    const timed = async (request: Promise<GqlResponse>) => {
+      const started = performance.now();
+      const response = await request;
+      return { response, seconds: (performance.now() - started) / 1000 };
+    };
     await gql(server.url, '{ about { engineVersion } }'); // warm
-    const started = performance.now();
-    const [big, small] = await Promise.all([gql(server.url, aliases), gql(server.url, '{ models { id name } }')]);
-    const smallSeconds = (performance.now() - started) / 1000;
-    expect(codeOf(big)).toBe('QUERY_TOO_COMPLEX');
-    expect(big.status).toBe(400);
-    expect(big.errors![0].message).toBe('the request has more than 5000 tokens (names, punctuation, values): split it');
-    expect(small.errors).toBeUndefined();
-    expect(small.data.models).toHaveLength(1);
-    expect(smallSeconds).toBeLessThan(1);
+    const tries: { small: number; slowestRefusal: number }[] = [];
+    while (tries.length < 5) {
+      const bigs = Array.from({ length: 10 }, () => timed(gql(server.url, aliases)));
+      const small = timed(gql(server.url, '{ models { id name } }'));
+      const [answer, ...refusals] = await Promise.all([small, ...bigs]);
+      for (const { response } of refusals) {
+        expect(codeOf(response)).toBe('QUERY_TOO_COMPLEX');
+        expect(response.status).toBe(400);
+        expect(response.errors![0].message).toBe('the request has more than 5000 tokens (names, punctuation, values): split it');
+      }
+      expect(answer.response.errors).toBeUndefined();
+      expect(answer.response.data.models).toHaveLength(1);
+      tries.push({ small: answer.seconds, slowestRefusal: Math.max(...refusals.map((r) => r.seconds)) });
+      if (answer.seconds < 1 && tries.at(-1)!.slowestRefusal < 1) break;
+    }
+    expect({ tries, withinASecond: tries.some((t) => t.small < 1 && t.slowestRefusal < 1) }).toEqual({ tries, withinASecond: true });
     // Ten aliases are an ordinary query.
     const ten = await gql(server.url, '{' + Array.from({ length: 10 }, (_, i) => `a${i}: models { layers { index } inputs { id } }`).join(' ') + '}');
     expect(ten.errors).toBeUndefined();
