@@ -19,11 +19,12 @@ describeInBrowser('test/web/token.test.ts')('the web page with an API token', ()
   const token = 'page-t0ken with spaces';
   const auth = { authorization: `Bearer ${token}` };
   let server: ServerHandle;
-  let browser: Browser;
-  let page: Page;
   let origin: string;
+  /** The MNIST fixture and its image 8, added through the API with the token. */
   let modelId: string;
   let inputId: string;
+  let browser: Browser;
+  let page: Page;
   const pageErrors: string[] = [];
   /** graphql-ws frames the page sent and received, in order. */
   const frames: { sent: boolean; message: { type: string; payload?: any } }[] = [];
