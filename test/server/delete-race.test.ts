@@ -83,13 +83,17 @@ describe('deleteModel racing startRun', () => {
     data.remove();
   });
 
-  test('in process: a start before the deletion gets a run that ends with the model; one after it is NOT_FOUND', async () => {
+  test('in process: a start before the deletion gets a run that ends with the model; one after it is NOT_FOUND; the same bytes imported meanwhile make a new model', async () => {
     const { m, i } = await importMnist8(server.url);
     const service = server.service;
     const early = service.runs.start({ modelId: m, inputId: i, eps: [0.01] });
     const deletion = service.deleteModel(m);
     const late = service.runs.start({ modelId: m, inputId: i, eps: [0.02] });
+    const lateInput = service.addInput({ modelId: m, bytes: Buffer.from(fixtureBase64('mnist_8.png'), 'base64'), format: 'png' });
+    // The same bytes imported during the deletion: a new model, after it.
+    const reimport = service.importModel('again', Buffer.from(fixtureBase64('mnist_lenet.onnx'), 'base64'));
     await expect(late).rejects.toMatchObject({ code: 'NOT_FOUND', message: `no model with id '${m}'` });
+    await expect(lateInput).rejects.toMatchObject({ code: 'NOT_FOUND' });
     const run = await early;
     const stream = service.events.listen(run.id);
     const state = await service.runs.find(run.id);
@@ -98,9 +102,13 @@ describe('deleteModel racing startRun', () => {
     // The subscriber attached before the run was deleted gets its end.
     const statuses: string[] = [];
     for await (const event of stream) statuses.push(event.status);
-    if (state) expect(statuses.at(-1)).toBe('CANCELLED');
+    expect(statuses.at(-1)).toBe('CANCELLED');
     expect(await service.runs.find(run.id)).toBeNull();
     await expect(service.deleteModel(m)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const again = await reimport;
+    expect(again.id).not.toBe(m);
+    expect((await service.models.list()).map((model) => model.id)).toEqual([again.id]);
+    expect(await service.deleteModel(again.id)).toBe(true);
   });
 
   test('50 startRun calls racing one deleteModel leave no orphan run, no hanging subscriber and no cached result', async () => {

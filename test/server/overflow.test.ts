@@ -2,11 +2,13 @@
  * Numbers the API can always return, on a fresh server: an eps whose bound would overflow is refused
  * up front (1e305; 1e29 once the model's global bound is known); a run whose arithmetic leaves
  * floating point ends FAILED with NUMERIC_OVERFLOW and no result (nothing cached), and the next run
- * works; an input whose logits overflow is refused; the model with finite weights of 1e25 is never
- * DONE without its numbers; rows an earlier version stored without their numbers (JSON turned
- * Infinity into null) read as FAILED NUMERIC_OVERFLOW after a restart, so `runs` listings never error.
- * The overflowing models are the MNIST fixture with scaled weights, written as ONNX here.
+ * works; an input whose logits overflow is refused; a global bound that overflows is FAILED with
+ * NUMERIC_OVERFLOW, and the model with finite weights of 1e25 is never DONE without its numbers;
+ * rows an earlier version stored without their numbers (JSON turned Infinity into null) read as
+ * FAILED NUMERIC_OVERFLOW after a restart, so `runs` listings never error. The overflowing models
+ * are the MNIST fixture with scaled weights and a chain of dense layers, written as ONNX here.
  */
+import { floatTensor, modelBytes, node, valueInfo } from '../../src/model/onnx-builder.js';
 import { exportOnnx } from '../../src/model/onnx-export.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
 import { MAX_EPS } from '../../src/server/numbers.js';
@@ -23,6 +25,20 @@ function scaledMnist(factor: number, layers: 'first' | 'all'): { base64: string;
   for (const layer of layers === 'all' ? affine : affine.slice(0, 1)) layer.weight.forEach((w, i, a) => (a[i] = w * factor));
   const maxWeights = network.layers.map((l) => (l.kind === 'conv' || l.kind === 'dense' ? l.weight.reduce((m, w) => Math.max(m, Math.abs(w)), 0) : 0));
   return { base64: Buffer.from(exportOnnx(network)).toString('base64'), maxWeights };
+}
+
+/** `layers` dense 4×4 layers with ReLUs between, weights ±3e38 (finite in float32): each layer's norm is about 7.5e38, their product past float64. */
+function denseChain(layers: number): string {
+  const weights = Array.from({ length: 16 }, (_, i) => (i % 3 === 0 ? 3e38 : -1.5e38));
+  const nodes = [];
+  let current = 'x';
+  for (let k = 0; k < layers; k++) {
+    nodes.push(node('Gemm', [current, `w${k}`], [`h${k}`], { transB: 1 }));
+    current = `h${k}`;
+    if (k < layers - 1) nodes.push(node('Relu', [current], [(current = `r${k}`)]));
+  }
+  const initializers = Array.from({ length: layers }, (_, k) => floatTensor(`w${k}`, [4, 4], weights));
+  return Buffer.from(modelBytes({ nodes, initializers, inputs: [valueInfo('x', [1, 4])], outputs: [valueInfo(current, [1, 4])] })).toString('base64');
 }
 
 const IMPORT = `mutation($name: String!, $onnx: String!) { importModel(name: $name, onnxBase64: $onnx) { id } }`;
@@ -90,6 +106,15 @@ describe('a server whose numbers overflow', () => {
     const listing = await gql(server.url, LISTING);
     expect(listing.errors).toBeUndefined();
     expect(listing.data.runs.nodes.map((r: { status: string }) => r.status).sort()).toEqual(['FAILED', 'FAILED', 'SUCCEEDED']);
+  });
+
+  test('a global bound past float64 (eight dense layers of 3e38) is FAILED with NUMERIC_OVERFLOW, not DONE without its number', async () => {
+    const model = (await gql(server.url, IMPORT, { name: 'dense 3e38', onnx: denseChain(8) })).data.importModel.id;
+    const settled = await settledGlobal(model);
+    expect(settled.globalBoundStatus).toBe('FAILED');
+    expect(settled.globalBound).toBeNull();
+    expect(settled.globalBoundError).toMatch(/^the computation left the range of floating point \(1 number missing or infinite, first NetworkBound\.bound\): use a smaller eps, or a model with smaller weights$/);
+    expect(settled.layers.every((l: { globalBound: number | null }) => l.globalBound === null)).toBe(true);
   });
 
   test('weights of 1e25: the input is refused with NUMERIC_OVERFLOW, and the model is never DONE without its numbers', async () => {
