@@ -7,11 +7,13 @@
  *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list),
  *   LIPCERT_ALLOWED_HOSTS (host names served besides localhost and IP addresses; * for any),
  *   LIPCERT_TOKEN (API token every request must carry), LIPCERT_ALLOW_NO_TOKEN (1: serve a HOST
- *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation).
+ *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation),
+ *   LIPCERT_MAX_MEMORY_MB (largest estimated peak memory of a model's analysis; 60% of RAM).
  * A configuration the server refuses is one line on stderr and exit status 2.
  */
 import { LipcertError } from '../errors.js';
 import type { BackendName } from '../index.js';
+import { resourceLimitsFromEnv } from '../resources.js';
 import { parseAllowedHosts } from './host-check.js';
 import { DEFAULT_MAX_COST } from './query-limits.js';
 import { startServer, type ServerHandle } from './server.js';
@@ -51,6 +53,7 @@ try {
     token: process.env.LIPCERT_TOKEN || undefined,
     allowNoToken: process.env.LIPCERT_ALLOW_NO_TOKEN === '1',
     maxQueryCost: numberFromEnv('LIPCERT_MAX_QUERY_COST', DEFAULT_MAX_COST),
+    resourceLimits: resourceLimitsFromEnv(),
   });
 } catch (error) {
   if (!(error instanceof LipcertError)) throw error;

@@ -10,7 +10,7 @@ import { importOnnxFile } from '../../src/model/onnx-import.js';
 import { loadInputFile } from '../../src/model/input.js';
 import type { Network } from '../../src/model/ir.js';
 import { epsError, incompleteNumbers, MAX_EPS, overflowError } from '../../src/server/numbers.js';
-import { loadTypeDefs } from '../../src/server/server.js';
+import { loadTypeDefs } from '../../src/server/schema.js';
 import { fixture, MNIST_NORM } from '../helpers/fixtures.js';
 
 const schema = buildSchema(loadTypeDefs());

@@ -8,47 +8,17 @@
  * errors shown next to their fields, cancelling, a failed run, and the run list's filters.
  * A screenshot of the finished run is kept under test-artifacts/.
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { FIXTURES, gql, tempDataDir, waitFor } from '../server/client.js';
+import { buildPage, CHROMIUM, CHROMIUM_ARGS, describeInBrowser, ROOT } from './browser.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-/** Debian's chromium; LIPCERT_CHROMIUM points elsewhere (a missing path skips the suite). */
-const CHROMIUM = process.env.LIPCERT_CHROMIUM || '/usr/bin/chromium';
-/** What works headless on these machines: no sandbox as root, no GPU, no calls home. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) {
-  console.warn(`test/web/app.test.ts SKIPPED: ${CHROMIUM} is absent (install it with: apt-get install -y chromium)`);
-}
-const describeInBrowser = haveChromium ? describe : describe.skip;
-
-/** Builds web/ with Vite into a temp folder (the test never trusts a stale dist/web). */
-function buildPage(outDir: string): void {
-  const vite = join(ROOT, 'node_modules', 'vite', 'bin', 'vite.js');
-  const built = spawnSync(process.execPath, [vite, 'build', '--config', join(ROOT, 'web', 'vite.config.ts'), '--outDir', outDir, '--emptyOutDir', '--logLevel', 'warn'], {
-    cwd: ROOT,
-    encoding: 'utf8',
-  });
-  if (built.status !== 0) throw new Error(`vite build failed:\n${built.stdout}\n${built.stderr}`);
-}
-
-describeInBrowser('lipcert web page', () => {
+describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
   const data = tempDataDir();
   const webDir = mkdtempSync(join(tmpdir(), 'lipcert-web-'));
   let server: ServerHandle;
