@@ -7,7 +7,8 @@
  *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list),
  *   LIPCERT_ALLOWED_HOSTS (host names served besides localhost and IP addresses; * for any),
  *   LIPCERT_TOKEN (API token every request must carry), LIPCERT_ALLOW_NO_TOKEN (1: serve a HOST
- *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation).
+ *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation),
+ *   LIPCERT_REDIS_URL (runs go through a BullMQ queue on this Redis to `lipcert worker` processes).
  * A configuration the server refuses is one line on stderr and exit status 2.
  */
 import { LipcertError } from '../errors.js';
@@ -51,6 +52,7 @@ try {
     token: process.env.LIPCERT_TOKEN || undefined,
     allowNoToken: process.env.LIPCERT_ALLOW_NO_TOKEN === '1',
     maxQueryCost: numberFromEnv('LIPCERT_MAX_QUERY_COST', DEFAULT_MAX_COST),
+    redisUrl: process.env.LIPCERT_REDIS_URL || undefined,
   });
 } catch (error) {
   if (!(error instanceof LipcertError)) throw error;

@@ -1,0 +1,147 @@
+/**
+ * startWorker(): a `lipcert worker` process's work. It takes run jobs from the BullMQ queue on Redis
+ * (protocol.ts), fetches each job's model from the server by sha256 (model-source.ts), computes the
+ * run with analyse() — the same pipeline as the server's own process — reporting that it started
+ * and its progress through the job, and returns the result with its name. It never touches the
+ * database: the server records everything. BullMQ holds the job's lock while it computes; if this
+ * process dies, the lock expires and another worker computes the job again (protocol.ts's
+ * settings). A cancel from the server (CANCEL_CHANNEL) aborts the analysis.
+ */
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
+import type { Backend, BackendName } from '../backend/backend.js';
+import { createBackend } from '../backend/select.js';
+import type { Network } from '../model/ir.js';
+import { analysisOptions } from '../server/run-request.js';
+import { ModelSource, serverBase } from './model-source.js';
+import {
+  CANCEL_CHANNEL,
+  checkRedis,
+  decodeInput,
+  encodeFailure,
+  LOCK_DURATION_MS,
+  MAX_STALLED_COUNT,
+  redactedUrl,
+  RUN_QUEUE,
+  type RunJobData,
+  type RunJobProgress,
+  type RunJobResult,
+  STALLED_INTERVAL_MS,
+} from './protocol.js';
+
+const PROGRESS_MS = 250;
+const BACKENDS_KEPT = 2;
+
+export interface WorkerOptions {
+  redisUrl: string;
+  /** The lipcert server's URL (http://host:port), for model bytes. */
+  serverUrl: string;
+  /** Recorded with every result this worker computes. */
+  name: string;
+  /** The server's API token, if it has one. */
+  token?: string;
+  /** Backend for runs that ask for AUTO (a run asking for CPU or WEBGPU gets that). */
+  backend: BackendName;
+  /** Where fetched ONNX files are kept. */
+  cacheDir: string;
+  /** Jobs at a time (default 1: a job uses the machine's cores). */
+  concurrency?: number;
+  log: (message: string) => void;
+}
+
+export interface WorkerHandle {
+  name: string;
+  /** Runs computed by this process. */
+  readonly computed: number;
+  /** Stops taking jobs; `force` abandons the current one (another worker computes it again). */
+  close(force?: boolean): Promise<void>;
+}
+
+export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
+  const server = serverBase(options.serverUrl);
+  await checkRedis(options.redisUrl);
+  const models = new ModelSource(server, options.token, options.cacheDir);
+  const backends = new Map<string, Backend>();
+  let computed = 0;
+
+  /** One backend per model and backend name, kept for the next job of the same model. */
+  async function backendFor(sha256: string, name: BackendName, network: Network): Promise<Backend> {
+    const key = `${sha256}:${name}`;
+    const kept = backends.get(key);
+    if (kept) {
+      backends.delete(key);
+      backends.set(key, kept);
+      return kept;
+    }
+    const backend = await createBackend(name, network);
+    backends.set(key, backend);
+    while (backends.size > BACKENDS_KEPT) {
+      const [oldest, old] = backends.entries().next().value!;
+      backends.delete(oldest);
+      await old.dispose().catch(() => undefined);
+    }
+    return backend;
+  }
+
+  async function compute(job: Job<RunJobData, RunJobResult>, signal: AbortSignal | undefined): Promise<RunJobResult> {
+    const { runId, model, input, request } = job.data;
+    try {
+      const network = await models.network(model);
+      const backend = await backendFor(model.sha256, request.backend === 'auto' ? options.backend : request.backend, network);
+      await job.updateProgress({ kind: 'started', worker: options.name, backend: backend.name, adapter: backend.adapter } satisfies RunJobProgress);
+      let last = 0;
+      let phase: string | undefined;
+      const report = (event: AnalysisProgress) => {
+        const now = Date.now();
+        if (event.phase === phase && now - last < PROGRESS_MS) return;
+        last = now;
+        phase = event.phase;
+        job.updateProgress({ kind: 'progress', worker: options.name, event } satisfies RunJobProgress).catch(() => undefined);
+      };
+      const result = await analyse(network, decodeInput(input), backend, { ...analysisOptions(request), signal, onProgress: report });
+      computed++;
+      options.log(`run ${runId}: computed in ${result.seconds.toFixed(2)} s`);
+      return { result, worker: options.name };
+    } catch (error) {
+      options.log(`run ${runId}: ${encodeFailure(error)}`);
+      // Not retried: the same job would fail the same way (a cancel, a bad model, ...).
+      throw new UnrecoverableError(encodeFailure(error));
+    }
+  }
+
+  const worker = new Worker<RunJobData, RunJobResult>(RUN_QUEUE, (job, _token, signal) => compute(job, signal), {
+    connection: { url: options.redisUrl },
+    name: options.name,
+    concurrency: options.concurrency ?? 1,
+    lockDuration: LOCK_DURATION_MS,
+    stalledInterval: STALLED_INTERVAL_MS,
+    maxStalledCount: MAX_STALLED_COUNT,
+  });
+  worker.on('error', (error) => options.log(`Redis: ${error.message}`));
+  const subscriber = new Redis(options.redisUrl, { maxRetriesPerRequest: null });
+  subscriber.on('error', (error) => options.log(`Redis: ${error.message}`));
+  subscriber.on('message', (_channel, runId: string) => {
+    if (worker.cancelJob(runId, 'cancelled by the user')) options.log(`run ${runId}: cancelled by the server`);
+  });
+  await subscriber.subscribe(CANCEL_CHANNEL);
+  await worker.waitUntilReady();
+  options.log(`ready: taking runs from ${redactedUrl(options.redisUrl)}, models from ${server}, default backend ${options.backend}`);
+
+  let closing: Promise<void> | null = null;
+  return {
+    name: options.name,
+    get computed() {
+      return computed;
+    },
+    close(force = false) {
+      closing ??= (async () => {
+        await worker.close(force);
+        subscriber.disconnect();
+        for (const backend of backends.values()) await backend.dispose().catch(() => undefined);
+        backends.clear();
+      })();
+      return closing;
+    },
+  };
+}
