@@ -1,7 +1,8 @@
 /**
  * Where a run's analysis is computed, behind one interface with two implementations:
- * - InProcessExecutor (the default): analyse() in the server's own process, on a backend created
- *   for the run; the server's JobQueue (queue.ts) bounds how many run at once (LIPCERT_CONCURRENCY).
+ * - InProcessExecutor (the default): analyse() in the server's own process, on a backend kept for
+ *   the next run of the same model (backend/pool.ts); the server's JobQueue (queue.ts) bounds how
+ *   many run at once (LIPCERT_CONCURRENCY).
  * - RedisExecutor (redis-executor.ts, with LIPCERT_REDIS_URL): a job on a BullMQ queue on Redis,
  *   computed by any number of `lipcert worker` processes (src/worker/), its progress and result
  *   handed back through the queue.
@@ -10,8 +11,8 @@
  * events: the server is the only writer of the database and the only source of subscriptions.
  */
 import { analyse, type AnalysisProgress, type AnalysisResult } from '../analysis/analyse.js';
-import type { Backend, BackendName } from '../backend/backend.js';
-import { createBackend } from '../backend/select.js';
+import type { BackendName } from '../backend/backend.js';
+import { BackendPool } from '../backend/pool.js';
 import { CancelledError } from '../errors.js';
 import type { ModelRow } from '../store/db.js';
 import type { Models } from './models.js';
@@ -59,31 +60,33 @@ export interface RunExecutor {
   close(): Promise<void>;
 }
 
-/** analyse() in this process (the embedded default). */
+/** analyse() in this process (the embedded default), on backends kept for the next run of the same model. */
 export class InProcessExecutor implements RunExecutor {
   readonly durable = false;
+  /** One idle backend per run computed at once: a dataset's images reuse their sessions. */
+  private readonly backends: BackendPool;
 
   constructor(
     private readonly models: Models,
     readonly dispatchConcurrency: number,
-  ) {}
+  ) {
+    this.backends = new BackendPool(dispatchConcurrency);
+  }
 
   async execute(job: RunJob, signal: AbortSignal, events: ExecutionEvents): Promise<Execution> {
     await events.started({ worker: IN_PROCESS_WORKER });
-    let backend: Backend | undefined;
-    try {
-      const network = await this.models.network(job.model);
-      backend = await createBackend(job.request.backend as BackendName, network);
+    const network = await this.models.network(job.model);
+    const result = await this.backends.use(network, job.request.backend as BackendName, async (backend) => {
       await events.started({ worker: IN_PROCESS_WORKER, backend: backend.name, adapter: backend.adapter });
       if (signal.aborted) throw new CancelledError();
-      const result = await analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
-      return { result, worker: IN_PROCESS_WORKER };
-    } finally {
-      await backend?.dispose().catch(() => undefined);
-    }
+      return analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
+    });
+    return { result, worker: IN_PROCESS_WORKER };
   }
 
   beginStop(): void {}
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.backends.dispose();
+  }
 }

@@ -10,9 +10,8 @@
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
-import type { Backend, BackendName } from '../backend/backend.js';
-import { createBackend } from '../backend/select.js';
-import type { Network } from '../model/ir.js';
+import type { BackendName } from '../backend/backend.js';
+import { BackendPool } from '../backend/pool.js';
 import { analysisOptions } from '../server/run-request.js';
 import { ModelSource, serverBase } from './model-source.js';
 import {
@@ -31,7 +30,6 @@ import {
 } from './protocol.js';
 
 const PROGRESS_MS = 250;
-const BACKENDS_KEPT = 2;
 
 export interface WorkerOptions {
   redisUrl: string;
@@ -62,44 +60,27 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   const server = serverBase(options.serverUrl);
   await checkRedis(options.redisUrl);
   const models = new ModelSource(server, options.token, options.cacheDir);
-  const backends = new Map<string, Backend>();
+  // Backends kept for the next job of the same model: one per job computed at once, and one more.
+  const backends = new BackendPool((options.concurrency ?? 1) + 1);
   let computed = 0;
-
-  /** One backend per model and backend name, kept for the next job of the same model. */
-  async function backendFor(sha256: string, name: BackendName, network: Network): Promise<Backend> {
-    const key = `${sha256}:${name}`;
-    const kept = backends.get(key);
-    if (kept) {
-      backends.delete(key);
-      backends.set(key, kept);
-      return kept;
-    }
-    const backend = await createBackend(name, network);
-    backends.set(key, backend);
-    while (backends.size > BACKENDS_KEPT) {
-      const [oldest, old] = backends.entries().next().value!;
-      backends.delete(oldest);
-      await old.dispose().catch(() => undefined);
-    }
-    return backend;
-  }
 
   async function compute(job: Job<RunJobData, RunJobResult>, signal: AbortSignal | undefined): Promise<RunJobResult> {
     const { runId, model, input, request } = job.data;
     try {
       const network = await models.network(model);
-      const backend = await backendFor(model.sha256, request.backend === 'auto' ? options.backend : request.backend, network);
-      await job.updateProgress({ kind: 'started', worker: options.name, backend: backend.name, adapter: backend.adapter } satisfies RunJobProgress);
-      let last = 0;
-      let phase: string | undefined;
-      const report = (event: AnalysisProgress) => {
-        const now = Date.now();
-        if (event.phase === phase && now - last < PROGRESS_MS) return;
-        last = now;
-        phase = event.phase;
-        job.updateProgress({ kind: 'progress', worker: options.name, event } satisfies RunJobProgress).catch(() => undefined);
-      };
-      const result = await analyse(network, decodeInput(input), backend, { ...analysisOptions(request), signal, onProgress: report });
+      const result = await backends.use(network, request.backend === 'auto' ? options.backend : request.backend, async (backend) => {
+        await job.updateProgress({ kind: 'started', worker: options.name, backend: backend.name, adapter: backend.adapter } satisfies RunJobProgress);
+        let last = 0;
+        let phase: string | undefined;
+        const report = (event: AnalysisProgress) => {
+          const now = Date.now();
+          if (event.phase === phase && now - last < PROGRESS_MS) return;
+          last = now;
+          phase = event.phase;
+          job.updateProgress({ kind: 'progress', worker: options.name, event } satisfies RunJobProgress).catch(() => undefined);
+        };
+        return analyse(network, decodeInput(input), backend, { ...analysisOptions(request), signal, onProgress: report });
+      });
       computed++;
       options.log(`run ${runId}: computed in ${result.seconds.toFixed(2)} s`);
       return { result, worker: options.name };
@@ -138,8 +119,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       closing ??= (async () => {
         await worker.close(force);
         subscriber.disconnect();
-        for (const backend of backends.values()) await backend.dispose().catch(() => undefined);
-        backends.clear();
+        await backends.dispose();
       })();
       return closing;
     },

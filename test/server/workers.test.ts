@@ -41,6 +41,23 @@ async function referenceClasses(count: number): Promise<number[]> {
   return classes;
 }
 
+/** A server with LIPCERT_REDIS_URL on its own redis-server and data directory, for one describe block; its workers are stopped after. */
+function serverOnRedis(options: { token?: string }) {
+  const data = tempDataDir();
+  const setup = { server: undefined as unknown as ServerHandle, redis: undefined as unknown as Redis, workers: [] as WorkerProcess[] };
+  beforeAll(async () => {
+    setup.redis = await startRedis();
+    setup.server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu', redisUrl: setup.redis.url, ...options });
+  }, 180_000);
+  afterAll(async () => {
+    await Promise.allSettled(setup.workers.map((w) => w.stop()));
+    await setup.server?.stop();
+    await setup.redis?.stop();
+    data.remove();
+  });
+  return setup;
+}
+
 describeWithRedis('scale-out on Redis', () => {
   let build: ReturnType<typeof buildCli>;
   beforeAll(() => {
@@ -49,23 +66,10 @@ describeWithRedis('scale-out on Redis', () => {
   afterAll(() => build?.remove());
 
   describe('runs on Redis with lipcert worker processes', () => {
-    const data = tempDataDir();
-    let redis: Redis;
-    let server: ServerHandle;
-    const workers: WorkerProcess[] = [];
-
-    beforeAll(async () => {
-      redis = await startRedis();
-      server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu', redisUrl: redis.url });
-    }, 180_000);
-    afterAll(async () => {
-      await Promise.allSettled(workers.map((w) => w.stop()));
-      await server?.stop();
-      await redis?.stop();
-      data.remove();
-    });
+    const setup = serverOnRedis({});
 
     test('acceptance: 40 images by two workers, one SIGKILLed mid-job after 10 are done', async () => {
+      const { server, redis, workers } = setup;
       const origin = server.url.replace(/\/graphql$/, '');
       for (const name of ['worker-a', 'worker-b']) workers.push(await startWorkerProcess(build.cli, name, ['--redis', redis.url, '--server', origin, '--backend', 'cpu']));
       const ids = await importFashion(server.url);
@@ -146,26 +150,13 @@ describeWithRedis('scale-out on Redis', () => {
   });
 
   describe('model bytes for workers, and the API token', () => {
-    const data = tempDataDir();
     const TOKEN = 'worker-test-token';
-    let redis: Redis;
-    let server: ServerHandle;
-    const workers: WorkerProcess[] = [];
+    const setup = serverOnRedis({ token: TOKEN });
     const call = async (query: string, variables: Record<string, unknown> = {}) =>
-      (await fetch(server.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ query, variables }) })).json() as Promise<any>;
-
-    beforeAll(async () => {
-      redis = await startRedis();
-      server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu', redisUrl: redis.url, token: TOKEN });
-    }, 180_000);
-    afterAll(async () => {
-      await Promise.allSettled(workers.map((w) => w.stop()));
-      await server?.stop();
-      await redis?.stop();
-      data.remove();
-    });
+      (await fetch(setup.server.url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ query, variables }) })).json() as Promise<any>;
 
     test('GET /models/<sha256> wants the token; a worker without it fails the run with UNAUTHENTICATED, one with it computes', async () => {
+      const { server, redis, workers } = setup;
       const origin = server.url.replace(/\/graphql$/, '');
       const bytes = readFileSync(join(FIXTURES, 'mnist_lenet.onnx'));
       const model = (await call(`mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id sha256 } }`, { onnx: fixtureBase64('mnist_lenet.onnx') })).data.importModel;
