@@ -5,7 +5,8 @@
  * the default method, one worker SIGKILLed mid-job after 10 images are done; the dataset run
  * SUCCEEDED with 40 distinct images, each with exactly one run and one result, computed by both
  * workers, the killed worker's job computed again by the other (BullMQ's stalled-job handling), the
- * classes equal to onnxruntime's own forward pass. Then the model-bytes route and the API token.
+ * classes equal to onnxruntime's own forward pass. Then the model-bytes route and the API token, and
+ * a server stopped and started again mid-run: the dataset run goes on, no job computed twice.
  * Skipped, with a message, where /usr/bin/redis-server is missing (CI installs it).
  */
 import { readFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import ort from 'onnxruntime-node';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { sha256Hex } from '../../src/store/cache-key.js';
 import { RUN_QUEUE } from '../../src/worker/protocol.js';
-import { buildCli, haveRedis, REDIS_SERVER, type Redis, startRedis, startWorkerProcess, type WorkerProcess } from '../helpers/processes.js';
+import { buildCli, freePort, haveRedis, REDIS_SERVER, type Redis, startRedis, startWorkerProcess, type WorkerProcess } from '../helpers/processes.js';
 import { collectSubscription, FIXTURES, fixtureBase64, gql, tempDataDir, waitFor } from './client.js';
 import { DATASET_RUN, DATASET_RUN_PROGRESS, FASHION_NORM, importFashion, START_DATASET_RUN } from './dataset-client.js';
 
@@ -191,5 +192,54 @@ describeWithRedis('scale-out on Redis', () => {
       expect(succeeded.worker).toBe('with-token');
       expect(succeeded.result.local[0].bound).toBeGreaterThan(0);
     }, 300_000);
+  });
+  describe('a server restart on Redis', () => {
+    const data = tempDataDir();
+    let redis: Redis;
+    let server: ServerHandle | undefined;
+    const workers: WorkerProcess[] = [];
+    afterAll(async () => {
+      await Promise.allSettled(workers.map((w) => w.stop()));
+      await server?.stop();
+      await redis?.stop();
+      data.remove();
+    });
+
+    test('loses nothing and computes nothing twice: the dataset run goes on, its jobs are collected', async () => {
+      redis = await startRedis();
+      const port = await freePort();
+      const start = () => startServer({ port, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu', redisUrl: redis.url });
+      server = await start();
+      workers.push(await startWorkerProcess(build.cli, 'steady', ['--redis', redis.url, '--server', `http://127.0.0.1:${port}`, '--backend', 'cpu']));
+      const ids = await importFashion(server.url);
+      const started = (await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.001], limit: 12, method: 'PAPER', certificate: 'ESTIMATE' })).data.startDatasetRun;
+      const doneBefore = await waitFor('3 images done', async () => {
+        const { done } = (await gql(server!.url, DATASET_RUN, { id: started.id })).data.datasetRun;
+        return done >= 3 ? done : null;
+      }, 120_000);
+      await server.stop(); // the worker goes on with the jobs in Redis
+      expect(doneBefore).toBeLessThan(12); // stopped mid-run
+      server = undefined;
+      await new Promise((r) => setTimeout(r, 1500));
+      server = await start();
+      const run = await waitFor(
+        'the dataset run to succeed after the restart',
+        async () => {
+          const r = (await gql(server!.url, DATASET_RUN, { id: started.id })).data.datasetRun;
+          return r.status === 'SUCCEEDED' ? r : null;
+        },
+        180_000,
+      );
+      expect(run).toMatchObject({ done: 12, total: 12, workers: ['steady'] });
+      expect(run.images.map((im: any) => im.status)).toEqual(Array(12).fill('DONE'));
+      const prisma = server.service.store.prisma;
+      const rows = await prisma.datasetImage.findMany({ where: { datasetRunId: started.id } });
+      expect(rows.map((r) => r.attempts)).toEqual(Array(12).fill(1)); // no image run was started again
+      const runs = await prisma.run.findMany({ where: { id: { in: rows.map((r) => r.runId!) } } });
+      expect(runs.map((r) => r.status)).toEqual(Array(12).fill('SUCCEEDED'));
+      expect(await prisma.result.count({ where: { cacheKey: { in: runs.map((r) => r.cacheKey) } } })).toBe(12);
+      // Every job computed once, across the restart.
+      expect(workers[0].output.lines.filter((l) => /: computed in /.test(l))).toHaveLength(12);
+    }, 400_000);
   });
 });
