@@ -52,8 +52,9 @@ export async function runWorker(options: WorkerCliOptions): Promise<void> {
         log(`${signal}: finishing the current job, then stopping (${signal} again stops at once)`);
         worker.close().then(resolve, resolve);
       } else {
+        // The job's lock then expires and another worker computes it (protocol.ts).
         log(`${signal}: stopping now; another worker computes the current job again`);
-        worker.close(true).then(resolve, resolve);
+        process.exit(1);
       }
     };
     process.on('SIGINT', onSignal);

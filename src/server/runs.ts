@@ -1,7 +1,8 @@
 /**
  * The life cycle of runs: start (served from the cache, joined to the same request queued or
- * running, or queued), execute (one analyse() call, the result cached), cancel, recover after a
- * restart, stop; and the state subscribers see (in memory while a run is active, progress events
+ * running, or queued), execute (one analyse() call by the executor, in this process or on a
+ * worker: run-executor.ts; the result cached with the worker that computed it), cancel, recover
+ * after a restart, stop; and the state subscribers see (in memory while a run is active, progress events
  * throttled, saved to the store now and then). What a run computes is decided by run-request.ts.
  */
 import { randomUUID } from 'node:crypto';
@@ -275,11 +276,11 @@ export class Runs {
   private async markStarted(runId: string, live: LiveState, start: RunStart): Promise<void> {
     const columns = { worker: start.worker, ...(start.backend ? { backend: start.backend, adapter: start.adapter } : {}) };
     if (live.status === 'RUNNING') {
-      await this.prisma.run.updateMany({ where: { id: runId }, data: columns });
+      await this.prisma.run.updateMany({ where: { id: runId, status: 'RUNNING' }, data: columns });
       return;
     }
     Object.assign(live, { status: 'RUNNING', progress: 0, message: 'starting', phase: null });
-    await this.prisma.run.updateMany({ where: { id: runId }, data: { status: 'RUNNING', startedAt: new Date(), progress: 0, message: 'starting', ...columns } });
+    await this.prisma.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'RUNNING', startedAt: new Date(), progress: 0, message: 'starting', ...columns } });
     this.publish(runId, live);
   }
 

@@ -52,8 +52,8 @@ export interface WorkerHandle {
   name: string;
   /** Runs computed by this process. */
   readonly computed: number;
-  /** Stops taking jobs; `force` abandons the current one (another worker computes it again). */
-  close(force?: boolean): Promise<void>;
+  /** Stops taking jobs and waits for the current one. */
+  close(): Promise<void>;
 }
 
 export async function startWorker(options: WorkerOptions): Promise<WorkerHandle> {
@@ -115,9 +115,9 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
     get computed() {
       return computed;
     },
-    close(force = false) {
+    close() {
       closing ??= (async () => {
-        await worker.close(force);
+        await worker.close();
         subscriber.disconnect();
         await backends.dispose();
       })();
