@@ -18,7 +18,7 @@ import { CancelledError } from '../errors.js';
 import { Rng } from '../random.js';
 import { DEFAULT_DELTA } from './defaults.js';
 import type { SpectralSettings } from './layer-bounds.js';
-import type { NormPrecision, NormSolver } from './norms.js';
+import { type NormPrecision, type NormSolver, requireFinite } from './norms.js';
 import { tridiagonalEigen } from './spectral.js';
 import type { SpectralNormReport } from './types.js';
 
@@ -105,6 +105,7 @@ export async function collatzWielandtNorm(
     let norm = 0;
     for (let j = 0; j < n; j++) {
       if (mask && mask[j] === 0) q[j] = 0;
+      requireFinite(q[j], 'Collatz–Wielandt');
       if (q[j] > 0) ratio = Math.max(ratio, p[j] > 0 ? q[j] / p[j] : Infinity);
       norm = Math.max(norm, q[j]);
     }
@@ -144,7 +145,7 @@ export function gramIterationBound(gram: Float64Array, n: number, iterations: nu
   for (let t = 0; ; t++) {
     let fro = 0;
     for (let i = 0; i < g.length; i++) fro += g[i] * g[i];
-    fro = Math.sqrt(fro);
+    fro = Math.sqrt(requireFinite(fro, 'Gram iteration'));
     if (fro === 0) return 0;
     logScale += Math.log(fro);
     best = Math.min(best, Math.exp(logScale / 2 ** t));
@@ -280,8 +281,8 @@ export async function kwLargestEigenvalue(
       alpha += c[j];
       vectors.combine(c, basis, work);
       vectors.axpy(-1, work, w);
-      alphas.push(alpha);
-      const beta = Math.sqrt(Math.max(0, await vectors.dot(w, w)));
+      alphas.push(requireFinite(alpha, 'Kuczyński–Woźniakowski Lanczos'));
+      const beta = Math.sqrt(Math.max(0, requireFinite(await vectors.dot(w, w), 'Kuczyński–Woźniakowski Lanczos')));
       scale = Math.max(scale, Math.abs(alpha), beta);
       if (beta <= 1e-12 * scale) {
         invariant = true;

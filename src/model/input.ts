@@ -2,8 +2,9 @@
  * Nominal inputs x0: .npy (via npyjs), .json ({"shape": [...], "data": [...]}) or .png (via pngjs,
  * scaled to [0,1], converted to the model's channel count, normalised (x − mean)/std per channel).
  * Returns a Float32Array in the model's input layout; every mistake is a BadInputError.
- * The dimensions a file declares (the .npy header, the PNG's IHDR chunk) are checked against the
- * model's input before anything is decoded, so a small file cannot make us allocate a huge array.
+ * What a file declares (the .npy header's shape, dtype and data length; the PNG's IHDR chunk) and
+ * the normalisation are checked against the model's input before anything is decoded, so a small
+ * file cannot make us allocate a huge array and a mistake is named in the format's own terms.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,11 +37,24 @@ function finite(data: Float32Array, source: string): Float32Array {
 
 const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
+/** Bytes per value of the .npy dtypes npyjs reads as real numbers (little-endian or single-byte). */
+const NPY_ITEM_SIZES: Record<string, number> = { f2: 2, f4: 4, f8: 8, i1: 1, i2: 2, i4: 4, i8: 8, u1: 1, u2: 2, u4: 4, u8: 8, b1: 1 };
+
+/** What an .npy header declares, and where its data begins. */
+export interface NpyHeader {
+  shape: number[];
+  /** The dtype without its byte order ('f4'). */
+  dtype: string;
+  itemSize: number;
+  fortranOrder: boolean;
+  dataOffset: number;
+}
+
 /**
- * The shape an .npy file declares, read from its header (format versions 1.0 to 3.0: magic,
- * version, header length, then a Python dict literal with 'descr', 'fortran_order' and 'shape').
+ * The header of an .npy file (format versions 1.0 to 3.0: magic, version, header length, then a
+ * Python dict literal with 'descr', 'fortran_order' and 'shape'), its dtype one that lipcert reads.
  */
-export function npyDeclaredShape(bytes: Uint8Array): number[] {
+export function npyHeader(bytes: Uint8Array): NpyHeader {
   if (bytes.length < 10 || !NPY_MAGIC.every((b, i) => bytes[i] === b)) throw new BadInputError('not a valid .npy file (no NUMPY magic)');
   const major = bytes[6];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -53,19 +67,34 @@ export function npyDeclaredShape(bytes: Uint8Array): number[] {
   if (!shape) throw new BadInputError('not a valid .npy file (its header has no shape)');
   const dims = shape[1].split(',').map((d) => d.trim()).filter((d) => d !== '');
   if (!dims.every((d) => /^\d+$/.test(d))) throw new BadInputError(`not a valid .npy file (shape (${shape[1]}))`);
-  return dims.map(Number);
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  if (descr === undefined) throw new BadInputError('not a valid .npy file (its header has no descr)');
+  const order = descr[0];
+  const dtype = descr.slice(1);
+  const itemSize = NPY_ITEM_SIZES[dtype];
+  if (itemSize === undefined || !(order === '<' || order === '|' || (order === '>' && itemSize === 1))) {
+    throw new BadInputError(`the .npy array has dtype '${descr}'; lipcert reads little-endian floats, integers and booleans (f2, f4, f8, i1 to i8, u1 to u8, b1)`);
+  }
+  const dataOffset = headerStart + headerLength;
+  if (dataOffset % itemSize !== 0) throw new BadInputError('not a valid .npy file (its header is not padded to align the data)');
+  return { shape: dims.map(Number), dtype, itemSize, fortranOrder: /'fortran_order'\s*:\s*True/.test(header), dataOffset };
 }
 
 function fromNpy(bytes: Uint8Array, network: Network): Float32Array {
-  checkShape(network, npyDeclaredShape(bytes), 'the .npy array');
+  const header = npyHeader(bytes);
+  checkShape(network, header.shape, 'the .npy array');
+  if (header.fortranOrder) throw new BadInputError('.npy arrays in Fortran order are not supported');
+  const needed = size(header.shape) * header.itemSize;
+  const held = bytes.length - header.dataOffset;
+  if (held !== needed) {
+    throw new BadInputError(`the .npy file holds ${held} bytes of data; its shape [${header.shape}] of ${header.dtype} values needs ${needed}`);
+  }
   let array;
   try {
     array = parseNpy(new Uint8Array(bytes).buffer); // a copy: npyjs wants a whole ArrayBuffer
-  } catch (e) {
-    throw new BadInputError(`not a valid .npy file (${(e as Error).message})`);
+  } catch {
+    throw new BadInputError('not a valid .npy file (npyjs cannot read it)');
   }
-  if (array.fortranOrder) throw new BadInputError('.npy arrays in Fortran order are not supported');
-  checkShape(network, array.shape, 'the .npy array');
   const source = array.data as unknown as ArrayLike<number | bigint>;
   const out = new Float32Array(size(network.inputShape));
   if (source.length !== out.length) throw new BadInputError(`the .npy array holds ${source.length} values, the model expects ${out.length}`);
@@ -132,20 +161,26 @@ export function pngInput(bytes: Uint8Array, network: Network, norm: Normalisatio
   if (network.inputShape.length !== 3) throw new BadInputError(`a PNG needs an image model; this one takes [${network.inputShape}]`);
   const [channels, height, width] = network.inputShape;
   if (channels !== 1 && channels !== 3) throw new BadInputError(`a PNG can feed 1 or 3 channels; the model takes ${channels}`);
-  const declared = pngDeclaredSize(bytes);
+  let declared: { width: number; height: number };
+  try {
+    declared = pngDeclaredSize(bytes);
+  } catch (e) {
+    throw new BadInputError(`${prefix}${(e as Error).message}`);
+  }
   if (declared.width !== width || declared.height !== height) {
     throw new BadInputError(`${prefix}the PNG is ${declared.width}×${declared.height}, the model expects ${width}×${height}`);
   }
+  const { mean, std } = channelNormalisation(norm, channels);
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  } catch (e) {
-    throw new BadInputError(`${prefix}not a valid PNG (${(e as Error).message})`);
+  } catch {
+    // pngjs's messages speak of its streams and chunks; a user needs to know the file is broken.
+    throw new BadInputError(`${prefix}not a valid PNG: the file is truncated or its image data is corrupt`);
   }
   if (png.width !== width || png.height !== height) {
     throw new BadInputError(`${prefix}the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
   }
-  const { mean, std } = channelNormalisation(norm, channels);
   const out = new Float32Array(channels * height * width);
   const rgba = png.data; // pngjs always decodes to RGBA, 8 bits per channel
   for (let p = 0; p < height * width; p++) {

@@ -573,7 +573,13 @@ export function importOnnxTrace(bytes: Uint8Array, name = 'model', baseDir: Exte
     return importModel(decodeModel(bytes), name, baseDir);
   } catch (e) {
     if (e instanceof LipcertError) throw e;
-    throw new UnsupportedModelError(`cannot import the model: ${(e as Error).message}`);
+    // An allocation the declared shapes made impossible, or a structure no check above names: the
+    // file's fault either way, said in one sentence; the JavaScript error stays in `cause`.
+    const message =
+      e instanceof RangeError
+        ? 'cannot import the model: its declared shapes are too large to hold in memory'
+        : 'cannot import the model: it is malformed in a way the importer does not recognise';
+    throw Object.assign(new UnsupportedModelError(message), { cause: e });
   }
 }
 

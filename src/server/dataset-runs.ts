@@ -32,7 +32,7 @@ import { DatasetRunEvents, type DatasetRunEventPayload, type EventStream, isTerm
 import type { MutationStartDatasetRunArgs } from './generated/graphql.js';
 import type { Inputs } from './inputs.js';
 import type { Models } from './models.js';
-import { type RunRequest, runRequest } from './run-request.js';
+import { analysisShape, type RunRequest, runRequest } from './run-request.js';
 import type { Runs } from './runs.js';
 
 /** Image runs queued or running at once per dataset run, at most (workers on Redis). */
@@ -49,12 +49,12 @@ export type DatasetRunRequest = Pick<RunRequest, 'eps' | 'radius' | 'method' | '
 
 const badInput = (message: string) => new LipcertError('BAD_USER_INPUT', message);
 
-/** Validates startDatasetRun's arguments other than the ids, with startRun's rules and defaults. */
-export function datasetRunRequest(args: StartDatasetRunArgs): DatasetRunRequest {
+/** Validates startDatasetRun's arguments other than the ids, with startRun's rules and defaults (eps against the model's global bound, when known). */
+export function datasetRunRequest(args: StartDatasetRunArgs, globalBound?: number | null): DatasetRunRequest {
   const eps = args.eps ?? [];
   const radius = args.radius ?? true;
   if (eps.length === 0 && !radius) throw badInput('nothing to compute: give at least one eps or set radius');
-  const request = runRequest({ modelId: args.modelId, inputId: '', eps, radius, method: args.method, certificate: args.certificate, delta: args.delta, seed: args.seed, tolerance: args.tolerance, backend: args.backend });
+  const request = runRequest({ modelId: args.modelId, inputId: '', eps, radius, method: args.method, certificate: args.certificate, delta: args.delta, seed: args.seed, tolerance: args.tolerance, backend: args.backend }, globalBound);
   const { method, certificate, delta, seed, tolerance, backend } = request;
   return { eps, radius, method, certificate, delta, seed, tolerance, backend };
 }
@@ -175,14 +175,19 @@ export class DatasetRuns {
   /** Checks everything a dataset run needs, creates it and starts driving it; returns at once. */
   async start(args: StartDatasetRunArgs): Promise<DatasetRunRow> {
     if (this.stopping) throw new LipcertError('BACKEND_UNAVAILABLE', 'the server is stopping');
-    const request = datasetRunRequest(args);
-    const model = await this.models.get(args.modelId);
+    datasetRunRequest(args); // the arguments' own mistakes before any lookup
+    return this.models.use(args.modelId, (model) => this.startOn(model, args));
+  }
+
+  private async startOn(model: ModelRow, args: StartDatasetRunArgs): Promise<DatasetRunRow> {
+    const request = datasetRunRequest(args, model.globalBound);
     const dataset = await this.datasets.get(args.datasetId);
     const limit = args.limit ?? dataset.count;
     if (!Number.isInteger(limit) || limit < 1 || limit > dataset.count) {
       throw badInput(`limit must be an integer from 1 to ${dataset.count} (the images of dataset '${dataset.name}'); got ${limit}`);
     }
     await this.datasets.bind(dataset, await this.models.network(model), limit); // shape, labels, normalisation
+    await this.models.checkResources(model, analysisShape(request)); // memory, as startRun checks it
     const row = await this.prisma.datasetRun.create({
       data: { id: randomUUID(), seq: this.nextSeq++, datasetId: dataset.id, modelId: model.id, status: 'QUEUED', total: limit, request: JSON.stringify(request) },
     });
@@ -293,8 +298,12 @@ export class DatasetRuns {
     void tracked.finally(() => driver.tasks.delete(tracked));
   }
 
-  /** Image `index` as an input (its class from one forward pass) and an ordinary run, then followed. */
-  private async startImage(driver: Driver, ctx: Context, index: number): Promise<void> {
+  /** Image `index` as an input (its class from one forward pass) and an ordinary run, then followed; work on the model (a deletion waits for it). */
+  private startImage(driver: Driver, ctx: Context, index: number): Promise<void> {
+    return this.models.use(ctx.model.id, () => this.startImageOn(driver, ctx, index));
+  }
+
+  private async startImageOn(driver: Driver, ctx: Context, index: number): Promise<void> {
     const label = ctx.images.labels[index];
     const input = await this.inputs.addValues(ctx.model, ctx.network, ctx.images.image(index), { name: `${ctx.dataset.name} #${index}`, datasetId: ctx.dataset.id, backend: ctx.backend });
     const { eps, method, certificate, delta, seed, tolerance, backend } = ctx.request;

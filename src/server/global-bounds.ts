@@ -3,7 +3,9 @@
  * ones left PENDING or RUNNING) a compute job runs analyse() at a zero input of the model's shape
  * (the global bound does not depend on the input) with the defaults of bounds/defaults.ts, and
  * records the bound with how it was obtained (method, certificate). Status PENDING → RUNNING →
- * DONE | FAILED; a job stopped by a server stop goes back to PENDING.
+ * DONE | FAILED; a job stopped by a server stop goes back to PENDING. A model over the memory limit
+ * (imported before the limit, or under a larger one) FAILS with RESOURCE_LIMIT before any work, and
+ * a bound that left floating point with NUMERIC_OVERFLOW: DONE always comes with its numbers.
  */
 import { analyse } from '../analysis/analyse.js';
 import type { Backend, BackendName } from '../backend/backend.js';
@@ -12,7 +14,10 @@ import { CancelledError } from '../errors.js';
 import { size } from '../model/ir.js';
 import type { Store } from '../store/db.js';
 import { runErrorOf } from './errors.js';
-import type { Models } from './models.js';
+import { GLOBAL_BOUND_ANALYSIS, type Models } from './models.js';
+import { overflowError } from './numbers.js';
+import { describedBound } from './run-result.js';
+import { apiTypes } from './schema.js';
 import type { JobQueue } from './queue.js';
 
 const jobId = (modelId: string) => `global:${modelId}`;
@@ -61,6 +66,7 @@ export class GlobalBounds {
     await this.prisma.model.updateMany({ where: { id: modelId }, data: { globalStatus: 'RUNNING' } });
     let backend: Backend | undefined;
     try {
+      await this.models.checkResources(model, GLOBAL_BOUND_ANALYSIS);
       const network = await this.models.network(model);
       backend = await createBackend(this.options.backend, network);
       if (signal.aborted) throw new CancelledError();
@@ -68,6 +74,8 @@ export class GlobalBounds {
       const result = await analyse(network, new Float32Array(size(network.inputShape)), backend, { eps: [], global: true, signal });
       const global = result.global;
       if (!global) throw new Error('lipcert internal error: the analysis returned no global bound');
+      const overflow = overflowError(apiTypes(), 'NetworkBound', describedBound(global, { method: result.method, certificate: result.certificate }));
+      if (overflow) throw overflow;
       this.computed++;
       await this.prisma.model.updateMany({
         where: { id: modelId },
@@ -84,7 +92,8 @@ export class GlobalBounds {
       this.options.log(`global bound of '${model.name}': ${global.bound} (${global.quality}, ${result.method} method, ${result.certificate} certificates)`);
     } catch (error) {
       const stopped = this.stopping || signal.aborted;
-      const { message } = runErrorOf(error);
+      const { code, message } = runErrorOf(error);
+      if (code === 'INTERNAL_SERVER_ERROR' && !stopped) console.error(`lipcert: global bound of '${model.name}' failed:`, error);
       await this.prisma.model
         .updateMany({ where: { id: modelId }, data: stopped ? { globalStatus: 'PENDING' } : { globalStatus: 'FAILED', globalError: message } })
         .catch(() => undefined);

@@ -1,8 +1,11 @@
 /**
- * Nominal inputs x0 of a model: decoded and normalised by the library (parseInputBytes), checked
- * against the model's shape, stored as float32 with their class, margin and logits (one forward
- * pass). The same normalised values again return the existing input. The images of a dataset run
- * are inputs too (one run each, with the cache key a single-image run of the same values has).
+ * Nominal inputs x0 of a model: decoded and normalised by the library (parseInputBytes, which
+ * checks the declared size and the normalisation before decoding), checked against the model's
+ * shape, stored as float32 with their class, margin and logits (one forward pass, refused with
+ * NUMERIC_OVERFLOW where the model's outputs leave floating point). The same normalised values
+ * again return the existing input. Adding an input is work on the model (Models.use): a deletion
+ * waits for it. The images of a dataset run are inputs too (one run each, with the cache key a
+ * single-image run of the same values has).
  */
 import { randomUUID } from 'node:crypto';
 import { createBackend } from '../backend/select.js';
@@ -14,6 +17,8 @@ import { type Network, size } from '../model/ir.js';
 import { sha256Hex } from '../store/cache-key.js';
 import type { InputRow, ModelRow, Store } from '../store/db.js';
 import { checkUploadSize, type Models } from './models.js';
+import { overflowError } from './numbers.js';
+import { apiTypes } from './schema.js';
 
 export interface AddInputArgs {
   modelId: string;
@@ -58,19 +63,16 @@ export class Inputs {
   /** Adds a nominal input; the same normalised values again return the existing input. */
   async add(args: AddInputArgs): Promise<InputRow> {
     checkUploadSize(args.bytes.byteLength, 'input', this.options.maxUploadBytes);
-    const model = await this.models.get(args.modelId);
-    for (const [label, values] of [['mean', args.mean], ['std', args.std]] as const) {
-      if (values && !values.every((v) => Number.isFinite(v))) throw new LipcertError('BAD_USER_INPUT', `${label} must be finite numbers`);
+    if (args.format !== 'png' && (args.mean != null || args.std != null)) {
+      throw new LipcertError('BAD_USER_INPUT', `mean and std normalise the pixels of a PNG; an .${args.format} array is used as it is, without them`);
     }
-    if (args.std?.some((s) => s === 0)) throw new LipcertError('BAD_USER_INPUT', 'std must not be zero');
+    return this.models.use(args.modelId, (model) => this.addTo(model, args));
+  }
+
+  private async addTo(model: ModelRow, args: AddInputArgs): Promise<InputRow> {
     const network = await this.models.network(model);
-    let x0: Float32Array;
-    try {
-      x0 = parseInputBytes(args.bytes, args.format, network, { mean: args.mean ?? undefined, std: args.std ?? undefined });
-    } catch (error) {
-      if (error instanceof LipcertError) throw error;
-      throw new LipcertError('BAD_USER_INPUT', `could not read the ${args.format} input: ${(error as Error).message}`);
-    }
+    // Every mistake in the bytes or the normalisation is a BadInputError of the library.
+    const x0 = parseInputBytes(args.bytes, args.format, network, { mean: args.mean ?? undefined, std: args.std ?? undefined });
     const expected = size(network.inputShape);
     if (x0.length !== expected) {
       throw new LipcertError('BAD_USER_INPUT', `the input has ${x0.length} values; the model expects ${expected} (shape [${network.inputShape.join(', ')}])`);
@@ -101,6 +103,8 @@ export class Inputs {
     } finally {
       if (!options.backend) await backend.dispose().catch(() => undefined);
     }
+    const overflow = overflowError(apiTypes(), 'Input', { predictedClass: forward.class, margin: forward.margin, logits: forward.logits });
+    if (overflow) throw overflow;
     try {
       return await this.prisma.input.create({
         data: {

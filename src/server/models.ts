@@ -1,21 +1,29 @@
 /**
  * Imported models: their rows, their ONNX files under <dataDir>/models/<sha256>.onnx (written
  * atomically), and the parsed networks of the most recently used ones, kept in memory. Importing
- * the same bytes again returns the existing model. Nothing here computes a bound.
+ * the same bytes again returns the existing model. A model whose analysis would need more memory
+ * than the limit is refused before its file is written (resources.ts). Work on a model (starting a
+ * run, adding an input) goes through `use()`, and a deletion waits for that work and refuses new
+ * work (NOT_FOUND) from its first moment: the two never interleave. Nothing here computes a bound.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_CERTIFICATE, DEFAULT_DELTA } from '../bounds/defaults.js';
 import { LipcertError } from '../errors.js';
 import { type Layer, type Network, parameterCount } from '../model/ir.js';
 import { importOnnx } from '../model/onnx-import.js';
+import { type AnalysisShape, checkResources, type ResourceLimits } from '../resources.js';
 import { sha256Hex } from '../store/cache-key.js';
 import type { ModelRow, Store } from '../store/db.js';
-import { found } from './errors.js';
+import { found, notFound } from './errors.js';
 import type { LayerParams, ModelLayer } from './generated/graphql.js';
 
 const NETWORKS_IN_MEMORY = 4;
+
+/** What the background global bound computes (the defaults): what a model must fit at import. */
+export const GLOBAL_BOUND_ANALYSIS: AnalysisShape = { certificate: DEFAULT_CERTIFICATE, delta: DEFAULT_DELTA };
 
 /** A layer as the API describes it (its global bound is added from the model's). */
 export type LayerDescription = Omit<ModelLayer, 'globalBound' | 'globalBoundQuality' | 'params'> & { params: Omit<Required<LayerParams>, '__typename'> };
@@ -48,10 +56,14 @@ export function checkUploadSize(bytes: number, what: string, maxBytes: number): 
 
 export class Models {
   private readonly networks = new Map<string, Network>();
+  /** Models being deleted, by id: settled when the deletion is over. */
+  private readonly deleting = new Map<string, Promise<unknown>>();
+  /** Work in progress on each model (use()), by model id. */
+  private readonly inUse = new Map<string, Set<Promise<unknown>>>();
 
   constructor(
     private readonly store: Store,
-    private readonly maxUploadBytes: number,
+    private readonly options: { maxUploadBytes: number; resourceLimits: ResourceLimits },
   ) {}
 
   private get prisma() {
@@ -70,24 +82,70 @@ export class Models {
     return found(await this.find(id), 'model', id);
   }
 
+  /**
+   * Runs `work` on a model that stays until the work is done: a deletion that begins meanwhile
+   * waits for it, and a model being deleted is NOT_FOUND.
+   */
+  use<T>(id: string, work: (model: ModelRow) => Promise<T>): Promise<T> {
+    if (this.deleting.has(id)) return Promise.reject(notFound('model', id));
+    // Registered before the first await: a deletion that starts later sees this work.
+    const done = (async () => work(await this.get(id)))();
+    let uses = this.inUse.get(id);
+    if (!uses) this.inUse.set(id, (uses = new Set()));
+    uses.add(done);
+    const forget = () => {
+      uses.delete(done);
+      if (uses.size === 0 && this.inUse.get(id) === uses) this.inUse.delete(id);
+    };
+    done.then(forget, forget);
+    return done;
+  }
+
+  /**
+   * Deletes a model: from now on use() is NOT_FOUND; waits for the work in progress on it, then
+   * `settle(model)` (the caller cancels its jobs and waits for them), then removes its rows (its
+   * inputs, runs and cached results with it) and its file. Returns the model and its runs' ids.
+   */
+  delete(id: string, settle: (model: ModelRow) => Promise<void>): Promise<{ model: ModelRow; runIds: string[] }> {
+    const pending = this.deleting.get(id);
+    if (pending) return pending.then(() => Promise.reject(notFound('model', id)), () => Promise.reject(notFound('model', id)));
+    const deletion = (async () => {
+      const model = await this.get(id);
+      await Promise.allSettled([...(this.inUse.get(id) ?? [])]);
+      await settle(model);
+      const runs = await this.prisma.run.findMany({ where: { modelId: id }, select: { id: true } });
+      await this.remove(model);
+      return { model, runIds: runs.map((r) => r.id) };
+    })();
+    this.deleting.set(id, deletion);
+    const forget = () => this.deleting.delete(id);
+    deletion.then(forget, forget);
+    return deletion;
+  }
+
+  /** Refuses (RESOURCE_LIMIT) a model whose analysis of this shape would need more memory than the limit. */
+  async checkResources(model: ModelRow, analysis: AnalysisShape): Promise<void> {
+    checkResources(await this.network(model), this.options.resourceLimits, analysis);
+  }
+
   /** Imports ONNX bytes: `created` is false when the same bytes were imported before. */
   async import(name: string, bytes: Uint8Array): Promise<{ model: ModelRow; created: boolean; layers: number }> {
-    checkUploadSize(bytes.byteLength, 'model', this.maxUploadBytes);
+    checkUploadSize(bytes.byteLength, 'model', this.options.maxUploadBytes);
     if (!name.trim()) throw new LipcertError('BAD_USER_INPUT', 'the model name is empty');
     const sha256 = sha256Hex(bytes);
-    const existing = await this.prisma.model.findUnique({ where: { sha256 } });
+    let existing = await this.prisma.model.findUnique({ where: { sha256 } });
+    if (existing && this.deleting.has(existing.id)) {
+      // The same bytes, being deleted: this import comes after the deletion.
+      await this.deleting.get(existing.id)!.catch(() => undefined);
+      existing = await this.prisma.model.findUnique({ where: { sha256 } });
+    }
     const file = this.fileOf(sha256);
     if (existing) {
       if (!existsSync(file)) await writeAtomically(file, bytes); // restores a lost file
       return { model: existing, created: false, layers: JSON.parse(existing.layers).length };
     }
-    let network: Network;
-    try {
-      network = importOnnx(bytes, name);
-    } catch (error) {
-      if (error instanceof LipcertError) throw error;
-      throw new LipcertError('UNSUPPORTED_MODEL', `could not read the ONNX model: ${(error as Error).message}`);
-    }
+    const network = importOnnx(bytes, name); // every mistake a LipcertError
+    checkResources(network, this.options.resourceLimits, GLOBAL_BOUND_ANALYSIS);
     await writeAtomically(file, bytes);
     this.remember(sha256, network);
     try {
@@ -113,7 +171,7 @@ export class Models {
   }
 
   /** Deletes a model's rows (its inputs, runs and cached results with it) and its file. */
-  async remove(model: ModelRow): Promise<void> {
+  private async remove(model: ModelRow): Promise<void> {
     await this.prisma.$transaction([
       this.prisma.run.deleteMany({ where: { modelId: model.id } }),
       this.prisma.input.deleteMany({ where: { modelId: model.id } }),

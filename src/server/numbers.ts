@@ -42,9 +42,18 @@ export function incompleteNumbers(schema: GraphQLSchema, typeName: string, value
   return found;
 }
 
+/** The value at a path of incompleteNumbers (undefined where it is absent). */
+export function valueAt(value: unknown, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, key) => (v === null || v === undefined ? undefined : (v as Record<string, unknown>)[key]), value);
+}
+
 /** NUMERIC_OVERFLOW naming the first incomplete number, or null when the value is complete. */
 export function overflowError(schema: GraphQLSchema, typeName: string, value: unknown): LipcertError | null {
-  const paths = incompleteNumbers(schema, typeName, value);
+  return overflowErrorAt(typeName, incompleteNumbers(schema, typeName, value));
+}
+
+/** NUMERIC_OVERFLOW naming the first of these paths of a `typeName`, or null when there is none. */
+export function overflowErrorAt(typeName: string, paths: string[]): LipcertError | null {
   if (paths.length === 0) return null;
   return new LipcertError(
     'NUMERIC_OVERFLOW',

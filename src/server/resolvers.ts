@@ -160,7 +160,8 @@ export function makeResolvers(service: LipcertService): Resolvers {
     },
 
     RunEvent: {
-      run: (event) => runs.get(event.runId),
+      // null once the run is gone (deleted with its model): the event itself still says how it ended.
+      run: (event) => runs.find(event.runId),
     },
 
     Model: {

@@ -14,13 +14,15 @@ import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS } from '
 import type { BoundMethod } from '../bounds/types.js';
 import type { BackendName } from '../backend/backend.js';
 import { LipcertError } from '../errors.js';
+import type { AnalysisShape } from '../resources.js';
 import { cacheKey } from '../store/cache-key.js';
 import type { RunRow } from '../store/db.js';
 import type { MutationStartRunArgs } from './generated/graphql.js';
+import { epsError } from './numbers.js';
 
 /** The family name of every run's computation in the cache key (the method itself is a parameter). */
 const KEY_METHOD = 'avant-morgansen-local';
-const MAX_EPS = 64;
+const MAX_EPS_VALUES = 64;
 /** Largest search budgets a run may ask for (each is a loop of forward passes). */
 const MAX_LOWER_SAMPLES = 100_000;
 const MAX_LOWER_RESTARTS = 1_000;
@@ -75,11 +77,15 @@ function unused(args: StartRunArgs, names: (keyof StartRunArgs)[], without: stri
   if (given.length > 0) throw badInput(`${given.join(', ')} given without ${without}`);
 }
 
-/** Validates startRun's arguments and fills in the defaults. */
-export function runRequest(args: StartRunArgs): RunRequest {
-  if (args.eps.length > MAX_EPS) throw badInput(`at most ${MAX_EPS} eps per run`);
+/**
+ * Validates startRun's arguments and fills in the defaults. `globalBound`, the model's when known,
+ * refuses an eps whose bound would leave single precision (numbers.ts epsError).
+ */
+export function runRequest(args: StartRunArgs, globalBound?: number | null): RunRequest {
+  if (args.eps.length > MAX_EPS_VALUES) throw badInput(`at most ${MAX_EPS_VALUES} eps per run`);
   for (const eps of args.eps) {
-    if (!Number.isFinite(eps) || eps <= 0) throw badInput(`eps must be finite and > 0 (got ${eps})`);
+    const problem = epsError(eps, globalBound);
+    if (problem) throw badInput(problem);
   }
   const radius = args.radius ?? false;
   const method = args.method ?? DEFAULT_METHOD;
@@ -201,6 +207,11 @@ export function requestOf(row: RunRow): RunRequest {
     lower,
     attack: row.attacks ? (JSON.parse(row.attacks) as AttackSearchOptions) : null,
   };
+}
+
+/** What a request's analysis holds in memory depends on (resources.ts). */
+export function analysisShape(request: Pick<RunRequest, 'certificate' | 'delta'>): AnalysisShape {
+  return { certificate: request.certificate, delta: request.delta ?? DEFAULT_DELTA };
 }
 
 /** What analyse() is asked to compute for a request. */

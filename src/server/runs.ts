@@ -8,15 +8,17 @@
 import { randomUUID } from 'node:crypto';
 import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
 import { CancelledError, LipcertError } from '../errors.js';
-import type { RunRow, Store } from '../store/db.js';
+import type { ModelRow, RunRow, Store } from '../store/db.js';
 import { found, runErrorOf } from './errors.js';
 import { isTerminal, RunEvents, type RunEventPayload, type RunStatus } from './events.js';
 import { float32Of, type Inputs } from './inputs.js';
 import type { Models } from './models.js';
 import type { JobQueue } from './queue.js';
+import { overflowError } from './numbers.js';
 import type { RunExecutor, RunStart } from './run-executor.js';
-import { requestColumns, requestOf, runCacheKey, runRequest, type StartRunArgs } from './run-request.js';
+import { analysisShape, requestColumns, requestOf, runCacheKey, runRequest, type StartRunArgs } from './run-request.js';
 import { describedResult } from './run-result.js';
+import { apiTypes } from './schema.js';
 
 const PROGRESS_EVENT_MS = 100;
 const PROGRESS_SAVE_MS = 1000;
@@ -128,13 +130,19 @@ export class Runs {
     };
   }
 
-  /** Starts a run and returns at once: served from the cache (`cached: true`), joined, or queued. */
+  /**
+   * Starts a run and returns at once: served from the cache (`cached: true`), joined, or queued.
+   * A deletion of the model waits for this call; once it has begun, the model is NOT_FOUND.
+   */
   async start(args: StartRunArgs): Promise<RunRow> {
     if (this.stopping) throw new LipcertError('BACKEND_UNAVAILABLE', 'the server is stopping');
-    const model = await this.models.get(args.modelId);
+    return this.models.use(args.modelId, (model) => this.startOn(model, args));
+  }
+
+  private async startOn(model: ModelRow, args: StartRunArgs): Promise<RunRow> {
     const input = await this.inputs.find(args.inputId);
     if (!input || input.modelId !== model.id) throw new LipcertError('NOT_FOUND', `model '${model.id}' has no input with id '${args.inputId}'`);
-    const request = runRequest(args);
+    const request = runRequest(args, model.globalBound);
     const key = runCacheKey(request, model.sha256, input.sha256);
     const active = this.activeByKey.get(key);
     if (active) {
@@ -147,7 +155,7 @@ export class Runs {
       return starting;
     }
     const columns = { modelId: model.id, inputId: input.id, cacheKey: key, ...requestColumns(request) };
-    const created = this.create(columns);
+    const created = this.create(columns, () => this.models.checkResources(model, analysisShape(request)));
     this.starting.set(key, created);
     try {
       return await created;
@@ -156,9 +164,11 @@ export class Runs {
     }
   }
 
-  private async create(columns: { modelId: string; inputId: string; cacheKey: string } & ReturnType<typeof requestColumns>): Promise<RunRow> {
-    const base = { ...columns, id: randomUUID(), seq: this.nextSeq++ };
+  /** A run served from the cache, or, when `fits` (the resource check) passes, a queued one. */
+  private async create(columns: { modelId: string; inputId: string; cacheKey: string } & ReturnType<typeof requestColumns>, fits: () => Promise<void>): Promise<RunRow> {
     const hit = await this.prisma.result.findUnique({ where: { cacheKey: columns.cacheKey } });
+    if (!hit) await fits();
+    const base = { ...columns, id: randomUUID(), seq: this.nextSeq++ };
     if (hit) {
       this.stats.cacheHits++;
       const stored = JSON.parse(hit.result) as AnalysisResult;
@@ -210,10 +220,17 @@ export class Runs {
     return this.get(id);
   }
 
-  /** Cancels every active run of a model (before it is deleted). */
+  /** Cancels every active run of a model and waits until each has settled (before the model is deleted). */
   async cancelAllOf(modelId: string): Promise<void> {
     const active = [...this.activeById.values()].filter((a) => a.modelId === modelId);
     for (const a of active) await this.cancel(a.runId);
+  }
+
+  /** Ends the subscriptions still open on runs deleted with their model. */
+  forgetDeleted(runIds: string[]): void {
+    for (const runId of runIds) {
+      if (this.events.listenerCount(runId) > 0) this.events.publish({ runId, status: 'CANCELLED', progress: 0, message: 'deleted with its model', phase: null });
+    }
   }
 
   /** Runs one job; if its bookkeeping itself fails (the store), the run still ends FAILED for its subscribers. */
@@ -250,6 +267,9 @@ export class Runs {
         started: (start) => this.markStarted(runId, live, start),
         progress: (event) => this.onProgress(runId, live, event),
       });
+      // Before JSON turns an overflow (±Infinity, NaN) into null: no SUCCEEDED run without its numbers.
+      const overflow = overflowError(apiTypes(), 'CertifyResult', describedResult(result, null));
+      if (overflow) throw overflow;
       await this.prisma.result.upsert({
         where: { cacheKey: run.cacheKey },
         create: {

@@ -7,11 +7,8 @@
  * Before any GraphQL, a request passes the Host and Origin checks (host-check.ts), the API token
  * (token.ts) and the size and cost limits (query-limits.ts; ws-operations.ts for graphql-ws).
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -21,6 +18,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { BackendName } from '../index.js';
 import { LipcertError } from '../errors.js';
+import { defaultResourceLimits, type ResourceLimits } from '../resources.js';
 import { openStore } from '../store/db.js';
 import { cors, type CorsOrigins } from './cors.js';
 import { depthLimit } from './depth-limit.js';
@@ -28,6 +26,7 @@ import { toGraphQLError } from './errors.js';
 import { graphiqlPage } from './graphiql.js';
 import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
+import { loadTypeDefs } from './schema.js';
 import { RedisExecutor } from './redis-executor.js';
 import { LipcertService } from './service.js';
 import { hostCheck, verifyUpgrade, type AllowedHosts } from './host-check.js';
@@ -61,6 +60,8 @@ export interface ServerOptions {
   allowNoToken?: boolean;
   /** Most costly operation accepted, fields × list sizes (default DEFAULT_MAX_COST). */
   maxQueryCost?: number;
+  /** Largest estimated peak memory of a model's analysis (default: defaultResourceLimits(), a fraction of the machine's memory). */
+  resourceLimits?: ResourceLimits;
   /** Backend of the background global-bound jobs (default 'auto'). */
   backgroundBackend?: BackendName;
   /** The built web page served at /app (default dist/web at the package root). */
@@ -83,17 +84,6 @@ export interface ServerHandle {
 export const DEFAULT_MAX_UPLOAD_BYTES = 600 * 1024 * 1024;
 /** V8 cannot hold a string longer than about 2^29 characters: the most a JSON body can be. */
 const MAX_JSON_BODY = 2 ** 29 - 64 * 1024;
-
-/** schema.graphql at the repository root, found upwards from this file (src/ or dist/src/). */
-export function loadTypeDefs(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const file = join(dir, 'schema.graphql');
-    if (existsSync(file)) return readFileSync(file, 'utf8');
-    dir = dirname(dir);
-  }
-  throw new Error('lipcert internal error: schema.graphql not found');
-}
 
 function graphqlErrorBody(message: string, code: string) {
   return { errors: [{ message, extensions: { code } }] };
@@ -145,6 +135,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
     maxUploadBytes,
     backgroundBackend: options.backgroundBackend ?? 'auto',
     inputBackend: 'cpu',
+    resourceLimits: options.resourceLimits ?? defaultResourceLimits(),
     executor,
     log,
   });
@@ -262,6 +253,8 @@ async function serve(
     if (res.headersSent) return next(error);
     if (error.type === 'entity.too.large' || error.status === 413) {
       res.status(413).json(graphqlErrorBody(`the request is too large: uploads are limited to ${maxUploadBytes} bytes`, 'PAYLOAD_TOO_LARGE'));
+    } else if (error.type === 'entity.parse.failed') {
+      res.status(400).json(graphqlErrorBody('the request body is not valid JSON', 'BAD_REQUEST'));
     } else if (error.status && error.status < 500) {
       res.status(error.status).json(graphqlErrorBody(error.message ?? 'bad request', 'BAD_REQUEST'));
     } else {

@@ -3,7 +3,8 @@
  * operations that span them (import a model and queue its global bound; delete a model after
  * cancelling its jobs; recover and stop). Every number comes from the library through analyse();
  * every error it throws is a LipcertError, turned into a GraphQL error in one place (resolvers.ts).
- * - models.ts: models, their files and parsed networks;  inputs.ts: nominal inputs;
+ * - models.ts: models, their files and parsed networks, and work on a model vs its deletion;
+ * - inputs.ts: nominal inputs;
  * - global-bounds.ts: the background global bound;  runs.ts: the run life cycle and its events;
  * - run-executor.ts: where runs are computed (this process, or `lipcert worker`s through Redis:
  *   redis-executor.ts); global bounds are always computed in this process;
@@ -12,6 +13,7 @@
  */
 import type { BackendName } from '../backend/backend.js';
 import { CancelledError } from '../errors.js';
+import type { ResourceLimits } from '../resources.js';
 import type { ModelRow, Store } from '../store/db.js';
 import { GlobalBounds } from './global-bounds.js';
 import { DatasetRuns, MAX_WINDOW } from './dataset-runs.js';
@@ -21,6 +23,7 @@ import { Models } from './models.js';
 import { JobQueue } from './queue.js';
 import { InProcessExecutor, type RunExecutor } from './run-executor.js';
 import { Runs } from './runs.js';
+import { repairIncompleteNumbers } from './stored-numbers.js';
 
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -33,6 +36,8 @@ export interface ServiceOptions {
   backgroundBackend: BackendName;
   /** Backend for the forward pass that gives an input's class and margin. */
   inputBackend: BackendName;
+  /** Largest estimated peak memory of a model's analysis (checked at import, at startRun and before a global bound). */
+  resourceLimits: ResourceLimits;
   /** Where runs are computed (default: in this process, `concurrency` at a time). */
   executor?: RunExecutor;
   log: (message: string) => void;
@@ -56,7 +61,7 @@ export class LipcertService {
     readonly options: ServiceOptions,
   ) {
     this.queue = new JobQueue(options.concurrency);
-    this.models = new Models(store, options.maxUploadBytes);
+    this.models = new Models(store, { maxUploadBytes: options.maxUploadBytes, resourceLimits: options.resourceLimits });
     this.inputs = new Inputs(store, this.models, { maxUploadBytes: options.maxUploadBytes, backend: options.inputBackend });
     this.globalBounds = new GlobalBounds(store, this.queue, this.models, { backend: options.backgroundBackend, log: options.log });
     this.executor = options.executor ?? new InProcessExecutor(this.models, options.concurrency);
@@ -78,10 +83,15 @@ export class LipcertService {
   }
 
   /**
-   * After a start: runs left RUNNING by a crash are FAILED with a reason; pending global bounds and
-   * QUEUED runs are queued again, oldest first.
+   * After a start: results stored without their numbers (before overflows were caught) become
+   * NUMERIC_OVERFLOW failures; runs left RUNNING by a crash are FAILED with a reason; pending global
+   * bounds and QUEUED runs are queued again, oldest first.
    */
   async recover(): Promise<{ interrupted: number; requeued: number }> {
+    const repaired = await repairIncompleteNumbers(this.store);
+    if (repaired.results + repaired.models > 0) {
+      this.options.log(`marked ${repaired.results} stored result(s) and ${repaired.models} global bound(s) without their numbers FAILED (NUMERIC_OVERFLOW)`);
+    }
     const runs = await this.runs.recover();
     await this.globalBounds.recover();
     const datasetRuns = await this.datasetRuns.recover();
@@ -101,13 +111,18 @@ export class LipcertService {
     return model;
   }
 
-  /** Deletes a model with its inputs, runs and cached results, cancelling its jobs first. */
+  /**
+   * Deletes a model with its inputs, runs and cached results. Runs started before the deletion
+   * began are cancelled and settled first (so none writes a result afterwards); later ones are
+   * NOT_FOUND. Every subscriber of its runs gets a terminal event.
+   */
   async deleteModel(id: string): Promise<boolean> {
-    const model = await this.models.get(id);
-    this.globalBounds.cancel(id);
-    await this.datasetRuns.removeAllOf(id);
-    await this.runs.cancelAllOf(id);
-    await this.models.remove(model);
+    const { model, runIds } = await this.models.delete(id, async () => {
+      this.globalBounds.cancel(id);
+      await this.datasetRuns.removeAllOf(id);
+      await this.runs.cancelAllOf(id);
+    });
+    this.runs.forgetDeleted(runIds);
     this.options.log(`deleted model '${model.name}' (${id})`);
     return true;
   }

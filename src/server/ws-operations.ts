@@ -1,10 +1,13 @@
 /**
  * How a graphql-ws `subscribe` message becomes an operation, with the same limits and error codes
  * as HTTP (Apollo): the nesting and token scan, parsing with a token limit (GRAPHQL_PARSE_FAILED), validation
- * with the server's rules (GRAPHQL_VALIDATION_FAILED), the cost limit (QUERY_TOO_COMPLEX); and every
- * error of a result carries a code (INTERNAL_SERVER_ERROR where a resolver gave none).
+ * with the server's rules (GRAPHQL_VALIDATION_FAILED), the variables' values (BAD_USER_INPUT), the
+ * cost limit (QUERY_TOO_COMPLEX); and every error of a result carries a code (INTERNAL_SERVER_ERROR
+ * where a resolver gave none).
  */
 import {
+  getOperationAST,
+  getVariableValues,
   GraphQLError,
   parse,
   specifiedRules,
@@ -54,6 +57,12 @@ export function prepareOperation(
   }
   const invalid = validate(limits.schema, document, [...specifiedRules, ...limits.rules]);
   if (invalid.length > 0) return invalid.map((e) => withCode(e, 'GRAPHQL_VALIDATION_FAILED'));
+  // As Apollo does over HTTP: a variable of the wrong type is the user's mistake, before execution.
+  const operation = getOperationAST(document, payload.operationName ?? undefined);
+  if (operation) {
+    const values = getVariableValues(limits.schema, operation.variableDefinitions ?? [], payload.variables ?? {}, { maxErrors: 10 });
+    if (values.errors) return values.errors.map((e) => withCode(e, 'BAD_USER_INPUT'));
+  }
   const expensive = costError(limits.schema, document, payload.variables, payload.operationName, limits.maxCost);
   if (expensive) return [expensive];
   return { schema: limits.schema, document, variableValues: payload.variables, operationName: payload.operationName };

@@ -106,8 +106,11 @@ describe.each(cases)('%s', (_name, build) => {
       worst = Math.max(worst, norm(f.map((v, i) => v - f0[i])) / r);
       // Margin bounds (§3): the change of each y_c − y_j, as a ratio and over the ball.
       for (let j = 0; j < f.length; j++) {
-        const change = Math.abs(f[t.marginClass] - f[j] - (f0[t.marginClass] - f0[j]));
+        const signed = f[t.marginClass] - f[j] - (f0[t.marginClass] - f0[j]);
+        const change = Math.abs(signed);
         if (change > r * t.marginBounds[j] * (1 + 1e-6) || change > t.marginChange![j] * (1 + 1e-6) + 1e-12) marginViolations++;
+        // The relaxation's bound of how far the margin can fall (§5).
+        if (-signed > t.marginDecrease![j] * (1 + 1e-6) + 1e-12) marginViolations++;
       }
     }
     expect(marginViolations).toBe(0);

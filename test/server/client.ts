@@ -1,11 +1,13 @@
 /**
- * Test helpers: a GraphQL-over-HTTP call, a graphql-ws subscription collector, temp data dirs and
- * the fixtures as base64.
+ * Test helpers: a GraphQL-over-HTTP call, a graphql-ws subscription collector, temp data dirs,
+ * the fixtures as base64, and PNGs of any size written without holding their pixels.
  */
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createDeflate } from 'node:zlib';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
@@ -21,10 +23,10 @@ export interface GqlResponse<T = any> {
   errors?: GqlError[];
 }
 
-export async function gql<T = any>(url: string, query: string, variables: Record<string, unknown> = {}): Promise<GqlResponse<T>> {
+export async function gql<T = any>(url: string, query: string, variables: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<GqlResponse<T>> {
   const res = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await res.json()) as { data?: T; errors?: GqlError[] };
@@ -110,4 +112,40 @@ export async function importMnist8(url: string): Promise<{ m: string; i: string 
     { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
   );
   return { m: model.data.importModel.id, i: input.data.addInput.id };
+}
+
+/** A PNG of width×height 8-bit gray pixels, all zero: a few hundred KB that decode to width·height bytes. */
+export async function zeroPng(width: number, height: number): Promise<Buffer> {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (bytes: Buffer) => {
+    let c = 0xffffffff;
+    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const out = Buffer.alloc(8 + data.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth; colour type 0 (gray), no interlace
+  // The image data, deflated as a stream: one filter byte and `width` zeros per row.
+  const deflate = createDeflate({ level: 9 });
+  const parts: Buffer[] = [];
+  deflate.on('data', (d: Buffer) => parts.push(d));
+  const row = Buffer.alloc(width + 1);
+  for (let y = 0; y < height; y++) if (!deflate.write(row)) await once(deflate, 'drain');
+  deflate.end();
+  await once(deflate, 'end');
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', Buffer.concat(parts)), chunk('IEND', Buffer.alloc(0))]);
 }

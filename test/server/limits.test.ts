@@ -3,50 +3,12 @@
  * with codes on HTTP and graphql-ws, the standard introspection query served, and input files
  * whose declared size does not match the model refused before decoding (a PNG decompression bomb).
  */
-import { once } from 'node:events';
-import { createDeflate } from 'node:zlib';
 import { getIntrospectionQuery } from 'graphql';
 import { MAX_NESTING, nestingDepth } from '../../src/server/query-limits.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
-import { MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir } from './client.js';
+import { type GqlResponse, MNIST_NORM, RUN_FIELDS, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, zeroPng } from './client.js';
 
 const quiet = () => undefined;
-
-/** A PNG of width×height 8-bit gray pixels, all zero: a few hundred KB that decode to width·height bytes. */
-async function zeroPng(width: number, height: number): Promise<Buffer> {
-  const crcTable = Array.from({ length: 256 }, (_, n) => {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    return c >>> 0;
-  });
-  const crc = (bytes: Buffer) => {
-    let c = 0xffffffff;
-    for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
-    return (c ^ 0xffffffff) >>> 0;
-  };
-  const chunk = (type: string, data: Buffer) => {
-    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-    const out = Buffer.alloc(8 + data.length + 4);
-    out.writeUInt32BE(data.length, 0);
-    body.copy(out, 4);
-    out.writeUInt32BE(crc(body), 8 + data.length);
-    return out;
-  };
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth; colour type 0 (gray), no interlace
-  // The image data, deflated as a stream: one filter byte and `width` zeros per row.
-  const deflate = createDeflate({ level: 9 });
-  const parts: Buffer[] = [];
-  deflate.on('data', (d: Buffer) => parts.push(d));
-  const row = Buffer.alloc(width + 1);
-  for (let y = 0; y < height; y++) if (!deflate.write(row)) await once(deflate, 'drain');
-  deflate.end();
-  await once(deflate, 'end');
-  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', Buffer.concat(parts)), chunk('IEND', Buffer.alloc(0))]);
-}
 
 /** An .npy header declaring `shape` (float32) followed by `values` zeros. */
 function npy(shape: number[], values: number): Buffer {
@@ -88,18 +50,38 @@ describe('a server with query and input limits', () => {
     expect(r.data.__schema.types.some((t: { name: string }) => t.name === 'Model')).toBe(true);
   });
 
-  test('1000 aliases are refused with QUERY_TOO_COMPLEX while a small query is answered at once', async () => {
+  /*
+   * Timing on a shared, loaded machine varies, so this measures what the claim is about and tries
+   * again: in each try ten 1000-alias queries are sent and then a small one, and the small one's own
+   * latency is measured while the big ones are being refused. A try in which the small query or a
+   * refusal took a second or more (a scheduling or GC pause of the machine) is repeated, up to five
+   * times; one try under a second shows the server is not held by the big queries. Every refusal is
+   * checked in every try. Before the limits, each big query took 9-15 s, so every try would fail.
+   */
+  test('1000 aliases are refused with QUERY_TOO_COMPLEX while a small query is answered within a second', async () => {
     const aliases = '{' + Array.from({ length: 1000 }, (_, i) => `a${i}: models { layers { index kind } inputs { id margin } }`).join(' ') + '}';
+    const timed = async (request: Promise<GqlResponse>) => {
+      const started = performance.now();
+      const response = await request;
+      return { response, seconds: (performance.now() - started) / 1000 };
+    };
     await gql(server.url, '{ about { engineVersion } }'); // warm
-    const started = performance.now();
-    const [big, small] = await Promise.all([gql(server.url, aliases), gql(server.url, '{ models { id name } }')]);
-    const smallSeconds = (performance.now() - started) / 1000;
-    expect(codeOf(big)).toBe('QUERY_TOO_COMPLEX');
-    expect(big.status).toBe(400);
-    expect(big.errors![0].message).toBe('the request has more than 5000 tokens (names, punctuation, values): split it');
-    expect(small.errors).toBeUndefined();
-    expect(small.data.models).toHaveLength(1);
-    expect(smallSeconds).toBeLessThan(1);
+    const tries: { small: number; slowestRefusal: number }[] = [];
+    while (tries.length < 5) {
+      const bigs = Array.from({ length: 10 }, () => timed(gql(server.url, aliases)));
+      const small = timed(gql(server.url, '{ models { id name } }'));
+      const [answer, ...refusals] = await Promise.all([small, ...bigs]);
+      for (const { response } of refusals) {
+        expect(codeOf(response)).toBe('QUERY_TOO_COMPLEX');
+        expect(response.status).toBe(400);
+        expect(response.errors![0].message).toBe('the request has more than 5000 tokens (names, punctuation, values): split it');
+      }
+      expect(answer.response.errors).toBeUndefined();
+      expect(answer.response.data.models).toHaveLength(1);
+      tries.push({ small: answer.seconds, slowestRefusal: Math.max(...refusals.map((r) => r.seconds)) });
+      if (answer.seconds < 1 && tries.at(-1)!.slowestRefusal < 1) break;
+    }
+    expect({ tries, withinASecond: tries.some((t) => t.small < 1 && t.slowestRefusal < 1) }).toEqual({ tries, withinASecond: true });
     // Ten aliases are an ordinary query.
     const ten = await gql(server.url, '{' + Array.from({ length: 10 }, (_, i) => `a${i}: models { layers { index } inputs { id } }`).join(' ') + '}');
     expect(ten.errors).toBeUndefined();

@@ -8,7 +8,7 @@ import { cacheKey } from '../../src/store/cache-key.js';
 import { depthLimit } from '../../src/server/depth-limit.js';
 import { JobQueue } from '../../src/server/queue.js';
 import { RunEvents, type RunEventPayload, type RunStatus } from '../../src/server/events.js';
-import { loadTypeDefs } from '../../src/server/server.js';
+import { loadTypeDefs } from '../../src/server/schema.js';
 
 function deferred() {
   let resolve!: () => void;

@@ -14,16 +14,11 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { FIXTURES, gql, tempDataDir, waitFor } from '../server/client.js';
-import { buildPage, CHROMIUM, CHROMIUM_ARGS, dropFile, haveChromium, inkedPixels, progressSeen, recordProgress, ROOT } from './browser.js';
+import { buildPage, CHROMIUM, CHROMIUM_ARGS, describeInBrowser, dropFile, inkedPixels, progressSeen, recordProgress, ROOT } from './browser.js';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-if (!haveChromium) {
-  console.warn(`test/web/app.test.ts SKIPPED: ${CHROMIUM} is absent (install it with: apt-get install -y chromium)`);
-}
-const describeInBrowser = haveChromium ? describe : describe.skip;
-
-describeInBrowser('lipcert web page', () => {
+describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
   const data = tempDataDir();
   const webDir = mkdtempSync(join(tmpdir(), 'lipcert-web-'));
   let server: ServerHandle;

@@ -1,7 +1,8 @@
 /**
- * The browser tests' shared parts: Debian's chromium (LIPCERT_CHROMIUM points elsewhere; a missing
- * path skips the suites), the flags that work headless on these machines, a fresh Vite build of
- * web/ into a temp folder (a test never trusts a stale dist/web), and a few page helpers.
+ * What the browser tests share: Debian's chromium driven by playwright-core (LIPCERT_CHROMIUM
+ * points elsewhere; a missing browser skips the suite with a warning), the flags that work headless
+ * on these machines, a fresh Vite build of web/ (a test never trusts a stale dist/web), and a few
+ * page helpers (the progress bar's values, dropping a file, whether a canvas holds a picture).
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -11,9 +12,15 @@ import type { Locator, Page } from 'playwright-core';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CHROMIUM = process.env.LIPCERT_CHROMIUM || '/usr/bin/chromium';
-/** What works headless on these machines: no sandbox as root, no GPU, no calls home. */
+/** No sandbox as root, no GPU, no calls home. */
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-export const haveChromium = existsSync(CHROMIUM);
+
+/** `describe` when chromium is installed, else `describe.skip` with a warning naming the test file. */
+export function describeInBrowser(testFile: string): jest.Describe {
+  if (existsSync(CHROMIUM)) return describe;
+  console.warn(`${testFile} SKIPPED: ${CHROMIUM} is absent (install it with: apt-get install -y chromium)`);
+  return describe.skip;
+}
 
 /** Builds web/ with Vite into `outDir`. */
 export function buildPage(outDir: string): void {

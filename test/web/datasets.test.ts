@@ -13,12 +13,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { FIXTURES, fixtureBase64, gql, tempDataDir } from '../server/client.js';
 import { DATASET_RUN } from '../server/dataset-client.js';
-import { buildPage, CHROMIUM, CHROMIUM_ARGS, dropFile, haveChromium, inkedPixels, progressSeen, recordProgress, ROOT } from './browser.js';
+import { buildPage, CHROMIUM, CHROMIUM_ARGS, describeInBrowser, dropFile, inkedPixels, progressSeen, recordProgress, ROOT } from './browser.js';
 
-if (!haveChromium) console.warn(`test/web/datasets.test.ts SKIPPED: ${CHROMIUM} is absent (install it with: apt-get install -y chromium)`);
-const describeInBrowser = haveChromium ? describe : describe.skip;
-
-describeInBrowser('the dataset view', () => {
+describeInBrowser('test/web/datasets.test.ts')('the dataset view', () => {
   const data = tempDataDir();
   const webDir = mkdtempSync(join(tmpdir(), 'lipcert-web-datasets-'));
   let server: ServerHandle;

@@ -3,18 +3,12 @@
  * editor carries the token to HTTP requests, and the page's script puts the same Authorization into
  * graphql-ws's connection_init, so subscriptions work too; without it the socket is closed 4403.
  */
-import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { tempDataDir } from '../server/client.js';
+import { CHROMIUM, CHROMIUM_ARGS, describeInBrowser } from './browser.js';
 
-const CHROMIUM = process.env.LIPCERT_CHROMIUM || '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium) console.warn(`test/web/graphiql-token.test.ts SKIPPED: ${CHROMIUM} is absent`);
-const describeInBrowser = haveChromium ? describe : describe.skip;
-
-describeInBrowser('GraphiQL with an API token', () => {
+describeInBrowser('test/web/graphiql-token.test.ts')('GraphiQL with an API token', () => {
   const data = tempDataDir();
   const token = 'graphiql-t0ken';
   let server: ServerHandle;

@@ -2,6 +2,10 @@
  * The page's only way to the server: GraphQL over HTTP (fetch), subscriptions over graphql-ws on the
  * same URL, and the raw-bytes routes for models and datasets too large for a base64 string. Every failure becomes
  * an ApiError carrying the server's `extensions.code` and message, for display next to the field.
+ * A server started with LIPCERT_TOKEN wants the token: the user enters it once (kept in this
+ * browser's localStorage), and it goes as `Authorization: Bearer <token>` on HTTP and as
+ * `authorization` in graphql-ws's connection_init payload. A refusal (UNAUTHENTICATED, or the socket
+ * closed 4403) tells the listeners of `onTokenNeeded`, which ask for it.
  */
 import { createClient, type Client } from 'graphql-ws';
 import type { TypedDocumentString } from './generated/graphql';
@@ -26,10 +30,50 @@ interface GraphQLBody<T> {
 }
 
 const GRAPHQL_PATH = '/graphql';
+const TOKEN_KEY = 'lipcert.token';
+/** graphql-ws close code of a connection_init the server refuses (server/token.ts). */
+const FORBIDDEN_CLOSE = 4403;
+
+/** The API token entered on this page, or null. */
+export function apiToken(): string | null {
+  try {
+    return localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+/** Remembers the token (null forgets it); the live connection reopens with it. */
+export function setApiToken(token: string | null): void {
+  if (token) localStorage.setItem(TOKEN_KEY, token);
+  else localStorage.removeItem(TOKEN_KEY);
+  const old = client;
+  client = null;
+  void old?.dispose();
+}
+
+const tokenListeners = new Set<(error: ApiError) => void>();
+
+/** Calls `listener` whenever the server refuses the page for want of its token; returns the unsubscribe. */
+export function onTokenNeeded(listener: (error: ApiError) => void): () => void {
+  tokenListeners.add(listener);
+  return () => tokenListeners.delete(listener);
+}
+
+function tokenNeeded(error: ApiError): ApiError {
+  for (const listener of tokenListeners) listener(error);
+  return error;
+}
+
+function authorization(): Record<string, string> {
+  const token = apiToken();
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
 
 function errorOf(errors: GraphQLErrorShape[]): ApiError {
   const first = errors[0]!;
-  return new ApiError(first.extensions?.code ?? 'GRAPHQL_ERROR', first.message);
+  const error = new ApiError(first.extensions?.code ?? 'GRAPHQL_ERROR', first.message);
+  return error.code === 'UNAUTHENTICATED' ? tokenNeeded(error) : error;
 }
 
 /** Parses a JSON answer in GraphQL's shape, or explains the HTTP failure. */
@@ -47,7 +91,7 @@ async function readBody<T>(res: Response): Promise<T> {
 
 async function post(url: string, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(url, { method: 'POST', ...init });
+    return await fetch(url, { method: 'POST', ...init, headers: { ...(init.headers as Record<string, string>), ...authorization() } });
   } catch {
     throw new ApiError('NETWORK_ERROR', 'the lipcert server cannot be reached');
   }
@@ -82,9 +126,22 @@ export async function uploadDatasetBytes(name: string, file: Blob, mean: number[
 
 let client: Client | null = null;
 
+/** The code of a WebSocket close event, or null for anything else. */
+function closeCode(event: unknown): number | null {
+  return typeof event === 'object' && event !== null && 'code' in event && 'reason' in event && typeof event.code === 'number' ? event.code : null;
+}
+
 function wsClient(): Client {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  client ??= createClient({ url: `${scheme}://${location.host}${GRAPHQL_PATH}`, lazy: true, retryAttempts: 2 });
+  client ??= createClient({
+    url: `${scheme}://${location.host}${GRAPHQL_PATH}`,
+    lazy: true,
+    retryAttempts: 2,
+    // Read at each connection: a token entered later opens the next one.
+    connectionParams: () => authorization(),
+    // As graphql-ws's default (close events only), but a refused token will not be accepted on a retry.
+    shouldRetry: (event) => closeCode(event) !== null && closeCode(event) !== FORBIDDEN_CLOSE,
+  });
   return client;
 }
 
@@ -105,7 +162,9 @@ export function subscribe<T, V extends Record<string, unknown>>(document: TypedD
       },
       error(error) {
         if (Array.isArray(error)) sink.error(errorOf(error as GraphQLErrorShape[]));
-        else if (error instanceof Error) sink.error(new ApiError('SUBSCRIPTION_ERROR', error.message));
+        else if (closeCode(error) === FORBIDDEN_CLOSE) {
+          sink.error(tokenNeeded(new ApiError('UNAUTHENTICATED', 'the server refused the live connection: it needs its API token')));
+        } else if (error instanceof Error) sink.error(new ApiError('SUBSCRIPTION_ERROR', error.message));
         else sink.error(new ApiError('SUBSCRIPTION_ERROR', 'the live connection to the server closed'));
       },
       complete: () => sink.complete(),

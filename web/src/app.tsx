@@ -2,6 +2,7 @@
 import { Component, type ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { gql } from './api';
+import { TokenButton, TokenPanel } from './components/token';
 import { Link } from './components/ui';
 import { CertifyPage } from './pages/certify';
 import { DatasetRunPage, DatasetsPage } from './pages/datasets';
@@ -52,6 +53,7 @@ function page(route: Route) {
 export function App() {
   const route = useRoute();
   const [engine, setEngine] = useState<string | null>(null);
+  const [tokenOpen, setTokenOpen] = useState(false);
   useEffect(() => {
     gql(ABOUT).then((d) => setEngine(d.about.engineVersion), () => setEngine(null));
   }, []);
@@ -84,9 +86,11 @@ export function App() {
             <a href="/" title="The GraphQL API in GraphiQL">
               GraphiQL ↗
             </a>
+            <TokenButton onClick={() => setTokenOpen(!tokenOpen)} />
           </nav>
         </div>
       </header>
+      <TokenPanel open={tokenOpen} />
       <main class="container">
         <ErrorBoundary resetKey={JSON.stringify(route)}>{page(route)}</ErrorBoundary>
       </main>

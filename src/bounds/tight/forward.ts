@@ -15,17 +15,37 @@ import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, size } from 
 import { poolWindows } from '../../model/pool-geometry.js';
 import { prefixChangeBounds } from './backward.js';
 import { linearisationError, slopeInterval } from './slopes.js';
-import type { LayerState, Sweep } from './sweep.js';
+import { relaxedChangeBounds } from './relaxation.js';
+import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
 
 /**
  * Per-unit linear bounds (§4) are computed for the units that may switch in a layer when there are
  * at most this many of them ...
  */
-export const MAX_LINEARISED_UNITS = 256;
+export const MAX_LINEARISED_UNITS = Number(process.env.LIPCERT_UNITS ?? 256);
 /** ... and while units × (activations before the layer) stays below this: each unit costs a backward pass. */
-export const LINEARISED_WORK_BUDGET = 1e7;
+export const LINEARISED_WORK_BUDGET = Number(process.env.LIPCERT_BUDGET ?? 1e7);
 /** Rows per block backward pass (bounds the block's memory: rows × the widest layer before it). */
 const BLOCK_ENTRIES = 1 << 22;
+
+/** Refine the units of unsettled max-pool windows too (§5). */
+const POOL_REFINEMENT = process.env.LIPCERT_POOL !== '0';
+
+/**
+ * The units feeding a max pool through their ReLU whose bounds decide an unsettled window: every
+ * unit that can be positive in a window where another input can overtake the nominal winner.
+ */
+function unsettledPoolUnits(pool: MaxPoolLayer, y0: ArrayLike<number>, yCheck: ArrayLike<number>, yHat: ArrayLike<number>): number[] {
+  const units = new Set<number>();
+  for (const members of poolWindows(pool)) {
+    let best = -1;
+    for (const i of members) if (best < 0 || y0[i] > y0[best]) best = i;
+    if (best < 0) continue;
+    const floor = Math.max(0, yCheck[best]);
+    if (members.some((i) => i !== best && Math.max(0, yHat[i]) > floor)) for (const i of members) if (yHat[i] > 0) units.add(i);
+  }
+  return [...units].sort((a, b) => a - b);
+}
 
 /** Relative widening of interval bounds for float32 rounding in the backend's convolutions. */
 const ROUNDING_MARGIN = 1e-4;
@@ -69,25 +89,39 @@ async function preActivationBounds(sweep: Sweep, index: number, layer: AffineLay
     yCheck[i] = Math.min(y0[i], Math.max(y0[i] - epsIn * r, yc[i] - width));
     if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
   }
-  // §4: a linear bound from x0 for each unit that may still switch, all of a layer's units in blocks.
+  // §4, §5: linear bounds from x0 for each unit that may still switch — and, before a max pool,
+  // for the units of windows whose winner is not settled (their bounds set the pool's relaxation).
   const switching = layer.relu && index > 0 ? Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0) : [];
+  const next = sweep.network.layers[index + 1];
+  const poolCritical = layer.relu && index > 0 && next?.kind === 'maxpool' && POOL_REFINEMENT ? unsettledPoolUnits(next, y0, yCheck, yHat) : [];
   const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
-  const work = switching.length * sweep.network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
-  if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS && work <= LINEARISED_WORK_BUDGET) {
-    const m = r2.length;
-    const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
-    for (let start = 0; start < switching.length; start += perBlock) {
-      const units = switching.slice(start, start + perBlock);
-      const unit = new Float32Array(units.length * m);
-      units.forEach((i, b) => (unit[b * m + i] = 1));
-      const rows = await backend.applyATBlock(layer, unit, units.length);
-      const rho = await prefixChangeBounds(sweep, index, rows, units.length, mask);
-      units.forEach((i, b) => {
-        yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + rho[b]));
-        yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - rho[b]));
+  const before = sweep.network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
+  const m = r2.length;
+  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
+  const refine = async (units: number[], withNorms: boolean) => {
+    for (let start = 0; start < units.length; start += perBlock) {
+      const chunk = units.slice(start, start + perBlock);
+      const unit = new Float32Array(chunk.length * m);
+      chunk.forEach((i, b) => (unit[b * m + i] = 1));
+      const rows = await backend.applyATBlock(layer, unit, chunk.length);
+      const rho = withNorms ? await prefixChangeBounds(sweep, index, rows, chunk.length, mask) : null;
+      // §5: the relaxation's upper bounds of +Δy_i and −Δy_i, in one block.
+      const both = new Float32Array(2 * rows.length);
+      both.set(rows);
+      for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
+      const relaxed = await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask);
+      chunk.forEach((i, b) => {
+        const up = Math.min(rho ? rho[b] : Infinity, relaxed[b]);
+        const down = Math.min(rho ? rho[b] : Infinity, relaxed[chunk.length + b]);
+        yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + up));
+        yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - down));
       });
     }
-  }
+  };
+  if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS && switching.length * before <= LINEARISED_WORK_BUDGET) await refine(switching, true);
+  const switchingSet = new Set(switching);
+  const settle = poolCritical.filter((i) => !switchingSet.has(i));
+  if (settle.length > 0 && settle.length * before <= LINEARISED_WORK_BUDGET) await refine(settle, false);
   return { yHat, yCheck };
 }
 
@@ -101,6 +135,8 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
   const y0 = nominal.preActivations[index];
   invariant(y0 && y0.length === r2.length, 'pre-activation and row norms disagree in size');
   const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, r2, position);
+  state.preActivationLower = yCheck;
+  state.preActivationUpper = yHat;
   let bound: number;
   let next: Position;
   if (layer.relu) {
@@ -141,6 +177,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     state.unstable = Int32Array.from(unstable);
     state.errors = Float64Array.from(errors);
     state.slopeSquared = slopeSquared;
+    state.reluInterval = { y0, lower: yCheck, upper: yHat };
     next = { mask: nextMask, lo: yCheck.map((v) => (v > 0 ? v : 0)), hi: yHat.map((v) => (v > 0 ? v : 0)), epsIn: 0 };
   } else {
     const spectral = await affineNorm(solver, `tight:${index}`, index, layer, mask, null);
@@ -168,6 +205,7 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
   const unstable: number[] = [];
   const errors: number[] = [];
   const candidate = new Uint8Array(lo.length);
+  const poolRelaxation: PoolRelaxation = { upperConstant: new Float32Array(windows.length).fill(NaN), lowerInput: new Int32Array(windows.length).fill(-1), lowerOffset: new Float32Array(windows.length) };
   windows.forEach((members, o) => {
     let best = -1;
     for (const i of members) if (best < 0 || xNominal[i] > xNominal[best]) best = i;
@@ -181,6 +219,18 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
         if (i !== best) top = Math.max(top, hi[i]);
       }
       errors.push(top - lo[best]);
+      // §5: above, max(u) ≤ max_j û_j; below, max(u) ≥ u_k for the k with the largest lower bound.
+      let highest = -Infinity;
+      let k = best;
+      for (const i of members) {
+        highest = Math.max(highest, hi[i]);
+        if (lo[i] > lo[k]) k = i;
+      }
+      poolRelaxation.upperConstant[o] = Math.max(0, highest - xNominal[best]);
+      poolRelaxation.lowerInput[o] = k;
+      poolRelaxation.lowerOffset[o] = Math.min(0, xNominal[k] - xNominal[best]);
+    } else if (best >= 0) {
+      poolRelaxation.lowerInput[o] = best;
     }
   });
   if (unstable.length > 0) {
@@ -198,7 +248,7 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
       sweep.spreads.set(index, { spread, unstable: unstable.length, from: index });
     }
   }
-  sweep.states.push({ mask, winner, unstable: Int32Array.from(unstable), errors: Float64Array.from(errors) });
+  sweep.states.push({ mask, winner, poolRelaxation, unstable: Int32Array.from(unstable), errors: Float64Array.from(errors) });
   return {
     lo: await backend.maxPool(layer, lo),
     hi: await backend.maxPool(layer, hi),
@@ -231,7 +281,9 @@ export function reluStep(sweep: Sweep, nominal: NominalPass, index: number, laye
   }
   sweep.layers.push({ ...baseReport(layer, index, position), bound: lambdaMax, quality: 'exact' });
   if (unstable.length > 0) sweep.spreads.set(index, { spread: spreadMax, unstable: unstable.length, from: index });
-  sweep.states.push({ mask, mid, unstable: Int32Array.from(unstable), errors: Float64Array.from(errors) });
+  const inputLower = Float32Array.from(lo, (v, i) => Math.min(v, xNominal[i]));
+  const inputUpper = Float32Array.from(hi, (v, i) => Math.max(v, xNominal[i]));
+  sweep.states.push({ mask, mid, unstable: Int32Array.from(unstable), errors: Float64Array.from(errors), reluInterval: { y0: xNominal, lower: inputLower, upper: inputUpper } });
   return { mask: nextMask, lo: lo.map((v) => (v > 0 ? v : 0)), hi: hi.map((v) => (v > 0 ? v : 0)), epsIn: position.epsIn * lambdaMax };
 }
 

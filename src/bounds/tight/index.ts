@@ -16,11 +16,14 @@ import { type NormSolver, worstQuality } from '../norms.js';
 import type { NetworkBound } from '../types.js';
 import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
 import { affineStep, flattenStep, maxPoolStep, type Position, reluStep } from './forward.js';
+import { LOWER_SLOPES, relaxedChangeBounds } from './relaxation.js';
 import { productsBefore, type Sweep } from './sweep.js';
 
 export { slopeInterval, linearisationError } from './slopes.js';
 export { type CorrectionTerm, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
 export { LINEARISED_WORK_BUDGET, MAX_LINEARISED_UNITS } from './forward.js';
+export { relaxedChangeBounds } from './relaxation.js';
+export type { Sweep } from './sweep.js';
 
 export interface TightBound extends NetworkBound {
   /** Π_l L_l with the sharpened slopes and masks. */
@@ -38,8 +41,36 @@ export interface TightBound extends NetworkBound {
    * from the absolute linearisation errors (§3); for the radius only.
    */
   marginChange?: number[];
+  /**
+   * Per class j: an upper bound of how far y_c − y_j can fall over the ball of radius ε (the
+   * backward relaxation of §5); for the radius only.
+   */
+  marginDecrease?: number[];
   /** The class c that marginBounds refer to. */
   marginClass: number;
+}
+
+/**
+ * The forward sweep of the tight method at radius ε (§1, §4, §5): every layer's bound, state and
+ * box, ready for the backward passes.
+ */
+export async function tightSweep(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, onLayer?: (index: number) => void): Promise<Sweep> {
+  const sweep: Sweep = { network, backend, eps, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
+  // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
+  const x0 = nominal.inputs[0];
+  let position: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
+  // Half-widths of the box around each layer's nominal input (and, last, the output): §3.
+  const pushDeviation = (nominalValue: Float32Array) => sweep.deviation.push(nominalValue.map((v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0)));
+  for (const [index, layer] of network.layers.entries()) {
+    onLayer?.(index);
+    pushDeviation(nominal.inputs[index]);
+    if (isAffine(layer)) position = await affineStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'maxpool') position = await maxPoolStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'relu') position = reluStep(sweep, nominal, index, layer, position);
+    else position = flattenStep(sweep, index, layer, position);
+  }
+  pushDeviation(nominal.logits);
+  return sweep;
 }
 
 /**
@@ -56,21 +87,7 @@ export async function tightLocalBound(
   onLayer?: (index: number) => void,
 ): Promise<TightBound> {
   const start = performance.now();
-  const sweep: Sweep = { network, backend, eps, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
-  // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
-  const x0 = nominal.inputs[0];
-  let position: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
-  // Half-widths of the box around each layer's nominal input (and, last, the output): §3.
-  const pushDeviation = (nominalValue: Float32Array) => sweep.deviation.push(nominalValue.map((v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0)));
-  for (const [index, layer] of network.layers.entries()) {
-    onLayer?.(index);
-    pushDeviation(nominal.inputs[index]);
-    if (isAffine(layer)) position = await affineStep(sweep, solver, nominal, index, layer, position);
-    else if (layer.kind === 'maxpool') position = await maxPoolStep(sweep, solver, nominal, index, layer, position);
-    else if (layer.kind === 'relu') position = reluStep(sweep, nominal, index, layer, position);
-    else position = flattenStep(sweep, index, layer, position);
-  }
-  pushDeviation(nominal.logits);
+  const sweep = await tightSweep(network, backend, nominal, eps, solver, onLayer);
   const layers = sweep.layers;
   const before = productsBefore(layers);
   const productBound = before[layers.length];
@@ -98,6 +115,21 @@ export async function tightLocalBound(
       for (let i = 0; i < width; i++) if (!lastMask || lastMask[i] !== 0) s += rows[b * width + i] ** 2;
       marginBounds[j] = Math.sqrt(s) * before[lastIndex];
     });
+  }
+
+  // §5: how far each y_c − y_j can fall over the ball, by the backward relaxation from the output.
+  const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
+  const decreases = new Float32Array(others.length * outputs);
+  others.forEach((j, b) => {
+    decreases[b * outputs + cls] = -1;
+    decreases[b * outputs + j] = 1;
+  });
+  // Every lower-slope choice gives a valid bound: the smallest per class is kept (a few rows each).
+  const marginDecrease = new Array<number>(outputs).fill(Infinity);
+  marginDecrease[cls] = 0;
+  for (const choice of LOWER_SLOPES) {
+    const falls = await relaxedChangeBounds(sweep, network.layers.length, decreases, others.length, null, choice);
+    others.forEach((j, b) => (marginDecrease[j] = Math.min(marginDecrease[j], Math.max(0, falls[b]))));
   }
 
   let decompositionBound: number | undefined;
@@ -128,20 +160,21 @@ export async function tightLocalBound(
     corrections,
     marginBounds,
     marginChange,
+    marginDecrease,
     marginClass: cls,
   };
 }
 
 /**
- * max_j (bound on |Δ(y_c − y_j)| over the ε-ball)/δ_j: below 1 iff ε is certified (§3). `gaps[j]`
- * is a lower bound of the exact δ_j = y_c − y_j at x0 (rounding.ts).
+ * max_j (bound on how far y_c − y_j can fall over the ε-ball)/δ_j: below 1 iff ε is certified
+ * (§3, §5). `gaps[j]` is a lower bound of the exact δ_j = y_c − y_j at x0 (rounding.ts).
  */
 export function marginRatio(bound: TightBound, gaps: ArrayLike<number>, eps: number): number {
   let worst = 0;
   for (let j = 0; j < gaps.length; j++) {
     if (j === bound.marginClass) continue;
     const gap = gaps[j];
-    const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity);
+    const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity);
     worst = Math.max(worst, gap > 0 ? change / gap : Infinity);
   }
   return worst;

@@ -7,6 +7,7 @@
 import type { Backend } from '../../backend/backend.js';
 import type { Network } from '../../model/ir.js';
 import type { LayerBound, SpectralNormReport } from '../types.js';
+import type { LowerSlope, Relaxation } from './relaxation.js';
 
 /** What the backward pass needs of one layer: its input mask and the linearisation's slopes. */
 export interface LayerState {
@@ -21,6 +22,27 @@ export interface LayerState {
   errors?: Float64Array;
   /** Max pool: the nominal winner of each window. */
   winner?: Int32Array;
+  /** Max pool: the backward relaxation of each output (§5). */
+  poolRelaxation?: PoolRelaxation;
+  /** Affine layers: bounds [y̌, ŷ] of each pre-activation over the set (§1, §4, §5). */
+  preActivationLower?: Float32Array;
+  preActivationUpper?: Float32Array;
+  /** A ReLU (after an affine map or alone): its input's nominal value and interval over the set (§5). */
+  reluInterval?: { y0: ArrayLike<number>; lower: ArrayLike<number>; upper: ArrayLike<number> };
+  /** ... and its linear relaxations, by lower-slope choice (filled on first use). */
+  relaxations?: Partial<Record<LowerSlope, Relaxation>>;
+}
+
+/**
+ * A max pool's linear relaxation per output, in change coordinates (§5, as CROWN's): above, the
+ * winner's change for a stable window, else the constant max_j û_j − u0_{i*}; below, the change of
+ * the input k with the largest lower bound plus u0_k − u0_{i*} (≤ 0).
+ */
+export interface PoolRelaxation {
+  /** NaN for a stable window (upper relaxation: the winner's change), else the constant. */
+  upperConstant: Float32Array;
+  lowerInput: Int32Array;
+  lowerOffset: Float32Array;
 }
 
 /** m_k of §2: ||E_k (x_k − x0_k)|| ≤ spread·||x_from − x0_from||. */

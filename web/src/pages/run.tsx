@@ -60,7 +60,8 @@ export function RunPage({ runId }: { runId: string }) {
           next: ({ runProgress: event }) => {
             if (stopped) return;
             setLive({ progress: event.progress, message: event.message, phase: event.phase });
-            setRun(event.run);
+            if (event.run) setRun(event.run);
+            else setError(new ApiError('NOT_FOUND', `run ${shortId(runId)} was deleted with its model`));
           },
           error: () => {
             if (!stopped) startPolling();

@@ -1,0 +1,171 @@
+/**
+ * Backward linear relaxation bounds (docs/tightness.md §5), in the style of CROWN (Zhang et al.,
+ * NeurIPS 2018), written in change coordinates Δ_k = x_k − x0_k: every unit's change over the ball
+ * is bounded above and below by linear functions of its pre-activation change,
+ *   ReLU with y ∈ [y̌, ŷ] ∋ y0, y̌ < 0 < ŷ:  Δout ≤ s_U·Δy + o_U (the chord, s_U = ŷ/(ŷ − y̌),
+ *   o_U = s_U·(y0 − y̌) − relu(y0) ≥ 0) and Δout ≥ α·Δy + o_L (o_L = α·y0 − relu(y0) ≤ 0, α ∈ [0, 1]);
+ *   stable units exactly (slope 1 or 0); a max pool with nominal winner i*: exactly Δ_{i*} where no
+ *   other input can overtake the winner, else Δout ≤ max_j û_j − u0_{i*} (a constant) and
+ *   Δout ≥ Δ_k + u0_k − u0_{i*} for the input k with the largest lower bound (CROWN's choices).
+ * An upper bound of gᵀΔ_l is then propagated backward, each unit taking the relaxation on the side
+ * its coefficient's sign asks for, the bias of each relaxation collected as a constant; at every
+ * layer t it is closed with the smaller of ε·T_t·‖λ_t‖ (Proposition 2) and Σ|λ_t,i|·dev_t,i (the
+ * box), and the best closure over t is kept — at t = 0 the closure ε‖λ_0‖ is CROWN's own bound.
+ */
+import { isAffine, size } from '../../model/ir.js';
+import type { Backend } from '../../backend/backend.js';
+import { type LayerState, productsBefore, type Sweep } from './sweep.js';
+
+/** The two linear relaxations of each unit of a layer's output, in change coordinates. */
+export interface Relaxation {
+  upperSlope: Float32Array;
+  upperOffset: Float32Array;
+  lowerSlope: Float32Array;
+  lowerOffset: Float32Array;
+}
+
+/**
+ * The lower slope α of an unstable ReLU's lower relaxation relu(y) ≥ α·y (any α in [0, 1] is valid):
+ * 'adaptive' is CROWN's choice (1 where ŷ > −y̌, else 0), 'chord' the upper relaxation's slope
+ * (parallel bounds, as DeepPoly's area-minimising choice approaches), 'nominal' the slope at y0.
+ */
+export type LowerSlope = 'adaptive' | 'chord' | 'nominal';
+export const LOWER_SLOPES: readonly LowerSlope[] = ['adaptive', 'chord', 'nominal'];
+
+/** The ReLU relaxation of each unit from its nominal pre-activation y0 and interval [y̌, ŷ]. */
+export function reluRelaxation(y0: ArrayLike<number>, yCheck: ArrayLike<number>, yHat: ArrayLike<number>, lowerSlope: LowerSlope = 'adaptive'): Relaxation {
+  const n = y0.length;
+  const r: Relaxation = { upperSlope: new Float32Array(n), upperOffset: new Float32Array(n), lowerSlope: new Float32Array(n), lowerOffset: new Float32Array(n) };
+  for (let i = 0; i < n; i++) {
+    const lo = yCheck[i];
+    const hi = yHat[i];
+    if (hi <= 0) continue; // inactive over the set: Δout = 0
+    if (lo >= 0) {
+      r.upperSlope[i] = r.lowerSlope[i] = 1; // linear over the set: Δout = Δy
+      continue;
+    }
+    const nominal = Math.max(0, y0[i]);
+    const s = hi / (hi - lo);
+    r.upperSlope[i] = s;
+    r.upperOffset[i] = Math.max(0, s * (y0[i] - lo) - nominal);
+    const alpha = lowerSlope === 'adaptive' ? (hi > -lo ? 1 : 0) : lowerSlope === 'chord' ? s : y0[i] > 0 ? 1 : 0;
+    r.lowerSlope[i] = alpha;
+    r.lowerOffset[i] = Math.min(0, alpha * y0[i] - nominal);
+  }
+  return r;
+}
+
+/** A ReLU layer's relaxation for a lower-slope choice (computed once per choice). */
+function relaxationOf(state: LayerState, lowerSlope: LowerSlope): Relaxation | undefined {
+  const inputs = state.reluInterval;
+  if (!inputs) return undefined;
+  state.relaxations ??= {};
+  return (state.relaxations[lowerSlope] ??= reluRelaxation(inputs.y0, inputs.lower, inputs.upper, lowerSlope));
+}
+
+/**
+ * One layer backward for an upper bound: λ (coefficients on the layer's output change, a block of
+ * `count` rows) ↦ coefficients on its input change, adding each row's relaxation constants to
+ * `offset`. Then the layer's input mask.
+ */
+async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, state: LayerState, rows: Float32Array, count: number, offset: Float64Array, lowerSlope: LowerSlope): Promise<Float32Array> {
+  const layer = sweep.network.layers[k];
+  const m = size(layer.outputShape);
+  const n = size(layer.inputShape);
+  let out: Float32Array;
+  const relax = relaxationOf(state, lowerSlope);
+  // A ReLU (after an affine map or alone): the relaxation on the side each coefficient's sign asks for.
+  const throughRelu = (): Float32Array => {
+    const scaled = new Float32Array(rows.length);
+    for (let b = 0; b < count; b++) {
+      let constant = 0;
+      const base = b * m;
+      for (let i = 0; i < m; i++) {
+        const v = rows[base + i];
+        if (v >= 0) {
+          scaled[base + i] = v * relax!.upperSlope[i];
+          constant += v * relax!.upperOffset[i];
+        } else {
+          scaled[base + i] = v * relax!.lowerSlope[i];
+          constant += v * relax!.lowerOffset[i];
+        }
+      }
+      offset[b] += constant;
+    }
+    return scaled;
+  };
+  if (isAffine(layer)) {
+    out = await backend.applyATBlock(layer, relax ? throughRelu() : rows, count);
+  } else if (layer.kind === 'maxpool') {
+    out = new Float32Array(count * n);
+    const winner = state.winner!;
+    const { upperConstant, lowerInput, lowerOffset } = state.poolRelaxation!;
+    for (let b = 0; b < count; b++) {
+      let constant = 0;
+      for (let o = 0; o < m; o++) {
+        const v = rows[b * m + o];
+        if (v > 0) {
+          if (Number.isNaN(upperConstant[o])) {
+            if (winner[o] >= 0) out[b * n + winner[o]] += v;
+          } else {
+            constant += v * upperConstant[o];
+          }
+        } else if (v < 0 && lowerInput[o] >= 0) {
+          out[b * n + lowerInput[o]] += v;
+          constant += v * lowerOffset[o];
+        }
+      }
+      offset[b] += constant;
+    }
+  } else if (layer.kind === 'relu') {
+    out = throughRelu();
+  } else {
+    out = Float32Array.from(rows); // flatten
+  }
+  if (state.mask) {
+    const mask = state.mask;
+    for (let b = 0; b < count; b++) for (let i = 0; i < n; i++) if (mask[i] === 0) out[b * n + i] = 0;
+  }
+  return out;
+}
+
+/**
+ * For each of `count` rows g at the input of layer l (row-major), an upper bound of gᵀ(x_l − x0_l)
+ * over the ball: backward relaxation through the layers before l, closed at every layer by the
+ * smaller of the ball (ε·T_t·‖λ‖) and the box (Σ|λ_i|·dev_i), the best closure kept.
+ * For a lower bound, pass −g.
+ */
+export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null, lowerSlope: LowerSlope = 'adaptive'): Promise<Float64Array> {
+  const { network, backend, states, deviation, layers, eps } = sweep;
+  const before = productsBefore(layers.slice(0, l));
+  const best = new Float64Array(count).fill(Infinity);
+  const offset = new Float64Array(count);
+  const close = (block: Float32Array, t: number) => {
+    const width = block.length / count;
+    const dev = deviation[t];
+    for (let b = 0; b < count; b++) {
+      let n2 = 0;
+      let boxed = 0;
+      const base = b * width;
+      for (let i = 0; i < width; i++) {
+        const v = block[base + i];
+        n2 += v * v;
+        boxed += Math.abs(v) * dev[i];
+      }
+      best[b] = Math.min(best[b], offset[b] + Math.min(Math.sqrt(n2) * before[t] * eps, boxed));
+    }
+  };
+  let g = rows;
+  const width = l < network.layers.length ? size(network.layers[l].inputShape) : size(network.outputShape);
+  if (mask) {
+    g = Float32Array.from(rows);
+    for (let b = 0; b < count; b++) for (let i = 0; i < width; i++) if (mask[i] === 0) g[b * width + i] = 0;
+  }
+  close(g, l);
+  for (let k = l - 1; k >= 0; k--) {
+    g = await relaxedBackwardBlock(backend, sweep, k, states[k], g, count, offset, lowerSlope);
+    close(g, k);
+  }
+  return best;
+}
+
