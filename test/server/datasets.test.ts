@@ -3,7 +3,8 @@
  * Fashion-MNIST sample (GraphQL and raw POST /datasets), every refusal up front, a dataset run
  * followed over graphql-ws against the library's own per-image certification (certifyDataset() of
  * src/dataset/), the cache (extending limit 10 → 20 computes only the 10 new images; a single-image
- * run of the same pixels is served from a dataset image's cache entry), and cancelling.
+ * run of the same pixels is served from a dataset image's cache entry), cancelling, and deleting the
+ * model.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -151,7 +152,7 @@ describe('dataset runs in one process', () => {
   });
 
   test('cancels a dataset run: its active image runs are cancelled and nothing more is computed', async () => {
-    const started = (await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.001], radius: true, limit: 200 })).data.startDatasetRun;
+    const started = (await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.003], radius: true, limit: 200, ...FAST })).data.startDatasetRun;
     const watcher = collectSubscription(server.wsUrl, DATASET_RUN_PROGRESS, { id: started.id });
     await waitFor('two images done', async () => (await gql(server.url, DATASET_RUN, { id: started.id })).data.datasetRun.done >= 2);
     const cancelled = (await gql(server.url, `mutation($id: ID!) { cancelDatasetRun(id: $id) { status error { code } } }`, { id: started.id })).data.cancelDatasetRun;
@@ -165,6 +166,20 @@ describe('dataset runs in one process', () => {
     expect(run.images.length).toBeLessThan(200);
     for (const im of run.images) expect(['DONE', 'CANCELLED']).toContain(im.status);
     for (const im of run.images.filter((i: any) => i.status === 'CANCELLED')) expect(im.run.status).toBe('CANCELLED');
+  });
+
+  test('deleting the model cancels and removes its dataset runs; the dataset stays', async () => {
+    const started = (await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.002], radius: true, limit: 100, ...FAST })).data.startDatasetRun;
+    await waitFor('an image done', async () => (await gql(server.url, DATASET_RUN, { id: started.id })).data.datasetRun.done >= 1);
+    const deleted = await gql(server.url, `mutation($m: ID!) { deleteModel(id: $m) }`, { m: ids.m });
+    expect(deleted.data.deleteModel).toBe(true);
+    expect((await gql(server.url, `query($id: ID!) { datasetRun(id: $id) { id } }`, { id: started.id })).data.datasetRun).toBeNull();
+    expect((await gql(server.url, `{ datasetRuns(first: 100) { id } }`)).data.datasetRuns).toEqual([]);
+    expect(await server.service.store.prisma.datasetImage.count()).toBe(0);
+    expect((await gql(server.url, `query($d: ID!) { dataset(id: $d) { id count } }`, { d: ids.d })).data.dataset).toEqual({ id: ids.d, count: 1000 });
+    await waitFor('the queue to empty', async () => server.service.queue.size.running + server.service.queue.size.pending === 0);
+    const again = await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.001] });
+    expect(again.errors![0].extensions!.code).toBe('NOT_FOUND');
   });
 });
 
