@@ -134,7 +134,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       const search = await certifiedSearch(method, network, backend, nominal, gaps, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
         evaluation++;
         phase = radiusPhase(evaluation, e);
-      }, onLayer);
+      }, onLayer, options.branchBudget);
       radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }
