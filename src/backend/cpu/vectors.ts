@@ -11,7 +11,7 @@ import { invariant } from '../../errors.js';
 import type { BlockVectorOps, DeviceBlock, DeviceVector, VectorOps } from '../backend.js';
 
 /** out[start, end) ← Σ_i coefficients[cOffset + i]·basis[i][start, end), four vectors per pass. */
-function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
+export function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
   const k = basis.length;
   let first = true;
   for (let j = 0; j < k; j += 4) {
@@ -41,7 +41,7 @@ function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: F
 }
 
 /** out[outOffset + i] ← x[start, end) · basis[i][start, end), four dot products per pass. */
-function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: number, out: Float64Array, outOffset: number): void {
+export function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: number, out: Float64Array, outOffset: number): void {
   for (let j = 0; j < basis.length; j += 4) {
     if (basis.length - j >= 4) {
       const [a0, a1, a2, a3] = [basis[j], basis[j + 1], basis[j + 2], basis[j + 3]];
@@ -66,7 +66,7 @@ function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: n
   }
 }
 
-function dotRange(a: Float64Array, b: Float64Array, start: number, end: number): number {
+export function dotRange(a: Float64Array, b: Float64Array, start: number, end: number): number {
   let s = 0;
   for (let i = start; i < end; i++) s += a[i] * b[i];
   return s;
@@ -198,4 +198,5 @@ export const cpuBlockVectors: BlockVectorOps = {
     for (let run = 0; run < b.count; run++) dotsRange(b.data, arrays, run * b.dim, (run + 1) * b.dim, out, run * basis.length);
     return out;
   },
+  roundTripReadBack: false,
 };

@@ -116,7 +116,7 @@ class RunKernels {
         false,
       );
     }
-    rt.dispatch('sumPartials', { partialsPerDot, slots }, [partials, results], rt.grid(slots), false);
+    rt.dispatch('sumPartials', { partialsPerDot, slots, slotsPerRun: slots, outStride: 0, outOffset: 0 }, [partials, results], rt.grid(slots), false);
     return Float64Array.from(await rt.read(results, slots));
   }
 }
@@ -175,6 +175,7 @@ export class GpuVectorOps implements VectorOps {
 }
 
 export class GpuBlockOps implements BlockVectorOps {
+  readonly roundTripReadBack = true;
   private readonly kernels: RunKernels;
 
   constructor(private readonly runtime: GpuRuntime) {
