@@ -24,7 +24,7 @@
  * start, so never less safe; spectral.ts mixes down to ŵ = −r̂ exactly.
  */
 import type { BlockGramOperator, DeviceBasis, DeviceBlock, DeviceVector } from '../backend/backend.js';
-import { type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo } from './lockstep.js';
+import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo } from './lockstep.js';
 import { ProjectedMatrix } from './projected.js';
 import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, randomVector, symmetricEigen } from './spectral.js';
 
@@ -61,8 +61,6 @@ export interface LockstepEigenResult extends LockstepStats {
 
 export const DEFAULT_STEPS_PER_READ_BACK = 8;
 
-/** DGKS: orthogonalise again when a pass removed more than half of w's squared norm (spectral.ts). */
-const REORTHOGONALISE_BELOW = 0.5;
 /** Ritz vectors kept across a thick restart, at most a quarter of the basis (spectral.ts). */
 const THICK_RESTART_KEEP = 5;
 /** ŵ·r̂ below which a warm start is dropped for the random start alone (see the header). */
@@ -292,31 +290,10 @@ async function hostEngine(state: Lockstep, runs: EigenRun[], start: DeviceBlock,
         const indices = full ? upTo(j + 1) : restrictedSlots(kept, j, cycle);
         const against = indices.map((i) => basis[i]);
         const position = indices.indexOf(j);
-        const k = against.length;
-        const betaSquared = new Float64Array(count);
-        let again = new Array<boolean>(count).fill(true);
-        for (let pass = 0; pass < 2 && again.some(Boolean); pass++) {
-          const c = await state.dots(w, [...against, w]);
-          const combination = new Float64Array(count * (k + 1));
-          const next = again.slice();
-          for (let b = 0; b < count; b++) {
-            const at = b * (k + 1);
-            combination[at + k] = 1;
-            if (!again[b]) continue;
-            let removed = 0;
-            for (let i = 0; i < k; i++) {
-              combination[at + i] = -c[at + i];
-              removed += c[at + i] * c[at + i];
-            }
-            alpha[b] += c[at + position];
-            const normSquared = c[at + k];
-            betaSquared[b] = Math.max(0, normSquared - removed);
-            next[b] = betaSquared[b] < REORTHOGONALISE_BELOW * normSquared;
-          }
-          blocks.combineRuns(combination, [...against, w], work);
-          [w, work] = [work, w];
-          again = next;
-        }
+        const gs = await gramSchmidtRuns(state, w, work, against, position);
+        [w, work] = [gs.w, gs.work];
+        for (let b = 0; b < count; b++) alpha[b] += gs.coefficient[b];
+        const betaSquared = gs.betaSquared;
         const stopped = upTo(count).filter((b) => active[b].accept(alpha[b], betaSquared[b]));
         if (stopped.length > 0) {
           const size = j + 1;

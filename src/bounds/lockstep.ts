@@ -17,6 +17,9 @@
 import type { BasisOps, BlockGramOperator, BlockVectorOps, DeviceBasis, DeviceBlock, DeviceScalars, VectorOps } from '../backend/backend.js';
 import { CancelledError, invariant } from '../errors.js';
 
+/** DGKS: orthogonalise again when a pass removed more than half of w's squared norm (spectral.ts). */
+const REORTHOGONALISE_BELOW = 0.5;
+
 /** The backend operations lock-step solvers use (a Backend has them all). */
 export interface LockstepOps {
   vectors: VectorOps;
@@ -153,6 +156,49 @@ export class Lockstep {
     this.freeSpare();
     if (this.ownsOperator) this.op.dispose();
   }
+}
+
+/**
+ * Classical Gram–Schmidt of every run's w against `against` (host coefficients, one read-back a
+ * pass), again for the runs where a pass removed more than half of w's squared norm (DGKS, the
+ * rule of spectral.ts; the other runs pass through unchanged). Returns w and the spare block
+ * `work` (exchanged), the sum over passes of each run's coefficient on against[position], and
+ * β² = ||w||² − Σ c² of its last pass (accurate once a pass removed little).
+ */
+export async function gramSchmidtRuns(
+  state: Lockstep,
+  w: DeviceBlock,
+  work: DeviceBlock,
+  against: DeviceBlock[],
+  position: number,
+): Promise<{ w: DeviceBlock; work: DeviceBlock; coefficient: Float64Array; betaSquared: Float64Array }> {
+  const count = w.count;
+  const k = against.length;
+  const coefficient = new Float64Array(count);
+  const betaSquared = new Float64Array(count);
+  let again = new Array<boolean>(count).fill(true);
+  for (let pass = 0; pass < 2 && again.some(Boolean); pass++) {
+    const c = await state.dots(w, [...against, w]);
+    const combination = new Float64Array(count * (k + 1));
+    const next = again.slice();
+    for (let b = 0; b < count; b++) {
+      const at = b * (k + 1);
+      combination[at + k] = 1;
+      if (!again[b]) continue;
+      let removed = 0;
+      for (let i = 0; i < k; i++) {
+        combination[at + i] = -c[at + i];
+        removed += c[at + i] * c[at + i];
+      }
+      coefficient[b] += c[at + position];
+      betaSquared[b] = Math.max(0, c[at + k] - removed);
+      next[b] = betaSquared[b] < REORTHOGONALISE_BELOW * c[at + k];
+    }
+    state.ops.blocks.combineRuns(combination, [...against, w], work);
+    [w, work] = [work, w];
+    again = next;
+  }
+  return { w, work, coefficient, betaSquared };
 }
 
 /** 0, 1, …, n − 1 */

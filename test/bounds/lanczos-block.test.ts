@@ -46,7 +46,10 @@ async function compareWithSingle(backend: Backend, c: RunCase, options: Omit<Loc
     const run = block.runs[b];
     const singleOp = await c.single(backend, b);
     const single = await largestEigenvalue(singleOp, backend.vectors, {
-      ...full,
+      tolerance: full.tolerance,
+      maxIterations: full.maxIterations,
+      basisSize: full.basisSize,
+      fullReorthogonalisation: full.fullReorthogonalisation,
       seed: options.seeds?.[b] ?? 1,
       start: options.starts?.[b] ?? undefined,
     });
