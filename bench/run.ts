@@ -4,8 +4,11 @@
  * builds the backend's sessions; radius and bound runs alternate, so their ratio compares like with like.
  * Then operator throughput, one vector per call against blocks of B (bench/throughput.ts), on the
  * fixture networks and Fashion-MNIST's CNN.
- * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only bounds|throughput,
- * --blocks 1,4,16,64.
+ * Section `lockstep` (not run by default: minutes on two cores): lock-step Lanczos and KW
+ * certificates against one run at a time per layer, and local bounds with LockstepSpectralSolver,
+ * on the fixture networks and Fashion-MNIST's CNN (bench/lockstep.ts).
+ * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only bounds|throughput|lockstep,
+ * --blocks 1,4,16,64, --lockstep-counts 4,16.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -14,7 +17,9 @@ import { parseArgs } from 'node:util';
 import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
-import { throughputSection } from './throughput.js';
+import { throughputNetworks, throughputSection } from './throughput.js';
+import { DEFAULT_LOCKSTEP_BENCH, lockstepBounds, lockstepLayers } from './lockstep.js';
+import { randomInput } from '../src/model/zoo/index.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { loadInputFile } from '../src/model/input.js';
 
@@ -34,6 +39,7 @@ const { values } = parseArgs({
     eps: { type: 'string', default: '0.001,0.01,0.1,1' },
     only: { type: 'string', default: 'bounds,throughput' },
     blocks: { type: 'string', default: '1,4,16,64' },
+    'lockstep-counts': { type: 'string', default: '4,16' },
   },
 });
 const sections = values.only!.split(',');
@@ -84,4 +90,15 @@ for (const model of sections.includes('bounds') ? MODELS : []) {
   }
 }
 if (sections.includes('throughput')) await throughputSection(backend, root, values.blocks!.split(',').map(Number));
+if (sections.includes('lockstep')) {
+  const options = { ...DEFAULT_LOCKSTEP_BENCH, counts: values['lockstep-counts']!.split(',').map(Number) };
+  for (const [name, file] of throughputNetworks(root)) {
+    if (!file) continue;
+    const network = importOnnxFile(file);
+    const model = MODELS.find((m) => m.file === path.basename(file));
+    const x0 = model ? loadInputFile(path.join(fixtures, model.input), network) : randomInput(network, 0);
+    await lockstepLayers(backend, name, network, x0, options);
+    await lockstepBounds(backend, name, network, x0, options);
+  }
+}
 await backend.dispose();

@@ -55,6 +55,9 @@ export interface LockstepKwResult extends LockstepStats {
   runs: KwResult[];
 }
 
+/** Steps per read-back once a run has passed the step where its rank says it must be invariant. */
+const RANK_SLACK = 8;
+
 /** One run's tridiagonal matrix, its fixed step count and its invariance test. */
 class KwRun {
   readonly alphas: number[] = [];
@@ -70,11 +73,14 @@ class KwRun {
 
   /**
    * The step count at which the run is next expected to stop, after `done` steps: where its
-   * Krylov space must be invariant (rank + 1, a step later for rounding), else its last step.
+   * Krylov space must be invariant (rank + 1, a step later for rounding), and past that — float32
+   * rounding of the operator may keep β above the invariance test a few steps longer — every
+   * RANK_SLACK steps, else its last step.
    */
   expectedStop(done: number): number {
     const invariantBy = this.rank + 2;
-    return invariantBy > done && invariantBy < this.steps ? invariantBy : this.steps;
+    if (invariantBy >= this.steps) return this.steps;
+    return Math.min(this.steps, done < invariantBy ? invariantBy : done + RANK_SLACK);
   }
 
   /** Takes step j's α and β²; true when the run stops here (invariant, or its last step). */
