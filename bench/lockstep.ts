@@ -50,7 +50,7 @@ function epsValues(count: number): number[] {
 }
 
 /** The operators of one layer at B runs: its input masks and slopes (Λ²), as the local bound made them. */
-interface LayerRuns {
+export interface LayerRuns {
   index: number;
   layer: AffineLayer;
   masks: (Float32Array | null)[];
@@ -68,7 +68,7 @@ class RecordingSolver extends SpectralSolver {
 }
 
 /** Each affine layer's operators at the ε values: B runs per layer that needed Lanczos at every ε. */
-async function recordRuns(backend: Backend, network: Network, nominal: NominalPass, eps: number[], settings: SpectralSettings): Promise<LayerRuns[]> {
+export async function recordRuns(backend: Backend, network: Network, nominal: NominalPass, eps: number[], settings: SpectralSettings): Promise<LayerRuns[]> {
   const perEps = [];
   for (const e of eps) {
     const solver = new RecordingSolver(backend, settings);
@@ -85,7 +85,7 @@ async function recordRuns(backend: Backend, network: Network, nominal: NominalPa
 }
 
 /** B runs' masks or slopes one after another (null: identities in every run). */
-function joined(parts: (Float32Array | null)[], per: number): Float32Array | null {
+export function joined(parts: (Float32Array | null)[], per: number): Float32Array | null {
   if (parts.every((p) => p === null)) return null;
   const out = new Float32Array(parts.length * per).fill(1);
   parts.forEach((p, b) => p && out.set(p, b * per));

@@ -79,6 +79,12 @@ export interface BlockVectorOps {
   getRun(block: DeviceBlock, run: number, out: DeviceVector): void;
   /** A new block holding the given runs of x, in that order (drops finished runs). */
   gatherRuns(x: DeviceBlock, runs: readonly number[]): DeviceBlock;
+  /**
+   * The given runs of x (increasing), in x's own memory where the backend can (the CPU: a fresh
+   * block of tens of MB costs more in page faults than the copy); x is consumed — use only the
+   * result. A GPU gathers into a new buffer and frees x.
+   */
+  keepRuns(x: DeviceBlock, runs: readonly number[]): DeviceBlock;
   /** x_b ← alphas[b]·x_b */
   scaleRuns(alphas: ArrayLike<number>, x: DeviceBlock): void;
   /** y_b ← y_b + alphas[b]·x_b (x and y distinct) */
@@ -125,8 +131,11 @@ export interface BasisOps {
   freeBasis(basis: DeviceBasis): void;
   /** Slot `slot` of every run ← x (x.count = basis.count, x.dim = basis.dim). */
   storeSlot(basis: DeviceBasis, slot: number, x: DeviceBlock): void;
-  /** A new basis holding the given runs of `basis`, in that order (drops finished runs). */
-  gatherBasisRuns(basis: DeviceBasis, runs: readonly number[]): DeviceBasis;
+  /**
+   * The given runs (increasing) of every slot, in the basis's own memory where the backend can;
+   * `basis` is consumed (as BlockVectorOps.keepRuns).
+   */
+  keepBasisRuns(basis: DeviceBasis, runs: readonly number[]): DeviceBasis;
   /**
    * out_b ← Σ_i coefficients[b·k + i]·V[slots[i]]_b, k = slots.length ≥ 1, host coefficients
    * (Ritz vectors).

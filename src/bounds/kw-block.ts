@@ -24,7 +24,7 @@
  */
 import type { BlockGramOperator, DeviceBasis, DeviceBlock } from '../backend/backend.js';
 import { DEFAULT_KW_EPSILON, gaussianStream, type KwResult, kwEpsilon, kwSteps } from './certificates.js';
-import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo } from './lockstep.js';
+import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo, worthCompacting } from './lockstep.js';
 import { tridiagonalEigen } from './spectral.js';
 
 export interface LockstepKwOptions {
@@ -64,6 +64,7 @@ class KwRun {
   readonly betas: number[] = [];
   private scale = 0;
   invariant = false;
+  finished = false;
 
   constructor(
     readonly dim: number,
@@ -83,18 +84,16 @@ class KwRun {
     return Math.min(this.steps, done < invariantBy ? invariantBy : done + RANK_SLACK);
   }
 
-  /** Takes step j's α and β²; true when the run stops here (invariant, or its last step). */
-  accept(alpha: number, betaSquared: number): boolean {
+  /** Takes step j's α and β²; sets `finished` when the run stops here (invariant, or its last step). */
+  accept(alpha: number, betaSquared: number): void {
     this.alphas.push(alpha);
     const beta = Math.sqrt(Math.max(0, betaSquared));
     this.scale = Math.max(this.scale, Math.abs(alpha), beta);
     if (beta <= 1e-12 * this.scale) {
       this.invariant = true;
-      return true;
-    }
-    if (this.alphas.length === this.steps) return true;
-    this.betas.push(beta);
-    return false;
+      this.finished = true;
+    } else if (this.alphas.length === this.steps) this.finished = true;
+    else this.betas.push(beta);
   }
 
   get beta(): number {
@@ -161,10 +160,16 @@ async function gaussianStarts(state: Lockstep, seeds: readonly number[], support
   return start;
 }
 
+/** Runs of the block that have finished. */
+const finishedIn = (runs: KwRun[]) => runs.filter((run) => run.finished).length;
+/** Steps until the last live run of the block reaches its step count, after `done` steps. */
+const stepsLeft = (runs: KwRun[], done: number) => Math.max(...runs.filter((run) => !run.finished).map((run) => run.steps)) - done;
+
 /**
  * certificates.ts's steps run by run through BlockVectorOps — the three-term recurrence, then
  * classical Gram–Schmidt against the whole basis — with a second pass where the first removed more
- * than half of w (DGKS, as spectral.ts): two read-backs a step, three when a pass is repeated.
+ * than half of w (DGKS, as spectral.ts): two read-backs a step, three when a pass is repeated. A
+ * finished run gets zero vectors and coefficients until the block drops it (worthCompacting).
  */
 async function hostEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock): Promise<void> {
   const blocks = state.ops.blocks;
@@ -176,17 +181,16 @@ async function hostEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock): P
     for (let j = 0; ; j++) {
       await state.apply(basis[j], w);
       const count = active.length;
-      if (j > 0) blocks.axpyRuns(active.map((run) => -run.betas[j - 1]), basis[j - 1], w);
+      if (j > 0) blocks.axpyRuns(active.map((run) => (run.finished ? 0 : -run.betas[j - 1])), basis[j - 1], w);
       const alpha = await state.dots(w, [basis[j]]);
       blocks.axpyRuns(Array.from(alpha, (a) => -a), basis[j], w);
       const gs = await gramSchmidtRuns(state, w, work, basis, j);
       [w, work] = [gs.w, gs.work];
-      for (let b = 0; b < count; b++) alpha[b] += gs.coefficient[b];
-      const betaSquared = gs.betaSquared;
-      const stopped = upTo(count).filter((b) => active[b].accept(alpha[b], betaSquared[b]));
-      if (stopped.length === count) return;
-      if (stopped.length > 0) {
-        const positions = upTo(count).filter((b) => !stopped.includes(b));
+      for (let b = 0; b < count; b++) if (!active[b].finished) active[b].accept(alpha[b] + gs.coefficient[b], gs.betaSquared[b]);
+      const finished = finishedIn(active);
+      if (finished === count) return;
+      if (worthCompacting(finished, count, stepsLeft(active, j + 1))) {
+        const positions = upTo(count).filter((b) => !active[b].finished);
         state.give(work);
         [w, ...basis] = await state.keep(positions, [w, ...basis]);
         work = state.take();
@@ -194,7 +198,7 @@ async function hostEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock): P
       }
       const next = state.take();
       blocks.copyBlock(w, next);
-      blocks.scaleRuns(active.map((run) => 1 / run.beta), next);
+      blocks.scaleRuns(active.map((run) => (run.finished ? 0 : 1 / run.beta)), next);
       basis.push(next);
     }
   } finally {
@@ -203,8 +207,9 @@ async function hostEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock): P
 }
 
 /**
- * CGS2 against the whole basis on the device: the steps up to the next run's step count are
- * recorded without a read-back, then the host reads every step's α and β² and replays them.
+ * CGS2 against the whole basis on the device: the steps up to the next live run's expected stop
+ * are recorded without a read-back, then the host reads every step's α and β² and replays them. A
+ * finished run still in the block keeps stepping (its values are not read) until it is dropped.
  */
 async function deviceEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock, basisIn: DeviceBasis): Promise<void> {
   const basisOps = state.basisOps;
@@ -219,29 +224,26 @@ async function deviceEngine(state: Lockstep, runs: KwRun[], start: DeviceBlock, 
     basisOps.storeSlot(basis, 0, current);
     for (let first = 0; ; ) {
       const count = active.length;
-      const steps = Math.min(...active.map((run) => run.expectedStop(first))) - first;
+      const steps = Math.min(...active.filter((run) => !run.finished).map((run) => run.expectedStop(first))) - first;
       for (let q = 0; q < steps; q++) {
         const j = first + q;
         await state.apply(current, w);
         basisOps.orthonormalise(basis, w, upTo(j + 1), current, j + 1 < slots ? j + 1 : null, record, q * count * stride, stride);
       }
       const values = await state.read(record, steps * count * stride);
-      const stopped: number[] = [];
       for (let b = 0; b < count; b++) {
-        for (let q = 0; q < steps; q++) {
+        for (let q = 0; q < steps && !active[b].finished; q++) {
           const j = first + q;
           const k = j + 1;
           const at = (q * count + b) * stride;
-          if (active[b].accept(values[at + j] + values[at + k + j], values[at + 2 * k])) {
-            stopped.push(b);
-            break;
-          }
+          active[b].accept(values[at + j] + values[at + k + j], values[at + 2 * k]);
         }
       }
       first += steps;
-      if (stopped.length === count) return;
-      if (stopped.length > 0) {
-        const positions = upTo(count).filter((b) => !stopped.includes(b));
+      const finished = finishedIn(active);
+      if (finished === count) return;
+      if (worthCompacting(finished, count, stepsLeft(active, first))) {
+        const positions = upTo(count).filter((b) => !active[b].finished);
         state.give(w);
         [current] = await state.keep(positions, [current]);
         basis = state.keepBasis(basis, positions);

@@ -24,7 +24,7 @@
  * start, so never less safe; spectral.ts mixes down to ŵ = −r̂ exactly.
  */
 import type { BlockGramOperator, DeviceBasis, DeviceBlock, DeviceVector } from '../backend/backend.js';
-import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo } from './lockstep.js';
+import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo, worthCompacting } from './lockstep.js';
 import { ProjectedMatrix } from './projected.js';
 import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, randomVector, symmetricEigen } from './spectral.js';
 
@@ -255,13 +255,14 @@ async function finishRuns(state: Lockstep, active: EigenRun[], stopped: number[]
   state.give(y);
 }
 
-/** Positions in the block of the runs not in `stopped`. */
-function going(count: number, stopped: readonly number[]): number[] {
-  const which = new Set(stopped);
-  return upTo(count).filter((b) => !which.has(b));
-}
+/** Runs of the block that have their result. */
+const finishedIn = (runs: EigenRun[]) => runs.filter((run) => run.vector).length;
 
-/** spectral.ts's arithmetic, run by run through BlockVectorOps: two or three read-backs a step. */
+/**
+ * spectral.ts's arithmetic, run by run through BlockVectorOps: two or three read-backs a step. A
+ * run that stops gets zero vectors and coefficients from then on, until the block drops it
+ * (worthCompacting, or at the next restart).
+ */
 async function hostEngine(state: Lockstep, runs: EigenRun[], start: DeviceBlock, { m, keep, full }: CycleShape): Promise<void> {
   const blocks = state.ops.blocks;
   let active = runs;
@@ -269,6 +270,14 @@ async function hostEngine(state: Lockstep, runs: EigenRun[], start: DeviceBlock,
   let w = state.take();
   let work = state.take();
   let kept = 0;
+  /** Drops the finished runs from the block (their vectors, now zero, go with them). */
+  const compact = async () => {
+    const positions = upTo(active.length).filter((b) => !active[b].vector);
+    state.give(work);
+    [w, ...basis] = await state.keep(positions, [w, ...basis]);
+    work = state.take();
+    active = positions.map((b) => active[b]);
+  };
   try {
     for (let cycle = 0; ; cycle++) {
       for (let j = basis.length - 1; j < m; j++) {
@@ -276,54 +285,49 @@ async function hostEngine(state: Lockstep, runs: EigenRun[], start: DeviceBlock,
         const count = active.length;
         const t = j - kept;
         // The recurrence with its known coefficients: w −= α v_j + β v_{j−1} (or the couplings).
+        // A finished run still in the block has zero vectors and zero coefficients.
         const alpha = await state.dots(basis[j], [w]);
         const knownVectors = t > 0 ? [basis[j], basis[j - 1]] : [basis[j], ...basis.slice(0, kept)];
-        const k1 = knownVectors.length + 1;
-        const known = rows(count, k1, (b) => {
-          const couplings = t > 0 ? [active[b].H.betas[t - 1]] : active[b].H.couplings;
+        const known = rows(count, knownVectors.length + 1, (b) => {
+          const run = active[b];
+          if (run.vector) return [0, ...knownVectors.slice(1).map(() => 0), 1];
+          const couplings = t > 0 ? [run.H.betas[t - 1]] : run.H.couplings;
           return [-alpha[b], ...couplings.map((c) => -c), 1];
         });
         blocks.combineRuns(known, [...knownVectors, w], work);
         [w, work] = [work, w];
-        // Gram–Schmidt against the basis or the restricted set; again for the runs where it
-        // removed more than half of w (DGKS), the others passing through unchanged.
+        // Gram–Schmidt against the basis or the restricted set (DGKS: again where it removed much).
         const indices = full ? upTo(j + 1) : restrictedSlots(kept, j, cycle);
-        const against = indices.map((i) => basis[i]);
-        const position = indices.indexOf(j);
-        const gs = await gramSchmidtRuns(state, w, work, against, position);
+        const gs = await gramSchmidtRuns(state, w, work, indices.map((i) => basis[i]), indices.indexOf(j));
         [w, work] = [gs.w, gs.work];
-        for (let b = 0; b < count; b++) alpha[b] += gs.coefficient[b];
-        const betaSquared = gs.betaSquared;
-        const stopped = upTo(count).filter((b) => active[b].accept(alpha[b], betaSquared[b]));
+        const stopped = upTo(count).filter((b) => !active[b].vector && active[b].accept(alpha[b] + gs.coefficient[b], gs.betaSquared[b]));
         if (stopped.length > 0) {
           const size = j + 1;
           await finishRuns(state, active, stopped, size, (coefficients, out) => blocks.combineRuns(coefficients, basis.slice(0, size), out));
-          if (stopped.length === count) return;
-          const positions = going(count, stopped);
-          state.give(work);
-          [w, ...basis] = await state.keep(positions, [w, ...basis]);
-          work = state.take();
-          active = positions.map((b) => active[b]);
+          if (active.every((run) => run.vector)) return;
+          if (worthCompacting(finishedIn(active), active.length, m - 1 - j)) await compact();
         }
         if (j < m - 1) {
-          blocks.scaleRuns(active.map((run) => 1 / run.beta), w);
+          blocks.scaleRuns(active.map((run) => (run.vector ? 0 : 1 / run.beta)), w);
           basis.push(w);
-          for (const run of active) run.extend();
+          for (const run of active) if (!run.vector) run.extend();
           w = state.take();
         }
       }
-      // Thick restart: the top Ritz vectors of every run, then w/β.
-      const kept_ = active.map((run) => run.restart(keep));
-      kept = kept_[0].length;
+      // Thick restart: the top Ritz vectors of every run, then w/β; finished runs leave now,
+      // while the basis is short.
+      const kept_ = active.map((run) => (run.vector ? null : run.restart(keep)));
+      kept = kept_.find((k) => k)!.length;
       const ritz = upTo(kept).map((i) => {
         const y = state.take();
-        blocks.combineRuns(rows(active.length, basis.length, (b) => kept_[b][i]), basis, y);
+        blocks.combineRuns(rows(active.length, basis.length, (b) => kept_[b]?.[i] ?? null), basis, y);
         return y;
       });
       for (const b of basis) state.give(b);
-      blocks.scaleRuns(active.map((run) => 1 / run.beta), w);
+      blocks.scaleRuns(active.map((run) => (run.vector ? 0 : 1 / run.beta)), w);
       basis = [...ritz, w];
       w = state.take();
+      if (active.some((run) => run.vector)) await compact();
     }
   } finally {
     state.free([...basis, w, work]);
@@ -333,7 +337,8 @@ async function hostEngine(state: Lockstep, runs: EigenRun[], start: DeviceBlock,
 /**
  * CGS2 with the basis and coefficients on the device: steps are recorded `stepsPerReadBack` at a
  * time (fewer at the end of a cycle or of maxIterations), then one read-back of every step's and
- * run's coefficients and norm, and the host replays the steps' stopping rule in order.
+ * run's coefficients and norm, and the host replays the steps' stopping rule in order. A finished
+ * run still in the block keeps stepping (its values are not read) until the block is compacted.
  */
 async function deviceEngine(
   state: Lockstep,
@@ -353,12 +358,21 @@ async function deviceEngine(
   let w = state.take();
   let filled = 1;
   let kept = 0;
+  const compact = async () => {
+    const positions = upTo(active.length).filter((b) => !active[b].vector);
+    state.give(w);
+    [current] = await state.keep(positions, [current]);
+    basis = state.keepBasis(basis, positions);
+    w = state.take();
+    active = positions.map((b) => active[b]);
+  };
   try {
     basisOps.storeSlot(basis, 0, current);
     for (let cycle = 0; ; ) {
       const count = active.length;
       const first = filled - 1;
-      const steps = Math.min(stepsPerReadBack, m - first, maxIterations - active[0].iterations);
+      const live = active.find((run) => !run.vector)!;
+      const steps = Math.min(stepsPerReadBack, m - first, maxIterations - live.iterations);
       const slots: number[][] = [];
       for (let q = 0; q < steps; q++) {
         const j = first + q;
@@ -367,43 +381,34 @@ async function deviceEngine(
         basisOps.orthonormalise(basis, w, slots[q], current, j + 1 < m ? j + 1 : null, record, q * count * stride, stride);
       }
       const values = await state.read(record, steps * count * stride);
-      const stoppedAt: number[] = []; // size of each stopped run's basis, by position
-      const stopped: number[] = [];
+      const sizes = new Map<number, number>(); // basis size of each run that stopped in this block
       for (let b = 0; b < count; b++) {
-        for (let q = 0; q < steps; q++) {
+        for (let q = 0; q < steps && !active[b].vector && !sizes.has(b); q++) {
           const j = first + q;
           const k = slots[q].length;
           const at = (q * count + b) * stride;
           const position = slots[q].indexOf(j);
-          if (active[b].accept(values[at + position] + values[at + k + position], values[at + 2 * k])) {
-            stopped.push(b);
-            stoppedAt[b] = j + 1;
-            break;
-          }
-          if (j < m - 1) active[b].extend();
+          if (active[b].accept(values[at + position] + values[at + k + position], values[at + 2 * k])) sizes.set(b, j + 1);
+          else if (j < m - 1) active[b].extend();
         }
       }
-      if (stopped.length > 0) {
-        const size = Math.max(...stopped.map((b) => stoppedAt[b]));
-        await finishRuns(state, active, stopped, size, (coefficients, out) => basisOps.combineSlots(basis, upTo(size), coefficients, out));
-        if (stopped.length === count) return;
-        const positions = going(count, stopped);
-        state.give(w);
-        [current] = await state.keep(positions, [current]);
-        basis = state.keepBasis(basis, positions);
-        w = state.take();
-        active = positions.map((b) => active[b]);
+      const last = first + steps - 1;
+      if (sizes.size > 0) {
+        const size = Math.max(...sizes.values());
+        await finishRuns(state, active, [...sizes.keys()], size, (coefficients, out) => basisOps.combineSlots(basis, upTo(size), coefficients, out));
+        if (active.every((run) => run.vector)) return;
+        if (last < m - 1 && worthCompacting(finishedIn(active), active.length, m - 1 - last)) await compact();
       }
-      if (first + steps < m) {
-        filled = first + steps + 1;
+      if (last < m - 1) {
+        filled = last + 2;
         continue;
       }
       // Thick restart: slots 0 … kept − 1 ← the top Ritz vectors, slot kept ← w/β (in `current`).
-      const kept_ = active.map((run) => run.restart(keep));
-      kept = kept_[0].length;
+      const kept_ = active.map((run) => (run.vector ? null : run.restart(keep)));
+      kept = kept_.find((k) => k)!.length;
       const ritz = upTo(kept).map((i) => {
         const y = state.take();
-        basisOps.combineSlots(basis, upTo(m), rows(active.length, m, (b) => kept_[b][i]), y);
+        basisOps.combineSlots(basis, upTo(m), rows(active.length, m, (b) => kept_[b]?.[i] ?? null), y);
         return y;
       });
       ritz.forEach((y, i) => {
@@ -413,6 +418,7 @@ async function deviceEngine(
       basisOps.storeSlot(basis, kept, current);
       filled = kept + 1;
       cycle++;
+      if (active.some((run) => run.vector)) await compact();
     }
   } finally {
     basisOps.freeScalars(record);

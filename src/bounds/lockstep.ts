@@ -126,19 +126,14 @@ export class Lockstep {
     if (this.ownsOperator) this.op.dispose();
     this.op = gathered;
     this.ownsOperator = true;
-    this.freeSpare();
-    return blocks.map((block) => {
-      const kept = this.ops.blocks.gatherRuns(block, positions);
-      this.ops.blocks.freeBlock(block);
-      return kept;
-    });
+    // Spare blocks shrink with the rest (their memory reused where the backend can).
+    this.spare = this.spare.map((block) => this.ops.blocks.keepRuns(block, positions));
+    return blocks.map((block) => this.ops.blocks.keepRuns(block, positions));
   }
 
-  /** A basis of the runs at `positions` (the old one freed). */
+  /** A basis of the runs at `positions` (increasing; the old one consumed). */
   keepBasis(basis: DeviceBasis, positions: readonly number[]): DeviceBasis {
-    const kept = this.basisOps.gatherBasisRuns(basis, positions);
-    this.basisOps.freeBasis(basis);
-    return kept;
+    return this.basisOps.keepBasisRuns(basis, positions);
   }
 
   /** Frees each distinct block once (a solve's working blocks, when it ends or fails). */
@@ -199,6 +194,18 @@ export async function gramSchmidtRuns(
     again = next;
   }
   return { w, work, coefficient, betaSquared };
+}
+
+/**
+ * Whether to drop the finished runs of a block now, `stepsLeft` steps before the block's working
+ * set shrinks anyway (a restart) or ends. Dropping copies each of the k working blocks for the
+ * live runs, about k·live·n values; carrying a finished run costs, each step, its operator
+ * application and Gram–Schmidt against the k blocks (dot products and a combination: ≥ 2k·n
+ * values) plus the recurrence, taken as 3k·n. So drop when 3·finished·stepsLeft ≥ live.
+ * Speed only: a run's result does not depend on its company.
+ */
+export function worthCompacting(finished: number, count: number, stepsLeft: number): boolean {
+  return finished > 0 && 3 * finished * stepsLeft >= count - finished;
 }
 
 /** 0, 1, …, n − 1 */

@@ -2,7 +2,7 @@
  * BasisOps (the device-resident basis of lock-step Lanczos) against float64 loops on both
  * backends: storeSlot, combineSlots over non-contiguous slots, orthonormalise (CGS2 coefficients,
  * the residual's norm and the normalised vector, into a slot or not, the record's layout with a
- * stride and an offset), gatherBasisRuns; a basis too large for one binding is refused; and
+ * stride and an offset), keepRuns and keepBasisRuns; a basis too large for one binding is refused; and
  * BlockGramOperator.gatherRuns equals the operator built from the gathered masks and slopes.
  */
 import { describe, expect, test } from '@jest/globals';
@@ -116,7 +116,7 @@ describeEachBackend((backend) => {
     ops.freeBasis(basis);
   });
 
-  test('gatherBasisRuns keeps the given runs of every slot, in order', async () => {
+  test('keepBasisRuns keeps the given runs of every slot, in order', async () => {
     const { basis: ops, blocks } = backend();
     const values = Array.from({ length: 2 }, () => Float64Array.from({ length: 5 * dim }, rand));
     const basis = ops.allocBasis(5, dim, 2)!;
@@ -125,8 +125,8 @@ describeEachBackend((backend) => {
       ops.storeSlot(basis, s, block);
       blocks.freeBlock(block);
     });
-    const runs = [3, 4, 0];
-    const gathered = ops.gatherBasisRuns(basis, runs);
+    const runs = [0, 3, 4];
+    const gathered = ops.keepBasisRuns(basis, runs);
     expect([gathered.count, gathered.slots]).toEqual([3, 2]);
     for (let s = 0; s < 2; s++) {
       const out = blocks.allocBlock(3, dim);
@@ -136,8 +136,18 @@ describeEachBackend((backend) => {
       runs.forEach((r, i) => expectClose(run(result, i), values[s].subarray(r * dim, (r + 1) * dim), 1e-6));
       blocks.freeBlock(out);
     }
-    ops.freeBasis(basis);
     ops.freeBasis(gathered);
+  });
+
+  test('keepRuns keeps the given runs of a block, in order, and refuses runs out of order', async () => {
+    const { blocks } = backend();
+    const values = Float64Array.from({ length: 5 * dim }, rand);
+    const kept = blocks.keepRuns(blocks.uploadBlock(values, 5), [1, 2, 4]);
+    expect([kept.count, kept.dim]).toEqual([3, dim]);
+    const result = await blocks.downloadBlock(kept);
+    [1, 2, 4].forEach((r, i) => expectClose(run(result, i), values.subarray(r * dim, (r + 1) * dim), 1e-6));
+    blocks.freeBlock(kept);
+    if (backend().name === 'cpu') expect(() => blocks.keepRuns(blocks.uploadBlock(values, 5), [2, 1])).toThrow();
   });
 
   test.each(affineLayers.filter(([label]) => !label.startsWith('scale')).slice(0, 6))('%s: gatherRuns = the operator of the gathered masks and slopes', async (_label, layer) => {

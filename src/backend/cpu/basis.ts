@@ -6,7 +6,7 @@
  */
 import { invariant } from '../../errors.js';
 import type { BasisOps, DeviceBasis, DeviceScalars } from '../backend.js';
-import { asCpuBlock, combineRange, dotRange, dotsRange } from './vectors.js';
+import { asCpuBlock, combineRange, compactRuns, dotRange, dotsRange } from './vectors.js';
 
 export class CpuBasis implements DeviceBasis {
   constructor(
@@ -58,17 +58,9 @@ export const cpuBasisOps: BasisOps = {
     const b = asCpuBasis(basis);
     b.slot(slot).set(blockOf(b, x));
   },
-  gatherBasisRuns(basis, runs) {
+  keepBasisRuns(basis, runs) {
     const b = asCpuBasis(basis);
-    const out = new CpuBasis(runs.length, b.dim, b.slots, new Float64Array(b.slots * runs.length * b.dim));
-    for (let s = 0; s < b.slots; s++) {
-      const [from, to] = [b.slot(s), out.slot(s)];
-      runs.forEach((run, i) => {
-        invariant(Number.isInteger(run) && run >= 0 && run < b.count, `run ${run} of a basis of ${b.count}`);
-        to.set(from.subarray(run * b.dim, (run + 1) * b.dim), i * b.dim);
-      });
-    }
-    return out;
+    return new CpuBasis(runs.length, b.dim, b.slots, compactRuns(b.data, b.count, b.dim, b.slots, runs));
   },
   combineSlots(basis, slots, coefficients, out) {
     const b = asCpuBasis(basis);

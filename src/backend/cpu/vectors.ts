@@ -72,6 +72,22 @@ export function dotRange(a: Float64Array, b: Float64Array, start: number, end: n
   return s;
 }
 
+/**
+ * Moves the given runs (increasing) of each of `slots` consecutive groups of `count` runs of `dim`
+ * values to the front, in place (each target lies at or before its source), and returns the view
+ * of slots·runs.length·dim values.
+ */
+export function compactRuns(data: Float64Array, count: number, dim: number, slots: number, runs: readonly number[]): Float64Array {
+  runs.forEach((run, i) => invariant(Number.isInteger(run) && run >= 0 && run < count && (i === 0 || run > runs[i - 1]), `runs ${runs} of ${count}, increasing`));
+  for (let s = 0; s < slots; s++) {
+    runs.forEach((run, i) => {
+      const [from, to] = [(s * count + run) * dim, (s * runs.length + i) * dim];
+      if (from !== to) data.copyWithin(to, from, from + dim);
+    });
+  }
+  return data.subarray(0, slots * runs.length * dim);
+}
+
 export const cpuVectors: VectorOps = {
   alloc: (length) => new Float64Array(length),
   upload: (data) => Float64Array.from(data),
@@ -167,6 +183,10 @@ export const cpuBlockVectors: BlockVectorOps = {
     const out = new CpuBlock(runs.length, b.dim, new Float64Array(runs.length * b.dim));
     runs.forEach((run, i) => out.data.set(b.data.subarray(...runRange(b, run)), i * b.dim));
     return out;
+  },
+  keepRuns(x, runs) {
+    const b = asCpuBlock(x);
+    return new CpuBlock(runs.length, b.dim, compactRuns(b.data, b.count, b.dim, 1, runs));
   },
   scaleRuns(alphas, x) {
     const b = asCpuBlock(x);

@@ -71,6 +71,13 @@ export class GpuBasisOps implements BasisOps {
     this.runtime.copy(block.buffer, v.buffer, bytes, 0, slot * bytes);
   }
 
+  keepBasisRuns(basis: DeviceBasis, runs: readonly number[]): GpuBasis {
+    const kept = this.gatherBasisRuns(basis, runs);
+    this.freeBasis(basis);
+    return kept;
+  }
+
+  /** A new basis holding the given runs of every slot, in that order. */
   gatherBasisRuns(basis: DeviceBasis, runs: readonly number[]): GpuBasis {
     const v = asGpuBasis(basis);
     runs.forEach((run) => invariant(Number.isInteger(run) && run >= 0 && run < v.count, `run ${run} of a basis of ${v.count}`));

@@ -226,6 +226,12 @@ export class GpuBlockOps implements BlockVectorOps {
     return out;
   }
 
+  keepRuns(x: DeviceBlock, runs: readonly number[]): GpuBlock {
+    const kept = this.gatherRuns(x, runs);
+    this.freeBlock(x);
+    return kept;
+  }
+
   scaleRuns(alphas: ArrayLike<number>, x: DeviceBlock): void {
     this.kernels.scale(alphas, blockRuns(x));
   }
