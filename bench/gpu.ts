@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { Backend } from '../src/backend/backend.js';
 import { createWebGpuBackend } from '../src/backend/webgpu/index.js';
 import { certify } from '../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
 import { loadInputFile } from '../src/model/input.js';
 import { isAffine, size, type Network } from '../src/model/ir.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
@@ -44,7 +45,7 @@ function packageRoot(): string {
 
 const ROOT = packageRoot();
 const EPS = [0.001, 0.01, 0.1, 1.0];
-/** The paper's local-bound times on a GTX 1080 Ti (method.md, Table II), seconds. */
+/** The paper's local-bound times on a GTX 1080 Ti (docs/method.md, Table II), seconds. */
 const PAPER_SECONDS: Record<string, number> = { mnist_lenet: 0.1, cifar10_net: 1, vgg16: 52 * 60 };
 
 type Reference = { models: Record<string, { images: Record<string, { local_bound_converged: Record<string, number> }> }> };
@@ -56,11 +57,11 @@ function referenceKey(eps: number): string {
 
 /** Local bounds at every ε after one warm-up run (pipelines, weight upload, first dispatches). */
 async function benchLocalBounds(backend: Backend, name: string, network: Network, x0: Float32Array, expected?: Record<string, number>): Promise<void> {
-  await certify(network, x0, backend, { eps: [EPS[0]] });
+  await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [EPS[0]] });
   console.log(`\n${name}: ${network.layers.length} layers, input [${network.inputShape.join(', ')}]`);
   let total = 0;
   for (const eps of EPS) {
-    const result = await certify(network, x0, backend, { eps: [eps] });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [eps] });
     const bound = result.local[0];
     const applications = bound.layers.reduce((n, layer) => n + (layer.spectral?.iterations ?? 0), 0);
     const want = expected?.[referenceKey(eps)];

@@ -16,6 +16,7 @@ import type { AffineLayer, MaxPoolLayer, Network } from '../src/model/ir.js';
 import type { Backend, BlockGramOperator, GramOperator } from '../src/backend/backend.js';
 import { createBackend } from '../src/backend/select.js';
 import { certify, DEFAULT_MAX_ITERATIONS, DEFAULT_TOLERANCE } from '../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
 import { localBound, nominalPass, SpectralSolver } from '../src/bounds/layer-bounds.js';
 import type { NetworkBound } from '../src/bounds/types.js';
 import { loadInputFile } from '../src/model/input.js';
@@ -251,6 +252,7 @@ export async function imagenetBench(argv: string[]): Promise<void> {
     const cpu0 = cpuSeconds();
     let events = 0;
     const result = await certify(network, x0, backend, {
+      ...PAPER_REPRODUCTION,
       eps: [],
       global: true,
       radius: args.radius,

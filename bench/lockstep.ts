@@ -23,6 +23,7 @@ import type { LockstepEngine } from '../src/bounds/lockstep.js';
 import { LockstepSpectralSolver } from '../src/bounds/lockstep-solver.js';
 import { largestEigenvalue } from '../src/bounds/spectral.js';
 import type { SpectralNormReport } from '../src/bounds/types.js';
+import type { NormSolver } from '../src/bounds/norms.js';
 import type { AffineLayer, Network } from '../src/model/ir.js';
 
 export interface LockstepBenchOptions {
@@ -212,7 +213,7 @@ export async function lockstepBounds(backend: Backend, name: string, network: Ne
     }
     const solver = new LockstepSpectralSolver(backend, settings);
     const started = performance.now();
-    const all = await solver.together(eps.map((e) => (s: SpectralSolver) => localBound(network, backend, nominal, e, s)));
+    const all = await solver.together(eps.map((e) => (s: NormSolver) => localBound(network, backend, nominal, e, s)));
     if (timed) times.together.push((performance.now() - started) / 1000);
     solver.dispose();
     bounds.together = all.map((b) => b.bound);

@@ -149,19 +149,9 @@ async function forwardPass(backend: Backend, network: Network, input: Float32Arr
   return x;
 }
 
-/** fashion_cnn.onnx from the project's fixtures/, else from the shared fixtures folder; null if neither has it. */
-export function fashionModelPath(root: string): string | null {
-  const candidates = [path.join(root, 'fixtures', 'fashion_cnn.onnx'), '/work/shared/fixtures/fashion_cnn.onnx'];
-  return candidates.find((file) => existsSync(file)) ?? null;
-}
-
-/** The networks of the throughput tables: the two fixture nets and Fashion-MNIST's CNN (when at hand). */
-export function throughputNetworks(root: string): [name: string, file: string | null][] {
-  return [
-    ['mnist_lenet', path.join(root, 'fixtures', 'mnist_lenet.onnx')],
-    ['cifar10_net', path.join(root, 'fixtures', 'cifar10_net.onnx')],
-    ['fashion_cnn', fashionModelPath(root)],
-  ];
+/** The networks of the throughput tables: the two fixture nets and Fashion-MNIST's CNN . */
+export function throughputNetworks(root: string): [name: string, file: string][] {
+  return ['mnist_lenet', 'cifar10_net', 'fashion_cnn'].map((name) => [name, path.join(root, 'fixtures', `${name}.onnx`)]);
 }
 
 /** `npm run bench`'s throughput section: one table per network at the block sizes `counts`. */
@@ -169,7 +159,6 @@ export async function throughputSection(backend: Backend, root: string, counts: 
   console.log('\nOperator throughput: Gram applications D Aᵀ Λ² A D per second, one vector per call against blocks of B (each vector its own mask and slopes).');
   for (const [name, file] of throughputNetworks(root)) {
     if (only && !only(name)) continue;
-    if (file) await operatorThroughput(backend, name, importOnnxFile(file), { ...DEFAULT_THROUGHPUT, counts });
-    else console.log(`\n${name}: fashion_cnn.onnx not found (fixtures/ or /work/shared/fixtures/), skipped`);
+    await operatorThroughput(backend, name, importOnnxFile(file), { ...DEFAULT_THROUGHPUT, counts });
   }
 }

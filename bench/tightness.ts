@@ -7,7 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { createCpuBackend } from '../src/backend/cpu/index.js';
-import { audit, configName, parseAuditConfig } from '../src/bounds/audit.js';
+import { audit, configName, parseAuditConfig } from '../src/analysis/audit.js';
 import { loadInputFile } from '../src/model/input.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 

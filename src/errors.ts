@@ -10,7 +10,12 @@ export type ErrorCode =
   | 'NOT_FOUND' // unknown id or missing file
   | 'BACKEND_UNAVAILABLE' // the requested compute backend cannot start on this machine
   | 'CANCELLED' // the caller aborted the computation
-  | 'PAYLOAD_TOO_LARGE';
+  | 'PAYLOAD_TOO_LARGE'
+  | 'RESOURCE_LIMIT' // the analysis would need more memory than this machine allows (model/resources.ts)
+  | 'NUMERIC_OVERFLOW' // a bound left the range of floating point (too large an eps or weights)
+  | 'QUERY_TOO_COMPLEX' // a GraphQL request nested too deep or asking for too much at once
+  | 'UNAUTHENTICATED' // the server wants LIPCERT_TOKEN and the request did not carry it
+  | 'FORBIDDEN'; // a request from a browser origin or for a host name the server does not serve
 
 export class LipcertError extends Error {
   constructor(

@@ -75,6 +75,37 @@ test('the default is the tight method with certified norms, each layer naming it
   expect(human.stdout).toMatch(/deterministic:collatz-wielandt/);
 });
 
+test('bound --lower --attacks: one analysis with lower bounds at each eps and the attacks, each saying what it is', async () => {
+  const args = ['bound', mnist, ...mnistArgs, ...paper, '--eps', '0.001,0.01', '--lower', '--samples', '20', '--restarts', '1', '--steps', '10', '--attacks', 'pgd,fgsm', '--attack-steps', '10', '--seed', '3'];
+  const { code, stdout, stderr } = await run([...args, '--json']);
+  expect(stderr).toBe('');
+  expect(code).toBe(0);
+  const result = JSON.parse(stdout);
+  expect([result.method, result.certificate, result.seed]).toEqual(['paper', 'estimate', 3]);
+  expect(result.failureProbability).toBeUndefined(); // estimates carry no failure probability
+  expect(result.lowerBounds.map((l: { eps: number; method: string }) => [l.eps, l.method])).toEqual([
+    [0.001, 'gradient'],
+    [0.001, 'random'],
+    [0.01, 'gradient'],
+    [0.01, 'random'],
+  ]);
+  for (const l of result.lowerBounds) {
+    expect(l.kind).toBe('lower');
+    expect(l.bound).toBeLessThanOrEqual(result.local.find((b: { eps: number }) => b.eps === l.eps).bound);
+  }
+  expect(result.attacks.map((a: { method: string; kind: string }) => [a.method, a.kind])).toEqual([
+    ['pgd', 'upper'],
+    ['fgsm', 'upper'],
+  ]);
+  // The search is seeded: the same command finds the same lower bounds.
+  const again = JSON.parse((await run([...args, '--json'])).stdout);
+  expect(again.lowerBounds.map((l: { bound: number }) => l.bound)).toEqual(result.lowerBounds.map((l: { bound: number }) => l.bound));
+  const human = await run(args);
+  expect(human.stdout).toMatch(/lower bounds on L\(x0, eps\) found by search \(not certified/);
+  expect(human.stdout).toMatch(/attacks: smallest L2 perturbation found/);
+  expect(human.stdout).toMatch(/^method paper \(the paper's Algorithm 1 and Proposition 6\), spectral norms: estimate$/m);
+});
+
 describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lipcert-cli-'));
   const wrongShape = path.join(tmp, 'wrong.json');
@@ -93,6 +124,9 @@ describe('bad input: one line on stderr, exit status 2, no stack trace', () => {
     ['a bad --certify', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--certify', 'probabilistic:2'], /--certify must be/],
     ['an unknown --method', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--method', 'magic'], /argument 'magic' is invalid/],
     ['a wrong PNG size', ['bound', fixture('cifar10_net.onnx'), ...mnistArgs, '--eps', '0.1'], /the PNG is 28×28, the model expects 32×32/],
+    ['an unknown attack', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--attacks', 'pgd,cw'], /unknown attack 'cw'/],
+    ['a search budget without --lower', ['bound', mnist, ...mnistArgs, '--eps', '0.1', '--samples', '10'], /budgets of --lower: give --lower too/],
+    ['--lower without eps', ['bound', mnist, ...mnistArgs, '--lower'], /lower bounds are searched at the eps of the analysis/],
   ])('%s', async (_label, args, message) => {
     const { code, stdout, stderr } = await run(args);
     expect(code).toBe(2);

@@ -1,6 +1,6 @@
 /**
  * The compute backend: the few linear-algebra operations the bounds need, one layer at a time
- * (method.md, "What the bounds ask of a compute backend"). A backend knows nothing of Lipschitz
+ * (docs/method.md, "What the bounds ask of a compute backend"). A backend knows nothing of Lipschitz
  * constants; bounds/ knows nothing of devices. Implementations: cpu/ (onnxruntime-node) and
  * webgpu/ (WGSL kernels through Dawn).
  *
@@ -168,7 +168,7 @@ export interface BasisOps {
 
 /**
  * v ↦ D Aᵀ Λ² A D v for one affine layer with input mask D and output slopes Λ
- * (method.md, "Computation at scale"); its largest eigenvalue is ||Λ A D||².
+ * (docs/method.md, "Computation at scale"); its largest eigenvalue is ||Λ A D||².
  */
 export interface GramOperator {
   readonly dim: number;

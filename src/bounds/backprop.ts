@@ -8,8 +8,9 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { invariant } from '../errors.js';
-import { isAffine, type MaxPoolLayer, type Network, size } from '../model/ir.js';
+import { isAffine, type Network, size } from '../model/ir.js';
 import { nominalPass, type NominalPass } from './layer-bounds.js';
+import { windowArgmax } from '../model/pool-geometry.js';
 
 /** The forward pass at x, keeping what the backward pass needs (each layer's input and pre-activation). */
 export type ForwardTrace = NominalPass;
@@ -24,42 +25,6 @@ export async function evaluate(network: Network, backend: Backend, x: Float32Arr
   return (await nominalPass(network, backend, x)).logits;
 }
 
-/**
- * For each output of a max pool, the flat index of the input that attains its window's maximum
- * (the first one in window order on ties), or −1 if the window lies in the padding.
- */
-export function maxPoolArgmax(layer: MaxPoolLayer, x: ArrayLike<number>): Int32Array {
-  const [channels, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.strides;
-  const [dh, dw] = layer.dilations;
-  const [pt, pl] = layer.pads;
-  const argmax = new Int32Array(channels * ho * wo).fill(-1);
-  for (let c = 0; c < channels; c++) {
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
-        let best = -Infinity;
-        let where = -1;
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * sh - pt + ky * dh;
-          if (iy < 0 || iy >= h) continue;
-          for (let kx = 0; kx < kw; kx++) {
-            const ix = ox * sw - pl + kx * dw;
-            if (ix < 0 || ix >= w) continue;
-            const i = (c * h + iy) * w + ix;
-            if (where < 0 || x[i] > best) {
-              best = x[i];
-              where = i;
-            }
-          }
-        }
-        argmax[(c * ho + oy) * wo + ox] = where;
-      }
-    }
-  }
-  return argmax;
-}
 
 /** uᵀ ∂f/∂x at the traced point: the gradient of x ↦ u·f(x). */
 export async function vjp(network: Network, backend: Backend, trace: ForwardTrace, cotangent: Float32Array): Promise<Float32Array> {
@@ -78,7 +43,7 @@ export async function vjp(network: Network, backend: Backend, trace: ForwardTrac
       const x = trace.inputs[index];
       g = g.map((v, i) => (x[i] > 0 ? v : 0));
     } else if (layer.kind === 'maxpool') {
-      const argmax = maxPoolArgmax(layer, trace.inputs[index]);
+      const argmax = windowArgmax(layer, trace.inputs[index]);
       const out = new Float32Array(size(layer.inputShape));
       for (let o = 0; o < argmax.length; o++) if (argmax[o] >= 0) out[argmax[o]] += g[o];
       g = out;
@@ -87,16 +52,4 @@ export async function vjp(network: Network, backend: Backend, trace: ForwardTrac
     invariant(g.length === size(layer.inputShape), `gradient of layer ${layer.name} has the wrong size`);
   }
   return g;
-}
-
-/** f(x) and uᵀ ∂f/∂x for a cotangent chosen from f(x). */
-export async function valueAndVjp(
-  network: Network,
-  backend: Backend,
-  x: Float32Array,
-  cotangentOf: (output: Float32Array) => Float32Array,
-): Promise<{ output: Float32Array; gradient: Float32Array }> {
-  const trace = await forwardTrace(network, backend, x);
-  const gradient = await vjp(network, backend, trace, cotangentOf(trace.logits));
-  return { output: trace.logits, gradient };
 }

@@ -6,8 +6,7 @@
 import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
-import { globalBound, localBound, nominalPass, SpectralSolver } from './layer-bounds.js';
-import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
+import { globalBound, nominalPass, SpectralSolver } from './layer-bounds.js';
 import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
@@ -34,6 +33,11 @@ export function topTwo(logits: ArrayLike<number>): { cls: number; margin: number
   return { cls: best, margin: logits.length > 1 ? logits[best] - second : Infinity };
 }
 
+/** Units of work certify() reports its progress over: the global bound and each ε one each, the radius two. */
+export function progressUnits(options: Pick<CertifyOptions, 'eps' | 'global' | 'radius'>): number {
+  return (options.global || options.radius ? 1 : 0) + (options.eps?.length ?? 0) + (options.radius ? 2 : 0) || 1;
+}
+
 export async function certify(network: Network, x0: Float32Array, backend: Backend, options: CertifyOptions): Promise<CertifyResult> {
   const started = performance.now();
   const eps = options.eps ?? [];
@@ -48,8 +52,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const layerCount = network.layers.length;
   const wantGlobal = options.global || options.radius;
 
-  // Progress: the global bound and each ε count one unit each; the radius counts two.
-  const units = (wantGlobal ? 1 : 0) + eps.length + (options.radius ? 2 : 0) || 1;
+  const units = progressUnits(options);
   let unitsDone = 0;
   const report = (event: Omit<ProgressEvent, 'fraction'>, within = 0) => {
     options.onProgress?.({ ...event, fraction: Math.min(1, (unitsDone + within) / units) });
@@ -123,7 +126,8 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       // The computed top-1 class is not certainly the exact network's: nothing is certified.
       radius = { local: 0, localUpper: 0, global: 0, evaluations: 0, relativeTolerance: radiusTolerance, seconds: 0, method: method.name, quality: 'exact', marginResolved: false };
       unitsDone += 2;
-    } else if (options.radius && global && (method.name !== 'paper' || solver !== estimator)) {
+    } else if (options.radius && global) {
+      // The search runs on estimates; with certificates, its result is then certified (methods.ts).
       const radiusStart = performance.now();
       const globalRadius = certifiedMargin / (Math.SQRT2 * global.bound);
       let evaluation = 0;
@@ -132,34 +136,6 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         phase = radiusPhase(evaluation, e);
       }, onLayer);
       radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
-      unitsDone += 2;
-    } else if (options.radius && global) {
-      const radiusStart = performance.now();
-      const globalRadius = certifiedMargin / (Math.SQRT2 * global.bound);
-      let evaluation = 0;
-      const screen = solver.withTolerance(SCREEN_TOLERANCE);
-      const search = await certifiedRadius(
-        certifiedMargin,
-        globalRadius,
-        async (e, precision) => {
-          evaluation++;
-          phase = radiusPhase(evaluation, e);
-          return (await localBound(network, backend, nominal, e, precision === 'screen' ? screen : solver, onLayer)).bound;
-        },
-        radiusTolerance,
-        { screening: SCREEN_TOLERANCE > tolerance },
-      );
-      radius = {
-        local: search.lower,
-        localUpper: search.upper,
-        global: globalRadius,
-        evaluations: search.evaluations,
-        relativeTolerance: radiusTolerance,
-        seconds: (performance.now() - radiusStart) / 1000,
-        method: 'paper',
-        quality: 'estimate',
-        marginResolved: true,
-      };
       unitsDone += 2;
     }
     options.onProgress?.({ phase: 'done', fraction: 1, message: 'done' });

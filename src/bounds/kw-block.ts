@@ -7,7 +7,7 @@
  * early and KW then holds with k = dim_b. One batched operator application per step for the runs
  * still going; a run that reached its step count drops out (lockstep.ts).
  *
- * Run b's Gaussian start is the single version's for seed_b: gaussianStream(seed_b) drawn over the
+ * Run b's Gaussian start is the single version's for seed_b: Rng(seed_b).gaussian() drawn over the
  * entries of its support in order (zero elsewhere), so block and single results are identical up
  * to rounding. The 'host' engine repeats the single version's arithmetic (three read-backs a step
  * for all runs); the 'device' engine orthogonalises twice (CGS2) against the whole basis on the
@@ -23,7 +23,8 @@
  * does not run and the arithmetic is the single version's.
  */
 import type { BlockGramOperator, DeviceBasis, DeviceBlock } from '../backend/backend.js';
-import { DEFAULT_KW_EPSILON, gaussianStream, type KwResult, kwEpsilon, kwSteps } from './certificates.js';
+import { Rng } from '../random.js';
+import { DEFAULT_KW_EPSILON, type KwResult, kwEpsilon, kwSteps } from './certificates.js';
 import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo, worthCompacting } from './lockstep.js';
 import { tridiagonalEigen } from './spectral.js';
 
@@ -151,8 +152,8 @@ async function gaussianStarts(state: Lockstep, seeds: readonly number[], support
   const blocks = state.ops.blocks;
   const data = new Float64Array(live.length * n);
   live.forEach((b, position) => {
-    const gauss = gaussianStream(seeds[b]);
-    for (let i = 0; i < n; i++) data[position * n + i] = !supports || supports[b * n + i] !== 0 ? gauss() : 0;
+    const rng = new Rng(seeds[b]);
+    for (let i = 0; i < n; i++) data[position * n + i] = !supports || supports[b * n + i] !== 0 ? rng.gaussian() : 0;
   });
   const start = blocks.uploadBlock(data, live.length);
   const squared = await state.dots(start, [start]);

@@ -26,7 +26,8 @@
 import type { BlockGramOperator, DeviceBasis, DeviceBlock, DeviceVector } from '../backend/backend.js';
 import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo, worthCompacting } from './lockstep.js';
 import { ProjectedMatrix } from './projected.js';
-import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, randomVector, symmetricEigen } from './spectral.js';
+import { randomVector } from '../random.js';
+import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, symmetricEigen } from './spectral.js';
 
 export interface LockstepEigenOptions {
   /** Each run stops when its norm estimate changed by at most this, relatively, over `window` steps. */

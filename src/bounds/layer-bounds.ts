@@ -9,7 +9,8 @@ import type { Backend, DeviceVector } from '../backend/backend.js';
 import { invariant } from '../errors.js';
 import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, type Network, size } from '../model/ir.js';
 import { largestEigenvalue } from './spectral.js';
-import type { BoundQuality, LayerBound, NetworkBound, SpectralNormReport } from './types.js';
+import { affineNorm, type NormSolver, worstQuality } from './norms.js';
+import type { LayerBound, NetworkBound, SpectralNormReport } from './types.js';
 
 export interface SpectralSettings {
   tolerance: number;
@@ -77,7 +78,7 @@ export function maxPoolLipschitz(layer: MaxPoolLayer): number {
  * Spectral norms with warm starts: the last Ritz vector of each layer seeds its next iteration
  * (the next ε, the next bisection step).
  */
-export class SpectralSolver {
+export class SpectralSolver implements NormSolver {
   constructor(
     private readonly backend: Backend,
     private readonly settings: SpectralSettings,
@@ -127,30 +128,6 @@ export class SpectralSolver {
   }
 }
 
-function exactSpectral(value: number): SpectralNormReport {
-  return { value, quality: 'exact', iterations: 0, relativeChange: 0, relativeResidual: 0, converged: true };
-}
-
-/** ||Λ S D|| of a diagonal layer: max_i λ_i |s_i| d_i, exactly. */
-function diagonalNorm(layer: AffineLayer & { kind: 'scale' }, mask: Float32Array | null, slopeSquared: Float32Array | null): number {
-  const n = size(layer.inputShape);
-  const perChannel = n / layer.scale.length;
-  let best = 0;
-  for (let i = 0; i < n; i++) {
-    if (mask && mask[i] === 0) continue;
-    const s = Math.abs(layer.scale[Math.floor(i / perChannel)]);
-    const lambda = slopeSquared ? Math.sqrt(slopeSquared[i]) : 1;
-    best = Math.max(best, s * lambda);
-  }
-  return best;
-}
-
-function combinedQuality(layers: LayerBound[]): BoundQuality {
-  if (layers.some((l) => l.quality === 'estimate')) return 'estimate';
-  if (layers.some((l) => l.quality === 'upper')) return 'upper';
-  return 'exact';
-}
-
 function baseReport(index: number, layer: Layer): Omit<LayerBound, 'bound' | 'quality'> {
   return {
     index,
@@ -162,28 +139,14 @@ function baseReport(index: number, layer: Layer): Omit<LayerBound, 'bound' | 'qu
   };
 }
 
-async function affineNorm(
-  solver: SpectralSolver,
-  key: string,
-  index: number,
-  layer: AffineLayer,
-  mask: Float32Array | null,
-  slopeSquared: Float32Array | null,
-): Promise<SpectralNormReport> {
-  if (layer.kind === 'scale') return exactSpectral(diagonalNorm(layer, mask, slopeSquared));
-  if (slopeSquared && slopeSquared.every((v) => v === 0)) return exactSpectral(0);
-  if (mask && mask.every((v) => v === 0)) return exactSpectral(0);
-  return solver.norm(key, index, layer, mask, slopeSquared);
-}
-
 /** The global bound: ||A|| per affine layer, 1 per ReLU and flatten, sqrt(n_max) per max pool. */
-export async function globalBound(network: Network, solver: SpectralSolver, onLayer?: (index: number) => void): Promise<NetworkBound> {
+export async function globalBound(network: Network, solver: NormSolver, onLayer?: (index: number) => void): Promise<NetworkBound> {
   const start = performance.now();
   const layers: LayerBound[] = [];
   for (const [index, layer] of network.layers.entries()) {
     onLayer?.(index);
     if (isAffine(layer)) {
-      const spectral = await affineNorm(solver, `global:${index}`, index, layer, null, null);
+      const spectral = await affineNorm(solver, `global:${index}`, index, layer, null, null, 'coarse');
       layers.push({ ...baseReport(index, layer), bound: spectral.value, quality: spectral.quality, spectral });
     } else if (layer.kind === 'maxpool') {
       layers.push({ ...baseReport(index, layer), bound: maxPoolLipschitz(layer), quality: 'exact' });
@@ -193,7 +156,7 @@ export async function globalBound(network: Network, solver: SpectralSolver, onLa
   }
   return {
     bound: layers.reduce((p, l) => p * l.bound, 1),
-    quality: combinedQuality(layers),
+    quality: worstQuality(layers.map((l) => l.quality)),
     layers,
     seconds: (performance.now() - start) / 1000,
   };
@@ -208,7 +171,7 @@ export async function localBound(
   backend: Backend,
   nominal: NominalPass,
   eps: number,
-  solver: SpectralSolver,
+  solver: NormSolver,
   onLayer?: (index: number) => void,
 ): Promise<NetworkBound> {
   const start = performance.now();
@@ -267,7 +230,7 @@ export async function localBound(
   }
   return {
     bound: layers.reduce((p, l) => p * l.bound, 1),
-    quality: combinedQuality(layers),
+    quality: worstQuality(layers.map((l) => l.quality)),
     layers,
     seconds: (performance.now() - start) / 1000,
   };

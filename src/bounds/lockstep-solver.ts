@@ -1,6 +1,6 @@
 /**
- * A SpectralSolver (layer-bounds.ts) whose norms come from lock-step Lanczos (lanczos-block.ts),
- * so the bound pipeline can use it without changes:
+ * A NormSolver (norms.ts) of Lanczos estimates like SpectralSolver (layer-bounds.ts), whose norms
+ * come from lock-step Lanczos (lanczos-block.ts), so the bound pipeline can use it unchanged:
  * - `norm()` alone is a lock-step solve of one run: the device engine on a GPU (one read-back per
  *   block of steps instead of two per step), spectral.ts's arithmetic on the CPU;
  * - `together(tasks)` runs several bound computations concurrently — the ε values of one image,
@@ -10,15 +10,17 @@
  *   layer's request, which waits in the next group. Which requests share a block depends only on
  *   the tasks, not on timing, and each run's result does not depend on its company (up to the
  *   operator's float32 rounding), so batching changes speed only.
- * Warm starts are kept per key as in SpectralSolver and seeds are the layer index + 1 as there;
+ * Warm starts are kept per key as in SpectralSolver and seeds are the layer index + 1 as there
+ * (so `norm()` alone gives SpectralSolver's numbers up to rounding);
  * requests of one group that share a key (the same layer at several ε) all start from the vector
  * stored before the group, and the last of them stores its Ritz vector.
  */
 import type { Backend, DeviceVector } from '../backend/backend.js';
 import type { AffineLayer } from '../model/ir.js';
 import { largestEigenvaluesLockstep } from './lanczos-block.js';
-import { SpectralSolver, type SpectralSettings } from './layer-bounds.js';
+import type { SpectralSettings } from './layer-bounds.js';
 import type { LockstepEngine } from './lockstep.js';
+import type { NormPrecision, NormSolver } from './norms.js';
 import type { SpectralNormReport } from './types.js';
 
 export interface LockstepSolverSettings extends SpectralSettings {
@@ -42,7 +44,7 @@ interface Waiting extends NormRequest {
   reject: (error: unknown) => void;
 }
 
-export class LockstepSpectralSolver extends SpectralSolver {
+export class LockstepSpectralSolver implements NormSolver {
   /** Tasks of `together` still running; 0 outside it (every request is solved at once). */
   private live = 0;
   private waiting: Waiting[] = [];
@@ -51,18 +53,23 @@ export class LockstepSpectralSolver extends SpectralSolver {
   readonly batches: number[] = [];
 
   constructor(
-    private readonly lockstepBackend: Backend,
-    private readonly lockstepSettings: LockstepSolverSettings,
+    private readonly backend: Backend,
+    private readonly settings: LockstepSolverSettings,
     private readonly starts = new Map<string, DeviceVector>(),
-  ) {
-    super(lockstepBackend, lockstepSettings, starts);
+  ) {}
+
+  get tolerance(): number {
+    return this.settings.tolerance;
   }
 
-  override withTolerance(tolerance: number): LockstepSpectralSolver {
-    return new LockstepSpectralSolver(this.lockstepBackend, { ...this.lockstepSettings, tolerance }, this.starts);
+  /** This solver at another tolerance, sharing its warm starts (disposing either frees them). */
+  withTolerance(tolerance: number): LockstepSpectralSolver {
+    return new LockstepSpectralSolver(this.backend, { ...this.settings, tolerance }, this.starts);
   }
 
-  override norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
+  /** ||Λ A D|| (an estimate; `precision` concerns certificates only). */
+  norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null, precision?: NormPrecision): Promise<SpectralNormReport> {
+    void precision;
     return new Promise((resolve, reject) => {
       this.waiting.push({ key, layerIndex, layer, domainMask, slopeSquared, resolve, reject });
       this.maybeFlush();
@@ -73,7 +80,7 @@ export class LockstepSpectralSolver extends SpectralSolver {
    * Runs the tasks concurrently, each given this solver; their norm requests are solved in
    * lock-step, one block per layer, whenever all unfinished tasks wait for one.
    */
-  async together<T>(tasks: ((solver: SpectralSolver) => Promise<T>)[]): Promise<T[]> {
+  async together<T>(tasks: ((solver: NormSolver) => Promise<T>)[]): Promise<T[]> {
     this.live += tasks.length;
     return Promise.all(
       tasks.map(async (task) => {
@@ -85,6 +92,11 @@ export class LockstepSpectralSolver extends SpectralSolver {
         }
       }),
     );
+  }
+
+  dispose(): void {
+    for (const v of this.starts.values()) this.backend.vectors.free(v);
+    this.starts.clear();
   }
 
   /** Starts solving when every unfinished task waits for a norm (one solve at a time). */
@@ -121,11 +133,11 @@ export class LockstepSpectralSolver extends SpectralSolver {
   async norms(requests: NormRequest[]): Promise<SpectralNormReport[]> {
     const { layer, layerIndex } = requests[0];
     const count = requests.length;
-    const backend = this.lockstepBackend;
+    const backend = this.backend;
     const op = await backend.gramBlockOperator(layer, concatenated(requests.map((r) => r.domainMask)), concatenated(requests.map((r) => r.slopeSquared)), count);
     this.batches.push(count);
     try {
-      const settings = this.lockstepSettings;
+      const settings = this.settings;
       const result = await largestEigenvaluesLockstep(op, backend, {
         tolerance: settings.tolerance,
         maxIterations: settings.maxIterations,

@@ -1,6 +1,6 @@
 /**
  * Lower bounds on the local Lipschitz constant L(x0, ε) = sup_{||x − x0|| ≤ ε} ||f(x) − f(x0)|| / ||x − x0||
- * (method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
+ * (docs/method.md, "Setting"), found by search as in Avant & Morgansen, TNNLS 2023, Sec. IX-A and Fig. 7
  * (gradient ascent and random sampling): every ratio at an actual point of the ball is a lower
  * bound, so these are labelled `kind: 'lower'` and sit below the certified bounds of certify().
  * - 'random': the best ratio over points drawn uniformly in the ball;
@@ -18,7 +18,8 @@ import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { evaluate, type ForwardTrace, forwardTrace, vjp } from './backprop.js';
 import { validateEps } from './certify.js';
-import { distance, mixSeed, norm, pointInBall, projectToBall, Rng } from './sampling.js';
+import { mixSeed, Rng } from '../random.js';
+import { distance, norm, pointInBall, projectToBall } from './sampling.js';
 
 export type LowerMethod = 'gradient' | 'random';
 export const LOWER_METHODS: LowerMethod[] = ['gradient', 'random'];

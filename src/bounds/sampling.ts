@@ -1,57 +1,9 @@
 /**
- * Seeded randomness and small vector helpers for the searches (lower bounds, attacks): a mulberry32
- * stream, Gaussian draws (Box–Muller), uniform points in an L2 ball, Euclidean distances.
- * Every search takes a seed, so each result is reproducible.
+ * Small vector helpers for the searches (lower bounds, attacks): uniform points in an L2 ball,
+ * Euclidean distances. Their random draws come from the seeded stream of src/random.ts, so each
+ * result is reproducible.
  */
-
-/** A reproducible stream of uniform numbers in [0, 1) (mulberry32). */
-export class Rng {
-  private state: number;
-  private spare: number | null = null;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  uniform(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** A standard normal draw. */
-  gaussian(): number {
-    if (this.spare !== null) {
-      const s = this.spare;
-      this.spare = null;
-      return s;
-    }
-    const u = 1 - this.uniform(); // (0, 1]
-    const v = this.uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    this.spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  }
-}
-
-/**
- * A 32-bit seed derived from several numbers (e.g. the user's seed, ε and a method id), so that each
- * stream depends only on what it is for, not on what else was asked for in the same call.
- */
-export function mixSeed(...values: number[]): number {
-  const view = new DataView(new ArrayBuffer(8));
-  let h = 0x811c9dc5; // FNV-1a over the float64 bytes
-  for (const v of values) {
-    view.setFloat64(0, v);
-    for (let i = 0; i < 8; i++) {
-      h ^= view.getUint8(i);
-      h = Math.imul(h, 0x01000193);
-    }
-  }
-  return h >>> 0;
-}
+import { Rng } from '../random.js';
 
 export function norm(v: ArrayLike<number>): number {
   let s = 0;

@@ -1,11 +1,11 @@
 /**
  * Spectral norms ||Λ A D|| = sqrt(λ_max(D Aᵀ Λ² A D)) by thick-restart Lanczos with
- * reorthogonalisation (method.md, "Computation at scale"), run to a stated tolerance instead of the
+ * reorthogonalisation (docs/method.md, "Computation at scale"), run to a stated tolerance instead of the
  * paper's fixed 100 power steps. A Ritz value never exceeds λ_max, so the result is an estimate from
  * below; its relative change over the last step and its relative residual are reported with it.
  */
 import { CancelledError } from '../errors.js';
-import { Rng } from './sampling.js';
+import { randomVector } from '../random.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 import { ProjectedMatrix } from './projected.js';
 
@@ -117,12 +117,6 @@ export function tridiagonalEigen(diagonal: number[], offDiagonal: number[], with
   // Column j of V is the eigenvector of d[j].
   const vectors = withVectors ? Array.from({ length: n }, (_, j) => Float64Array.from(V, (row) => row[j])) : [];
   return { values: d, vectors };
-}
-
-/** Deterministic pseudo-random start vector (the searches' mulberry32 stream), uniform in [−1, 1]. */
-export function randomVector(n: number, seed: number): Float64Array {
-  const rng = new Rng(seed);
-  return Float64Array.from({ length: n }, () => rng.uniform() * 2 - 1);
 }
 
 async function normalise(vectors: VectorOps, v: DeviceVector): Promise<number> {

@@ -146,9 +146,9 @@ export interface CertifyOptions {
   maxIterations?: number;
   /** Relative width at which the radius bisection stops (default 1e-4). */
   radiusTolerance?: number;
-  /** Bound method (default 'paper'). */
+  /** Bound method (default 'tight': defaults.ts). */
   method?: BoundMethod;
-  /** Spectral norms: certified ('deterministic', 'probabilistic') or Lanczos estimates (default 'estimate'). */
+  /** Spectral norms: certified ('deterministic', 'probabilistic') or Lanczos estimates (default 'probabilistic': defaults.ts). */
   certificate?: 'deterministic' | 'probabilistic' | 'estimate';
   /** Failure probability of each probabilistic certificate (default 1e-3). */
   delta?: number;

@@ -4,9 +4,8 @@
  * the minimal one. `runAttack` is the whole command as a function returning the JSON it prints.
  */
 import type { Command } from 'commander';
-import { ATTACK_METHODS, type AttackMethod, attacks, type AttacksResult, DEFAULT_ATTACK_STEPS, DEFAULT_SEARCH_TOLERANCE } from '../bounds/attacks.js';
-import { BadInputError } from '../errors.js';
-import { defaultCliHelpers, type InputOptions, parseCount, parseNumber, type SharedCliHelpers, textTable } from './shared.js';
+import { ATTACK_METHODS, attacks, type AttacksResult, DEFAULT_ATTACK_STEPS, DEFAULT_SEARCH_TOLERANCE } from '../bounds/attacks.js';
+import { addInputOptions, type InputOptions, loadWithBackend, parseChoices, parseCount, parseNumber, textTable } from './shared.js';
 
 export interface AttackCliOptions extends InputOptions {
   methods?: string;
@@ -14,21 +13,14 @@ export interface AttackCliOptions extends InputOptions {
   tolerance?: string;
 }
 
-export function parseAttackMethods(value: string | undefined): AttackMethod[] {
-  if (value === undefined) return ATTACK_METHODS;
-  const methods = value.split(',').map((s) => s.trim());
-  for (const m of methods) if (!ATTACK_METHODS.includes(m as AttackMethod)) throw new BadInputError(`unknown attack '${m}' (expected ${ATTACK_METHODS.join(', ')})`);
-  return methods as AttackMethod[];
-}
-
 /** The command's JSON output: `{"attacks": [{"method", "perturbation", "adversarialClass", ...}], ...}`. */
-export async function runAttack(model: string, options: AttackCliOptions, shared: SharedCliHelpers = defaultCliHelpers): Promise<AttacksResult> {
+export async function runAttack(model: string, options: AttackCliOptions): Promise<AttacksResult> {
   const attackOptions = {
-    methods: parseAttackMethods(options.methods),
+    methods: parseChoices(options.methods, ATTACK_METHODS, 'attack'),
     steps: parseCount(options.steps, '--steps', DEFAULT_ATTACK_STEPS),
     tolerance: options.tolerance === undefined ? DEFAULT_SEARCH_TOLERANCE : parseNumber(options.tolerance, '--tolerance'),
   };
-  const { network, x0, backend } = await shared.load(model, options);
+  const { network, x0, backend } = await loadWithBackend(model, options);
   try {
     return await attacks(network, x0, backend, attackOptions);
   } finally {
@@ -47,7 +39,7 @@ export function formatAttacks(result: AttacksResult): string {
   return `class ${result.class} (margin ${result.margin.toPrecision(4)}); smallest L2 perturbation found that changes it:\n${textTable(['attack', 'perturbation', 'new class', 'passes', 'seconds'], rows)}\n`;
 }
 
-export function registerAttackCommand(program: Command, shared: SharedCliHelpers = defaultCliHelpers): Command {
+export function registerAttackCommand(program: Command): Command {
   const command = program
     .command('attack')
     .description('adversarial attacks: upper bounds on the smallest L2 perturbation that changes the class')
@@ -55,11 +47,9 @@ export function registerAttackCommand(program: Command, shared: SharedCliHelpers
     .option('--methods <names>', `attacks to run (${ATTACK_METHODS.join(', ')})`)
     .option('--steps <n>', `iterations of ifgsm and pgd at each size (default ${DEFAULT_ATTACK_STEPS})`)
     .option('--tolerance <t>', `relative width at which the size search stops (default ${DEFAULT_SEARCH_TOLERANCE})`);
-  shared.addInputOptions(command);
-  return command.action(
-    shared.action(async (model: string, options: AttackCliOptions) => {
-      const result = await runAttack(model, options, shared);
-      process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatAttacks(result));
-    }),
-  );
+  addInputOptions(command);
+  return command.action(async (model: string, options: AttackCliOptions) => {
+    const result = await runAttack(model, options);
+    process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatAttacks(result));
+  });
 }

@@ -1,13 +1,13 @@
 /**
  * `lipcert audit MODEL --input FILE [--eps E1,...] [--configs paper:estimate,tight:probabilistic,...]
  * [--restarts R] [--steps K] [--samples N] [--attacks fgsm,ifgsm,pgd] [--seed S] [--json]`: every method's bounds and certified radius against
- * gradient ascent and the attacks (bounds/audit.ts). Exit status 3 when any violation is found.
+ * gradient ascent and the attacks (analysis/audit.ts). Exit status 3 when any violation is found.
  * `runAudit` is the whole command as a function; `registerAuditCommand` adds it to a program.
  */
 import type { Command } from 'commander';
-import { audit, type AuditReport, DEFAULT_AUDIT_CONFIGS, parseAuditConfig } from '../bounds/audit.js';
-import { parseAttackMethods } from './attack.js';
-import { defaultCliHelpers, type InputOptions, parseCount, parseInteger, parseNumberList, type SharedCliHelpers, textTable } from './shared.js';
+import { audit, type AuditReport, DEFAULT_AUDIT_CONFIGS, parseAuditConfig } from '../analysis/audit.js';
+import { ATTACK_METHODS } from '../bounds/attacks.js';
+import { addInputOptions, type InputOptions, loadWithBackend, parseChoices, parseCount, parseInteger, parseNumberList, textTable } from './shared.js';
 
 export const DEFAULT_AUDIT_EPS = [0.001, 0.01, 0.1];
 /** Exit status of `audit` when a bound or radius is violated. */
@@ -23,19 +23,19 @@ export interface AuditCliOptions extends InputOptions {
   seed?: string;
 }
 
-export async function runAudit(model: string, options: AuditCliOptions, shared: SharedCliHelpers = defaultCliHelpers): Promise<AuditReport> {
+export async function runAudit(model: string, options: AuditCliOptions): Promise<AuditReport> {
   const eps = options.eps === undefined ? DEFAULT_AUDIT_EPS : parseNumberList(options.eps, '--eps');
   const configs = options.configs === undefined ? DEFAULT_AUDIT_CONFIGS : options.configs.split(',').map((s) => parseAuditConfig(s.trim()));
   const auditOptions = {
     eps,
     configs,
-    restarts: options.restarts === undefined ? undefined : parseCount(options.restarts, '--restarts', 1),
-    steps: options.steps === undefined ? undefined : parseCount(options.steps, '--steps', 1),
-    samples: options.samples === undefined ? undefined : parseCount(options.samples, '--samples', 1),
-    attackMethods: options.attacks === undefined ? undefined : parseAttackMethods(options.attacks),
+    restarts: parseCount(options.restarts, '--restarts'),
+    steps: parseCount(options.steps, '--steps'),
+    samples: parseCount(options.samples, '--samples'),
+    attackMethods: parseChoices(options.attacks, ATTACK_METHODS, 'attack'),
     seed: parseInteger(options.seed, '--seed', 1),
   };
-  const { network, x0, backend } = await shared.load(model, options);
+  const { network, x0, backend } = await loadWithBackend(model, options);
   try {
     return await audit(network, x0, backend, auditOptions);
   } finally {
@@ -57,7 +57,7 @@ export function formatAudit(report: AuditReport): string {
   return out.join('\n') + '\n';
 }
 
-export function registerAuditCommand(program: Command, shared: SharedCliHelpers = defaultCliHelpers): Command {
+export function registerAuditCommand(program: Command): Command {
   const command = program
     .command('audit')
     .description('check every method\'s bounds and certified radius against gradient ascent and attacks')
@@ -69,12 +69,10 @@ export function registerAuditCommand(program: Command, shared: SharedCliHelpers 
     .option('--samples <n>', 'random points drawn per eps for the lower bound')
     .option('--attacks <names>', 'attacks to run (fgsm, ifgsm, pgd; default all)')
     .option('--seed <n>', 'seed of the searches and of the probabilistic certificates (default 1)');
-  shared.addInputOptions(command);
-  return command.action(
-    shared.action(async (model: string, options: AuditCliOptions) => {
-      const report = await runAudit(model, options, shared);
-      process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatAudit(report));
-      if (report.violations > 0) process.exitCode = VIOLATION_EXIT_STATUS;
-    }),
-  );
+  addInputOptions(command);
+  return command.action(async (model: string, options: AuditCliOptions) => {
+    const report = await runAudit(model, options);
+    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatAudit(report));
+    if (report.violations > 0) process.exitCode = VIOLATION_EXIT_STATUS;
+  });
 }

@@ -1,8 +1,8 @@
 /**
  * `lipcert export MODEL OUT.onnx`: write a model (a zoo model, `zoo:vgg16`, or an ONNX file) to
- * ONNX, weights inline or, past the 2 GB protobuf limit, as external data beside the file. The
- * command's logic only; the CLI (src/cli.ts) parses the arguments and prints the summary.
+ * ONNX, weights inline or, past the 2 GB protobuf limit, as external data beside the file.
  */
+import type { Command } from 'commander';
 import { LipcertError } from '../errors.js';
 
 import { EXTERNAL_DATA_THRESHOLD, type ExportSummary, exportOnnxFile } from '../model/onnx-export.js';
@@ -31,3 +31,14 @@ export function describeExport(modelSpec: string, summary: ExportSummary): strin
   return `${modelSpec}: ${summary.parameters.toLocaleString('en-US')} parameters, ${mb} MiB written to ${summary.file}${where}`;
 }
 
+
+export function registerExportCommand(program: Command): Command {
+  return program
+    .command('export')
+    .description('write a model (e.g. a zoo model) as an ONNX file')
+    .argument('<model>', 'zoo:NAME[:SEED] or an ONNX file')
+    .argument('<out>', 'output .onnx file')
+    .action((model: string, out: string) => {
+      process.stdout.write(describeExport(model, exportCommand(model, out)) + '\n');
+    });
+}

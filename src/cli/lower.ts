@@ -4,9 +4,9 @@
  * `runLower` is the whole command as a function returning the JSON object that --json prints.
  */
 import type { Command } from 'commander';
-import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS, LOWER_METHODS, type LowerBoundsResult, type LowerMethod, lowerBounds } from '../bounds/lower.js';
+import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS, LOWER_METHODS, type LowerBoundsResult, lowerBounds } from '../bounds/lower.js';
 import { BadInputError } from '../errors.js';
-import { defaultCliHelpers, type InputOptions, parseCount, parseInteger, parseNumberList, type SharedCliHelpers, textTable } from './shared.js';
+import { addInputOptions, type InputOptions, loadWithBackend, parseChoices, parseCount, parseInteger, parseNumberList, textTable } from './shared.js';
 
 export interface LowerCliOptions extends InputOptions {
   eps?: string;
@@ -17,26 +17,19 @@ export interface LowerCliOptions extends InputOptions {
   methods?: string;
 }
 
-export function parseLowerMethods(value: string | undefined): LowerMethod[] {
-  if (value === undefined) return LOWER_METHODS;
-  const methods = value.split(',').map((s) => s.trim());
-  for (const m of methods) if (!LOWER_METHODS.includes(m as LowerMethod)) throw new BadInputError(`unknown lower-bound method '${m}' (expected ${LOWER_METHODS.join(', ')})`);
-  return methods as LowerMethod[];
-}
-
 /** The command's JSON output: `{"lower": [{"eps", "method", "kind": "lower", "bound", "distance", ...}], ...}`. */
-export async function runLower(model: string, options: LowerCliOptions, shared: SharedCliHelpers = defaultCliHelpers): Promise<LowerBoundsResult> {
+export async function runLower(model: string, options: LowerCliOptions): Promise<LowerBoundsResult> {
   if (options.eps === undefined) throw new BadInputError('--eps E1,E2,... is required');
   const eps = parseNumberList(options.eps, '--eps');
   const lowerOptions = {
     eps,
-    methods: parseLowerMethods(options.methods),
+    methods: parseChoices(options.methods, LOWER_METHODS, 'lower-bound method'),
     samples: parseCount(options.samples, '--samples', DEFAULT_SAMPLES),
     restarts: parseCount(options.restarts, '--restarts', DEFAULT_RESTARTS),
     steps: parseCount(options.steps, '--steps', DEFAULT_STEPS),
     seed: parseInteger(options.seed, '--seed', DEFAULT_SEED),
   };
-  const { network, x0, backend } = await shared.load(model, options);
+  const { network, x0, backend } = await loadWithBackend(model, options);
   try {
     return await lowerBounds(network, x0, backend, lowerOptions);
   } finally {
@@ -49,7 +42,7 @@ export function formatLower(result: LowerBoundsResult): string {
   return `class ${result.class}; lower bounds on L(x0, eps) found by search (seed ${result.seed}):\n${textTable(['eps', 'method', 'lower bound', 'at distance', 'passes', 'seconds'], rows)}\n`;
 }
 
-export function registerLowerCommand(program: Command, shared: SharedCliHelpers = defaultCliHelpers): Command {
+export function registerLowerCommand(program: Command): Command {
   const command = program
     .command('lower')
     .description('lower bounds on the local Lipschitz constant, by random sampling and gradient ascent in the eps-ball')
@@ -60,11 +53,9 @@ export function registerLowerCommand(program: Command, shared: SharedCliHelpers 
     .option('--restarts <n>', `gradient-ascent restarts (default ${DEFAULT_RESTARTS})`)
     .option('--steps <n>', `gradient-ascent steps per restart (default ${DEFAULT_STEPS})`)
     .option('--seed <n>', `random seed (default ${DEFAULT_SEED})`);
-  shared.addInputOptions(command);
-  return command.action(
-    shared.action(async (model: string, options: LowerCliOptions) => {
-      const result = await runLower(model, options, shared);
-      process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatLower(result));
-    }),
-  );
+  addInputOptions(command);
+  return command.action(async (model: string, options: LowerCliOptions) => {
+    const result = await runLower(model, options);
+    process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : formatLower(result));
+  });
 }

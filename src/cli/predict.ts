@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { topTwo } from '../bounds/certify.js';
 import { nominalPass } from '../bounds/layer-bounds.js';
-import { defaultCliHelpers, type InputOptions, type SharedCliHelpers } from './shared.js';
+import { addInputOptions, type InputOptions, loadWithBackend } from './shared.js';
 
 export interface PredictResult {
   model: string;
@@ -18,8 +18,8 @@ export interface PredictResult {
   backend: string;
 }
 
-export async function runPredict(model: string, options: InputOptions, shared: SharedCliHelpers = defaultCliHelpers): Promise<PredictResult> {
-  const { network, x0, backend } = await shared.load(model, options);
+export async function runPredict(model: string, options: InputOptions): Promise<PredictResult> {
+  const { network, x0, backend } = await loadWithBackend(model, options);
   try {
     const logits = (await nominalPass(network, backend, x0)).logits;
     const { cls, margin } = topTwo(logits);
@@ -34,16 +34,14 @@ export function formatPredict(result: PredictResult): string {
   return `class ${result.class}, margin ${result.margin.toPrecision(6)} (top-1 minus top-2 logit)\nlogits: [${logits}]\n`;
 }
 
-export function registerPredictCommand(program: Command, shared: SharedCliHelpers = defaultCliHelpers): Command {
+export function registerPredictCommand(program: Command): Command {
   const command = program
     .command('predict')
     .description('the forward pass only: class, margin and logits of the model at the input')
     .argument('<model>', 'ONNX model, or zoo:NAME[:SEED]');
-  shared.addInputOptions(command);
-  return command.action(
-    shared.action(async (model: string, options: InputOptions) => {
-      const result = await runPredict(model, options, shared);
-      process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatPredict(result));
-    }),
-  );
+  addInputOptions(command);
+  return command.action(async (model: string, options: InputOptions) => {
+    const result = await runPredict(model, options);
+    process.stdout.write(options.json ? `${JSON.stringify(result)}\n` : formatPredict(result));
+  });
 }

@@ -3,21 +3,22 @@
  * (MNIST "8", "2", "3"; CIFAR-10 "dog4"): the global and local certified radii (lower bounds on the
  * minimal adversarial L2 perturbation, Proposition 6) beside each attack's perturbation (upper
  * bounds), as markdown and JSON; and the data of Fig. 7 (global bound, local bound, gradient-ascent
- * and random-sampling lower bounds over a log-spaced ε grid) as CSV. Every number comes from one
- * library call (certify, lowerBounds, attacks); `runTable` returns them as one JSON object.
+ * and random-sampling lower bounds over a log-spaced ε grid) as CSV. Every number of an image comes
+ * from one analyse() call with the paper's method and Lanczos estimates (PAPER_REPRODUCTION, as the
+ * paper computed them); `runTable` returns them as one JSON object.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { Backend } from '../backend/backend.js';
-import { type AttackMethod, ATTACK_METHODS, attacks, DEFAULT_ATTACK_STEPS } from '../bounds/attacks.js';
-import { certify } from '../bounds/certify.js';
-import { lowerBounds } from '../bounds/lower.js';
+import { analyse } from '../analysis/analyse.js';
+import { type AttackMethod, ATTACK_METHODS, DEFAULT_ATTACK_STEPS } from '../bounds/attacks.js';
+import { PAPER_REPRODUCTION } from '../bounds/defaults.js';
 import { createBackend } from '../backend/select.js';
 import { BadInputError, LipcertError } from '../errors.js';
 import { loadInputFile, type Normalisation } from '../model/input.js';
 import { importOnnxFile } from '../model/onnx-import.js';
-import { defaultCliHelpers, parseCount, parseNumberList, type SharedCliHelpers } from './shared.js';
+import { parseCount, parseNumberList } from './shared.js';
 
 export interface FixtureImage {
   model: 'mnist_lenet' | 'cifar10_net';
@@ -125,33 +126,28 @@ export async function runTable(options: TableOptions = {}): Promise<TableResult>
       const x0 = loadInputFile(path.join(dir, fixture.file), network, fixture.norm);
       const withFigure = fixture.figure7 && !options.skipFigure7;
       const label = `${fixture.model} image ${fixture.image}`;
-      log(`${label}: certified radius${withFigure ? ` and local bounds at ${grid.length} eps` : ''}`);
-      const certified = await certify(network, x0, backend, { eps: withFigure ? grid : [], radius: true });
-      log(`${label}: attacks (${methods.join(', ')})`);
-      const attacked = await attacks(network, x0, backend, { methods, steps: options.attackSteps ?? DEFAULT_ATTACK_STEPS });
+      log(`${label}: certified radius${withFigure ? `, local and lower bounds at ${grid.length} eps` : ''}, attacks (${methods.join(', ')})`);
+      const result = await analyse(network, x0, backend, {
+        ...PAPER_REPRODUCTION,
+        eps: withFigure ? grid : [],
+        radius: true,
+        lower: withFigure ? { samples: options.samples ?? TABLE_SAMPLES, restarts: options.restarts ?? TABLE_RESTARTS, steps: options.steps ?? TABLE_STEPS } : null,
+        seed: options.seed,
+        attacks: { methods, steps: options.attackSteps ?? DEFAULT_ATTACK_STEPS },
+      });
       table.push({
         model: fixture.model,
         image: fixture.image,
-        class: certified.class,
-        margin: certified.margin,
-        globalRadius: certified.radius!.global,
-        localRadius: certified.radius!.local,
-        attacks: Object.fromEntries(attacked.attacks.map((a) => [a.method, { perturbation: a.perturbation, adversarialClass: a.adversarialClass }])),
+        class: result.class,
+        margin: result.margin,
+        globalRadius: result.radius!.global,
+        localRadius: result.radius!.local,
+        attacks: Object.fromEntries(result.attacks!.map((a) => [a.method, { perturbation: a.perturbation, adversarialClass: a.adversarialClass }])),
         seconds: (performance.now() - t0) / 1000,
       });
-      if (withFigure) {
-        log(`${label}: lower bounds at ${grid.length} eps`);
-        const lower = await lowerBounds(network, x0, backend, {
-          eps: grid,
-          samples: options.samples ?? TABLE_SAMPLES,
-          restarts: options.restarts ?? TABLE_RESTARTS,
-          steps: options.steps ?? TABLE_STEPS,
-          seed: options.seed,
-        });
-        for (const local of certified.local) {
-          const at = (method: string) => lower.lower.find((l) => l.eps === local.eps && l.method === method)!.bound;
-          figure7.push({ model: fixture.model, image: fixture.image, eps: local.eps, global: certified.global!.bound, local: local.bound, gradientLower: at('gradient'), randomLower: at('random') });
-        }
+      for (const local of withFigure ? result.local : []) {
+        const at = (method: string) => result.lowerBounds!.find((l) => l.eps === local.eps && l.method === method)!.bound;
+        figure7.push({ model: fixture.model, image: fixture.image, eps: local.eps, global: result.global!.bound, local: local.bound, gradientLower: at('gradient'), randomLower: at('random') });
       }
     }
     const referenceFile = path.join(dir, 'reference.json');
@@ -201,7 +197,7 @@ export interface TableCliOptions {
   attackSteps?: string;
 }
 
-export function registerTableCommand(program: Command, shared: SharedCliHelpers = defaultCliHelpers): Command {
+export function registerTableCommand(program: Command): Command {
   return program
     .command('table')
     .description("reproduce the paper's Table III (certified radii vs attacks) and the data of Fig. 7 on the fixtures")
@@ -215,17 +211,16 @@ export function registerTableCommand(program: Command, shared: SharedCliHelpers 
     .option('--steps <n>', `gradient-ascent steps per restart (default ${TABLE_STEPS})`)
     .option('--attack-steps <n>', 'iterations of ifgsm and pgd at each size')
     .option('--json', 'print the result as JSON')
-    .action(
-      shared.action(async (options: TableCliOptions) => {
+    .action(async (options: TableCliOptions) => {
         const result = await runTable({
           fixtures: options.fixtures,
           eps: options.eps === undefined ? undefined : parseNumberList(options.eps, '--eps'),
           images: options.images?.split(',').map((s) => s.trim()),
           skipFigure7: options.figure7 === false,
-          samples: options.samples === undefined ? undefined : parseCount(options.samples, '--samples', 1),
-          restarts: options.restarts === undefined ? undefined : parseCount(options.restarts, '--restarts', 1),
-          steps: options.steps === undefined ? undefined : parseCount(options.steps, '--steps', 1),
-          attackSteps: options.attackSteps === undefined ? undefined : parseCount(options.attackSteps, '--attack-steps', 1),
+          samples: parseCount(options.samples, '--samples'),
+          restarts: parseCount(options.restarts, '--restarts'),
+          steps: parseCount(options.steps, '--steps'),
+          attackSteps: parseCount(options.attackSteps, '--attack-steps'),
           log: (line) => process.stderr.write(`${line}\n`),
         });
         if (options.out) {
@@ -235,6 +230,5 @@ export function registerTableCommand(program: Command, shared: SharedCliHelpers 
           if (result.figure7.length > 0) fs.writeFileSync(path.join(options.out, 'fig7.csv'), figure7Csv(result));
         }
         process.stdout.write(options.json ? `${JSON.stringify(result, null, 2)}\n` : tableMarkdown(result));
-      }),
-    );
+    });
 }

@@ -6,6 +6,7 @@
  * too small for float32 (bounds/rounding.ts).
  */
 import { type AffineLayer, isAffine, type Layer, type Network, size } from './ir.js';
+import { forEachWindow } from './pool-geometry.js';
 
 function relu<T extends Float64Array<ArrayBufferLike>>(v: T): T {
   for (let i = 0; i < v.length; i++) if (v[i] < 0) v[i] = 0;
@@ -64,25 +65,13 @@ export function affine64(layer: AffineLayer, x: ArrayLike<number>): Float64Array
       return out;
     }
     case 'avgpool': {
-      const [c, h, w] = layer.inputShape;
-      const [, ho, wo] = layer.outputShape;
-      for (let ch = 0; ch < c; ch++)
-        for (let oy = 0; oy < ho; oy++)
-          for (let ox = 0; ox < wo; ox++) {
-            let s = 0;
-            let count = 0;
-            for (let ky = 0; ky < layer.kernel[0]; ky++) {
-              const iy = oy * layer.strides[0] - layer.pads[0] + ky;
-              for (let kx = 0; kx < layer.kernel[1]; kx++) {
-                const ix = ox * layer.strides[1] - layer.pads[1] + kx;
-                const inside = iy >= 0 && iy < h && ix >= 0 && ix < w;
-                // count_include_pad counts every position of the window (as the backends do).
-                if (inside) s += x[(ch * h + iy) * w + ix];
-                if (inside || layer.countIncludePad) count++;
-              }
-            }
-            out[(ch * ho + oy) * wo + ox] = count > 0 ? s / count : 0;
-          }
+      const counts = new Float64Array(out.length);
+      forEachWindow(layer, (o, i) => {
+        if (i >= 0) out[o] += x[i];
+        // count_include_pad counts every position of the window (as the backends do).
+        if (i >= 0 || layer.countIncludePad) counts[o]++;
+      });
+      for (let o = 0; o < out.length; o++) out[o] = counts[o] > 0 ? out[o] / counts[o] : 0;
       return out;
     }
     case 'scale': {
@@ -97,23 +86,10 @@ export function affine64(layer: AffineLayer, x: ArrayLike<number>): Float64Array
 }
 
 function maxPool64(layer: Layer & { kind: 'maxpool' }, x: ArrayLike<number>): Float64Array {
-  const [c, h, w] = layer.inputShape;
-  const [, ho, wo] = layer.outputShape;
-  const out = new Float64Array(c * ho * wo);
-  for (let ch = 0; ch < c; ch++)
-    for (let oy = 0; oy < ho; oy++)
-      for (let ox = 0; ox < wo; ox++) {
-        let best = -Infinity;
-        for (let ky = 0; ky < layer.kernel[0]; ky++) {
-          const iy = oy * layer.strides[0] - layer.pads[0] + ky * layer.dilations[0];
-          if (iy < 0 || iy >= h) continue;
-          for (let kx = 0; kx < layer.kernel[1]; kx++) {
-            const ix = ox * layer.strides[1] - layer.pads[1] + kx * layer.dilations[1];
-            if (ix >= 0 && ix < w) best = Math.max(best, x[(ch * h + iy) * w + ix]);
-          }
-        }
-        out[(ch * ho + oy) * wo + ox] = best;
-      }
+  const out = new Float64Array(size(layer.outputShape)).fill(-Infinity);
+  forEachWindow(layer, (o, i) => {
+    if (i >= 0 && x[i] > out[o]) out[o] = x[i];
+  });
   return out;
 }
 

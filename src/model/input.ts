@@ -2,6 +2,8 @@
  * Nominal inputs x0: .npy (via npyjs), .json ({"shape": [...], "data": [...]}) or .png (via pngjs,
  * scaled to [0,1], converted to the model's channel count, normalised (x − mean)/std per channel).
  * Returns a Float32Array in the model's input layout; every mistake is a BadInputError.
+ * The dimensions a file declares (the .npy header, the PNG's IHDR chunk) are checked against the
+ * model's input before anything is decoded, so a small file cannot make us allocate a huge array.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,7 +34,30 @@ function finite(data: Float32Array, source: string): Float32Array {
   return data;
 }
 
+const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+/**
+ * The shape an .npy file declares, read from its header (format versions 1.0 to 3.0: magic,
+ * version, header length, then a Python dict literal with 'descr', 'fortran_order' and 'shape').
+ */
+export function npyDeclaredShape(bytes: Uint8Array): number[] {
+  if (bytes.length < 10 || !NPY_MAGIC.every((b, i) => bytes[i] === b)) throw new BadInputError('not a valid .npy file (no NUMPY magic)');
+  const major = bytes[6];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const [headerStart, headerLength] = major === 1 ? [10, view.getUint16(8, true)] : bytes.length >= 12 ? [12, view.getUint32(8, true)] : [0, -1];
+  if (headerLength < 0 || major < 1 || major > 3 || headerStart + headerLength > bytes.length) {
+    throw new BadInputError('not a valid .npy file (truncated or unknown header)');
+  }
+  const header = new TextDecoder('latin1').decode(bytes.subarray(headerStart, headerStart + headerLength));
+  const shape = /'shape'\s*:\s*\(([^)]*)\)/.exec(header);
+  if (!shape) throw new BadInputError('not a valid .npy file (its header has no shape)');
+  const dims = shape[1].split(',').map((d) => d.trim()).filter((d) => d !== '');
+  if (!dims.every((d) => /^\d+$/.test(d))) throw new BadInputError(`not a valid .npy file (shape (${shape[1]}))`);
+  return dims.map(Number);
+}
+
 function fromNpy(bytes: Uint8Array, network: Network): Float32Array {
+  checkShape(network, npyDeclaredShape(bytes), 'the .npy array');
   let array;
   try {
     array = parseNpy(new Uint8Array(bytes).buffer); // a copy: npyjs wants a whole ArrayBuffer
@@ -73,27 +98,54 @@ function fromJson(bytes: Uint8Array, network: Network): Float32Array {
 function perChannel(values: number[] | undefined, channels: number, fallback: number, what: string): number[] {
   if (!values || values.length === 0) return new Array(channels).fill(fallback);
   if (values.length === 1) return new Array(channels).fill(values[0]);
-  if (values.length !== channels) throw new BadInputError(`--${what} has ${values.length} values for ${channels} channels`);
+  if (values.length !== channels) throw new BadInputError(`${what} has ${values.length} values for ${channels} channels`);
   return values;
 }
 
-function fromPng(bytes: Uint8Array, network: Network, norm: Normalisation): Float32Array {
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Width and height from a PNG's IHDR chunk, which the format requires first (PNG spec §5.6, §11.2.2). */
+export function pngDeclaredSize(bytes: Uint8Array): { width: number; height: number } {
+  const ihdr = [0x49, 0x48, 0x44, 0x52];
+  if (bytes.length < 24 || !PNG_SIGNATURE.every((b, i) => bytes[i] === b) || !ihdr.every((b, i) => bytes[12 + i] === b)) {
+    throw new BadInputError('not a valid PNG (no PNG signature and IHDR chunk)');
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+/** Per-channel mean and std (one value for all channels, one per channel, or 0 and 1), checked. */
+export function channelNormalisation(norm: Normalisation, channels: number): { mean: number[]; std: number[] } {
+  const mean = perChannel(norm.mean, channels, 0, 'mean');
+  const std = perChannel(norm.std, channels, 1, 'std');
+  if (std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new BadInputError(`std must be positive and finite, got [${std}]`);
+  if (mean.some((m) => !Number.isFinite(m))) throw new BadInputError(`mean must be finite, got [${mean}]`);
+  return { mean, std };
+}
+
+/**
+ * A PNG as the model's input: scaled to [0,1], converted to its 1 or 3 channels, normalised
+ * (x − mean)/std per channel. `source` (a file name) prefixes error messages.
+ */
+export function pngInput(bytes: Uint8Array, network: Network, norm: Normalisation, source?: string): Float32Array {
+  const prefix = source === undefined ? '' : `${source}: `;
   if (network.inputShape.length !== 3) throw new BadInputError(`a PNG needs an image model; this one takes [${network.inputShape}]`);
   const [channels, height, width] = network.inputShape;
   if (channels !== 1 && channels !== 3) throw new BadInputError(`a PNG can feed 1 or 3 channels; the model takes ${channels}`);
+  const declared = pngDeclaredSize(bytes);
+  if (declared.width !== width || declared.height !== height) {
+    throw new BadInputError(`${prefix}the PNG is ${declared.width}×${declared.height}, the model expects ${width}×${height}`);
+  }
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new BadInputError(`not a valid PNG (${(e as Error).message})`);
+    throw new BadInputError(`${prefix}not a valid PNG (${(e as Error).message})`);
   }
   if (png.width !== width || png.height !== height) {
-    throw new BadInputError(`the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
+    throw new BadInputError(`${prefix}the PNG is ${png.width}×${png.height}, the model expects ${width}×${height}`);
   }
-  const mean = perChannel(norm.mean, channels, 0, 'mean');
-  const std = perChannel(norm.std, channels, 1, 'std');
-  if (std.some((s) => !(s > 0) || !Number.isFinite(s))) throw new BadInputError('--std values must be positive');
-  if (mean.some((m) => !Number.isFinite(m))) throw new BadInputError('--mean values must be finite');
+  const { mean, std } = channelNormalisation(norm, channels);
   const out = new Float32Array(channels * height * width);
   const rgba = png.data; // pngjs always decodes to RGBA, 8 bits per channel
   for (let p = 0; p < height * width; p++) {
@@ -117,7 +169,7 @@ export function parseInputBytes(bytes: Uint8Array, format: InputFormat, network:
     case 'json':
       return fromJson(bytes, network);
     case 'png':
-      return fromPng(bytes, network, norm);
+      return pngInput(bytes, network, norm);
     default:
       throw new BadInputError(`unknown input format '${format as string}'`);
   }

@@ -51,69 +51,76 @@ function bytesOf(tensor: TensorProto, baseDir: ExternalDataDir): Uint8Array | nu
 
 const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
 
+/** Bytes per element of the data types we read, by the field that holds them when not raw. */
+const ELEMENT_BYTES: Record<number, number> = {
+  [TensorProto_DataType.FLOAT]: 4,
+  [TensorProto_DataType.DOUBLE]: 8,
+  [TensorProto_DataType.INT64]: 8,
+  [TensorProto_DataType.INT32]: 4,
+};
+
+function storedValues(tensor: TensorProto): number {
+  switch (tensor.dataType) {
+    case TensorProto_DataType.FLOAT:
+      return tensor.floatData.length;
+    case TensorProto_DataType.DOUBLE:
+      return tensor.doubleData.length;
+    case TensorProto_DataType.INT64:
+      return tensor.int64Data.length;
+    case TensorProto_DataType.INT32:
+      return tensor.int32Data.length;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Decodes a tensor. Its declared shape is checked against the data it holds before anything is
+ * allocated, so a few bytes declaring a huge shape are refused, not allocated.
+ */
 export function decodeTensor(tensor: TensorProto, baseDir: ExternalDataDir): DecodedTensor {
   const dims = tensor.dims.map(Number);
+  const bytesPerElement = ELEMENT_BYTES[tensor.dataType];
+  if (bytesPerElement === undefined) {
+    throw new UnsupportedModelError(`tensor '${tensor.name}' has data type ${tensor.dataType}; only float, double, int32 and int64 are supported`);
+  }
+  if (!dims.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new UnsupportedModelError(`tensor '${tensor.name}' has an invalid shape [${dims}]`);
   const count = dims.reduce((a, b) => a * b, 1);
   const raw = bytesOf(tensor, baseDir);
   const view = raw ? new DataView(raw.buffer, raw.byteOffset, raw.byteLength) : null;
-  const need = (bytesPerElement: number) => {
-    if (view && view.byteLength !== count * bytesPerElement) {
-      throw new UnsupportedModelError(
-        `tensor '${tensor.name}' holds ${view.byteLength} bytes where its shape [${dims}] needs ${count * bytesPerElement}`,
-      );
-    }
-  };
-  const checkCount = (n: number) => {
-    if (n !== count) throw new UnsupportedModelError(`tensor '${tensor.name}' holds ${n} values where its shape [${dims}] needs ${count}`);
-  };
+  if (view && view.byteLength !== count * bytesPerElement) {
+    throw new UnsupportedModelError(`tensor '${tensor.name}' holds ${view.byteLength} bytes where its shape [${dims}] needs ${count * bytesPerElement}`);
+  }
+  if (!view && storedValues(tensor) !== count) {
+    throw new UnsupportedModelError(`tensor '${tensor.name}' holds ${storedValues(tensor)} values where its shape [${dims}] needs ${count}`);
+  }
   switch (tensor.dataType) {
     case TensorProto_DataType.FLOAT: {
       const data = new Float32Array(count);
       if (view && raw) {
-        need(4);
         if (LITTLE_ENDIAN) new Uint8Array(data.buffer).set(raw); // one copy, alignment-free
         else for (let i = 0; i < count; i++) data[i] = view.getFloat32(4 * i, true);
-      } else {
-        checkCount(tensor.floatData.length);
-        data.set(tensor.floatData);
-      }
+      } else data.set(tensor.floatData);
       return { dims, data, isInteger: false };
     }
     case TensorProto_DataType.DOUBLE: {
       const data = new Float32Array(count);
-      if (view) {
-        need(8);
-        for (let i = 0; i < count; i++) data[i] = view.getFloat64(8 * i, true);
-      } else {
-        checkCount(tensor.doubleData.length);
-        data.set(tensor.doubleData);
-      }
+      if (view) for (let i = 0; i < count; i++) data[i] = view.getFloat64(8 * i, true);
+      else data.set(tensor.doubleData);
       return { dims, data, isInteger: false };
     }
     case TensorProto_DataType.INT64: {
       const data = new Float64Array(count);
-      if (view) {
-        need(8);
-        for (let i = 0; i < count; i++) data[i] = Number(view.getBigInt64(8 * i, true));
-      } else {
-        checkCount(tensor.int64Data.length);
-        tensor.int64Data.forEach((v, i) => (data[i] = Number(v)));
-      }
+      if (view) for (let i = 0; i < count; i++) data[i] = Number(view.getBigInt64(8 * i, true));
+      else tensor.int64Data.forEach((v, i) => (data[i] = Number(v)));
       return { dims, data, isInteger: true };
     }
-    case TensorProto_DataType.INT32: {
+    default: {
       const data = new Float64Array(count);
-      if (view) {
-        need(4);
-        for (let i = 0; i < count; i++) data[i] = view.getInt32(4 * i, true);
-      } else {
-        checkCount(tensor.int32Data.length);
-        data.set(tensor.int32Data);
-      }
+      if (view) for (let i = 0; i < count; i++) data[i] = view.getInt32(4 * i, true);
+      else data.set(tensor.int32Data);
       return { dims, data, isInteger: true };
     }
-    default:
-      throw new UnsupportedModelError(`tensor '${tensor.name}' has data type ${tensor.dataType}; only float, double, int32 and int64 are supported`);
   }
 }
 

@@ -1,14 +1,10 @@
 /**
- * How errors reach a GraphQL client: a LipcertError (the user's mistake) becomes a GraphQLError with
- * its code in `extensions.code`; anything else is our bug and is reported as INTERNAL_SERVER_ERROR.
+ * How errors reach a GraphQL client, in one place: the service throws only LipcertError (the user's
+ * mistake), which becomes a GraphQLError with its code in `extensions.code`; anything else is our bug
+ * and is reported as INTERNAL_SERVER_ERROR.
  */
 import { GraphQLError } from 'graphql';
-import { LipcertError, type ErrorCode } from '../errors.js';
-
-/** A user mistake found by the server itself (as opposed to the library). */
-export function userError(code: ErrorCode, message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code } });
-}
+import { LipcertError } from '../errors.js';
 
 export function toGraphQLError(error: unknown): GraphQLError {
   if (error instanceof GraphQLError) return error;
@@ -24,4 +20,10 @@ export function runErrorOf(error: unknown): { code: string; message: string } {
   if (error instanceof LipcertError) return { code: error.code, message: error.message };
   const e = error instanceof Error ? error : new Error(String(error));
   return { code: 'INTERNAL_SERVER_ERROR', message: e.message };
+}
+
+/** The row, or NOT_FOUND naming what was looked for. */
+export function found<T>(row: T | null, what: string, id: string): T {
+  if (row === null) throw new LipcertError('NOT_FOUND', `no ${what} with id '${id}'`);
+  return row;
 }

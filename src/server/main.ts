@@ -4,10 +4,17 @@
  *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
  *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
  *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports,
- *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list).
+ *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list),
+ *   LIPCERT_ALLOWED_HOSTS (host names served besides localhost and IP addresses; * for any),
+ *   LIPCERT_TOKEN (API token every request must carry), LIPCERT_ALLOW_NO_TOKEN (1: serve a HOST
+ *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation).
+ * A configuration the server refuses is one line on stderr and exit status 2.
  */
+import { LipcertError } from '../errors.js';
 import type { BackendName } from '../index.js';
-import { startServer } from './server.js';
+import { parseAllowedHosts } from './host-check.js';
+import { DEFAULT_MAX_COST } from './query-limits.js';
+import { startServer, type ServerHandle } from './server.js';
 
 function numberFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -29,16 +36,27 @@ if (!['auto', 'cpu', 'webgpu'].includes(background)) {
 const corsEnv = process.env.LIPCERT_CORS_ORIGINS || 'local';
 const corsOrigins = corsEnv === '*' || corsEnv === 'local' ? corsEnv : corsEnv.split(',').map((o) => o.trim());
 
-const handle = await startServer({
-  port: numberFromEnv('PORT', 4000),
-  host: process.env.HOST || '127.0.0.1',
-  dataDir: process.env.LIPCERT_DATA_DIR || './data',
-  maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
-  concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
-  preload: process.env.LIPCERT_PRELOAD !== '0',
-  backgroundBackend: background as BackendName,
-  corsOrigins,
-});
+let handle: ServerHandle;
+try {
+  handle = await startServer({
+    port: numberFromEnv('PORT', 4000),
+    host: process.env.HOST || '127.0.0.1',
+    dataDir: process.env.LIPCERT_DATA_DIR || './data',
+    maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
+    concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
+    preload: process.env.LIPCERT_PRELOAD !== '0',
+    backgroundBackend: background as BackendName,
+    corsOrigins,
+    allowedHosts: parseAllowedHosts(process.env.LIPCERT_ALLOWED_HOSTS),
+    token: process.env.LIPCERT_TOKEN || undefined,
+    allowNoToken: process.env.LIPCERT_ALLOW_NO_TOKEN === '1',
+    maxQueryCost: numberFromEnv('LIPCERT_MAX_QUERY_COST', DEFAULT_MAX_COST),
+  });
+} catch (error) {
+  if (!(error instanceof LipcertError)) throw error;
+  console.error(`lipcert: ${error.message}`);
+  process.exit(2);
+}
 
 // `on`, not `once`: a library's signal-exit hook re-raises the signal when it sees no other listener.
 let stopping = false;

@@ -1,14 +1,21 @@
 /**
- * GraphQL resolvers for schema.graphql: argument checks and decoding (base64), then one call into
- * LipcertService; field resolvers turn store rows into the API's types. Every resolver is wrapped
- * so that a LipcertError reaches the client as a GraphQLError with `extensions.code`.
+ * GraphQL resolvers for schema.graphql, typed by the generated `Resolvers` (codegen.ts): decoding
+ * (base64) and one call into the service; field resolvers turn store rows into the API's types.
+ * Enums map the API's names to the library's (the generated types use the library's). Every
+ * resolver is wrapped so that a LipcertError reaches the client as a GraphQLError with
+ * `extensions.code`: the one place where errors are mapped.
  */
 import type { GraphQLFieldResolver } from 'graphql';
-import { ENGINE_VERSION, type AttackMethod, type BackendName, type NetworkBound } from '../index.js';
-import type { InputRow, ModelRow, RunRow } from '../store/db.js';
-import { toGraphQLError, userError } from './errors.js';
+import { ENGINE_VERSION } from '../bounds/certify.js';
+import { LipcertError } from '../errors.js';
+import type { RunRow } from '../store/db.js';
+import { toGraphQLError } from './errors.js';
+import type { Resolvers } from './generated/graphql.js';
 import type { RunEventPayload } from './events.js';
-import type { AttackSearchOptions, LayerDescription, LipcertService, StartRunArgs } from './service.js';
+import type { LayerDescription } from './models.js';
+import { requestOf } from './run-request.js';
+import { modelGlobalBound } from './run-result.js';
+import type { LipcertService } from './service.js';
 
 const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 
@@ -16,47 +23,42 @@ const BASE64 = /^[A-Za-z0-9+/\s]*={0,2}\s*$/;
 function decodeBase64(text: string, what: string, maxBytes: number): Uint8Array {
   const estimated = Math.floor((text.length * 3) / 4);
   if (estimated > maxBytes + 2) {
-    throw userError('PAYLOAD_TOO_LARGE', `the ${what} is about ${estimated} bytes; the limit is ${maxBytes}`);
+    throw new LipcertError('PAYLOAD_TOO_LARGE', `the ${what} is about ${estimated} bytes; the limit is ${maxBytes}`);
   }
-  if (!BASE64.test(text)) throw userError('BAD_USER_INPUT', `the ${what} is not valid base64`);
+  if (!BASE64.test(text)) throw new LipcertError('BAD_USER_INPUT', `the ${what} is not valid base64`);
   return Buffer.from(text, 'base64');
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function makeResolvers(service: LipcertService) {
+export function makeResolvers(service: LipcertService): Resolvers {
+  const { models, inputs, runs } = service;
   const maxBytes = service.options.maxUploadBytes;
 
-  const resolvers = {
+  const resolvers: Resolvers = {
     BoundQuality: { EXACT: 'exact', UPPER: 'upper', ESTIMATE: 'estimate' },
     Backend: { AUTO: 'auto', CPU: 'cpu', WEBGPU: 'webgpu' },
+    Method: { TIGHT: 'tight', PAPER: 'paper' },
+    Certificate: { DETERMINISTIC: 'deterministic', PROBABILISTIC: 'probabilistic', ESTIMATE: 'estimate' },
     // The library's names: stored results keep them, the API shows the enum names.
     AttackMethod: { FGSM: 'fgsm', IFGSM: 'ifgsm', PGD: 'pgd' },
     LowerBoundMethod: { GRADIENT: 'gradient', RANDOM: 'random' },
     SearchKind: { LOWER: 'lower', UPPER: 'upper' },
 
     Query: {
-      models: () => service.listModels(),
-      model: (_: unknown, { id }: { id: string }) => service.findModel(id),
-      run: (_: unknown, { id }: { id: string }) => service.findRun(id),
-      runs: (_: unknown, args: { modelId?: string; status?: string; first?: number; after?: string }) => service.listRuns(args),
-      about: () => ({
-        engineVersion: ENGINE_VERSION,
-        concurrency: service.queue.concurrency,
-        maxUploadBytes: maxBytes,
-      }),
+      models: () => models.list(),
+      model: (_, { id }) => models.find(id),
+      run: (_, { id }) => runs.find(id),
+      runs: (_, args) => runs.list(args),
+      about: () => ({ engineVersion: ENGINE_VERSION, concurrency: service.queue.concurrency, maxUploadBytes: maxBytes }),
     },
 
     Mutation: {
-      importModel: (_: unknown, { name, onnxBase64 }: { name: string; onnxBase64: string }) =>
-        service.importModel(name, decodeBase64(onnxBase64, 'ONNX model', maxBytes)),
-      deleteModel: (_: unknown, { id }: { id: string }) => service.deleteModel(id),
-      addInput: (
-        _: unknown,
-        args: { modelId: string; name?: string; npyBase64?: string; pngBase64?: string; mean?: number[]; std?: number[] },
-      ) => {
+      importModel: (_, { name, onnxBase64 }) => service.importModel(name, decodeBase64(onnxBase64, 'ONNX model', maxBytes)),
+      deleteModel: (_, { id }) => service.deleteModel(id),
+      addInput: (_, args) => {
         const given = [args.npyBase64, args.pngBase64].filter((v) => v != null);
-        if (given.length !== 1) throw userError('BAD_USER_INPUT', 'give exactly one of npyBase64 and pngBase64');
+        if (given.length !== 1) throw new LipcertError('BAD_USER_INPUT', 'give exactly one of npyBase64 and pngBase64');
         const format = args.npyBase64 != null ? 'npy' : 'png';
         return service.addInput({
           modelId: args.modelId,
@@ -67,29 +69,20 @@ export function makeResolvers(service: LipcertService) {
           std: args.std,
         });
       },
-      startRun: (
-        _: unknown,
-        args: Omit<StartRunArgs, 'radius' | 'backend'> & { radius?: boolean | null; backend?: BackendName | null; lowerBounds?: boolean | null },
-      ) =>
-        service.startRun({
-          ...args,
-          radius: args.radius ?? false,
-          backend: args.backend ?? 'auto',
-          lowerBounds: args.lowerBounds ?? false,
-        }),
-      cancelRun: (_: unknown, { id }: { id: string }) => service.cancelRun(id),
+      startRun: (_, args) => runs.start(args),
+      cancelRun: (_, { id }) => runs.cancel(id),
     },
 
     Subscription: {
       runProgress: {
-        subscribe: async (_: unknown, { runId }: { runId: string }) => {
-          const stream = service.events.listen(runId); // before reading the state: miss nothing
-          const run = await service.findRun(runId);
+        subscribe: async (_, { runId }) => {
+          const stream = runs.events.listen(runId); // before reading the state: miss nothing
+          const run = await runs.find(runId);
           if (!run) {
             stream.close();
-            throw userError('NOT_FOUND', `no run with id '${runId}'`);
+            throw new LipcertError('NOT_FOUND', `no run with id '${runId}'`);
           }
-          stream.startWith(service.stateOf(run));
+          stream.startWith(runs.stateOf(run));
           return stream;
         },
         resolve: (payload: RunEventPayload) => payload,
@@ -97,64 +90,72 @@ export function makeResolvers(service: LipcertService) {
     },
 
     RunEvent: {
-      run: (event: RunEventPayload) => service.getRun(event.runId),
+      run: (event) => runs.get(event.runId),
     },
 
     Model: {
-      inputShape: (m: ModelRow) => JSON.parse(m.inputShape),
-      outputShape: (m: ModelRow) => JSON.parse(m.outputShape),
-      globalBoundQuality: (m: ModelRow) => m.globalQuality,
-      globalBoundStatus: (m: ModelRow) => m.globalStatus,
-      globalBoundError: (m: ModelRow) => m.globalError,
-      layers: (m: ModelRow) => {
+      inputShape: (m) => JSON.parse(m.inputShape),
+      outputShape: (m) => JSON.parse(m.outputShape),
+      globalBoundQuality: (m) => m.globalQuality as 'exact' | 'upper' | 'estimate' | null,
+      globalBoundMethod: (m) => modelGlobalBound(m)?.method ?? null,
+      globalBoundCertificate: (m) => modelGlobalBound(m)?.certificate ?? null,
+      globalBoundFailureProbability: (m) => modelGlobalBound(m)?.failureProbability ?? null,
+      globalBoundStatus: (m) => m.globalStatus as 'PENDING' | 'RUNNING' | 'DONE' | 'FAILED',
+      globalBoundError: (m) => m.globalError,
+      layers: (m) => {
         const layers = JSON.parse(m.layers) as LayerDescription[];
-        const global = m.globalResult ? (JSON.parse(m.globalResult) as NetworkBound) : null;
+        const global = modelGlobalBound(m);
         return layers.map((layer) => {
           const bound = global?.layers.find((l) => l.index === layer.index);
           return { ...layer, globalBound: bound?.bound ?? null, globalBoundQuality: bound?.quality ?? null };
         });
       },
-      inputs: (m: ModelRow) => service.inputsOf(m.id),
-      createdAt: (m: ModelRow) => iso(m.createdAt),
+      inputs: (m) => inputs.of(m.id),
+      createdAt: (m) => iso(m.createdAt)!,
     },
 
     Input: {
-      shape: (i: InputRow) => JSON.parse(i.shape),
-      logits: (i: InputRow) => JSON.parse(i.logits),
-      createdAt: (i: InputRow) => iso(i.createdAt),
-      model: (i: InputRow) => service.findModel(i.modelId),
+      shape: (i) => JSON.parse(i.shape),
+      logits: (i) => JSON.parse(i.logits),
+      createdAt: (i) => iso(i.createdAt)!,
+      model: (i) => models.find(i.modelId),
     },
 
     Run: {
-      status: (r: RunRow) => service.stateOf(r).status,
-      progress: (r: RunRow) => service.stateOf(r).progress,
-      message: (r: RunRow) => service.stateOf(r).message,
-      model: (r: RunRow) => service.findModel(r.modelId),
-      input: (r: RunRow) => service.findInput(r.inputId),
-      eps: (r: RunRow) => JSON.parse(r.eps),
-      lowerBounds: (r: RunRow) => r.lowerBounds !== null,
-      attacks: (r: RunRow): AttackMethod[] => (r.attacks ? (JSON.parse(r.attacks) as AttackSearchOptions).methods : []),
-      error: (r: RunRow) => (r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null),
-      result: (r: RunRow) => service.resultOf(r),
-      timings: (r: RunRow) => r,
+      status: (r) => runs.stateOf(r).status,
+      progress: (r) => runs.stateOf(r).progress,
+      message: (r) => runs.stateOf(r).message,
+      model: (r) => models.find(r.modelId),
+      input: (r) => inputs.find(r.inputId),
+      eps: (r) => JSON.parse(r.eps),
+      method: (r) => requestOf(r).method,
+      certificate: (r) => requestOf(r).certificate,
+      seed: (r) => requestOf(r).seed,
+      requestedBackend: (r) => requestOf(r).backend,
+      lowerBounds: (r) => r.lowerBounds !== null,
+      attacks: (r) => requestOf(r).attack?.methods ?? [],
+      error: (r) => (r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null),
+      // The stored result's shape is the API's (run-result.ts); its enums are the library's names.
+      result: (r) => runs.resultOf(r),
+      timings: (r) => r,
     },
 
     RunTimings: {
-      createdAt: (r: RunRow) => iso(r.createdAt),
+      createdAt: (r: RunRow) => iso(r.createdAt)!,
       startedAt: (r: RunRow) => iso(r.startedAt),
       finishedAt: (r: RunRow) => iso(r.finishedAt),
       queuedSeconds: (r: RunRow) => {
         if (r.cached) return 0;
         return r.startedAt ? (r.startedAt.getTime() - r.createdAt.getTime()) / 1000 : null;
       },
-      computeSeconds: (r: RunRow) => service.computeSecondsOf(r),
+      computeSeconds: (r: RunRow) => runs.computeSecondsOf(r),
     },
   };
   return wrapResolvers(resolvers);
 }
 
 /** Every resolver function: a thrown LipcertError becomes a GraphQLError carrying its code. */
-function wrapResolvers<T extends Record<string, Record<string, unknown>>>(resolvers: T): T {
+function wrapResolvers<T extends object>(resolvers: T): T {
   const wrap = (fn: GraphQLFieldResolver<unknown, unknown>) =>
     async function wrapped(this: unknown, ...args: Parameters<typeof fn>) {
       try {
@@ -163,7 +164,7 @@ function wrapResolvers<T extends Record<string, Record<string, unknown>>>(resolv
         throw toGraphQLError(error);
       }
     };
-  for (const fields of Object.values(resolvers)) {
+  for (const fields of Object.values(resolvers) as Record<string, unknown>[]) {
     for (const [name, value] of Object.entries(fields)) {
       if (typeof value === 'function') fields[name] = wrap(value as GraphQLFieldResolver<unknown, unknown>);
       else if (value && typeof value === 'object' && 'subscribe' in value) {

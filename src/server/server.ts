@@ -2,6 +2,8 @@
  * startServer(): the lipcert GraphQL server on one port — Apollo Server 5 over express 5 for
  * queries and mutations at /graphql, graphql-ws on the same path for subscriptions, an offline
  * GraphiQL page at /, the web page at /app (dist/web, see web-app.ts), and the store (Prisma 7 + SQLite) under the data directory.
+ * Before any GraphQL, a request passes the Host and Origin checks (host-check.ts), the API token
+ * (token.ts) and the size and cost limits (query-limits.ts; ws-operations.ts for graphql-ws).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -13,10 +15,10 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { expressMiddleware } from '@as-integrations/express5';
 import { makeExecutableSchema } from '@graphql-tools/schema';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { specifiedRules, validate } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { BackendName } from '../index.js';
+import { LipcertError } from '../errors.js';
 import { openStore } from '../store/db.js';
 import { cors, type CorsOrigins } from './cors.js';
 import { depthLimit } from './depth-limit.js';
@@ -25,6 +27,10 @@ import { graphiqlPage } from './graphiql.js';
 import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
 import { LipcertService } from './service.js';
+import { hostCheck, verifyUpgrade, type AllowedHosts } from './host-check.js';
+import { DEFAULT_MAX_COST, sourceGuard, queryCostPlugin, MAX_TOKENS } from './query-limits.js';
+import { connectionAuthorised, exposureProblem, requireToken } from './token.js';
+import { prepareOperation, resultWithCodes } from './ws-operations.js';
 import { defaultWebDir, webApp } from './web-app.js';
 
 export interface ServerOptions {
@@ -44,6 +50,14 @@ export interface ServerOptions {
   maxDepth?: number;
   /** Browser origins allowed to call the server: 'local' (default), '*' or a list. */
   corsOrigins?: CorsOrigins;
+  /** Host names answered besides localhost and IP addresses (default none; '*' any). */
+  allowedHosts?: AllowedHosts;
+  /** API token every request must carry (default none: no authentication). */
+  token?: string;
+  /** Listen beyond loopback without a token (default false: refuse to start). */
+  allowNoToken?: boolean;
+  /** Most costly operation accepted, fields × list sizes (default DEFAULT_MAX_COST). */
+  maxQueryCost?: number;
   /** Backend of the background global-bound jobs (default 'auto'). */
   backgroundBackend?: BackendName;
   /** The built web page served at /app (default dist/web at the package root). */
@@ -91,6 +105,8 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
   const maxUploadBytes = options.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES;
   // base64 is 4/3 of the bytes; leave room for the rest of the request.
   const bodyLimit = Math.min(Math.ceil((maxUploadBytes * 4) / 3) + 1024 * 1024, MAX_JSON_BODY);
+  const exposure = exposureProblem(options.host ?? '127.0.0.1', options.token, options.allowNoToken ?? false);
+  if (exposure) throw new LipcertError('FORBIDDEN', exposure);
 
   const store = await openStore(options.dataDir ?? './data');
   if (store.migrated.length > 0) log(`applied migrations ${store.migrated.join(', ')} in ${store.dataDir}`);
@@ -123,11 +139,18 @@ async function serve(
   const schema = makeExecutableSchema({ typeDefs: loadTypeDefs(), resolvers: makeResolvers(service) });
   const app = express();
   const httpServer: Server = createServer(app);
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: bodyLimit });
+  const corsOrigins = options.corsOrigins ?? 'local';
+  const allowedHosts = options.allowedHosts ?? [];
+  const maxCost = options.maxQueryCost ?? DEFAULT_MAX_COST;
+  // Host and Origin are checked at the upgrade: a refused page never gets a connection_ack.
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: bodyLimit, verifyClient: verifyUpgrade(corsOrigins, allowedHosts) });
+  const wsLimits = { schema, rules: [depthLimit(maxDepth)], maxCost };
   const wsCleanup = useServer(
     {
       schema,
-      validate: (s, document) => validate(s, document, [...specifiedRules, depthLimit(maxDepth)]),
+      onConnect: connectionAuthorised(options.token),
+      onSubscribe: (_ctx, _id, payload) => prepareOperation(wsLimits, payload),
+      onNext: (_ctx, _id, _payload, _args, result) => resultWithCodes(result),
     },
     wsServer,
   );
@@ -139,7 +162,7 @@ async function serve(
           await wsCleanup.dispose();
         },
         async renderLandingPage() {
-          return { html: graphiqlPage };
+          return { html: () => graphiqlPage(options.token !== undefined) };
         },
       };
     },
@@ -147,22 +170,26 @@ async function serve(
   const apollo = new ApolloServer({
     schema,
     validationRules: [depthLimit(maxDepth)],
+    parseOptions: { maxTokens: MAX_TOKENS },
     includeStacktraceInErrorResponses: false,
-    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), offlineLandingPage],
+    plugins: [ApolloServerPluginDrainHttpServer({ httpServer }), offlineLandingPage, queryCostPlugin(maxCost)],
   });
   await apollo.start();
 
+  app.use(hostCheck(allowedHosts)); // DNS rebinding: only the names this server answers to
   app.get('/', async (_req, res) => {
-    res.type('html').send(await graphiqlPage());
+    res.type('html').send(await graphiqlPage(options.token !== undefined));
   });
   app.use('/app', webApp(options.webDir ?? defaultWebDir()));
-  const allowOrigins = cors(options.corsOrigins ?? 'local');
-  app.use('/graphql', allowOrigins, express.json({ limit: bodyLimit }), expressMiddleware(apollo));
+  const allowOrigins = cors(corsOrigins);
+  const authorised = requireToken(options.token);
+  app.use('/graphql', allowOrigins, authorised, express.json({ limit: bodyLimit }), sourceGuard, expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
   app.options('/models', allowOrigins);
   app.post(
     '/models',
     allowOrigins,
+    authorised,
     requireOctetStream,
     express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
     async (req: Request, res: Response) => {

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, test } from '@jest/globals';
 import type { Backend } from '../../src/backend/backend.js';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify } from '../../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { loadInputFile } from '../../src/model/input.js';
 import { isAffine, size, type Network } from '../../src/model/ir.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
@@ -159,7 +160,7 @@ describe.each(FIXTURES)('$model image $image: local bounds against reference.jso
     ['webgpu', () => gpu],
   ];
   (gpu ? test.each(backends) : test.skip.each(backends))('%s backend', async (_name, backend) => {
-    const result = await certify(network, x0, backend()!, { eps: [...eps] });
+    const result = await certify(network, x0, backend()!, { ...PAPER_REPRODUCTION, eps: [...eps] });
     expect(result.local.map((bound) => bound.eps)).toEqual([...eps]);
     for (const bound of result.local) {
       const want = expected[Number.isInteger(bound.eps) ? bound.eps.toFixed(1) : String(bound.eps)];

@@ -6,9 +6,10 @@
 import path from 'node:path';
 import { createBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { evaluate, forwardTrace, maxPoolArgmax, vjp } from '../../src/bounds/backprop.js';
+import { evaluate, forwardTrace, vjp } from '../../src/bounds/backprop.js';
+import { windowArgmax as maxPoolArgmax } from '../../src/model/pool-geometry.js';
 import { ratio, ratioGradient } from '../../src/bounds/lower.js';
-import { Rng } from '../../src/bounds/sampling.js';
+import { Rng } from '../../src/random.js';
 import { loadInputFile } from '../../src/model/input.js';
 import { isAffine, type MaxPoolLayer, type Network, size } from '../../src/model/ir.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';

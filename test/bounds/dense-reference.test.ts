@@ -5,6 +5,7 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify } from '../../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { maxPoolOverlap } from '../../src/bounds/layer-bounds.js';
 import { largestEigenvalue, tridiagonalEigen } from '../../src/bounds/spectral.js';
 import { cpuVectors } from '../../src/backend/cpu/vectors.js';
@@ -84,13 +85,13 @@ describe('bounds of a network with every layer kind vs dense matrices', () => {
   afterAll(() => backend.dispose());
 
   test('forward pass (logits) matches', async () => {
-    const result = await certify(network, x0, backend, { eps: [] });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [] });
     const expected = forwardDense(network, x0);
     result.logits.forEach((v, i) => expect(relErr(v, expected[i])).toBeLessThan(1e-4));
   });
 
   test.each([1e-3, 0.05, 0.3, 3])('local bound at eps %p, per layer, and the global bound', async (eps) => {
-    const result = await certify(network, x0, backend, { eps: [eps], global: true, tolerance: 1e-10 });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [eps], global: true, tolerance: 1e-10 });
     const reference = localBoundDense(network, x0, eps);
     const local = result.local[0];
     local.layers.forEach((l, i) => {

@@ -4,6 +4,7 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify } from '../../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
 import { loadInputFile } from '../../src/model/input.js';
 import { FIXTURE_CASES, fixture, reference } from '../helpers/fixtures.js';
@@ -19,7 +20,7 @@ describe.each(FIXTURE_CASES)('$model image $image', ({ model, image, input, norm
   test('class, margin, global and local bounds, certified radii', async () => {
     const network = importOnnxFile(fixture(`${model}.onnx`));
     const x0 = loadInputFile(fixture(input), network, norm);
-    const result = await certify(network, x0, backend, { eps: EPS, radius: true });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: EPS, radius: true });
 
     expect(result.class).toBe(expected.class);
     expect(rel(result.margin, expected.margin_top2)).toBeLessThan(1e-4);

@@ -7,6 +7,7 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify } from '../../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { largestEigenvalue } from '../../src/bounds/spectral.js';
 import type { Network } from '../../src/model/ir.js';
 import { alexnet, buildNetwork, randomInput, vgg16 } from '../../src/model/zoo/index.js';
@@ -34,7 +35,7 @@ describe.each(CASES)('reduced %s', (_name, build, kinds) => {
 
   test.each([0.01, 0.3])('local (eps %p) and global bounds match dense matrices to 1e-4', async (eps) => {
     const reference = denseBounds(network, x0, eps);
-    const result = await certify(network, x0, backend, { eps: [eps], global: true, tolerance: 1e-10 });
+    const result = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [eps], global: true, tolerance: 1e-10 });
     result.local[0].layers.forEach((l, i) => expect(rel(l.bound, reference.local[i])).toBeLessThan(1e-4));
     result.global!.layers.forEach((l, i) => expect(rel(l.bound, reference.global[i])).toBeLessThan(1e-4));
     expect(rel(result.local[0].bound, reference.local.reduce((a, b) => a * b, 1))).toBeLessThan(1e-3);
@@ -48,8 +49,8 @@ describe.each(CASES)('reduced %s', (_name, build, kinds) => {
   test('a starved session cache (every session released after use) gives the same bounds', async () => {
     const starved = createCpuBackend({ sessionBudgetBytes: 1 });
     try {
-      const a = await certify(network, x0, backend, { eps: [0.05], tolerance: 1e-10 });
-      const b = await certify(network, x0, starved, { eps: [0.05], tolerance: 1e-10 });
+      const a = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps: [0.05], tolerance: 1e-10 });
+      const b = await certify(network, x0, starved, { ...PAPER_REPRODUCTION, eps: [0.05], tolerance: 1e-10 });
       b.local[0].layers.forEach((l, i) => expect(l.bound).toBe(a.local[0].layers[i].bound));
     } finally {
       await starved.dispose();

@@ -5,7 +5,7 @@
  */
 import { cpuVectors } from '../../src/backend/cpu/vectors.js';
 import { largestEigenvalue, symmetricEigen } from '../../src/bounds/spectral.js';
-import { Rng } from '../../src/bounds/sampling.js';
+import { Rng } from '../../src/random.js';
 
 /** G = B Bᵀ with a spectrum clustered at the top (like a convolution's), as a Gram operator. */
 function clusteredOperator(n: number, seed: number, rank = n) {

@@ -8,7 +8,8 @@ import { afterAll, expect, test } from '@jest/globals';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { localBound, nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { LockstepSpectralSolver } from '../../src/bounds/lockstep-solver.js';
-import { tightLocalBound } from '../../src/bounds/tight.js';
+import { tightLocalBound } from '../../src/bounds/tight/index.js';
+import type { NormSolver } from '../../src/bounds/norms.js';
 import { topTwo } from '../../src/bounds/certify.js';
 import { loadInputFile } from '../../src/model/input.js';
 import { size } from '../../src/model/ir.js';
@@ -31,8 +32,8 @@ describeEachBackend((backend) => {
     const nominal = await nominalPass(network, backend(), x0);
     const { cls } = topTwo(nominal.logits);
     const solver = new LockstepSpectralSolver(backend(), settings());
-    const paper = await solver.together(EPS.map((eps) => (s: SpectralSolver) => localBound(network, backend(), nominal, eps, s)));
-    const tight = await solver.together(EPS.map((eps) => (s: SpectralSolver) => tightLocalBound(network, backend(), nominal, eps, s, cls)));
+    const paper = await solver.together(EPS.map((eps) => (s: NormSolver) => localBound(network, backend(), nominal, eps, s)));
+    const tight = await solver.together(EPS.map((eps) => (s: NormSolver) => tightLocalBound(network, backend(), nominal, eps, s, cls)));
     // Layers were solved in blocks of several ε.
     expect(Math.max(...solver.batches)).toBe(EPS.length);
     solver.dispose();
@@ -54,7 +55,7 @@ describeEachBackend((backend) => {
     const images = ['mnist_lenet_x0.npy', 'mnist_2.png', 'mnist_3.png'].map((f) => loadInputFile(fixture(f), network, MNIST_NORM));
     const nominals = await Promise.all(images.map((x0) => nominalPass(network, backend(), x0)));
     const solver = new LockstepSpectralSolver(backend(), settings());
-    const together = await solver.together(nominals.map((nominal) => (s: SpectralSolver) => localBound(network, backend(), nominal, 0.01, s)));
+    const together = await solver.together(nominals.map((nominal) => (s: NormSolver) => localBound(network, backend(), nominal, 0.01, s)));
     expect(solver.batches.some((b) => b === 3)).toBe(true);
     const single = new LockstepSpectralSolver(backend(), settings());
     for (const [i, nominal] of nominals.entries()) {

@@ -5,7 +5,7 @@
  */
 import { ProjectedMatrix } from '../../src/bounds/projected.js';
 import { symmetricEigen } from '../../src/bounds/spectral.js';
-import { Rng } from '../../src/bounds/sampling.js';
+import { Rng } from '../../src/random.js';
 
 function randomProjected(rng: Rng, kept: number, lanczos: number): ProjectedMatrix {
   const h = new ProjectedMatrix();

@@ -4,7 +4,7 @@
  * with and without padded counting; per-channel scale; lone ReLU; flatten; dense), plus a linear
  * classifier whose minimal adversarial perturbation is known in closed form.
  */
-import { Rng } from '../../src/bounds/sampling.js';
+import { Rng } from '../../src/random.js';
 import {
   type AvgPoolLayer,
   type ConvLayer,

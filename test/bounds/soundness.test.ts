@@ -8,6 +8,7 @@ import { createBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { attackAt, attacks } from '../../src/bounds/attacks.js';
 import { certify } from '../../src/bounds/certify.js';
+import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { lowerBounds } from '../../src/bounds/lower.js';
 import { loadFixture, TABLE_III_IMAGES } from './fixtures.js';
 
@@ -23,7 +24,7 @@ describe.each(TABLE_III_IMAGES)('soundness on $model image $image', (fixture) =>
 
   test('lower bound <= local bound <= global bound, and no attack succeeds inside the certified radius', async () => {
     const { network, x0 } = await loadFixture(fixture);
-    const certified = await certify(network, x0, backend, { eps, radius: true, tolerance: 1e-4, radiusTolerance: small ? 5e-2 : 1e-2 });
+    const certified = await certify(network, x0, backend, { ...PAPER_REPRODUCTION, eps, radius: true, tolerance: 1e-4, radiusTolerance: small ? 5e-2 : 1e-2 });
     const lower = await lowerBounds(network, x0, backend, small ? { eps, restarts: 1, steps: 5, samples: 4 } : { eps, restarts: 1, steps: 15, samples: 20 });
     const global = certified.global!.bound;
     for (const l of lower.lower) {

@@ -8,7 +8,7 @@
  */
 import { createBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
-import { audit } from '../../src/bounds/audit.js';
+import { audit } from '../../src/analysis/audit.js';
 import { certify } from '../../src/bounds/certify.js';
 import type { BoundMethod } from '../../src/bounds/types.js';
 import type { DenseLayer, Network } from '../../src/model/ir.js';

@@ -4,7 +4,7 @@
  * reported, and the tight method must be at least as good as the paper's on every figure.
  */
 import { VIOLATION_EXIT_STATUS } from '../../src/cli/audit.js';
-import type { AuditReport } from '../../src/bounds/audit.js';
+import type { AuditReport } from '../../src/analysis/audit.js';
 import { lipcert } from '../helpers/cli.js';
 import { FIXTURE_CASES, fixture } from '../helpers/fixtures.js';
 

@@ -5,7 +5,7 @@
  * passes, so the answer is the exact network's), and inputs pushed to within a chosen distance of
  * the decision boundary.
  */
-import { Rng } from '../../src/bounds/sampling.js';
+import { Rng } from '../../src/random.js';
 import type { DenseLayer, Network } from '../../src/model/ir.js';
 
 /** nn.Linear's default initialisation: kaiming_uniform(a = √5), i.e. U(±1/√fan_in), bias the same. */

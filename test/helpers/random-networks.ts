@@ -1,7 +1,7 @@
 /** Small seeded random networks in the IR, one per layer kind, for the dense-matrix tests. */
 import type { Layer, Network } from '../../src/model/ir.js';
 import { windowOutputSize } from '../../src/model/ir.js';
-import { randomVector } from '../../src/bounds/spectral.js';
+import { randomVector } from '../../src/random.js';
 
 let seedCounter = 100;
 export function randomWeights(n: number, scale = 0.5): Float32Array {

@@ -91,12 +91,23 @@ export async function waitFor<T>(what: string, poll: () => Promise<T | undefined
 }
 
 export const RUN_FIELDS = `
-  id status progress message cached eps radius backend adapter requestedBackend
+  id status progress message cached eps radius method certificate delta seed backend adapter requestedBackend
   error { code message }
   timings { createdAt startedAt finishedAt queuedSeconds computeSeconds }
   result {
-    class margin engineVersion tolerance
-    globalBound { bound quality layers { index bound quality } }
-    local { eps bound quality seconds layers { index kind bound quality epsIn } }
-    radius { local localUpper global globalQuality evaluations }
+    class margin engineVersion tolerance method certificate delta failureProbability
+    globalBound { bound quality method certificate failureProbability layers { index bound quality certificate } }
+    local { eps bound quality method failureProbability seconds layers { index kind bound quality certificate epsIn } }
+    radius { local localUpper global globalQuality method quality failureProbability evaluations }
   }`;
+
+/** Imports the MNIST fixture and adds its image 8 (MNIST normalisation): the ids of both. */
+export async function importMnist8(url: string): Promise<{ m: string; i: string }> {
+  const model = await gql(url, `mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id } }`, { onnx: fixtureBase64('mnist_lenet.onnx') });
+  const input = await gql(
+    url,
+    `mutation($m: ID!, $png: String!, $mean: [Float!], $std: [Float!]) { addInput(modelId: $m, pngBase64: $png, mean: $mean, std: $std) { id } }`,
+    { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
+  );
+  return { m: model.data.importModel.id, i: input.data.addInput.id };
+}

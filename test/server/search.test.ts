@@ -7,7 +7,7 @@
 import { ENGINE_VERSION } from '../../src/bounds/certify.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { cacheKey } from '../../src/store/cache-key.js';
-import { MNIST_NORM, codeOf, collectSubscription, fixtureBase64, gql, tempDataDir, waitFor } from './client.js';
+import { codeOf, collectSubscription, gql, importMnist8, tempDataDir, waitFor } from './client.js';
 
 const quiet = () => undefined;
 const RESULT = `id status cached lowerBounds attacks error { code message }
@@ -18,8 +18,8 @@ const RESULT = `id status cached lowerBounds attacks error { code message }
     attacks { method kind perturbation adversarialClass perturbationLinf runs evaluations seconds }
   }`;
 const START = `mutation($m: ID!, $i: ID!, $eps: [Float!]!, $radius: Boolean, $lower: Boolean, $samples: Int, $restarts: Int,
-  $steps: Int, $seed: Int, $attacks: [AttackMethod!], $attackSteps: Int) {
-  startRun(modelId: $m, inputId: $i, eps: $eps, radius: $radius, backend: CPU, lowerBounds: $lower, lowerSamples: $samples,
+  $steps: Int, $seed: Int, $attacks: [AttackMethod!], $attackSteps: Int, $method: Method, $certificate: Certificate) {
+  startRun(modelId: $m, inputId: $i, eps: $eps, radius: $radius, method: $method, certificate: $certificate, backend: CPU, lowerBounds: $lower, lowerSamples: $samples,
     lowerRestarts: $restarts, lowerSteps: $steps, seed: $seed, attacks: $attacks, attackSteps: $attackSteps) { ${RESULT} }
 }`;
 const PROGRESS = `subscription($id: ID!) { runProgress(runId: $id) { status progress message phase run { ${RESULT} } } }`;
@@ -34,15 +34,7 @@ describe('runs with lower bounds and attacks', () => {
 
   beforeAll(async () => {
     server = await startServer({ port: 0, dataDir: data.dir, log: quiet, backgroundBackend: 'cpu' });
-    const model = await gql(server.url, `mutation($onnx: String!) { importModel(name: "mnist", onnxBase64: $onnx) { id } }`, {
-      onnx: fixtureBase64('mnist_lenet.onnx'),
-    });
-    const input = await gql(
-      server.url,
-      `mutation($m: ID!, $png: String!, $mean: [Float!], $std: [Float!]) { addInput(modelId: $m, pngBase64: $png, mean: $mean, std: $std) { id } }`,
-      { m: model.data.importModel.id, png: fixtureBase64('mnist_8.png'), ...MNIST_NORM },
-    );
-    ids = { m: model.data.importModel.id, i: input.data.addInput.id };
+    ids = await importMnist8(server.url);
   });
   afterAll(async () => {
     await server?.stop();
@@ -92,7 +84,8 @@ describe('runs with lower bounds and attacks', () => {
   });
 
   test('a run without searches keeps the cache key it had before them, and has none in its result', async () => {
-    const started = await gql(server.url, START, { ...ids, eps: [0.001] });
+    // The paper's method with estimates: the only computation before method and certificate were choices.
+    const started = await gql(server.url, START, { ...ids, eps: [0.001], method: 'PAPER', certificate: 'ESTIMATE' });
     expect(started.data.startRun).toMatchObject({ lowerBounds: false, attacks: [] });
     const { payloads } = await collectSubscription(server.wsUrl, PROGRESS, { id: started.data.startRun.id });
     const run = payloads.at(-1)!.data.runProgress.run;

@@ -1,8 +1,10 @@
 /**
  * The web page in a real browser (Debian's chromium driven by playwright-core): the server runs
  * in-process on 127.0.0.1 with a temp data directory and a fresh build of web/; the test imports the
- * MNIST fixture, adds its image with the MNIST preset, runs eps 0.001, 0.01 with the radius, follows
- * the progress to 100% and reads the plots. It also checks the run's stable URL after a reload,
+ * MNIST fixture, adds its image with the MNIST preset, runs eps 0.001, 0.01 with the radius by the
+ * default (tight method, probabilistic certificates) and by the paper's method with estimates, follows
+ * the progress to 100%, reads the plots and the labels of every number (quality and method). It also
+ * checks the run's stable URL after a reload,
  * errors shown next to their fields, cancelling, a failed run, and the run list's filters.
  * A screenshot of the finished run is kept under test-artifacts/.
  */
@@ -184,8 +186,17 @@ describeInBrowser('lipcert web page', () => {
 
     const bounds = page.locator('[data-testid=bounds-table] tbody tr');
     expect(await bounds.count()).toBe(2);
-    expect(await page.locator('[data-testid=bounds-table]').textContent()).toMatch(/estimate|upper bound|exact/);
+    // The default: the tight method with probabilistic certificates; every number says so.
+    expect(await page.locator('[data-testid=run-method]').textContent()).toContain('tight method · certified norms (probabilistic)');
+    for (const row of await bounds.all()) {
+      expect(await row.locator('.badge.quality').getAttribute('data-quality')).toBe('UPPER');
+      expect(await row.locator('.badge.quality').textContent()).toMatch(/^upper bound \(p ≤ /);
+      expect(await row.locator('.badge.method').textContent()).toBe('tight method');
+    }
     expect(await page.locator('[data-testid=certified-radius] .tile-value').textContent()).toMatch(/\d/);
+    expect(await page.locator('[data-testid=certified-radius] .badge.quality').getAttribute('data-quality')).toBe('UPPER');
+    expect(await page.locator('[data-testid=certified-radius] .badge.method').textContent()).toContain('tight method');
+    expect(await page.locator('[data-testid=global-bound] .badge.method').textContent()).toBe('tight method · certified norms (probabilistic)');
     expect(await page.locator('[data-testid=radius-table] tbody tr').count()).toBeGreaterThanOrEqual(2);
 
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -205,6 +216,30 @@ describeInBrowser('lipcert web page', () => {
     await page.locator('.badge.cached').first().waitFor();
   });
 
+  test('the form offers the paper\'s method as its reproduction: a run with estimates says so on every number', async () => {
+    await page.goto(`${origin}/app/models/${modelId}`);
+    const methods = await page.locator('[data-testid=method] option').allTextContents();
+    expect(methods).toEqual(['tight (sharper bounds, docs/tightness.md)', 'the paper’s method (reproduction)']);
+    expect(await page.locator('[data-testid=method]').inputValue()).toBe('TIGHT');
+    expect(await page.locator('[data-testid=certificate]').inputValue()).toBe('PROBABILISTIC');
+    await page.fill('[data-testid=eps]', '0.001, 0.01');
+    await page.check('[data-testid=radius]');
+    await page.selectOption('[data-testid=method]', 'PAPER');
+    await page.selectOption('[data-testid=certificate]', 'ESTIMATE');
+    await page.click('[data-testid=start-run]');
+    await page.waitForURL((url) => /\/app\/runs\//.test(url.pathname) && url.href !== runUrl);
+    await page.locator('.run-page[data-status=SUCCEEDED]').waitFor({ timeout: 120_000 });
+    expect(await page.locator('[data-testid=run-method]').textContent()).toContain('the paper’s method (reproduction) · estimated norms');
+    for (const row of await page.locator('[data-testid=bounds-table] tbody tr').all()) {
+      expect(await row.locator('.badge.quality').textContent()).toBe('estimate');
+      expect(await row.locator('.badge.method').textContent()).toBe('the paper’s method (reproduction)');
+    }
+    expect(await page.locator('[data-testid=certified-radius] .badge.quality').getAttribute('data-quality')).toBe('ESTIMATE');
+    // The paper's Table III: a local radius of 0.0522 on this image.
+    expect(Number(await page.locator('[data-testid=certified-radius] .tile-value').textContent())).toBeCloseTo(0.0523, 3);
+    await page.screenshot({ path: join(ARTIFACTS, 'web-run-paper.png'), fullPage: true });
+  });
+
   test('a run with lower bounds and an attack, started from the form, shows them in the plot, the bounds table and the radius table', async () => {
     const chart = page.locator('[data-testid=lipschitz-chart][data-drawn=true]');
     // The points of the same run without them (eps 0.001, 0.01 with the radius) ...
@@ -216,6 +251,8 @@ describeInBrowser('lipcert web page', () => {
     await page.check('[data-testid=radius]');
     await page.check('[data-testid=lower-bounds]');
     await page.check('[data-testid=attack-PGD]');
+    await page.selectOption('[data-testid=method]', 'PAPER');
+    await page.selectOption('[data-testid=certificate]', 'ESTIMATE');
     await page.click('[data-testid=start-run]');
     await page.waitForURL((url) => /\/app\/runs\//.test(url.pathname) && url.href !== runUrl);
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor({ timeout: 120_000 });

@@ -4,6 +4,7 @@
  * an ApiError carrying the server's `extensions.code` and message, for display next to the field.
  */
 import { createClient, type Client } from 'graphql-ws';
+import type { TypedDocumentString } from './generated/graphql';
 
 export class ApiError extends Error {
   constructor(
@@ -52,10 +53,11 @@ async function post(url: string, init: RequestInit): Promise<Response> {
   }
 }
 
-export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+/** One operation over HTTP: its variables and answer typed by the document (generated/graphql.ts). */
+export async function gql<T, V>(document: TypedDocumentString<T, V>, ...[variables]: V extends Record<string, never> ? [] : [V]): Promise<T> {
   const res = await post(GRAPHQL_PATH, {
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
+    body: JSON.stringify({ query: document.toString(), variables: variables ?? {} }),
   });
   return readBody<T>(res);
 }
@@ -84,9 +86,9 @@ export interface Subscriber<T> {
 }
 
 /** Starts a subscription; the function returned ends it. */
-export function subscribe<T>(query: string, variables: Record<string, unknown>, sink: Subscriber<T>): () => void {
+export function subscribe<T, V extends Record<string, unknown>>(document: TypedDocumentString<T, V>, variables: V, sink: Subscriber<T>): () => void {
   return wsClient().subscribe<T>(
-    { query, variables },
+    { query: document.toString(), variables },
     {
       next(value) {
         if (value.errors?.length) sink.error(errorOf(value.errors as GraphQLErrorShape[]));

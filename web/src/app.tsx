@@ -48,7 +48,7 @@ export function App() {
   const route = useRoute();
   const [engine, setEngine] = useState<string | null>(null);
   useEffect(() => {
-    gql<{ about: { engineVersion: string } }>(ABOUT).then((d) => setEngine(d.about.engineVersion), () => setEngine(null));
+    gql(ABOUT).then((d) => setEngine(d.about.engineVersion), () => setEngine(null));
   }, []);
   useEffect(() => {
     document.title = route.page === 'run' ? `Run ${route.runId.slice(0, 8)} · lipcert` : route.page === 'runs' ? 'Runs · lipcert' : 'lipcert';

@@ -1,5 +1,5 @@
 /** How numbers, qualities, shapes and durations read on the page. */
-import type { Quality, RunStatus } from './queries';
+import type { Certificate, Method, Quality, RunStatus } from './queries';
 
 const SUPERSCRIPT: Record<string, string> = {
   '-': '⁻', '0': '⁰', '1': '¹', '2': '²', '3': '³', '4': '⁴', '5': '⁵', '6': '⁶', '7': '⁷', '8': '⁸', '9': '⁹',
@@ -51,6 +51,26 @@ export const QUALITY_TITLE: Record<Quality, string> = {
   UPPER: 'a guaranteed upper bound',
   ESTIMATE: 'a spectral norm estimated to the run’s relative tolerance, approached from below',
 };
+
+/** How the page names the methods; the paper's is its reproduction. */
+export const METHOD_LABEL: Record<Method, string> = {
+  TIGHT: 'tight method',
+  PAPER: 'the paper’s method (reproduction)',
+};
+export const METHOD_CHOICES: [Method, string][] = [
+  ['TIGHT', 'tight (sharper bounds, docs/tightness.md)'],
+  ['PAPER', 'the paper’s method (reproduction)'],
+];
+export const CERTIFICATE_LABEL: Record<Certificate, string> = {
+  DETERMINISTIC: 'certified norms (deterministic)',
+  PROBABILISTIC: 'certified norms (probabilistic)',
+  ESTIMATE: 'estimated norms',
+};
+export const CERTIFICATE_CHOICES: [Certificate, string][] = [
+  ['PROBABILISTIC', 'certified, probabilistic'],
+  ['DETERMINISTIC', 'certified, deterministic (looser)'],
+  ['ESTIMATE', 'estimated (not a guarantee)'],
+];
 
 export const STATUS_LABEL: Record<RunStatus, string> = {
   QUEUED: 'queued',

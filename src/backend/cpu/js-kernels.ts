@@ -6,6 +6,7 @@
  * count vectors use it).
  */
 import { size, type AvgPoolLayer, type MaxPoolLayer, type ScaleLayer } from '../../model/ir.js';
+import { forEachWindow } from '../../model/pool-geometry.js';
 
 /** y_b = W x_b for a row-major [rows, cols] W and `count` vectors x_b. */
 export function denseMatVec(weight: Float32Array, rows: number, cols: number, x: ArrayLike<number>, count = 1, out = new Float32Array(rows * count)): Float32Array {
@@ -51,38 +52,6 @@ export function denseMatTVec(weight: Float32Array, rows: number, cols: number, y
     }
   }
   return out;
-}
-
-/**
- * Visit every (output index, input index) pair of a 2-D pooling window over `count` stacked inputs
- * (count·C channels); `inputIndex` is −1 for a padded position.
- */
-function forEachWindow(
-  layer: AvgPoolLayer | MaxPoolLayer,
-  visit: (outIndex: number, inIndex: number) => void,
-  count = 1,
-) {
-  const [layerChannels, h, w] = layer.inputShape;
-  const channels = layerChannels * count;
-  const [, ho, wo] = layer.outputShape;
-  const [kh, kw] = layer.kernel;
-  const [sh, sw] = layer.strides;
-  const [dh, dw] = layer.kind === 'maxpool' ? layer.dilations : [1, 1];
-  const [pt, pl] = layer.pads;
-  for (let c = 0; c < channels; c++) {
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
-        const o = (c * ho + oy) * wo + ox;
-        for (let ky = 0; ky < kh; ky++) {
-          const iy = oy * sh - pt + ky * dh;
-          for (let kx = 0; kx < kw; kx++) {
-            const ix = ox * sw - pl + kx * dw;
-            visit(o, iy >= 0 && iy < h && ix >= 0 && ix < w ? (c * h + iy) * w + ix : -1);
-          }
-        }
-      }
-    }
-  }
 }
 
 /** Divisor of each output of an average pool (the whole window, or only its non-padded part). */

@@ -3,7 +3,7 @@
  * ONNX graph built in memory (onnx-builder.ts) around the layer's weights, one session per
  * (layer, operation), created on first use. Inputs and outputs have a batch dimension, symbolic for
  * blocks of vectors (one session, one copy of the weights, for any block size). A convolution applies A; ConvTranspose with the same
- * weights, strides, pads, dilations and groups applies Aᵀ (method.md, "Computation at scale").
+ * weights, strides, pads, dilations and groups applies Aᵀ (docs/method.md, "Computation at scale").
  *
  * Memory: the weights reach onnxruntime as in-memory external data (no protobuf copy on our side),
  * and dense layers' sessions skip weight pre-packing, so a session holds exactly one copy of its

@@ -150,7 +150,7 @@ export class WebGpuBackend extends BlocksOfOneBackend {
 
 /**
  * out_b ← D_b Aᵀ Λ_b² A D_b x_b for the `count` runs of a block (a vector is a block of one),
- * recorded on the device (method.md, "Computation at scale"): five or so dispatches, no read-back.
+ * recorded on the device (docs/method.md, "Computation at scale"): five or so dispatches, no read-back.
  */
 class GpuGramOperator {
   readonly dim: number;

@@ -1,9 +1,9 @@
 /**
- * Seeded pseudo-random numbers for the model zoo: the searches' mulberry32 stream (bounds/sampling.ts)
+ * Seeded pseudo-random numbers for the model zoo: lipcert's one mulberry32 stream (src/random.ts)
  * with a mixed seed. Deterministic across platforms (32-bit integer arithmetic only), so a zoo model
  * and a random input are the same everywhere for the same seed.
  */
-import { Rng } from '../../bounds/sampling.js';
+import { Rng } from '../../random.js';
 
 export class SeededRandom extends Rng {
   constructor(seed: number) {

@@ -20,9 +20,8 @@ import {
   type Plugin,
 } from 'chart.js';
 import { useEffect, useRef } from 'preact/hooks';
-import type { LowerBoundEntry } from '../extras';
 import { QUALITY_LABEL, num } from '../format';
-import type { CertifyResult, LayerBound } from '../queries';
+import type { CertifyResult, LayerBound, LowerBoundEntry } from '../queries';
 
 Chart.register(ScatterController, BarController, LineElement, PointElement, BarElement, LinearScale, LogarithmicScale, CategoryScale, Tooltip, Legend);
 Chart.defaults.font.family = getComputedStyle(document.documentElement).getPropertyValue('--font').trim() || 'system-ui, sans-serif';
@@ -116,7 +115,7 @@ export function LipschitzChart({ result, lower }: { result: CertifyResult; lower
     [...byMethod].forEach(([method, entries], i) => {
       datasets.push({
         label: `lower bound, found by search (${method})`,
-        data: entries.sort((a, b) => a.eps - b.eps).map((e) => ({ x: e.eps, y: e.bound })),
+        data: [...entries].sort((a, b) => a.eps - b.eps).map((e) => ({ x: e.eps, y: e.bound })),
         borderColor: i === 0 ? COLORS.lower : '#65a30d',
         backgroundColor: i === 0 ? COLORS.lower : '#65a30d',
         showLine: true,

@@ -2,8 +2,8 @@
 import type { ComponentChildren } from 'preact';
 import { useRef, useState } from 'preact/hooks';
 import type { ApiError } from '../api';
-import { QUALITY_LABEL, QUALITY_TITLE, STATUS_LABEL, percent } from '../format';
-import type { Quality, RunStatus } from '../queries';
+import { CERTIFICATE_LABEL, METHOD_LABEL, QUALITY_LABEL, QUALITY_TITLE, STATUS_LABEL, num, percent } from '../format';
+import type { Certificate, Method, Quality, RunStatus } from '../queries';
 import { onLinkClick } from '../router';
 
 export function Link(props: { href: string; class?: string; children: ComponentChildren; title?: string }) {
@@ -31,11 +31,26 @@ export function Card(props: { title?: ComponentChildren; step?: number; actions?
   );
 }
 
-export function QualityBadge({ quality }: { quality: Quality | null | undefined }) {
+/** What a number is: exact, a guaranteed upper bound (with its failure probability, if any) or an estimate. */
+export function QualityBadge({ quality, failureProbability }: { quality: Quality | null | undefined; failureProbability?: number | null }) {
   if (!quality) return null;
+  const p = quality === 'UPPER' && failureProbability ? ` (p ≤ ${num(failureProbability, 2)})` : '';
+  const title = QUALITY_TITLE[quality] + (p ? `, failing with probability at most ${num(failureProbability, 3)}` : '');
   return (
-    <span class={`badge quality quality-${quality.toLowerCase()}`} title={QUALITY_TITLE[quality]}>
+    <span class={`badge quality quality-${quality.toLowerCase()}`} title={title} data-quality={quality}>
       {QUALITY_LABEL[quality]}
+      {p}
+    </span>
+  );
+}
+
+/** How a number was obtained: the method and which spectral norms entered it. */
+export function MethodBadge({ method, certificate }: { method: Method | null | undefined; certificate?: Certificate | null }) {
+  if (!method) return null;
+  return (
+    <span class={`badge method method-${method.toLowerCase()}`} data-method={method} data-certificate={certificate ?? undefined}>
+      {METHOD_LABEL[method]}
+      {certificate ? ` · ${CERTIFICATE_LABEL[certificate]}` : ''}
     </span>
   );
 }

@@ -5,7 +5,9 @@
  */
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, asApiError, gql, uploadModelBytes } from '../api';
-import { Card, Dropzone, Empty, Facts, FieldError, Link, QualityBadge, Spinner } from '../components/ui';
+import { Card, Dropzone, Empty, Facts, FieldError, Link, MethodBadge, QualityBadge, Spinner } from '../components/ui';
+import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../../../src/bounds/defaults';
+import { CERTIFICATE_CHOICES, METHOD_CHOICES } from '../format';
 import { integer, logspace, num, shape, shortId } from '../format';
 import { PRESETS, loadThumbnail, npyPreview, parseNpy, pngPreview, presetFor, readBase64, saveThumbnail } from '../images';
 import {
@@ -14,15 +16,18 @@ import {
   MODEL,
   MODELS,
   MODEL_STATUS,
-  startRunMutation,
+  START_RUN,
+  type AttackMethod,
+  type Backend,
+  type Certificate,
+  type Method,
   type Input,
   type Model,
   type ModelLayer,
   type ModelSummary,
-  type Run,
 } from '../queries';
 import { href, navigate } from '../router';
-import { runSelection } from '../run-selection';
+import type { AddInputMutationVariables } from '../generated/graphql';
 
 /** Models above this size go as raw bytes (POST /models), not as a base64 string in JSON. */
 const RAW_UPLOAD_BYTES = 64 * 1024 * 1024;
@@ -35,7 +40,7 @@ export function CertifyPage({ modelId }: { modelId: string | null }) {
 
   const loadModels = useCallback(async () => {
     try {
-      setModels((await gql<{ models: ModelSummary[] }>(MODELS)).models);
+      setModels((await gql(MODELS)).models);
       setListError(null);
     } catch (e) {
       setListError(asApiError(e));
@@ -50,7 +55,7 @@ export function CertifyPage({ modelId }: { modelId: string | null }) {
     try {
       let id: string;
       if (file.size > RAW_UPLOAD_BYTES) id = (await uploadModelBytes(name, file)).id;
-      else id = (await gql<{ importModel: { id: string } }>(IMPORT_MODEL, { name, onnx: await readBase64(file) })).importModel.id;
+      else id = (await gql(IMPORT_MODEL, { name, onnx: await readBase64(file) })).importModel.id;
       await loadModels();
       navigate(href({ page: 'certify', modelId: id }));
     } catch (e) {
@@ -120,7 +125,7 @@ function ModelWorkspace({ modelId, onChanged }: { modelId: string; onChanged(): 
 
   const load = useCallback(async () => {
     try {
-      const { model } = await gql<{ model: Model | null }>(MODEL, { id: modelId });
+      const { model } = await gql(MODEL, { id: modelId });
       if (!model) throw new ApiError('NOT_FOUND', `there is no model ${modelId}`);
       setModel(model);
       setInputId((current) => current ?? model.inputs[model.inputs.length - 1]?.id ?? null);
@@ -136,7 +141,7 @@ function ModelWorkspace({ modelId, onChanged }: { modelId: string; onChanged(): 
     if (!pending) return;
     const timer = setInterval(async () => {
       try {
-        const { model: status } = await gql<{ model: Pick<Model, 'globalBound' | 'globalBoundQuality' | 'globalBoundStatus' | 'globalBoundError'> & { layers: Pick<ModelLayer, 'index' | 'globalBound' | 'globalBoundQuality'>[] } }>(MODEL_STATUS, { id: modelId });
+        const { model: status } = await gql(MODEL_STATUS, { id: modelId });
         setModel((m) =>
           m && status
             ? {
@@ -178,8 +183,9 @@ function GlobalBound({ model }: { model: ModelSummary }) {
   switch (model.globalBoundStatus) {
     case 'DONE':
       return (
-        <span>
-          <strong class="number">{num(model.globalBound)}</strong> <QualityBadge quality={model.globalBoundQuality} />
+        <span data-testid="model-global-bound">
+          <strong class="number">{num(model.globalBound)}</strong> <QualityBadge quality={model.globalBoundQuality} failureProbability={model.globalBoundFailureProbability} />{' '}
+          <MethodBadge method={model.globalBoundMethod} certificate={model.globalBoundCertificate} />
         </span>
       );
     case 'FAILED':
@@ -316,7 +322,7 @@ function InputCard(props: { model: Model; selected: Input | null; onSelect(id: s
     if (!pending) return;
     setFileError(null);
     setNormError(null);
-    const variables: Record<string, unknown> = { model: model.id, name: name || null };
+    const variables: AddInputMutationVariables = { model: model.id, name: name || null };
     if (pending.format === 'png') {
       const mean = parseNumbers(meanText);
       const std = parseNumbers(stdText);
@@ -329,8 +335,9 @@ function InputCard(props: { model: Model; selected: Input | null; onSelect(id: s
     setBusy(true);
     try {
       const base64 = await readBase64(pending.file);
-      variables[pending.format] = base64;
-      const { addInput } = await gql<{ addInput: Input }>(ADD_INPUT, variables);
+      if (pending.format === 'png') variables.png = base64;
+      else variables.npy = base64;
+      const { addInput } = await gql(ADD_INPUT, variables);
       if (pending.preview) saveThumbnail(addInput.id, pending.preview);
       props.onAdded(addInput);
       setPending(null);
@@ -454,14 +461,28 @@ function InputDetail({ input }: { input: Input }) {
   );
 }
 
-type AttackMethod = 'FGSM' | 'IFGSM' | 'PGD';
-
 /** The server's attack methods (schema.graphql, enum AttackMethod) as the form offers them. */
 const ATTACK_CHOICES: [AttackMethod, string][] = [
   ['FGSM', 'FGSM'],
   ['IFGSM', 'iterative FGSM'],
   ['PGD', 'PGD (L2)'],
 ];
+
+/** A labelled select over the API's values of an enum. */
+function Choice<T extends string>(props: { label: string; testId: string; value: T; choices: [T, string][]; onChange(value: T): void }) {
+  return (
+    <label class="field">
+      <span>{props.label}</span>
+      <select data-testid={props.testId} value={props.value} onChange={(e) => props.onChange(e.currentTarget.value as T)}>
+        {props.choices.map(([value, label]) => (
+          <option key={value} value={value}>
+            {label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
 
 function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [mode, setMode] = useState<'list' | 'sweep'>('list');
@@ -470,9 +491,12 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [to, setTo] = useState('0.1');
   const [points, setPoints] = useState('7');
   const [radius, setRadius] = useState(true);
+  // The engine's defaults (src/bounds/defaults.ts), as the API names them.
+  const [method, setMethod] = useState<Method>(DEFAULT_METHOD.toUpperCase() as Method);
+  const [certificate, setCertificate] = useState<Certificate>(DEFAULT_CERTIFICATE.toUpperCase() as Certificate);
   const [lowerBounds, setLowerBounds] = useState(false);
   const [attacks, setAttacks] = useState<AttackMethod[]>([]);
-  const [backend, setBackend] = useState('AUTO');
+  const [backend, setBackend] = useState<Backend>('AUTO');
   const [tolerance, setTolerance] = useState('');
   const [busy, setBusy] = useState(false);
   const [epsError, setEpsError] = useState<ApiError | null>(null);
@@ -509,12 +533,13 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
     }
     setBusy(true);
     try {
-      const fields = await runSelection();
-      const { startRun } = await gql<{ startRun: Run }>(startRunMutation(fields), {
+      const { startRun } = await gql(START_RUN, {
         model: model.id,
         input: input.id,
         eps,
         radius,
+        method,
+        certificate,
         backend,
         tolerance: tol,
         lowerBounds,
@@ -571,6 +596,14 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
             Certified radius <span class="muted">(bisection on the local bound; also computes the global bound)</span>
           </span>
         </label>
+        <div class="field-row">
+          <Choice<Method> label="Method" testId="method" value={method} choices={METHOD_CHOICES} onChange={setMethod} />
+          <Choice<Certificate> label="Spectral norms" testId="certificate" value={certificate} choices={CERTIFICATE_CHOICES} onChange={setCertificate} />
+        </div>
+        <p class="muted small">
+          {method === 'PAPER' ? 'Algorithm 1 and Proposition 6 as published; with Lanczos estimates it reproduces the paper’s numbers.' : 'Sharper pre-activation bounds, a decomposition around the linearisation at x₀ and per-class margins (docs/tightness.md).'}{' '}
+          {certificate === 'ESTIMATE' ? 'Estimated norms approach each norm from below: the bound is an estimate, not a guarantee.' : certificate === 'PROBABILISTIC' ? `Each norm is certified, failing with probability at most ${num(DEFAULT_DELTA)}; every bound shows its failure probability.` : 'Each norm is a guaranteed upper bound.'}
+        </p>
         <div class="checks" role="group" aria-label="how tight is the bound">
           <span class="muted small">How tight is it? Compare with what a search finds:</span>
           <label class="check">
@@ -601,7 +634,7 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
           <div class="field-row">
             <label class="field">
               <span>Backend</span>
-              <select value={backend} onChange={(e) => setBackend(e.currentTarget.value)}>
+              <select value={backend} onChange={(e) => setBackend(e.currentTarget.value as Backend)}>
                 <option value="AUTO">automatic</option>
                 <option value="CPU">CPU</option>
                 <option value="WEBGPU">WebGPU</option>

@@ -8,12 +8,10 @@ import type { ComponentChildren } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, asApiError, gql, subscribe } from '../api';
 import { LayerChart, LipschitzChart } from '../components/charts';
-import { CachedBadge, Card, Facts, FieldError, KindBadge, Link, ProgressBar, QualityBadge, Spinner, StatusBadge } from '../components/ui';
-import { attacksOf, lowerBoundsOf, type AttackEntry, type LowerBoundEntry } from '../extras';
-import { dateTime, epsList, num, seconds, shortId, weakestQuality } from '../format';
-import { CANCEL_RUN, isTerminal, runProgressSubscription, runQuery, type CertifyResult, type Quality, type Run, type RunEvent } from '../queries';
+import { CachedBadge, Card, Facts, FieldError, KindBadge, Link, MethodBadge, ProgressBar, QualityBadge, Spinner, StatusBadge } from '../components/ui';
+import { CERTIFICATE_LABEL, METHOD_LABEL, dateTime, epsList, num, seconds, shortId, weakestQuality } from '../format';
+import { CANCEL_RUN, RUN, RUN_PROGRESS, isTerminal, type AttackEntry, type CertifyResult, type LowerBoundEntry, type Run } from '../queries';
 import { href } from '../router';
-import { runSelection } from '../run-selection';
 import { Thumbnail } from './certify';
 
 const POLL_MS = 1000;
@@ -36,16 +34,16 @@ export function RunPage({ runId }: { runId: string }) {
     let unsubscribe: (() => void) | null = null;
     let poll: ReturnType<typeof setInterval> | null = null;
 
-    const fetchRun = async (fields: string) => {
-      const { run } = await gql<{ run: Run | null }>(runQuery(fields), { id: runId });
+    const fetchRun = async () => {
+      const { run } = await gql(RUN, { id: runId });
       if (!run) throw new ApiError('NOT_FOUND', `there is no run ${runId}`);
       if (!stopped) setRun(run);
       return run;
     };
-    const startPolling = (fields: string) => {
+    const startPolling = () => {
       poll ??= setInterval(async () => {
         try {
-          const run = await fetchRun(fields);
+          const run = await fetchRun();
           setLive({ progress: run.progress, message: run.message, phase: null });
           if (isTerminal(run.status) && poll) clearInterval(poll);
         } catch {
@@ -56,21 +54,20 @@ export function RunPage({ runId }: { runId: string }) {
 
     (async () => {
       try {
-        const fields = await runSelection();
-        const first = await fetchRun(fields);
+        const first = await fetchRun();
         if (stopped || isTerminal(first.status)) return;
-        unsubscribe = subscribe<{ runProgress: RunEvent }>(runProgressSubscription(fields), { id: runId }, {
+        unsubscribe = subscribe(RUN_PROGRESS, { id: runId }, {
           next: ({ runProgress: event }) => {
             if (stopped) return;
             setLive({ progress: event.progress, message: event.message, phase: event.phase });
             setRun(event.run);
           },
           error: () => {
-            if (!stopped) startPolling(fields);
+            if (!stopped) startPolling();
           },
           complete: () => {
             // The last event carried the final state; read it once more in case an event was missed.
-            if (!stopped) void fetchRun(fields).catch(() => undefined);
+            if (!stopped) void fetchRun().catch(() => undefined);
           },
         });
       } catch (e) {
@@ -142,6 +139,7 @@ export function RunPage({ runId }: { runId: string }) {
               ['Model', run.model ? <Link href={href({ page: 'certify', modelId: run.model.id })}>{run.model.name}</Link> : <span class="muted">deleted</span>],
               ['Input', run.input ? `${run.input.name ?? shortId(run.input.id)} · class ${run.input.predictedClass}` : <span class="muted">deleted</span>],
               ['ε', <span class="mono">{epsList(run.eps, 8)}</span>],
+              ['Method', <span data-testid="run-method"><MethodBadge method={run.method} certificate={run.certificate} />{run.delta != null && <span class="muted small"> δ = {num(run.delta)} per norm</span>}</span>],
               ['Certified radius', run.radius ? 'asked for' : 'not asked for'],
               ['Backend', run.backend ? `${run.backend}${run.adapter ? ` · ${run.adapter}` : ''}` : run.requestedBackend.toLowerCase()],
               ['Created', dateTime(run.timings.createdAt)],
@@ -169,8 +167,8 @@ export function RunPage({ runId }: { runId: string }) {
 }
 
 function Results({ run, result }: { run: Run; result: CertifyResult }) {
-  const lower = useMemo(() => lowerBoundsOf(result), [result]);
-  const attacks = useMemo(() => attacksOf(result), [result]);
+  const lower = result.lowerBounds ?? [];
+  const attacks = result.attacks ?? [];
   const local = useMemo(() => [...result.local].sort((a, b) => a.eps - b.eps), [result]);
   const localQuality = weakestQuality(local.map((l) => l.quality));
   return (
@@ -181,7 +179,8 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
         <Tile
           label="Global bound"
           value={result.globalBound ? num(result.globalBound.bound) : '—'}
-          badge={result.globalBound ? <QualityBadge quality={result.globalBound.quality} /> : undefined}
+          testId="global-bound"
+          badge={result.globalBound ? <><QualityBadge quality={result.globalBound.quality} failureProbability={result.globalBound.failureProbability} /> <MethodBadge method={result.globalBound.method} certificate={result.globalBound.certificate} /></> : undefined}
           note={result.globalBound ? 'product of layer bounds' : 'not known yet for this model'}
         />
         {result.radius && (
@@ -189,7 +188,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
             label="Certified radius"
             value={num(result.radius.local)}
             testId="certified-radius"
-            badge={<QualityBadge quality={localQuality} />}
+            badge={<><QualityBadge quality={result.radius.quality} failureProbability={result.radius.failureProbability} /> <MethodBadge method={result.radius.method} certificate={result.certificate} /></>}
             note="from the local bound (ℓ₂)"
           />
         )}
@@ -198,7 +197,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
         <Card title="Lipschitz bound against ε" class="span-2">
           <LipschitzChart result={result} lower={lower} />
           <p class="caption">
-            Local bound L(x₀, ε) ({localQuality === 'ESTIMATE' ? `spectral norms estimated to a relative tolerance of ${num(result.tolerance)}` : localQuality ? 'guaranteed' : 'none asked for'}) against the
+            Local bound L(x₀, ε) by {result.method === 'TIGHT' ? 'the ' : ''}{METHOD_LABEL[result.method]} with {CERTIFICATE_LABEL[result.certificate]} ({localQuality === 'ESTIMATE' ? `spectral norms estimated to a relative tolerance of ${num(result.tolerance)}` : localQuality ? `guaranteed${result.failureProbability ? `, every certified number of this run failing with probability at most ${num(result.failureProbability, 3)} in all` : ''}` : 'none asked for'}) against the
             global bound; lower bounds {lower.length ? 'are ratios found by search (L is at least this)' : 'were not computed by this server'}. Below the dotted
             threshold δ/(√2·ε), no perturbation of size ε changes the class.
           </p>
@@ -206,7 +205,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
         <Card title="Per-layer local bounds">
           <LayerChart result={result} />
         </Card>
-        <RadiusCard result={result} attacks={attacks} localQuality={localQuality} />
+        <RadiusCard result={result} attacks={attacks} />
       </div>
       <BoundsTable result={result} lower={lower} />
       <TimingsCard run={run} result={result} />
@@ -234,22 +233,22 @@ interface RadiusRow {
   kind: 'certified' | 'attack' | 'bracket';
 }
 
-function RadiusCard({ result, attacks, localQuality }: { result: CertifyResult; attacks: AttackEntry[]; localQuality: Quality | null }) {
+function RadiusCard({ result, attacks }: { result: CertifyResult; attacks: AttackEntry[] }) {
   const rows: RadiusRow[] = [];
   const r = result.radius;
   if (r) {
     rows.push({
       what: 'Certified radius (local bound)',
-      detail: 'no perturbation this small changes the class',
+      detail: `no perturbation this small changes the class (${METHOD_LABEL[r.method]})`,
       value: r.local,
-      badge: <QualityBadge quality={localQuality} />,
+      badge: <QualityBadge quality={r.quality} failureProbability={r.failureProbability} />,
       kind: 'certified',
     });
     rows.push({
       what: 'Certified radius (global bound)',
       detail: 'δ / (√2 · L_global)',
       value: r.global,
-      badge: <QualityBadge quality={r.globalQuality ?? result.globalBound?.quality} />,
+      badge: <QualityBadge quality={r.globalQuality ?? result.globalBound?.quality} failureProbability={result.globalBound?.failureProbability} />,
       kind: 'certified',
     });
     rows.push({
@@ -342,7 +341,7 @@ function BoundsTable({ result, lower }: { result: CertifyResult; lower: LowerBou
                     <strong>{num(l.bound)}</strong>
                   </td>
                   <td>
-                    <QualityBadge quality={l.quality} />
+                    <QualityBadge quality={l.quality} failureProbability={l.failureProbability} /> <MethodBadge method={l.method} />
                   </td>
                   {lower.length > 0 && <td class="num">{lb ? <>{num(lb.bound)} <span class="muted small">{lb.method}</span></> : '—'}</td>}
                   <td class="num">{num(g)}</td>

@@ -1,9 +1,9 @@
 /** Past runs, newest first, filtered by model and status (kept in the URL), a page at a time. */
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, asApiError, gql } from '../api';
-import { CachedBadge, Card, Empty, FieldError, Link, QualityBadge, Spinner, StatusBadge } from '../components/ui';
-import { dateTime, epsList, num, percent, seconds, shortId, weakestQuality } from '../format';
-import { MODELS, RUNS, RUN_STATUSES, type ModelSummary, type RunPage as Page, type RunRow } from '../queries';
+import { CachedBadge, Card, Empty, FieldError, Link, MethodBadge, QualityBadge, Spinner, StatusBadge } from '../components/ui';
+import { dateTime, epsList, num, percent, seconds, shortId } from '../format';
+import { MODELS, RUNS, RUN_STATUSES, type ModelSummary, type RunPage as Page, type RunRow, type RunStatus } from '../queries';
 import { href, navigate } from '../router';
 import { STATUS_LABEL } from '../format';
 
@@ -17,11 +17,11 @@ export function RunsPage({ modelId, status }: { modelId: string | null; status: 
   const [loadingMore, setLoadingMore] = useState(false);
 
   useEffect(() => {
-    gql<{ models: ModelSummary[] }>(MODELS).then((d) => setModels(d.models), () => undefined);
+    gql(MODELS).then((d) => setModels(d.models), () => undefined);
   }, []);
 
   async function load(after: string | null) {
-    const { runs } = await gql<{ runs: Page }>(RUNS, { model: modelId, status, first: PAGE_SIZE, after });
+    const { runs } = await gql(RUNS, { model: modelId, status: status as RunStatus | null, first: PAGE_SIZE, after });
     const { nodes, ...rest } = runs;
     setPage(rest);
     return nodes;
@@ -96,6 +96,7 @@ export function RunsPage({ modelId, status }: { modelId: string | null; status: 
                 <th>Model</th>
                 <th>Input</th>
                 <th>ε</th>
+                <th>Method</th>
                 <th>Status</th>
                 <th class="num">L at largest ε</th>
                 <th class="num">Certified radius</th>
@@ -116,6 +117,9 @@ export function RunsPage({ modelId, status }: { modelId: string | null; status: 
                     <td>{run.model?.name ?? <span class="muted">deleted</span>}</td>
                     <td>{run.input ? `${run.input.name ?? shortId(run.input.id)} (class ${run.input.predictedClass})` : <span class="muted">deleted</span>}</td>
                     <td class="mono small">{epsList(run.eps)}</td>
+                    <td>
+                      <MethodBadge method={run.method} certificate={run.certificate} />
+                    </td>
                     <td class="nowrap">
                       <StatusBadge status={run.status} /> {run.cached && <CachedBadge />}
                       {run.status === 'RUNNING' && <span class="muted small"> {percent(run.progress)}</span>}
@@ -137,7 +141,7 @@ export function RunsPage({ modelId, status }: { modelId: string | null; status: 
                     <td class="num nowrap">
                       {run.result?.radius ? (
                         <>
-                          {num(run.result.radius.local)} <QualityBadge quality={weakestQuality(run.result.local.map((l) => l.quality))} />
+                          {num(run.result.radius.local)} <QualityBadge quality={run.result.radius.quality} />
                         </>
                       ) : run.radius ? (
                         '—'

@@ -1,0 +1,148 @@
+/**
+ * The 'tight' local bound: Algorithm 1 of Avant & Morgansen with sound refinements, each argued in
+ * docs/tightness.md:
+ * 1. pre-activation bounds ŷ = min(paper's y0 + ε_l·r, interval bound from the input box), matching
+ *    lower bounds y̌, and per-unit linear bounds for units that may still switch (§1, §4), so more
+ *    neurons get λ = 0 and more of D is zero (forward.ts);
+ * 2. a decomposition around the network's linearisation N at x0: f(x) − f(x0) = (Π N + Σ_k N_{>k} E_k
+ *    Π_{<k} G) Δ, where only neurons that may switch contribute an error term E_k (§2, decomposition.ts);
+ * 3. margin-specific bounds of each logit difference y_c − y_j for the certified radius (§3).
+ * The result is min(product of the sharpened layer bounds, decomposition bound).
+ */
+import type { Backend } from '../../backend/backend.js';
+import { isAffine, type Network, size } from '../../model/ir.js';
+import type { NominalPass } from '../layer-bounds.js';
+import { type NormSolver, worstQuality } from '../norms.js';
+import type { NetworkBound } from '../types.js';
+import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
+import { affineStep, flattenStep, maxPoolStep, type Position, reluStep } from './forward.js';
+import { productsBefore, type Sweep } from './sweep.js';
+
+export { slopeInterval, linearisationError } from './slopes.js';
+export { type CorrectionTerm, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
+export { LINEARISED_WORK_BUDGET, MAX_LINEARISED_UNITS } from './forward.js';
+
+export interface TightBound extends NetworkBound {
+  /** Π_l L_l with the sharpened slopes and masks. */
+  productBound: number;
+  /**
+   * min over split layers t of ||N_{≥t} D_t||·Π_{l<t} L_l + Σ_{k≥t} sensitivity·spread·before
+   * (refinement 2; t = 0 linearises the whole network); absent for networks with many outputs.
+   */
+  decompositionBound?: number;
+  corrections: CorrectionTerm[];
+  /** Per class j: an upper bound of |Δ(y_c − y_j)| / ||Δ|| over the ball (0 for j = c). */
+  marginBounds: number[];
+  /**
+   * Per class j: an upper bound of |Δ(y_c − y_j)| over the ball of radius ε itself (not a ratio),
+   * from the absolute linearisation errors (§3); for the radius only.
+   */
+  marginChange?: number[];
+  /** The class c that marginBounds refer to. */
+  marginClass: number;
+}
+
+/**
+ * The tight local bound at radius ε for class `cls` (the margins refer to it).
+ * `solver` gives ||Λ A D|| (estimates or certificates); its keys are 'tight:<layer>'.
+ */
+export async function tightLocalBound(
+  network: Network,
+  backend: Backend,
+  nominal: NominalPass,
+  eps: number,
+  solver: NormSolver,
+  cls: number,
+  onLayer?: (index: number) => void,
+): Promise<TightBound> {
+  const start = performance.now();
+  const sweep: Sweep = { network, backend, eps, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
+  // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
+  const x0 = nominal.inputs[0];
+  let position: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
+  // Half-widths of the box around each layer's nominal input (and, last, the output): §3.
+  const pushDeviation = (nominalValue: Float32Array) => sweep.deviation.push(nominalValue.map((v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0)));
+  for (const [index, layer] of network.layers.entries()) {
+    onLayer?.(index);
+    pushDeviation(nominal.inputs[index]);
+    if (isAffine(layer)) position = await affineStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'maxpool') position = await maxPoolStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'relu') position = reluStep(sweep, nominal, index, layer, position);
+    else position = flattenStep(sweep, index, layer, position);
+  }
+  pushDeviation(nominal.logits);
+  const layers = sweep.layers;
+  const before = productsBefore(layers);
+  const productBound = before[layers.length];
+
+  const outputs = size(network.outputShape);
+  const marginBounds = new Array<number>(outputs).fill(Infinity);
+  marginBounds[cls] = 0;
+  // Refinement 3, simple form: |Δ(y_c − y_j)| ≤ ||(a_c − a_j)ᵀ D_L||·T_L for a last affine layer,
+  // T_L = Π_{l<L} L_l the bound of its input's change (before[L − 1]; the last layer's own norm is
+  // not part of it: the row a_c − a_j already is that layer; docs/soundness.md §2).
+  const lastIndex = network.layers.length - 1;
+  const last = network.layers[lastIndex];
+  if (isAffine(last) && !last.relu) {
+    const lastMask = sweep.states[lastIndex].mask;
+    const differences = new Float32Array((outputs - 1) * outputs);
+    const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
+    others.forEach((j, b) => {
+      differences[b * outputs + cls] = 1;
+      differences[b * outputs + j] = -1;
+    });
+    const rows = await backend.applyATBlock(last, differences, others.length);
+    const width = size(last.inputShape);
+    others.forEach((j, b) => {
+      let s = 0;
+      for (let i = 0; i < width; i++) if (!lastMask || lastMask[i] !== 0) s += rows[b * width + i] ** 2;
+      marginBounds[j] = Math.sqrt(s) * before[lastIndex];
+    });
+  }
+
+  let decompositionBound: number | undefined;
+  let marginChange: number[] | undefined;
+  let corrections: CorrectionTerm[] = [];
+  if (outputs <= MAX_DECOMPOSITION_OUTPUTS) {
+    const decomposition = await decompose(sweep, cls);
+    decompositionBound = decomposition.bound;
+    corrections = decomposition.corrections;
+    marginChange = decomposition.marginChange;
+    for (let j = 0; j < outputs; j++) {
+      marginBounds[j] = Math.min(marginBounds[j], decomposition.marginBounds[j]);
+      marginChange[j] = Math.min(marginChange[j], eps * marginBounds[j]);
+    }
+  }
+
+  const quality = worstQuality([...layers.map((l) => l.quality), ...sweep.reports.map((r) => r.quality)]);
+  const failureProbability = quality === 'estimate' ? undefined : sweep.reports.reduce((a, r) => a + (r.failureProbability ?? 0), 0);
+  return {
+    bound: Math.min(productBound, decompositionBound ?? Infinity),
+    quality,
+    layers,
+    seconds: (performance.now() - start) / 1000,
+    method: 'tight',
+    failureProbability,
+    productBound,
+    decompositionBound,
+    corrections,
+    marginBounds,
+    marginChange,
+    marginClass: cls,
+  };
+}
+
+/**
+ * max_j (bound on |Δ(y_c − y_j)| over the ε-ball)/δ_j: below 1 iff ε is certified (§3). `gaps[j]`
+ * is a lower bound of the exact δ_j = y_c − y_j at x0 (rounding.ts).
+ */
+export function marginRatio(bound: TightBound, gaps: ArrayLike<number>, eps: number): number {
+  let worst = 0;
+  for (let j = 0; j < gaps.length; j++) {
+    if (j === bound.marginClass) continue;
+    const gap = gaps[j];
+    const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity);
+    worst = Math.max(worst, gap > 0 ? change / gap : Infinity);
+  }
+  return worst;
+}

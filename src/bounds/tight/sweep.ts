@@ -1,0 +1,62 @@
+/**
+ * What the tight method knows about each layer after its forward sweep (docs/tightness.md §1–§2),
+ * shared by the backward passes (per-unit bounds, decomposition) that read it: the input masks, the
+ * linearisation's slopes, the units that may switch and their errors, the correction terms' spreads,
+ * and the half-widths of the box around each layer's nominal input.
+ */
+import type { Backend } from '../../backend/backend.js';
+import type { Network } from '../../model/ir.js';
+import type { LayerBound, SpectralNormReport } from '../types.js';
+
+/** What the backward pass needs of one layer: its input mask and the linearisation's slopes. */
+export interface LayerState {
+  mask: Float32Array | null;
+  /** Midpoint slopes (affine+ReLU and lone ReLU). */
+  mid?: Float32Array;
+  /** Units whose slope is uncertain (μ > 0), or unstable pooling windows. */
+  unstable?: Int32Array;
+  /** Affine+ReLU: λ². */
+  slopeSquared?: Float32Array;
+  /** Absolute error bound of each unstable unit over the ball, aligned with `unstable` (§3). */
+  errors?: Float64Array;
+  /** Max pool: the nominal winner of each window. */
+  winner?: Int32Array;
+}
+
+/** m_k of §2: ||E_k (x_k − x0_k)|| ≤ spread·||x_from − x0_from||. */
+export interface Spread {
+  spread: number;
+  /** Units (or pooling windows) that may switch. */
+  unstable: number;
+  /** The layer whose input difference the spread multiplies. */
+  from: number;
+  spectral?: SpectralNormReport;
+}
+
+/** The forward sweep's record, filled layer by layer. */
+export interface Sweep {
+  network: Network;
+  backend: Backend;
+  eps: number;
+  /** Each layer's report (its bound L_l among them). */
+  layers: LayerBound[];
+  states: LayerState[];
+  spreads: Map<number, Spread>;
+  /** Half-widths of the box around each layer's nominal input (and, last, around the logits). */
+  deviation: Float32Array[];
+  /** Every norm the bound used (for its quality and failure probability). */
+  reports: SpectralNormReport[];
+}
+
+/** before[t] = Π_{l<t} L_l for t = 0 … layers.length (T_t of §2). */
+export function productsBefore(layers: LayerBound[]): number[] {
+  const before = [1];
+  for (const l of layers) before.push(before[before.length - 1] * l.bound);
+  return before;
+}
+
+export function euclidean(v: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  return Math.sqrt(s);
+}
