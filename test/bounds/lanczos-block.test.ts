@@ -10,6 +10,7 @@ import { describe, expect, test } from '@jest/globals';
 import type { Backend, DeviceVector } from '../../src/backend/backend.js';
 import { largestEigenvaluesLockstep, type LockstepEigenOptions } from '../../src/bounds/lanczos-block.js';
 import { largestEigenvalue } from '../../src/bounds/spectral.js';
+import { randomVector } from '../../src/random.js';
 import type { ScaleLayer } from '../../src/model/ir.js';
 import { describeEachBackend } from '../backend/backends.js';
 import { lockstepLayers, relativeDifference, runCase, type RunCase } from './lockstep-cases.js';
@@ -155,6 +156,25 @@ describeEachBackend((backend) => {
       block.runs.forEach((run, b) => expect(relativeDifference(run.eigenvalue, tops[b])).toBeLessThan(1e-6));
       freeVectors(backend(), [starts[0]!, starts[2]!, ...block.runs.map((r) => r.vector)]);
     });
+  });
+
+  test('a warm start opposite the random start falls back on the random start alone (the cold start)', async () => {
+    const c = runCase(lockstepLayers[2][1], 2, 66);
+    const op = await backend().gramBlockOperator(c.layer, c.masks, c.slopeSquared, 2);
+    const r = randomVector(c.n, 4);
+    const norm = Math.hypot(...r);
+    // Run 0: −r̂ exactly (ŵ + r̂ = 0); run 1: nearly −r̂ (ŵ·r̂ < −3/4).
+    const opposite = backend().vectors.upload(r.map((v) => -v / norm));
+    const nearly = backend().vectors.upload(r.map((v, i) => -v / norm + (i === 0 ? 0.3 : 0)));
+    const options = { tolerance: 1e-8, maxIterations: 500, seeds: [4, 4] };
+    const warm = await largestEigenvaluesLockstep(op, backend(), { ...options, starts: [opposite, nearly] });
+    const cold = await largestEigenvaluesLockstep(op, backend(), options);
+    op.dispose();
+    for (let b = 0; b < 2; b++) {
+      expect(warm.runs[b].iterations).toBe(cold.runs[b].iterations);
+      expect(warm.runs[b].eigenvalue).toBe(cold.runs[b].eigenvalue);
+    }
+    freeVectors(backend(), [opposite, nearly, ...warm.runs.map((r) => r.vector), ...cold.runs.map((r) => r.vector)]);
   });
 
   test('warm starts and seeds must come one per run', async () => {
