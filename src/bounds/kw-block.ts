@@ -5,12 +5,12 @@
  * capped at dim_b, dim_b the size of run b's support — then λ_max ≤ θ_k/(1 − ε) with probability
  * ≥ 1 − δ (Kuczyński & Woźniakowski 1992, Thm 4.2). An invariant Krylov space (β = 0) stops a run
  * early and KW then holds with k = dim_b. One batched operator application per step for the runs
- * still going; a run that reached its step count drops out (lockstep.ts).
+ * still going; a run that reached its step count leaves the block when that pays (lockstep.ts).
  *
  * Run b's Gaussian start is the single version's for seed_b: Rng(seed_b).gaussian() drawn over the
  * entries of its support in order (zero elsewhere), so block and single results are identical up
- * to rounding. The 'host' engine repeats the single version's arithmetic (three read-backs a step
- * for all runs); the 'device' engine orthogonalises twice (CGS2) against the whole basis on the
+ * to rounding. The 'host' engine repeats the single version's steps (two read-backs a step for
+ * all runs); the 'device' engine orthogonalises twice (CGS2) against the whole basis on the
  * device and reads the coefficients back once per block of steps — a block ends only where some
  * run reaches its step count (or, given `ranks`, where its Krylov space must have become
  * invariant), so a run of B = 1 costs one read-back after its start.
@@ -134,13 +134,18 @@ export async function kwLargestEigenvaluesLockstep(op: BlockGramOperator, ops: L
   const longest = Math.max(...live.map((b) => runs[b].steps));
   const { engine, basis } = startEngine(ops, options.engine, live.length, n, longest);
   const state = new Lockstep(op, ops, engine, options.signal);
+  let started = false;
   try {
     // Runs without support have the bound 0 and take no steps.
     if (live.length < count) await state.keep(live, []);
     const start = await gaussianStarts(state, options.seeds, supports, live, n);
     const active = live.map((b) => runs[b]);
+    started = true;
     if (basis) await deviceEngine(state, active, start, basis);
     else await hostEngine(state, active, start);
+  } catch (error) {
+    if (basis && !started) state.basisOps.freeBasis(basis);
+    throw error;
   } finally {
     state.dispose();
   }

@@ -7,7 +7,7 @@
  * to 2^16 entries, else the kept Ritz vectors and the last two), stopping rule (sqrt(θ) changed by
  * at most `tolerance` relatively over `window` steps, or relative residual ≤ tolerance, or an
  * invariant Krylov space, or maxIterations) and warm-start rule (docs/soundness.md §1), with its
- * own state and result; a run that stops drops out of the block (lockstep.ts).
+ * own state and result; a run that stops leaves the block when that pays (lockstep.ts).
  *
  * Engines (lockstep.ts): 'host' repeats the single-vector arithmetic run by run (the recurrence
  * with its known coefficients, one Gram–Schmidt pass, a second where it removed more than half of
@@ -174,12 +174,15 @@ export async function largestEigenvaluesLockstep(op: BlockGramOperator, ops: Loc
   const { engine, basis } = startEngine(ops, options.engine, count, n, m);
   const state = new Lockstep(op, ops, engine, options.signal);
   const runs = upTo(count).map((b) => new EigenRun(b, options));
+  let started = false;
   try {
     const start = await mixedStarts(state, options, count, n);
+    started = true;
     if (basis) await deviceEngine(state, runs, start, basis, shape, Math.max(1, options.stepsPerReadBack ?? DEFAULT_STEPS_PER_READ_BACK), options.maxIterations);
     else await hostEngine(state, runs, start, shape);
   } catch (error) {
     for (const run of runs) if (run.vector) ops.vectors.free(run.vector);
+    if (basis && !started) state.basisOps.freeBasis(basis);
     throw error;
   } finally {
     state.dispose();

@@ -7,14 +7,15 @@
  *   or B images — and whenever every unfinished task is waiting for a norm, solves the waiting
  *   requests of each layer as one block: one batched operator call per Lanczos step for them all.
  *   A task that needs no norm at some layer (a zero mask: an exact 0) simply reaches its next
- *   layer's request, which waits in the next group. Which requests share a block depends only on
- *   the tasks, not on timing, and each run's result does not depend on its company (up to the
- *   operator's float32 rounding), so batching changes speed only.
+ *   layer's request, which waits in the next group. Which requests share a block, and their order
+ *   in it (the tasks' order), depend only on the tasks, not on timing; each run's result does not
+ *   depend on its company (up to the operator's float32 rounding), so batching changes speed only.
  * Warm starts are kept per key as in SpectralSolver and seeds are the layer index + 1 as there
  * (so `norm()` alone gives SpectralSolver's numbers up to rounding);
  * requests of one group that share a key (the same layer at several ε) all start from the vector
  * stored before the group, and the last of them stores its Ritz vector.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Backend, DeviceVector } from '../backend/backend.js';
 import type { AffineLayer } from '../model/ir.js';
 import { largestEigenvaluesLockstep } from './lanczos-block.js';
@@ -39,7 +40,12 @@ export interface NormRequest {
   slopeSquared: Float32Array | null;
 }
 
+/** The index of the `together` task a norm request comes from (AsyncLocalStorage follows awaits). */
+const taskIndex = new AsyncLocalStorage<number>();
+
 interface Waiting extends NormRequest {
+  /** Index of the task that asked (order within a block; 0 outside `together`). */
+  task: number;
   resolve: (report: SpectralNormReport) => void;
   reject: (error: unknown) => void;
 }
@@ -71,7 +77,7 @@ export class LockstepSpectralSolver implements NormSolver {
   norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null, precision?: NormPrecision): Promise<SpectralNormReport> {
     void precision;
     return new Promise((resolve, reject) => {
-      this.waiting.push({ key, layerIndex, layer, domainMask, slopeSquared, resolve, reject });
+      this.waiting.push({ key, layerIndex, layer, domainMask, slopeSquared, task: taskIndex.getStore() ?? 0, resolve, reject });
       this.maybeFlush();
     });
   }
@@ -83,14 +89,16 @@ export class LockstepSpectralSolver implements NormSolver {
   async together<T>(tasks: ((solver: NormSolver) => Promise<T>)[]): Promise<T[]> {
     this.live += tasks.length;
     return Promise.all(
-      tasks.map(async (task) => {
-        try {
-          return await task(this);
-        } finally {
-          this.live--;
-          this.maybeFlush();
-        }
-      }),
+      tasks.map((task, index) =>
+        taskIndex.run(index, async () => {
+          try {
+            return await task(this);
+          } finally {
+            this.live--;
+            this.maybeFlush();
+          }
+        }),
+      ),
     );
   }
 
@@ -109,7 +117,9 @@ export class LockstepSpectralSolver implements NormSolver {
     this.flushing = true;
     try {
       const groups = new Map<AffineLayer, Waiting[]>();
-      for (const request of this.waiting) {
+      // In task order, whatever order the tasks' awaits resolved in: blocks, warm starts and
+      // results do not depend on timing.
+      for (const request of [...this.waiting].sort((a, b) => a.task - b.task)) {
         const group = groups.get(request.layer) ?? [];
         groups.set(request.layer, group);
         group.push(request);

@@ -1,8 +1,9 @@
 /**
  * What lock-step solvers share (lanczos-block.ts, kw-block.ts): B independent runs on one
- * BlockGramOperator advance together, one batched operator application per step for the runs
- * still going; a run that stops drops out of the block (the operator and every block are gathered
- * to the remaining runs), so the others keep one call per step at their own size.
+ * BlockGramOperator advance together, one batched operator application per step for all of them;
+ * a run that stops leaves the block (the operator and every working block are gathered to the
+ * remaining runs) as soon as carrying it would cost more than the copy (worthCompacting) — until
+ * then it rides along with zero vectors, or, in the device engine, unread steps.
  *
  * Two engines carry out the steps (issue 17):
  * - 'host': the single-vector arithmetic run by run through BlockVectorOps, coefficients read back
