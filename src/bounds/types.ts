@@ -173,6 +173,11 @@ export interface CertifyOptions {
    * of the fast search; 0 skips the stage.
    */
   branchBudget?: number;
+  /**
+   * The network's global bound computed earlier with the same method and certificate (it does not
+   * depend on the input): used as it is instead of computing it again (a dataset's images).
+   */
+  globalBound?: NetworkBound;
   onProgress?: (event: ProgressEvent) => void;
   signal?: AbortSignal;
 }
