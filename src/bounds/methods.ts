@@ -161,10 +161,14 @@ export const REFINEMENT_TOLERANCE = 1e-2;
 
 /**
  * The refinement stage of the radius (docs/tightness.md §6): from a certified ε, full sweeps — every
- * unit that may switch or settle a max pool bounded by §4/§5 — at larger ε (growing steps, then
- * bisection to REFINEMENT_TOLERANCE), each evaluated with the certifying solver, until the budget
- * is spent. Every passing ε is certified by its own evaluation; the largest is kept. A sweep the
- * deadline interrupts is dropped, so the budget bounds the stage's time.
+ * unit that may switch or settle a max pool bounded by §4/§5 — at larger ε, each evaluated with the
+ * certifying solver, until the budget is spent. The first sweep runs at the certified ε itself: its
+ * criterion ratio r says how far the full sweep can reach (the criterion grows about linearly in ε),
+ * so where 1/r − 1 is within REFINEMENT_TOLERANCE the stage stops at once, and otherwise the next ε is
+ * ε/r (a Newton step, as certifyAt does), then bisection between the largest passing and the smallest
+ * failing ε. Every passing ε is certified by its own evaluation; the largest is kept. A sweep the
+ * deadline interrupts is dropped, so the budget bounds the stage's time. The steps only choose where
+ * to evaluate: the result is always an ε whose own evaluation passed (or the fast stage's).
  */
 async function refineRadius(
   method: MethodImpl,
@@ -179,25 +183,33 @@ async function refineRadius(
   let lo = certified;
   let bound: NetworkBound | null = null;
   let hi = Infinity;
-  let growth = 0.25;
   let evaluations = 0;
   let completed = false;
   try {
+    // The full sweep at the certified ε: how much room the criterion leaves there.
+    checkBudget(deadline);
+    evaluations++;
+    const first = await evaluate(lo, deadline);
+    let ratio = criterion(first, lo);
+    if (ratio < 1) bound = first;
     for (;;) {
-      if (hi !== Infinity && hi / lo - 1 <= REFINEMENT_TOLERANCE) {
+      if (!(ratio < 1) || 1 / ratio - 1 <= REFINEMENT_TOLERANCE || (hi !== Infinity && hi / lo - 1 <= REFINEMENT_TOLERANCE)) {
         completed = true;
         break;
       }
       checkBudget(deadline);
-      const eps = hi === Infinity ? lo * (1 + growth) : Math.sqrt(lo * hi);
+      const newton = (lo / ratio) * (1 - 1e-3);
+      const eps = hi === Infinity ? newton : Math.min(Math.max(newton, lo * (1 + REFINEMENT_TOLERANCE)), Math.sqrt(lo * hi));
       evaluations++;
       const b = await evaluate(eps, deadline);
-      if (criterion(b, eps) < 1) {
+      const r = criterion(b, eps);
+      if (r < 1) {
         lo = eps;
         bound = b;
-        if (hi === Infinity) growth *= 2;
+        ratio = r;
       } else {
         hi = eps;
+        ratio = Math.min(ratio, lo / Math.sqrt(lo * hi)); // the next step bisects
       }
     }
   } catch (error) {
