@@ -1,10 +1,13 @@
 /**
- * Dataset benchmark: `npm run bench -- --dataset [--images N] [--eps E] [--backend B]`. Certifies the
- * first N images of the Fashion-MNIST sample (fixtures/fashion_test_1000.npz with fashion_cnn.onnx),
- * one process, one image after another (certifyDataset(), the path of `lipcert dataset`), with local
- * bounds at --eps and the certified radius, for the CLI's default method (tight, probabilistic
- * certificates δ = 1e-3) and for the paper's method with estimates. Prints images per second and the
- * spread of seconds per image. Never a test: numbers depend on the machine and its load.
+ * Dataset benchmark: `npm run bench -- --dataset [--images N] [--eps E] [--backend B] [--workers 1,2]`.
+ * Certifies the first N images of the Fashion-MNIST sample (fixtures/fashion_test_1000.npz with
+ * fashion_cnn.onnx), one process, one image after another (certifyDataset(), the path of `lipcert
+ * dataset`), with local bounds at --eps and the certified radius, for the CLI's default method (tight,
+ * probabilistic certificates δ = 1e-3) and for the paper's method with estimates. With --workers
+ * (needs redis-server and a built dist/), the same images as a dataset run of the server: in its own
+ * process (no Redis), then on Redis with each number of `lipcert worker` processes, each time from an
+ * empty cache after a warm-up on other images. Prints images per second and the spread of seconds
+ * per image. Never a test: numbers depend on the machine and its load.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -16,12 +19,12 @@ import type { ImageCertifyOptions } from '../src/dataset/certify-image.js';
 import { loadDataset } from '../src/model/dataset.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 
-const CONFIGURATIONS: { name: string; options: Pick<ImageCertifyOptions, 'method' | 'certificate' | 'delta'> }[] = [
+export const CONFIGURATIONS: { name: string; options: Pick<ImageCertifyOptions, 'method' | 'certificate' | 'delta'> }[] = [
   { name: 'tight, probabilistic:1e-3 (CLI default)', options: { method: 'tight', certificate: 'probabilistic', delta: 1e-3 } },
   { name: 'paper, estimate', options: { method: 'paper', certificate: 'estimate' } },
 ];
 
-const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
+export const quantile = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))];
 
 export async function datasetBench(argv: string[], fixtures: string): Promise<void> {
   const { values } = parseArgs({
@@ -30,6 +33,7 @@ export async function datasetBench(argv: string[], fixtures: string): Promise<vo
       images: { type: 'string', default: '40' },
       eps: { type: 'string', default: '0.001' },
       backend: { type: 'string', default: 'cpu' },
+      workers: { type: 'string' },
     },
   });
   const images = Number(values.images);
@@ -51,4 +55,8 @@ export async function datasetBench(argv: string[], fixtures: string): Promise<vo
     );
   }
   await backend.dispose();
+  if (values.workers) {
+    const counts = values.workers.split(',').map(Number);
+    await (await import('./dataset-workers.js')).workersBench({ images, eps, counts, fixtures, configurations: CONFIGURATIONS });
+  }
 }

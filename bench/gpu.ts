@@ -2,7 +2,8 @@
  * GPU benchmark: run once on a machine with a real GPU (installs nothing, downloads nothing):
  *
  *   npm run build && node dist/bench/gpu.js [--vgg16 path/to/vgg16.onnx]
- *       [--only mnist_lenet,cifar10_net,fashion_cnn,vgg16] [--sections bounds,gram,blocks] [--blocks 1,4,16,64,256]
+ *       [--only mnist_lenet,cifar10_net,fashion_cnn,vgg16] [--sections bounds,gram,blocks,lockstep]
+ *       [--blocks 1,4,16,64,256] [--lockstep-counts 4,16] [--steps-per-read-back 8]
  *
  * Prints the adapter, then for each fixture network the local bounds through the WebGPU backend
  * (time per ε, Gram operator applications, agreement with fixtures/reference.json) and the time
@@ -10,7 +11,12 @@
  * zoo's seeded weights, or `--vgg16 FILE.onnx`). Section `blocks`: images (vectors) per second with
  * one vector per call against blocks of B, per layer's Gram operator, a whole-network Gram step
  * and a forward pass (bench/throughput.ts; Fashion-MNIST's CNN when fixtures/ has it; VGG-16 at
- * B ≤ 16). On llvmpipe this is a correctness run, not a speed figure.
+ * B ≤ 16). Section `lockstep` (bench/lockstep.ts): one local bound per ε with SpectralSolver
+ * against LockstepSpectralSolver (the device-resident engine: coefficients on the GPU, one
+ * read-back per block of Lanczos steps) alone and with every ε together, for the fixture nets and
+ * VGG-16 (issue 17's targets on an H200: CIFAR-10 ≤ 20 ms, VGG-16 ≤ 2 s per local bound); and per
+ * layer, the eigen-solves and KW certificates of B runs one at a time against lock-step (both
+ * engines) on the fixture nets. On llvmpipe this is a correctness run, not a speed figure.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -24,6 +30,7 @@ import { isAffine, size, type Network } from '../src/model/ir.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { randomInput, zooModel } from '../src/model/zoo/index.js';
 import { DEFAULT_THROUGHPUT, operatorThroughput, throughputNetworks } from './throughput.js';
+import { DEFAULT_LOCKSTEP_BENCH, lockstepBounds, lockstepLayers } from './lockstep.js';
 
 /** The package root (the directory holding package.json), from src/ or dist/. */
 function packageRoot(): string {
@@ -116,14 +123,16 @@ function wanted(name: string): boolean {
   return listArgument('--only')?.includes(name) ?? true;
 }
 
-/** `--sections bounds,gram,blocks`: which measurements (all by default). */
-function section(name: 'bounds' | 'gram' | 'blocks'): boolean {
+/** `--sections bounds,gram,blocks,lockstep`: which measurements (all by default). */
+function section(name: 'bounds' | 'gram' | 'blocks' | 'lockstep'): boolean {
   return listArgument('--sections')?.includes(name) ?? true;
 }
 
 /** `--blocks 1,4,16,...`: block sizes of the `blocks` section. */
 const BLOCKS = listArgument('--blocks')?.map(Number) ?? [1, 4, 16, 64, 256];
 const GPU_THROUGHPUT = { ...DEFAULT_THROUGHPUT, sliceMs: 200 };
+const STEPS_PER_READ_BACK = listArgument('--steps-per-read-back')?.map(Number)[0];
+const LOCKSTEP = { ...DEFAULT_LOCKSTEP_BENCH, counts: listArgument('--lockstep-counts')?.map(Number) ?? DEFAULT_LOCKSTEP_BENCH.counts, stepsPerReadBack: STEPS_PER_READ_BACK };
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -136,6 +145,10 @@ async function main(): Promise<void> {
       const x0 = loadInputFile(join(ROOT, 'fixtures', `${name}_x0.npy`), network);
       if (section('bounds')) await benchLocalBounds(backend, name, network, x0, reference.models[name]?.images[image]?.local_bound_converged);
       if (section('gram')) await benchGramOperators(backend, network);
+      if (section('lockstep')) {
+        await lockstepBounds(backend, name, network, x0, LOCKSTEP);
+        await lockstepLayers(backend, name, network, x0, LOCKSTEP);
+      }
     }
     if (section('blocks')) {
       for (const [name, file] of throughputNetworks(ROOT)) {
@@ -148,6 +161,7 @@ async function main(): Promise<void> {
       const vgg = findVgg16();
       if (section('bounds')) await benchLocalBounds(backend, 'vgg16', vgg.network, vgg.x0);
       if (section('gram')) await benchGramOperators(backend, vgg.network, 3);
+      if (section('lockstep')) await lockstepBounds(backend, 'vgg16', vgg.network, vgg.x0, { ...LOCKSTEP, eps: [0.01], rounds: 1, certificates: false });
       if (section('blocks')) await operatorThroughput(backend, 'vgg16', vgg.network, { ...GPU_THROUGHPUT, rounds: 3, counts: BLOCKS.filter((b) => b <= 16) });
     }
   } finally {

@@ -113,6 +113,9 @@ class TimedBackend implements Backend {
   get blocks() {
     return this.inner.blocks;
   }
+  get basis() {
+    return this.inner.basis;
+  }
   forwardBlock(layer: AffineLayer, x: Float32Array, count: number) {
     return this.time('forward', () => this.inner.forwardBlock(layer, x, count));
   }
@@ -132,11 +135,14 @@ class TimedBackend implements Backend {
     return this.time('poolMask', () => this.inner.poolMaskBlock(layer, masks, count));
   }
   async gramBlockOperator(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): Promise<BlockGramOperator> {
-    const op = await this.time('gramSetup', () => this.inner.gramBlockOperator(layer, domainMasks, slopeSquared, count));
+    return this.timedBlock(await this.time('gramSetup', () => this.inner.gramBlockOperator(layer, domainMasks, slopeSquared, count)));
+  }
+  private timedBlock(op: BlockGramOperator): BlockGramOperator {
     return {
       dim: op.dim,
       count: op.count,
       apply: (x, out) => this.time('gramApply', () => op.apply(x, out)),
+      gatherRuns: async (runs) => this.timedBlock(await this.time('gramSetup', () => op.gatherRuns(runs))),
       dispose: () => op.dispose(),
     };
   }

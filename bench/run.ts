@@ -5,8 +5,12 @@
  * Then operator throughput, one vector per call against blocks of B (bench/throughput.ts), on the
  * fixture networks and Fashion-MNIST's CNN.
  * First, the default path against the paper's estimate path (bench/default-path.ts).
- * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,bounds,throughput,
- * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too).
+ * Section `lockstep` (not run by default: minutes on two cores): lock-step Lanczos and KW
+ * certificates against one run at a time per layer, and local bounds with LockstepSpectralSolver,
+ * on the fixture networks and Fashion-MNIST's CNN (bench/lockstep.ts).
+ * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,bounds,throughput,lockstep,
+ * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too),
+ * --lockstep-counts 4,16.
  * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
 import os from 'node:os';
@@ -17,8 +21,10 @@ import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
 import { defaultPathSection, fixtureSubject, zooSubject } from './default-path.js';
-import { throughputSection } from './throughput.js';
+import { throughputNetworks, throughputSection } from './throughput.js';
+import { DEFAULT_LOCKSTEP_BENCH, lockstepBounds, lockstepLayers } from './lockstep.js';
 import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
+import { loadDataset } from '../src/model/dataset.js';
 import { importOnnxFile } from '../src/model/onnx-import.js';
 import { loadInputFile } from '../src/model/input.js';
 
@@ -46,6 +52,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '5' },
     imagenet: { type: 'boolean', default: false },
     blocks: { type: 'string', default: '1,4,16,64' },
+    'lockstep-counts': { type: 'string', default: '4,16' },
   },
 });
 const sections = values.only!.split(',');
@@ -103,4 +110,16 @@ for (const model of sections.includes('bounds') ? MODELS : []) {
   }
 }
 if (sections.includes('throughput')) await throughputSection(backend, root, values.blocks!.split(',').map(Number));
+if (sections.includes('lockstep')) {
+  const options = { ...DEFAULT_LOCKSTEP_BENCH, counts: values['lockstep-counts']!.split(',').map(Number) };
+  for (const [name, file] of throughputNetworks(root)) {
+    if (!file) continue;
+    const network = importOnnxFile(file);
+    const model = MODELS.find((m) => m.file === path.basename(file));
+    // Fashion-MNIST: the first test image of the fixtures' sample.
+    const x0 = model ? loadInputFile(path.join(fixtures, model.input), network) : loadDataset(path.join(fixtures, 'fashion_test_1000.npz'), network, { mean: [0.286], std: [0.353], limit: 1 }).image(0);
+    await lockstepLayers(backend, name, network, x0, options);
+    await lockstepBounds(backend, name, network, x0, options);
+  }
+}
 await backend.dispose();

@@ -1,11 +1,18 @@
 // Second level of the dot products: workgroup s adds the partialsPerDot (≤ 256) partial sums of
-// slot s pairwise and writes results[s], so one read-back returns every dot product of every run.
-// Workgroups are laid out in 2D when there are more slots than one dimension holds.
+// slot s pairwise and writes them to results[outOffset + (s / slotsPerRun)·outStride + s % slotsPerRun]:
+// slot s is dot product s % slotsPerRun of run s / slotsPerRun. Plain dot products pass
+// slotsPerRun = slots and outStride = outOffset = 0 (results[s]); device-resident Lanczos places
+// each run's coefficients in its own record (BasisOps.orthonormalise). One read-back returns every
+// dot product of every run. Workgroups are laid out in 2D when there are more slots than one
+// dimension holds.
 #include "common/workgroup_sum4.wgsl"
 
 struct SumParams {
   partialsPerDot: u32,
   slots: u32,
+  slotsPerRun: u32,
+  outStride: u32,
+  outOffset: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: SumParams;
@@ -28,6 +35,6 @@ fn main(
   }
   let total = workgroupSum4(lane, vec4f(value, 0.0, 0.0, 0.0)).x;
   if (lane == 0u) {
-    results[slot] = total;
+    results[params.outOffset + (slot / params.slotsPerRun) * params.outStride + slot % params.slotsPerRun] = total;
   }
 }

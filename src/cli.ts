@@ -16,6 +16,7 @@ import { registerExportCommand } from './cli/export.js';
 import { registerLowerCommand } from './cli/lower.js';
 import { registerPredictCommand } from './cli/predict.js';
 import { registerTableCommand } from './cli/table.js';
+import { registerWorkerCommand } from './cli/worker.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerAuditCommand(program);
   registerPredictCommand(program);
   registerDatasetCommand(program);
+  registerWorkerCommand(program);
   return program;
 }
 

@@ -14,7 +14,9 @@
  * scalars (dot products), through `VectorOps`; lock-step solvers (B independent Lanczos runs
  * advanced together) keep one `DeviceBlock` per basis index and use `BlockVectorOps`, whose
  * per-run coefficients and dot products travel as one array for all runs, so one step of B runs
- * costs one read-back.
+ * costs one read-back. Device-resident solvers keep their basis in one `DeviceBasis` and use
+ * `BasisOps`, whose Gram–Schmidt step sums its coefficients into, and reads them from, device
+ * memory (`DeviceScalars`): several steps of B runs are recorded per read-back.
  */
 import type { AffineLayer, MaxPoolLayer, Network } from '../model/ir.js';
 
@@ -77,6 +79,12 @@ export interface BlockVectorOps {
   getRun(block: DeviceBlock, run: number, out: DeviceVector): void;
   /** A new block holding the given runs of x, in that order (drops finished runs). */
   gatherRuns(x: DeviceBlock, runs: readonly number[]): DeviceBlock;
+  /**
+   * The given runs of x (increasing), in x's own memory where the backend can (the CPU: a fresh
+   * block of tens of MB costs more in page faults than the copy); x is consumed — use only the
+   * result. A GPU gathers into a new buffer and frees x.
+   */
+  keepRuns(x: DeviceBlock, runs: readonly number[]): DeviceBlock;
   /** x_b ← alphas[b]·x_b */
   scaleRuns(alphas: ArrayLike<number>, x: DeviceBlock): void;
   /** y_b ← y_b + alphas[b]·x_b (x and y distinct) */
@@ -88,6 +96,74 @@ export interface BlockVectorOps {
   combineRuns(coefficients: ArrayLike<number>, basis: DeviceBlock[], out: DeviceBlock): void;
   /** [x_b · basis[i]_b] at b·k + i, for every run and basis block: one read-back for all. */
   dotsRuns(x: DeviceBlock, basis: DeviceBlock[]): Promise<Float64Array>;
+  /**
+   * Whether reading scalars back waits for a device round trip (a GPU: about 0.5 ms on an H200
+   * whatever the size). Iterative solvers then record several steps per read-back (BasisOps);
+   * where it is false (the CPU) a read-back costs nothing and they may read back every step.
+   */
+  readonly roundTripReadBack: boolean;
+}
+
+/**
+ * `slots` blocks of `count` runs × `dim` values in one device buffer, slot-major: run b of slot s
+ * at [(s·count + b)·dim, (s·count + b + 1)·dim). The basis of device-resident Lanczos.
+ */
+export interface DeviceBasis {
+  readonly count: number;
+  readonly dim: number;
+  readonly slots: number;
+}
+
+/** Scalars (dot products, norms) kept on the device until read back, all in one transfer. */
+export interface DeviceScalars {
+  readonly length: number;
+}
+
+/**
+ * Basis operations for solvers that keep their coefficients on the device: Gram–Schmidt of a block
+ * against any slots of a DeviceBasis is recorded without a read-back (one dispatch per pass and
+ * range of slots on a GPU), its coefficients and norms go to DeviceScalars, read back once for
+ * many steps. Run b of every result depends only on run b of the operands.
+ */
+export interface BasisOps {
+  /** A zero-filled basis, or null when it exceeds one device binding (use separate blocks then). */
+  allocBasis(count: number, dim: number, slots: number): DeviceBasis | null;
+  freeBasis(basis: DeviceBasis): void;
+  /** Slot `slot` of every run ← x (x.count = basis.count, x.dim = basis.dim). */
+  storeSlot(basis: DeviceBasis, slot: number, x: DeviceBlock): void;
+  /**
+   * The given runs (increasing) of every slot, in the basis's own memory where the backend can;
+   * `basis` is consumed (as BlockVectorOps.keepRuns).
+   */
+  keepBasisRuns(basis: DeviceBasis, runs: readonly number[]): DeviceBasis;
+  /**
+   * out_b ← Σ_i coefficients[b·k + i]·V[slots[i]]_b, k = slots.length ≥ 1, host coefficients
+   * (Ritz vectors).
+   */
+  combineSlots(basis: DeviceBasis, slots: readonly number[], coefficients: ArrayLike<number>, out: DeviceBlock): void;
+  /**
+   * Classical Gram–Schmidt twice (CGS2, "twice is enough") of w against the slots `against`
+   * (k of them, distinct), then normalisation, recorded without a read-back:
+   *   c¹_b = V_bᵀ w_b,  w_b ← w_b − V_b c¹_b,  c²_b = V_bᵀ w_b,  w_b ← w_b − V_b c²_b,
+   *   ν_b = ||w_b||²,  next_b ← w_b / √ν_b (zero where ν_b = 0), also into slot `into` unless null.
+   * Writes run b's c¹ (k values), c² (k values) and ν to record[offset + b·stride + (0…2k)];
+   * stride ≥ 2k + 1. `next` is neither w nor a slot of the basis.
+   */
+  orthonormalise(
+    basis: DeviceBasis,
+    w: DeviceBlock,
+    against: readonly number[],
+    next: DeviceBlock,
+    into: number | null,
+    record: DeviceScalars,
+    offset: number,
+    stride: number,
+  ): void;
+  /** `length` scalars on the device (zero-filled). */
+  allocScalars(length: number): DeviceScalars;
+  /** The first `length` scalars (all by default): one read-back. */
+  readScalars(scalars: DeviceScalars, length?: number): Promise<Float64Array>;
+  freeScalars(scalars: DeviceScalars): void;
 }
 
 /**
@@ -112,6 +188,11 @@ export interface BlockGramOperator {
   readonly count: number;
   /** out_b ← D_b Aᵀ Λ_b² A D_b x_b for every run b (out and x distinct). */
   apply(x: DeviceBlock, out: DeviceBlock): Promise<void>;
+  /**
+   * The operator of the given runs of this one, in that order (a new operator with its own
+   * lifetime; this one stays usable): lock-step solvers drop finished runs with it.
+   */
+  gatherRuns(runs: readonly number[]): Promise<BlockGramOperator>;
   dispose(): void;
 }
 
@@ -122,6 +203,7 @@ export interface Backend {
   readonly adapter: string;
   readonly vectors: VectorOps;
   readonly blocks: BlockVectorOps;
+  readonly basis: BasisOps;
 
   /** Upload weights, build kernels or sessions for every layer. Called once per network. */
   prepare(network: Network): Promise<void>;

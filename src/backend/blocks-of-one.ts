@@ -6,13 +6,14 @@
  * blocks).
  */
 import type { AffineLayer, MaxPoolLayer, Network } from '../model/ir.js';
-import type { Backend, BlockGramOperator, BlockVectorOps, GramOperator, VectorOps } from './backend.js';
+import type { Backend, BasisOps, BlockGramOperator, BlockVectorOps, GramOperator, VectorOps } from './backend.js';
 
 export abstract class BlocksOfOneBackend implements Backend {
   abstract readonly name: string;
   abstract readonly adapter: string;
   abstract readonly vectors: VectorOps;
   abstract readonly blocks: BlockVectorOps;
+  abstract readonly basis: BasisOps;
   abstract prepare(network: Network): Promise<void>;
   abstract gramOperator(layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<GramOperator>;
   abstract forwardBlock(layer: AffineLayer, x: Float32Array, count: number): Promise<Float32Array>;

@@ -18,7 +18,7 @@ import { CancelledError } from '../errors.js';
 import { Rng } from '../random.js';
 import { DEFAULT_DELTA } from './defaults.js';
 import type { SpectralSettings } from './layer-bounds.js';
-import type { NormPrecision, NormSolver } from './norms.js';
+import { type NormPrecision, type NormSolver, requireFinite } from './norms.js';
 import { tridiagonalEigen } from './spectral.js';
 import type { SpectralNormReport } from './types.js';
 
@@ -105,6 +105,7 @@ export async function collatzWielandtNorm(
     let norm = 0;
     for (let j = 0; j < n; j++) {
       if (mask && mask[j] === 0) q[j] = 0;
+      requireFinite(q[j], 'Collatz–Wielandt');
       if (q[j] > 0) ratio = Math.max(ratio, p[j] > 0 ? q[j] / p[j] : Infinity);
       norm = Math.max(norm, q[j]);
     }
@@ -144,7 +145,7 @@ export function gramIterationBound(gram: Float64Array, n: number, iterations: nu
   for (let t = 0; ; t++) {
     let fro = 0;
     for (let i = 0; i < g.length; i++) fro += g[i] * g[i];
-    fro = Math.sqrt(fro);
+    fro = Math.sqrt(requireFinite(fro, 'Gram iteration'));
     if (fro === 0) return 0;
     logScale += Math.log(fro);
     best = Math.min(best, Math.exp(logScale / 2 ** t));
@@ -272,16 +273,24 @@ export async function kwLargestEigenvalue(
     for (let j = 0; j < steps; j++) {
       if (options.signal?.aborted) throw new CancelledError();
       await op.apply(basis[j], w);
-      // Three-term recurrence, then one classical Gram–Schmidt pass against the whole basis.
+      // Three-term recurrence, then classical Gram–Schmidt against the whole basis, repeated when a
+      // pass removed more than half of w (DGKS, "twice is enough"): in float32 (WebGPU) one pass
+      // loses orthogonality once a low-rank operator's range is used up.
       if (j > 0) vectors.axpy(-betas[j - 1], basis[j - 1], w);
       let alpha = await vectors.dot(w, basis[j]);
       vectors.axpy(-alpha, basis[j], w);
-      const c = await vectors.dots(w, basis);
-      alpha += c[j];
-      vectors.combine(c, basis, work);
-      vectors.axpy(-1, work, w);
-      alphas.push(alpha);
-      const beta = Math.sqrt(Math.max(0, await vectors.dot(w, w)));
+      let betaSquared = 0;
+      for (let pass = 0; pass < 2; pass++) {
+        const c = await vectors.dots(w, [...basis, w]);
+        const before = c[basis.length]; // ||w||² before this pass
+        alpha += c[j];
+        vectors.combine(c.subarray(0, basis.length), basis, work);
+        vectors.axpy(-1, work, w);
+        betaSquared = requireFinite(await vectors.dot(w, w), 'Kuczyński–Woźniakowski Lanczos');
+        if (betaSquared >= 0.5 * before) break;
+      }
+      alphas.push(requireFinite(alpha, 'Kuczyński–Woźniakowski Lanczos'));
+      const beta = Math.sqrt(Math.max(0, betaSquared));
       scale = Math.max(scale, Math.abs(alpha), beta);
       if (beta <= 1e-12 * scale) {
         invariant = true;

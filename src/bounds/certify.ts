@@ -104,7 +104,8 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
     let global: NetworkBound | undefined;
     if (wantGlobal) {
       phase = { name: 'global', label: 'global bound' };
-      global = method.annotate(await globalBound(network, solver, onLayer));
+      // The global bound does not depend on the input: a caller certifying many inputs passes it in.
+      global = options.globalBound ?? method.annotate(await globalBound(network, solver, onLayer));
       unitsDone++;
     }
     const local: LocalBound[] = [];
@@ -135,7 +136,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       const search = await certifiedSearch(method, network, backend, nominal, gaps, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
         evaluation++;
         phase = radiusPhase(evaluation, e);
-      }, onLayer);
+      }, onLayer, options.branchBudget);
       radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }

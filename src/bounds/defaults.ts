@@ -14,6 +14,12 @@ export const DEFAULT_CERTIFICATE = 'probabilistic' as const;
 /** Failure probability of each probabilistic certificate. */
 export const DEFAULT_DELTA = 1e-3;
 
+/**
+ * The certified radius' refinement stage (tight method) runs for this many times the mean time of
+ * one evaluation of its search, unless the caller gives a budget in seconds (--branch-budget).
+ */
+export const DEFAULT_BUDGET_FACTOR = 10;
+
 export const DEFAULTS = { method: DEFAULT_METHOD, certificate: DEFAULT_CERTIFICATE, delta: DEFAULT_DELTA } as const;
 
 /** The paper's method with spectral norms estimated by Lanczos (reproduces fixtures/reference.json). */

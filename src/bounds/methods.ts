@@ -10,15 +10,21 @@ import { BadInputError } from '../errors.js';
 import { activationName, activationOf } from '../model/activations.js';
 import { isChain, type Network } from '../model/ir.js';
 import { CertifiedSolver } from './certificates.js';
-import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
+import { DEFAULT_BUDGET_FACTOR, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
+import { BudgetExhausted, checkBudget } from './budget.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
 import { marginRatio, type TightBound, tightLocalBound } from './tight/index.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
 export interface MethodImpl {
   name: BoundMethod;
+  /**
+   * The same bound with every per-unit refinement (the tight method's 'full' sweep), stopping with
+   * BudgetExhausted after `deadline`; for the refinement stage of the radius. Absent: no stage.
+   */
+  refined?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, deadline: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   /**
    * Certified at ε iff this is < 1. `gaps[j]` is a lower bound of the exact y_c − y_j at x0
@@ -48,6 +54,10 @@ export const TIGHT: MethodImpl = {
   local: (network, backend, nominal, eps, solver, cls, onLayer) => {
     checkMethodSupports(TIGHT, network);
     return tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer);
+  },
+  refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => {
+    checkMethodSupports(TIGHT, network);
+    return tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline });
   },
   criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
@@ -116,10 +126,17 @@ export async function certifiedSearch(
   tolerance: number,
   onEvaluation: (eps: number) => void,
   onLayer?: (index: number) => void,
+  budget?: number,
 ): Promise<RadiusSearchResult> {
+  let evaluationSeconds = 0;
+  let timed = 0;
   const evaluate = async (s: NormSolver, e: number) => {
     onEvaluation(e);
-    return method.local(network, backend, nominal, e, s, cls, onLayer);
+    const t0 = performance.now();
+    const bound = await method.local(network, backend, nominal, e, s, cls, onLayer);
+    evaluationSeconds += (performance.now() - t0) / 1000;
+    timed++;
+    return bound;
   };
   // certifiedRadius's criterion ε·L < margin/√2 with margin √2 and L = criterion/ε is criterion < 1.
   const screen = estimator.withTolerance(SCREEN_TOLERANCE);
@@ -155,5 +172,77 @@ export async function certifiedSearch(
     found = await certifyAt(again.lower, 4);
   }
   if (!found.bound) return { ...base, local: 0, evaluations, quality: 'upper' };
-  return { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
+  const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
+  // The default budget: a small multiple of one evaluation of the search.
+  const budgetSeconds = budget ?? DEFAULT_BUDGET_FACTOR * (evaluationSeconds / Math.max(1, timed));
+  if (!method.refined || !(budgetSeconds > 0)) return fast;
+  const refined = await refineRadius(method, found.eps, budgetSeconds, (e, deadline) => {
+    onEvaluation(e);
+    return method.refined!(network, backend, nominal, e, solver, cls, deadline, onLayer);
+  }, (bound, e) => method.criterion(bound, gaps, e));
+  evaluations += refined.evaluations;
+  const best = refined.bound ? { local: refined.eps, quality: refined.bound.quality, failureProbability: refined.bound.failureProbability } : {};
+  return { ...fast, ...best, evaluations, refinement: { evaluations: refined.evaluations, seconds: refined.seconds, budgetSeconds, fastRadius: found.eps, completed: refined.completed } };
+}
+
+/** Relative width at which the refinement stage stops bisecting (each step is a full sweep). */
+export const REFINEMENT_TOLERANCE = 1e-2;
+
+/**
+ * The refinement stage of the radius (docs/tightness.md §6): from a certified ε, full sweeps — every
+ * unit that may switch or settle a max pool bounded by §4/§5 — at larger ε, each evaluated with the
+ * certifying solver, until the budget is spent. The first sweep runs at the certified ε itself: its
+ * criterion ratio r says how far the full sweep can reach (the criterion grows about linearly in ε),
+ * so where 1/r − 1 is within REFINEMENT_TOLERANCE the stage stops at once, and otherwise the next ε is
+ * ε/r (a Newton step, as certifyAt does), then bisection between the largest passing and the smallest
+ * failing ε. Every passing ε is certified by its own evaluation; the largest is kept. A sweep the
+ * deadline interrupts is dropped, so the budget bounds the stage's time. The steps only choose where
+ * to evaluate: the result is always an ε whose own evaluation passed (or the fast stage's).
+ */
+async function refineRadius(
+  method: MethodImpl,
+  certified: number,
+  budgetSeconds: number,
+  evaluate: (eps: number, deadline: number) => Promise<NetworkBound>,
+  criterion: (bound: NetworkBound, eps: number) => number,
+): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; seconds: number; completed: boolean }> {
+  void method;
+  const started = performance.now();
+  const deadline = started + budgetSeconds * 1000;
+  let lo = certified;
+  let bound: NetworkBound | null = null;
+  let hi = Infinity;
+  let evaluations = 0;
+  let completed = false;
+  try {
+    // The full sweep at the certified ε: how much room the criterion leaves there.
+    checkBudget(deadline);
+    evaluations++;
+    const first = await evaluate(lo, deadline);
+    let ratio = criterion(first, lo);
+    if (ratio < 1) bound = first;
+    for (;;) {
+      if (!(ratio < 1) || 1 / ratio - 1 <= REFINEMENT_TOLERANCE || (hi !== Infinity && hi / lo - 1 <= REFINEMENT_TOLERANCE)) {
+        completed = true;
+        break;
+      }
+      checkBudget(deadline);
+      const newton = (lo / ratio) * (1 - 1e-3);
+      const eps = hi === Infinity ? newton : Math.min(Math.max(newton, lo * (1 + REFINEMENT_TOLERANCE)), Math.sqrt(lo * hi));
+      evaluations++;
+      const b = await evaluate(eps, deadline);
+      const r = criterion(b, eps);
+      if (r < 1) {
+        lo = eps;
+        bound = b;
+        ratio = r;
+      } else {
+        hi = eps;
+        ratio = Math.min(ratio, lo / Math.sqrt(lo * hi)); // the next step bisects
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof BudgetExhausted)) throw error;
+  }
+  return { eps: lo, bound, evaluations, seconds: (performance.now() - started) / 1000, completed };
 }

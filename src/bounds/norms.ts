@@ -4,6 +4,7 @@
  * closed forms that need no solver — a diagonal layer's norm is its largest |scale|·λ on D, and a
  * layer whose slopes or inputs are all zero has norm 0.
  */
+import { LipcertError } from '../errors.js';
 import { type AffineLayer, size } from '../model/ir.js';
 import type { BoundQuality, SpectralNormReport } from './types.js';
 
@@ -68,4 +69,15 @@ export function worstQuality(qualities: Iterable<BoundQuality>): BoundQuality {
     if (q === 'upper') worst = 'upper';
   }
   return worst;
+}
+
+/**
+ * Stops a norm computation whose arithmetic left the finite range (float32 operators overflow near
+ * 3.4e38): a NaN or infinity must never become a bound, least of all a 0 that reads as certified.
+ */
+export function requireFinite(value: number, what: string): number {
+  if (!Number.isFinite(value)) {
+    throw new LipcertError('NUMERIC_OVERFLOW', `the computation left the range of floating point (${what} in a spectral norm, float32): use a smaller eps, or a model with smaller weights`);
+  }
+  return value;
 }

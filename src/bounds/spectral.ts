@@ -8,6 +8,7 @@ import { CancelledError } from '../errors.js';
 import { randomVector } from '../random.js';
 import type { DeviceVector, GramOperator, VectorOps } from '../backend/backend.js';
 import { ProjectedMatrix } from './projected.js';
+import { requireFinite } from './norms.js';
 
 export interface EigenOptions {
   /** Stop when the norm estimate changed by less than this, relatively, over the last `window` steps. */
@@ -244,8 +245,8 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
         betaSquared = Math.max(0, normSquared - removed);
         if (betaSquared >= REORTHOGONALISE_BELOW * normSquared) break;
       }
-      H.alphas.push(alpha);
-      beta = Math.sqrt(betaSquared);
+      H.alphas.push(requireFinite(alpha, 'Lanczos'));
+      beta = Math.sqrt(requireFinite(betaSquared, 'Lanczos'));
 
       theta = Math.max(0, H.largestEigenvalue(theta));
       ritz = H.topEigenvector(theta);

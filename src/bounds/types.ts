@@ -105,6 +105,19 @@ export interface RadiusResult {
   /** Failure probability of that certificate (union bound over its probabilistic factors). */
   failureProbability?: number;
   /**
+   * The refinement stage (tight method, docs/tightness.md §6): full sweeps within a time budget,
+   * from the fast search's certified radius; absent when the stage did not run.
+   */
+  refinement?: {
+    evaluations: number;
+    seconds: number;
+    budgetSeconds: number;
+    /** The certified radius before the stage. */
+    fastRadius: number;
+    /** True when the bisection reached its tolerance within the budget. */
+    completed: boolean;
+  };
+  /**
    * False when the margin is below what the float32 forward pass resolves (the computed top-1 class
    * may not be the exact network's): then nothing is certified and every radius is 0.
    */
@@ -165,6 +178,17 @@ export interface CertifyOptions {
   delta?: number;
   /** Seed of the Gaussian start vectors of probabilistic certificates (default: random). */
   seed?: number;
+  /**
+   * Seconds for the certified radius' refinement stage (tight method): full sweeps at larger ε
+   * (docs/tightness.md §6). Default: DEFAULT_BUDGET_FACTOR times the mean time of one evaluation
+   * of the fast search; 0 skips the stage.
+   */
+  branchBudget?: number;
+  /**
+   * The network's global bound computed earlier with the same method and certificate (it does not
+   * depend on the input): used as it is instead of computing it again (a dataset's images).
+   */
+  globalBound?: NetworkBound;
   onProgress?: (event: ProgressEvent) => void;
   signal?: AbortSignal;
 }

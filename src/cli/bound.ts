@@ -83,6 +83,11 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
     const criterion = r.method === 'tight' ? 'per-class margins' : 'Proposition 6';
     const quality = r.quality === 'upper' ? `, certified${r.failureProbability ? ` with probability ≥ 1 − ${format(r.failureProbability, 3)}` : ''}` : r.quality === 'estimate' ? ', from spectral norm estimates' : '';
     out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
+    if (r.refinement) {
+      const f = r.refinement;
+      out.push(`  refinement stage: ${f.evaluations} full evaluations in ${format(f.seconds, 3)} s of a ${format(f.budgetSeconds, 3)} s budget took the radius from ${format(f.fastRadius)}${f.completed ? '' : ' (budget spent before the bisection finished; --branch-budget gives more)'}`);
+    }
+    if (r.marginResolved === false) out.push('  the margin is below what floating point resolves at x0: nothing is certified (docs/soundness.md §3)');
     out.push(`certified radius (global bound): ${format(r.global)}`);
   }
   if (result.lowerBounds) {
@@ -102,7 +107,7 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
 
 /** The command as a function: the analysis the options ask for, and the network it ran on. */
 export async function runBound(model: string, opts: BoundCliOptions): Promise<{ network: Network; result: AnalysisResult }> {
-  const { method, certificate, delta, seed, tolerance } = parseMethodOptions(opts);
+  const { method, certificate, delta, seed, tolerance, branchBudget } = parseMethodOptions(opts);
   const eps = opts.eps ? parseEpsList(opts.eps) : [];
   const searchBudgets = { samples: opts.samples, restarts: opts.restarts, steps: opts.steps };
   if (!opts.lower && Object.values(searchBudgets).some((v) => v !== undefined)) throw new BadInputError('--samples, --restarts and --steps are budgets of --lower: give --lower too');
@@ -116,7 +121,7 @@ export async function runBound(model: string, opts: BoundCliOptions): Promise<{ 
   try {
     const result = await analyse(network, x0, backend, {
       eps, global: true, radius: Boolean(opts.radius), tolerance, onProgress: progress.onProgress,
-      method, certificate, delta, seed, lower, attacks,
+      method, certificate, delta, seed, lower, attacks, branchBudget,
     });
     return { network, result };
   } finally {

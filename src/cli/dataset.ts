@@ -60,7 +60,7 @@ function imageProgress(total: number): { update: (done: number, correct: number)
 /** The whole command as a function: the object that --json prints. */
 export async function runDataset(model: string, options: DatasetCliOptions): Promise<DatasetReport> {
   if (!options.data) throw new BadInputError('--data FILE.npz|DIR is required');
-  const { method, certificate, delta, seed, tolerance } = parseMethodOptions(options);
+  const { method, certificate, delta, seed, tolerance, branchBudget } = parseMethodOptions(options);
   const eps = options.eps === undefined ? [] : parseEpsList(options.eps);
   const limit = options.limit === undefined ? undefined : parseCount(options.limit, '--limit', 1);
   const network: Network = await loadModel(model); // an ONNX file is cross-checked against onnxruntime
@@ -81,6 +81,7 @@ export async function runDataset(model: string, options: DatasetCliOptions): Pro
       delta,
       seed,
       tolerance,
+      branchBudget,
       onImage: (record, done) => {
         if (record.predictedClass === record.label) correct++;
         progress.update(done, correct);

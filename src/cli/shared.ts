@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import { type CertificateMode, parseCertificate } from '../bounds/certificates.js';
-import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
+import { DEFAULT_BUDGET_FACTOR, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
 import type { BoundMethod } from '../bounds/types.js';
 import cliProgress from 'cli-progress';
 import type { Backend, BackendName } from '../backend/backend.js';
@@ -108,6 +108,7 @@ export interface MethodCliOptions {
   method: string;
   certify: string;
   seed?: string;
+  branchBudget?: string;
 }
 
 /** Adds --tolerance, --method, --certify and --seed (defaults from bounds/defaults.ts). */
@@ -115,17 +116,20 @@ export function addMethodOptions(command: Command, seedHelp = 'seed of the rando
   return command
     .option('--tolerance <t>', 'relative change at which spectral norm iterations stop', '1e-6')
     .addOption(new Option('--method <name>', 'bound method: tight (docs/tightness.md) or paper (Algorithm 1, Proposition 6)').choices(['tight', 'paper']).default(DEFAULT_METHOD))
-    .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', `${DEFAULT_CERTIFICATE}:${DEFAULT_DELTA}`)
-    .option('--seed <n>', seedHelp);
+    .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', `${DEFAULT_CERTIFICATE}:${DEFAULT_DELTA.toExponential()}`)
+    .option('--seed <n>', seedHelp)
+    .option('--branch-budget <seconds>', `seconds for the certified radius' refinement stage (tight method; default ${DEFAULT_BUDGET_FACTOR}× one evaluation of its search, 0 to skip)`);
 }
 
 /** --tolerance, --method, --certify and --seed, checked, as certify() takes them. */
-export function parseMethodOptions(opts: MethodCliOptions): { method: BoundMethod; certificate: CertificateMode; delta: number | undefined; seed: number | undefined; tolerance: number } {
+export function parseMethodOptions(opts: MethodCliOptions): { method: BoundMethod; certificate: CertificateMode; delta: number | undefined; seed: number | undefined; tolerance: number; branchBudget: number | undefined } {
   const certificate = parseCertificate(opts.certify);
   if (!certificate) throw new BadInputError(`--certify must be deterministic, probabilistic[:DELTA] with 0 < DELTA < 1, or estimate; got '${opts.certify}'`);
   const tolerance = Number(opts.tolerance);
   if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`--tolerance must be in (0, 1), got '${opts.tolerance}'`);
-  return { method: opts.method as BoundMethod, certificate: certificate.mode, delta: certificate.delta || undefined, seed: parseInteger(opts.seed, '--seed'), tolerance };
+  const branchBudget = opts.branchBudget === undefined ? undefined : parseNumber(opts.branchBudget, '--branch-budget');
+  if (branchBudget !== undefined && branchBudget < 0) throw new BadInputError(`--branch-budget must be at least 0 seconds, got '${opts.branchBudget}'`);
+  return { method: opts.method as BoundMethod, certificate: certificate.mode, delta: certificate.delta || undefined, seed: parseInteger(opts.seed, '--seed'), tolerance, branchBudget };
 }
 
 /** Adds --input, --mean, --std, --backend and --json to a command. */

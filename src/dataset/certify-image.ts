@@ -43,7 +43,7 @@ export interface ImageRecord {
  * The options of one image's certification. Method and certificate have no defaults here: the
  * library's defaults may change, a dataset run states what it ran.
  */
-export interface ImageCertifyOptions extends Pick<CertifyOptions, 'tolerance' | 'delta' | 'seed' | 'signal' | 'onProgress'> {
+export interface ImageCertifyOptions extends Pick<CertifyOptions, 'tolerance' | 'delta' | 'seed' | 'signal' | 'onProgress' | 'branchBudget' | 'globalBound'> {
   eps: number[];
   radius: boolean;
   method: NonNullable<CertifyOptions['method']>;
@@ -104,6 +104,8 @@ export async function certifyImage(network: Network, backend: Backend, x: Float3
     tolerance: options.tolerance,
     signal: options.signal,
     onProgress: options.onProgress,
+    branchBudget: options.branchBudget,
+    globalBound: options.globalBound,
   });
   return imageRecord(index, label, { ...result, seconds: (performance.now() - started) / 1000 });
 }

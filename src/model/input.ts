@@ -161,7 +161,12 @@ export function pngInput(bytes: Uint8Array, network: Network, norm: Normalisatio
   if (network.inputShape.length !== 3) throw new BadInputError(`a PNG needs an image model; this one takes [${network.inputShape}]`);
   const [channels, height, width] = network.inputShape;
   if (channels !== 1 && channels !== 3) throw new BadInputError(`a PNG can feed 1 or 3 channels; the model takes ${channels}`);
-  const declared = pngDeclaredSize(bytes);
+  let declared: { width: number; height: number };
+  try {
+    declared = pngDeclaredSize(bytes);
+  } catch (e) {
+    throw new BadInputError(`${prefix}${(e as Error).message}`);
+  }
   if (declared.width !== width || declared.height !== height) {
     throw new BadInputError(`${prefix}the PNG is ${declared.width}×${declared.height}, the model expects ${width}×${height}`);
   }

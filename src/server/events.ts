@@ -1,7 +1,8 @@
 /**
- * Run events in process: the queue publishes, `runProgress` subscriptions listen. `listen()` returns
- * an async iterator that buffers events from the moment it is called, so a subscriber that reads the
- * current state afterwards misses nothing.
+ * Events in process, keyed by the id of what they are about: the run life cycle publishes run
+ * events (`runProgress` subscriptions listen), dataset runs their own (`datasetRunProgress`).
+ * `listen()` returns an async iterator that buffers events from the moment it is called, so a
+ * subscriber that reads the current state afterwards misses nothing.
  */
 
 export type RunStatus = 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED';
@@ -14,6 +15,15 @@ export interface RunEventPayload {
   phase: string | null;
 }
 
+/** A dataset run's state: images done of total. */
+export interface DatasetRunEventPayload {
+  datasetRunId: string;
+  status: RunStatus;
+  done: number;
+  total: number;
+  message: string;
+}
+
 export function isTerminal(status: RunStatus): boolean {
   return status === 'SUCCEEDED' || status === 'FAILED' || status === 'CANCELLED';
 }
@@ -23,17 +33,20 @@ export function isTerminal(status: RunStatus): boolean {
  * `close()`/`return()`, which end a pending `next()` at once (a client that unsubscribes while the
  * run is quiet leaves nothing behind).
  */
-export interface EventStream extends AsyncIterableIterator<RunEventPayload> {
+export interface EventStream<T = RunEventPayload> extends AsyncIterableIterator<T> {
   /** Puts the run's current state first (it supersedes buffered progress). */
-  startWith(event: RunEventPayload): void;
+  startWith(event: T): void;
   close(): void;
 }
 
-export class RunEvents {
-  private readonly listeners = new Map<string, Set<(e: RunEventPayload) => void>>();
+/** Events of type T about ids (`idOf`), each stream ending after the event that `ends` says is the last. */
+export class KeyedEvents<T extends { status: RunStatus }> {
+  private readonly listeners = new Map<string, Set<(e: T) => void>>();
 
-  publish(event: RunEventPayload): void {
-    for (const listener of this.listeners.get(event.runId) ?? []) listener(event);
+  constructor(private readonly idOf: (event: T) => string) {}
+
+  publish(event: T): void {
+    for (const listener of this.listeners.get(this.idOf(event)) ?? []) listener(event);
   }
 
   /** Subscribers of a run (for tests and logs). */
@@ -41,11 +54,11 @@ export class RunEvents {
     return this.listeners.get(runId)?.size ?? 0;
   }
 
-  listen(runId: string): EventStream {
-    const buffered: RunEventPayload[] = [];
-    let waiting: ((result: IteratorResult<RunEventPayload>) => void) | null = null;
+  listen(runId: string): EventStream<T> {
+    const buffered: T[] = [];
+    let waiting: ((result: IteratorResult<T>) => void) | null = null;
     let closed = false;
-    const done = (): IteratorResult<RunEventPayload> => ({ value: undefined, done: true });
+    const done = (): IteratorResult<T> => ({ value: undefined, done: true });
     const listeners = this.listeners;
     let set = listeners.get(runId);
     if (!set) listeners.set(runId, (set = new Set()));
@@ -57,14 +70,14 @@ export class RunEvents {
       waiting?.(done());
       waiting = null;
     };
-    const deliver = (event: RunEventPayload): IteratorResult<RunEventPayload> => {
+    const deliver = (event: T): IteratorResult<T> => {
       if (isTerminal(event.status)) {
         buffered.length = 0; // the terminal event is the last one
         close();
       }
       return { value: event, done: false };
     };
-    const listener = (event: RunEventPayload) => {
+    const listener = (event: T) => {
       if (closed) return;
       if (waiting) {
         const resolve = waiting;
@@ -75,7 +88,7 @@ export class RunEvents {
       }
     };
     set.add(listener);
-    const stream: EventStream = {
+    const stream: EventStream<T> = {
       startWith(event) {
         // The current state is newer than any progress buffered before it was read; keep only an end.
         const ends = buffered.filter((e) => isTerminal(e.status));
@@ -98,5 +111,17 @@ export class RunEvents {
       },
     };
     return stream;
+  }
+}
+
+export class RunEvents extends KeyedEvents<RunEventPayload> {
+  constructor() {
+    super((event) => event.runId);
+  }
+}
+
+export class DatasetRunEvents extends KeyedEvents<DatasetRunEventPayload> {
+  constructor() {
+    super((event) => event.datasetRunId);
   }
 }

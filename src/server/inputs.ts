@@ -4,18 +4,18 @@
  * shape, stored as float32 with their class, margin and logits (one forward pass, refused with
  * NUMERIC_OVERFLOW where the model's outputs leave floating point). The same normalised values
  * again return the existing input. Adding an input is work on the model (Models.use): a deletion
- * waits for it.
+ * waits for it. The images of a dataset run are inputs too (one run each, with the cache key a
+ * single-image run of the same values has).
  */
 import { randomUUID } from 'node:crypto';
 import { createBackend } from '../backend/select.js';
 import { certify } from '../bounds/certify.js';
-import type { BackendName } from '../backend/backend.js';
+import type { Backend, BackendName } from '../backend/backend.js';
 import { LipcertError } from '../errors.js';
 import { parseInputBytes } from '../model/input.js';
-import { size } from '../model/ir.js';
+import { type Network, size } from '../model/ir.js';
 import { sha256Hex } from '../store/cache-key.js';
-import type { InputRow, Store } from '../store/db.js';
-import type { ModelRow } from '../store/db.js';
+import type { InputRow, ModelRow, Store } from '../store/db.js';
 import { checkUploadSize, type Models } from './models.js';
 import { overflowError } from './numbers.js';
 import { apiTypes } from './schema.js';
@@ -51,8 +51,9 @@ export class Inputs {
     return this.store.prisma;
   }
 
+  /** The model's inputs, without those added for the images of a dataset run. */
   of(modelId: string): Promise<InputRow[]> {
-    return this.prisma.input.findMany({ where: { modelId }, orderBy: { createdAt: 'asc' } });
+    return this.prisma.input.findMany({ where: { modelId, datasetId: null }, orderBy: { createdAt: 'asc' } });
   }
 
   find(id: string): Promise<InputRow | null> {
@@ -77,18 +78,30 @@ export class Inputs {
       throw new LipcertError('BAD_USER_INPUT', `the input has ${x0.length} values; the model expects ${expected} (shape [${network.inputShape.join(', ')}])`);
     }
     if (!x0.every((v) => Number.isFinite(v))) throw new LipcertError('BAD_USER_INPUT', 'the input contains NaN or infinite values');
+    return this.addValues(model, network, x0, { name: args.name ?? null });
+  }
+
+  /**
+   * Adds normalised values of the model's shape (checked by the caller), with their class and margin
+   * from one forward pass on `backend` (or a backend of its own). An input added for a dataset's image
+   * (`datasetId`) is not listed among the model's inputs until someone adds the same values directly.
+   */
+  async addValues(model: ModelRow, network: Network, x0: Float32Array, options: { name: string | null; datasetId?: string; backend?: Backend }): Promise<InputRow> {
     const sha256 = sha256Hex(bytesOf(x0));
     const where = { modelId_sha256: { modelId: model.id, sha256 } };
     const existing = await this.prisma.input.findUnique({ where });
-    if (existing) return existing;
+    if (existing) {
+      if (existing.datasetId === null || options.datasetId) return existing;
+      return this.prisma.input.update({ where, data: { datasetId: null, name: existing.name ?? options.name } });
+    }
 
     // One forward pass (no bounds) gives the class and margin the frontends show.
-    const backend = await createBackend(this.options.backend, network);
+    const backend = options.backend ?? (await createBackend(this.options.backend, network));
     let forward: Awaited<ReturnType<typeof certify>>;
     try {
       forward = await certify(network, x0, backend, { eps: [] });
     } finally {
-      await backend.dispose().catch(() => undefined);
+      if (!options.backend) await backend.dispose().catch(() => undefined);
     }
     const overflow = overflowError(apiTypes(), 'Input', { predictedClass: forward.class, margin: forward.margin, logits: forward.logits });
     if (overflow) throw overflow;
@@ -97,7 +110,8 @@ export class Inputs {
         data: {
           id: randomUUID(),
           modelId: model.id,
-          name: args.name ?? null,
+          name: options.name,
+          datasetId: options.datasetId ?? null,
           sha256,
           shape: JSON.stringify(network.inputShape),
           data: new Uint8Array(bytesOf(x0)),

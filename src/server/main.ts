@@ -9,6 +9,7 @@
  *   LIPCERT_TOKEN (API token every request must carry), LIPCERT_ALLOW_NO_TOKEN (1: serve a HOST
  *   beyond loopback without one), LIPCERT_MAX_QUERY_COST (fields × list sizes per operation),
  *   LIPCERT_MAX_MEMORY_MB (largest estimated peak memory of a model's analysis; 60% of RAM).
+ *   LIPCERT_REDIS_URL (runs go through a BullMQ queue on this Redis to `lipcert worker` processes).
  * A configuration the server refuses is one line on stderr and exit status 2.
  */
 import { LipcertError } from '../errors.js';
@@ -54,6 +55,7 @@ try {
     allowNoToken: process.env.LIPCERT_ALLOW_NO_TOKEN === '1',
     maxQueryCost: numberFromEnv('LIPCERT_MAX_QUERY_COST', DEFAULT_MAX_COST),
     resourceLimits: resourceLimitsFromEnv(),
+    redisUrl: process.env.LIPCERT_REDIS_URL || undefined,
   });
 } catch (error) {
   if (!(error instanceof LipcertError)) throw error;

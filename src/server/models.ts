@@ -204,7 +204,8 @@ export class Models {
     return network;
   }
 
-  private fileOf(sha256: string): string {
+  /** Where the ONNX file of a model with these bytes lives (served to workers by sha256). */
+  fileOf(sha256: string): string {
     return join(this.store.modelsDir, `${sha256}.onnx`);
   }
 
@@ -216,7 +217,7 @@ export class Models {
   }
 }
 
-async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeAtomically(file: string, bytes: Uint8Array): Promise<void> {
   const partial = `${file}.${randomUUID()}.part`;
   await writeFile(partial, bytes);
   await rename(partial, file);

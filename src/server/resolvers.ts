@@ -8,10 +8,11 @@
 import type { GraphQLFieldResolver } from 'graphql';
 import { ENGINE_VERSION } from '../bounds/certify.js';
 import { LipcertError } from '../errors.js';
-import type { RunRow } from '../store/db.js';
+import type { DatasetRunRow, RunRow } from '../store/db.js';
 import { toGraphQLError } from './errors.js';
 import type { Resolvers } from './generated/graphql.js';
-import type { RunEventPayload } from './events.js';
+import { recordOf, requestOfDatasetRun } from './dataset-runs.js';
+import type { DatasetRunEventPayload, RunEventPayload } from './events.js';
 import type { LayerDescription } from './models.js';
 import { requestOf } from './run-request.js';
 import { modelGlobalBound } from './run-result.js';
@@ -32,7 +33,8 @@ function decodeBase64(text: string, what: string, maxBytes: number): Uint8Array 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
 export function makeResolvers(service: LipcertService): Resolvers {
-  const { models, inputs, runs } = service;
+  const { models, inputs, runs, datasets, datasetRuns } = service;
+  const summaryOf = (r: DatasetRunRow) => datasetRuns.summaryOf(r);
   const maxBytes = service.options.maxUploadBytes;
 
   const resolvers: Resolvers = {
@@ -51,6 +53,10 @@ export function makeResolvers(service: LipcertService): Resolvers {
       run: (_, { id }) => runs.find(id),
       runs: (_, args) => runs.list(args),
       about: () => ({ engineVersion: ENGINE_VERSION, concurrency: service.queue.concurrency, maxUploadBytes: maxBytes }),
+      datasets: () => datasets.list(),
+      dataset: (_, { id }) => datasets.find(id),
+      datasetRun: (_, { id }) => datasetRuns.find(id),
+      datasetRuns: (_, args) => datasetRuns.list(args),
     },
 
     Mutation: {
@@ -71,6 +77,9 @@ export function makeResolvers(service: LipcertService): Resolvers {
       },
       startRun: (_, args) => runs.start(args),
       cancelRun: (_, { id }) => runs.cancel(id),
+      importDataset: (_, { name, npzBase64, mean, std }) => datasets.import(name, decodeBase64(npzBase64, '.npz dataset', maxBytes), mean, std),
+      startDatasetRun: (_, args) => datasetRuns.start(args),
+      cancelDatasetRun: (_, { id }) => datasetRuns.cancel(id),
     },
 
     Subscription: {
@@ -87,6 +96,67 @@ export function makeResolvers(service: LipcertService): Resolvers {
         },
         resolve: (payload: RunEventPayload) => payload,
       },
+      datasetRunProgress: {
+        subscribe: async (_, { id }) => {
+          const stream = datasetRuns.events.listen(id); // before reading the state: miss nothing
+          const row = await datasetRuns.find(id);
+          if (!row) {
+            stream.close();
+            throw new LipcertError('NOT_FOUND', `no dataset run with id '${id}'`);
+          }
+          stream.startWith(await datasetRuns.stateOf(row));
+          return stream;
+        },
+        resolve: (payload: DatasetRunEventPayload) => payload,
+      },
+    },
+
+    DatasetRunEvent: {
+      datasetRun: (event) => datasetRuns.get(event.datasetRunId),
+    },
+
+    Dataset: {
+      inputShape: (d) => JSON.parse(d.itemShape),
+      pixels: (d) => d.pixels.toUpperCase(),
+      mean: (d) => (d.mean ? JSON.parse(d.mean) : null),
+      std: (d) => (d.std ? JSON.parse(d.std) : null),
+      createdAt: (d) => iso(d.createdAt)!,
+      runs: (d) => datasetRuns.list({ datasetId: d.id, first: 500 }),
+    },
+
+    DatasetRun: {
+      status: (r) => r.status as 'QUEUED' | 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'CANCELLED',
+      done: async (r) => (await datasetRuns.progressOf(r)).done,
+      correct: async (r) => (await datasetRuns.progressOf(r)).correct,
+      dataset: (r) => datasets.find(r.datasetId),
+      model: (r) => models.find(r.modelId),
+      eps: (r) => requestOfDatasetRun(r).eps,
+      radius: (r) => requestOfDatasetRun(r).radius,
+      method: (r) => requestOfDatasetRun(r).method,
+      certificate: (r) => requestOfDatasetRun(r).certificate,
+      delta: (r) => requestOfDatasetRun(r).delta,
+      seed: (r) => requestOfDatasetRun(r).seed,
+      tolerance: (r) => requestOfDatasetRun(r).tolerance,
+      requestedBackend: (r) => requestOfDatasetRun(r).backend,
+      accuracy: (r) => summaryOf(r)?.accuracy ?? null,
+      certifiedAccuracy: (r) => summaryOf(r)?.certifiedAccuracy ?? null,
+      medianRadius: (r) => summaryOf(r)?.medianRadius ?? null,
+      medianRadiusCorrect: (r) => summaryOf(r)?.medianRadiusCorrect ?? null,
+      radiusQuality: (r) => summaryOf(r)?.radiusQuality ?? null,
+      failureProbabilityTotal: (r) => summaryOf(r)?.failureProbabilityTotal ?? null,
+      workers: (r) => datasetRuns.workersOf(r.id),
+      images: (r, { offset, first }) => datasetRuns.images(r.id, offset ?? 0, first),
+      error: (r) => (r.errorCode ? { code: r.errorCode, message: r.errorMessage ?? '' } : null),
+      createdAt: (r) => iso(r.createdAt)!,
+      startedAt: (r) => iso(r.startedAt),
+      finishedAt: (r) => iso(r.finishedAt),
+    },
+
+    DatasetImage: {
+      quality: (i) => i.quality as 'exact' | 'upper' | 'estimate' | null,
+      local: (i) => recordOf(i)?.local ?? [],
+      run: (i) => (i.runId ? runs.find(i.runId) : null),
+      error: (i) => (i.errorCode ? { code: i.errorCode, message: i.errorMessage ?? '' } : null),
     },
 
     RunEvent: {

@@ -210,7 +210,7 @@ export function requestOf(row: RunRow): RunRequest {
 }
 
 /** What a request's analysis holds in memory depends on (resources.ts). */
-export function analysisShape(request: RunRequest): AnalysisShape {
+export function analysisShape(request: Pick<RunRequest, 'certificate' | 'delta'>): AnalysisShape {
   return { certificate: request.certificate, delta: request.delta ?? DEFAULT_DELTA };
 }
 

@@ -1,13 +1,12 @@
 /**
  * The life cycle of runs: start (served from the cache, joined to the same request queued or
- * running, or queued), execute (one analyse() call, the result cached), cancel, recover after a
- * restart, stop; and the state subscribers see (in memory while a run is active, progress events
+ * running, or queued), execute (one analyse() call by the executor, in this process or on a
+ * worker: run-executor.ts; the result cached with the worker that computed it), cancel, recover
+ * after a restart, stop; and the state subscribers see (in memory while a run is active, progress events
  * throttled, saved to the store now and then). What a run computes is decided by run-request.ts.
  */
 import { randomUUID } from 'node:crypto';
-import { analyse, type AnalysisProgress, type AnalysisResult } from '../analysis/analyse.js';
-import type { Backend, BackendName } from '../backend/backend.js';
-import { createBackend } from '../backend/select.js';
+import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
 import { CancelledError, LipcertError } from '../errors.js';
 import type { ModelRow, RunRow, Store } from '../store/db.js';
 import { found, runErrorOf } from './errors.js';
@@ -16,7 +15,8 @@ import { float32Of, type Inputs } from './inputs.js';
 import type { Models } from './models.js';
 import type { JobQueue } from './queue.js';
 import { overflowError } from './numbers.js';
-import { analysisOptions, analysisShape, requestColumns, requestOf, runCacheKey, runRequest, type RunRequest, type StartRunArgs } from './run-request.js';
+import type { RunExecutor, RunStart } from './run-executor.js';
+import { analysisShape, requestColumns, requestOf, runCacheKey, runRequest, type StartRunArgs } from './run-request.js';
 import { describedResult } from './run-result.js';
 import { apiTypes } from './schema.js';
 
@@ -60,6 +60,8 @@ export class Runs {
     private readonly queue: JobQueue,
     private readonly models: Models,
     private readonly inputs: Inputs,
+    /** Where analyses are computed: this process, or workers through Redis (run-executor.ts). */
+    private readonly executor: RunExecutor,
   ) {}
 
   private get prisma() {
@@ -70,6 +72,8 @@ export class Runs {
   async recover(): Promise<{ interrupted: number; requeued: number }> {
     const max = await this.prisma.run.aggregate({ _max: { seq: true } });
     this.nextSeq = (max._max.seq ?? 0) + 1;
+    // A run on a durable executor (a job in Redis) may still be computing or done: it is picked up again.
+    if (this.executor.durable) await this.prisma.run.updateMany({ where: { status: 'RUNNING' }, data: { status: 'QUEUED', message: 'queued again after a server restart' } });
     const interrupted = await this.prisma.run.updateMany({
       where: { status: 'RUNNING' },
       data: {
@@ -170,7 +174,7 @@ export class Runs {
       const stored = JSON.parse(hit.result) as AnalysisResult;
       const now = new Date();
       return this.prisma.run.create({
-        data: { ...base, status: 'SUCCEEDED', progress: 1, message: 'served from the cache', cached: true, backend: stored.backend, adapter: stored.adapter, startedAt: now, finishedAt: now },
+        data: { ...base, status: 'SUCCEEDED', progress: 1, message: 'served from the cache', cached: true, backend: stored.backend, adapter: stored.adapter, worker: hit.worker, startedAt: now, finishedAt: now },
       });
     }
     const run = await this.prisma.run.create({ data: { ...base, status: 'QUEUED', message: 'queued' } });
@@ -255,23 +259,13 @@ export class Runs {
     }
     const live = this.live.get(runId) ?? { status: 'QUEUED', progress: 0, message: '', phase: null, lastPublish: 0, lastSave: 0 };
     this.live.set(runId, live);
-    Object.assign(live, { status: 'RUNNING', progress: 0, message: 'starting', phase: null });
-    await this.prisma.run.updateMany({ where: { id: runId }, data: { status: 'RUNNING', startedAt: new Date(), progress: 0, message: 'starting' } });
-    this.publish(runId, live);
 
-    let backend: Backend | undefined;
     let final: { status: RunStatus; message: string; progress: number };
     try {
       this.stats.runsComputed++;
-      const network = await this.models.network(run.model);
-      const request = requestOf(run);
-      backend = await createBackend(request.backend as BackendName, network);
-      await this.prisma.run.updateMany({ where: { id: runId }, data: { backend: backend.name, adapter: backend.adapter } });
-      if (signal.aborted) throw new CancelledError();
-      const result = await analyse(network, float32Of(run.input.data), backend, {
-        ...analysisOptions(request),
-        signal,
-        onProgress: (event) => this.onProgress(runId, live, event),
+      const { result, worker } = await this.executor.execute({ runId, model: run.model, input: float32Of(run.input.data), request: requestOf(run) }, signal, {
+        started: (start) => this.markStarted(runId, live, start),
+        progress: (event) => this.onProgress(runId, live, event),
       });
       // Before JSON turns an overflow (±Infinity, NaN) into null: no SUCCEEDED run without its numbers.
       const overflow = overflowError(apiTypes(), 'CertifyResult', describedResult(result, null));
@@ -285,18 +279,29 @@ export class Runs {
           engineVersion: result.engineVersion,
           result: JSON.stringify(result),
           computeSeconds: result.seconds,
+          worker,
         },
         update: {},
       });
       final = { status: 'SUCCEEDED', message: 'done', progress: 1 };
-      await this.prisma.run.updateMany({ where: { id: runId }, data: { ...final, finishedAt: new Date(), backend: result.backend, adapter: result.adapter } });
+      await this.prisma.run.updateMany({ where: { id: runId }, data: { ...final, finishedAt: new Date(), backend: result.backend, adapter: result.adapter, worker } });
     } catch (error) {
       final = await this.recordEnd(runId, error, signal, live.progress);
-    } finally {
-      await backend?.dispose().catch(() => undefined);
     }
     this.finishActive(runId);
     this.events.publish({ runId, ...final, phase: null });
+  }
+
+  /** A worker starts the run: RUNNING (once), and which worker, backend and adapter compute it. */
+  private async markStarted(runId: string, live: LiveState, start: RunStart): Promise<void> {
+    const columns = { worker: start.worker, ...(start.backend ? { backend: start.backend, adapter: start.adapter } : {}) };
+    if (live.status === 'RUNNING') {
+      await this.prisma.run.updateMany({ where: { id: runId, status: 'RUNNING' }, data: columns });
+      return;
+    }
+    Object.assign(live, { status: 'RUNNING', progress: 0, message: 'starting', phase: null });
+    await this.prisma.run.updateMany({ where: { id: runId, status: 'QUEUED' }, data: { status: 'RUNNING', startedAt: new Date(), progress: 0, message: 'starting', ...columns } });
+    this.publish(runId, live);
   }
 
   /** How a run that threw ends: queued again at a stop, CANCELLED, or FAILED with its error. */

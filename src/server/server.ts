@@ -2,6 +2,8 @@
  * startServer(): the lipcert GraphQL server on one port — Apollo Server 5 over express 5 for
  * queries and mutations at /graphql, graphql-ws on the same path for subscriptions, an offline
  * GraphiQL page at /, the web page at /app (dist/web, see web-app.ts), and the store (Prisma 7 + SQLite) under the data directory.
+ * Raw-byte routes: POST /models and POST /datasets (uploads too large for a JSON string), and
+ * GET /models/<sha256> (a model's ONNX bytes, for `lipcert worker` processes).
  * Before any GraphQL, a request passes the Host and Origin checks (host-check.ts), the API token
  * (token.ts) and the size and cost limits (query-limits.ts; ws-operations.ts for graphql-ws).
  */
@@ -25,6 +27,7 @@ import { graphiqlPage } from './graphiql.js';
 import { preloadFixtures } from './preload.js';
 import { makeResolvers } from './resolvers.js';
 import { loadTypeDefs } from './schema.js';
+import { RedisExecutor } from './redis-executor.js';
 import { LipcertService } from './service.js';
 import { hostCheck, verifyUpgrade, type AllowedHosts } from './host-check.js';
 import { DEFAULT_MAX_COST, sourceGuard, queryCostPlugin, MAX_TOKENS } from './query-limits.js';
@@ -63,6 +66,8 @@ export interface ServerOptions {
   backgroundBackend?: BackendName;
   /** The built web page served at /app (default dist/web at the package root). */
   webDir?: string;
+  /** Redis URL: runs go through a BullMQ queue there, computed by `lipcert worker` processes (default: in this process). */
+  redisUrl?: string;
   log?: (message: string) => void;
 }
 
@@ -87,7 +92,28 @@ function graphqlErrorBody(message: string, code: string) {
 /** Only application/octet-stream: a browser cannot send that cross-site without a CORS preflight. */
 function requireOctetStream(req: Request, res: Response, next: NextFunction): void {
   if (req.is('application/octet-stream')) return next();
-  res.status(415).json(graphqlErrorBody('send the ONNX bytes with content-type application/octet-stream', 'BAD_USER_INPUT'));
+  res.status(415).json(graphqlErrorBody('send the file\'s bytes with content-type application/octet-stream', 'BAD_USER_INPUT'));
+}
+
+/** A raw-upload route's answer: `{data: {field: ...}}`, or the error as a GraphQL error body. */
+function rawUpload(field: string, handle: (req: Request) => Promise<Record<string, unknown>>) {
+  return async (req: Request, res: Response) => {
+    try {
+      res.json({ data: { [field]: await handle(req) } });
+    } catch (error) {
+      const e = toGraphQLError(error);
+      const code = String(e.extensions.code);
+      res.status(code === 'INTERNAL_SERVER_ERROR' ? 500 : 400).json(graphqlErrorBody(e.message, code));
+    }
+  };
+}
+
+/** `?mean=0.49,0.48,0.45`: a list of numbers (refused when any is not a number), or undefined. */
+function numberListParam(value: unknown, name: string): number[] | undefined {
+  if (value === undefined || value === '') return undefined;
+  const values = typeof value === 'string' ? value.split(',').map((v) => Number(v.trim())) : [Number.NaN];
+  if (values.some((v) => !Number.isFinite(v))) throw new LipcertError('BAD_USER_INPUT', `${name} must be comma-separated numbers`);
+  return values;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<ServerHandle> {
@@ -98,7 +124,11 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
   const exposure = exposureProblem(options.host ?? '127.0.0.1', options.token, options.allowNoToken ?? false);
   if (exposure) throw new LipcertError('FORBIDDEN', exposure);
 
-  const store = await openStore(options.dataDir ?? './data');
+  const executor = options.redisUrl ? await RedisExecutor.connect(options.redisUrl) : undefined;
+  const store = await openStore(options.dataDir ?? './data').catch(async (error: unknown) => {
+    await executor?.close();
+    throw error;
+  });
   if (store.migrated.length > 0) log(`applied migrations ${store.migrated.join(', ')} in ${store.dataDir}`);
   const service = new LipcertService(store, {
     concurrency: options.concurrency ?? 1,
@@ -106,8 +136,10 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
     backgroundBackend: options.backgroundBackend ?? 'auto',
     inputBackend: 'cpu',
     resourceLimits: options.resourceLimits ?? defaultResourceLimits(),
+    executor,
     log,
   });
+  if (executor) log(`runs go to the BullMQ queue on Redis, computed by \`lipcert worker\` processes`);
   try {
     return await serve(service, options, { log, maxUploadBytes, bodyLimit });
   } catch (error) {
@@ -177,25 +209,45 @@ async function serve(
   app.use('/graphql', allowOrigins, authorised, express.json({ limit: bodyLimit }), sourceGuard, expressMiddleware(apollo));
   // Models too large for a base64 string in a JSON body (V8 strings stop near 512 MB): raw bytes.
   app.options('/models', allowOrigins);
+  const rawBody = express.raw({ type: 'application/octet-stream', limit: maxUploadBytes });
+  const bodyOf = (req: Request) => (Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+  const nameOf = (req: Request) => (typeof req.query.name === 'string' ? req.query.name : '');
   app.post(
     '/models',
     allowOrigins,
     authorised,
     requireOctetStream,
-    express.raw({ type: 'application/octet-stream', limit: maxUploadBytes }),
-    async (req: Request, res: Response) => {
-      const name = typeof req.query.name === 'string' ? req.query.name : '';
-      try {
-        const bytes = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-        const model = await service.importModel(name, bytes);
-        res.json({ data: { importModel: { id: model.id, name: model.name, sha256: model.sha256 } } });
-      } catch (error) {
-        const e = toGraphQLError(error);
-        const code = String(e.extensions.code);
-        res.status(code === 'INTERNAL_SERVER_ERROR' ? 500 : 400).json(graphqlErrorBody(e.message, code));
-      }
-    },
+    rawBody,
+    rawUpload('importModel', async (req) => {
+      const model = await service.importModel(nameOf(req), bodyOf(req));
+      return { id: model.id, name: model.name, sha256: model.sha256 };
+    }),
   );
+  // Datasets too large for a JSON string: raw .npz bytes, ?name=N&mean=M[,M...]&std=S[,S...].
+  app.options('/datasets', allowOrigins);
+  app.post(
+    '/datasets',
+    allowOrigins,
+    authorised,
+    requireOctetStream,
+    rawBody,
+    rawUpload('importDataset', async (req) => {
+      const dataset = await service.datasets.import(nameOf(req), bodyOf(req), numberListParam(req.query.mean, 'mean'), numberListParam(req.query.std, 'std'));
+      return { id: dataset.id, name: dataset.name, sha256: dataset.sha256, count: dataset.count, inputShape: JSON.parse(dataset.itemShape) };
+    }),
+  );
+  // A model's ONNX bytes by sha256, for `lipcert worker` processes (the token when there is one; no CORS).
+  app.get('/models/:sha256', authorised, async (req: Request, res: Response) => {
+    const sha256 = String(req.params.sha256);
+    const model = /^[0-9a-f]{64}$/.test(sha256) ? await store.prisma.model.findUnique({ where: { sha256 } }) : null;
+    if (!model) {
+      res.status(404).json(graphqlErrorBody(`no model with sha256 '${sha256}'`, 'NOT_FOUND'));
+      return;
+    }
+    res.type('application/octet-stream').sendFile(service.models.fileOf(sha256), (error) => {
+      if (error && !res.headersSent) res.status(404).json(graphqlErrorBody(`the ONNX file of model '${model.name}' is missing from the data directory`, 'NOT_FOUND'));
+    });
+  });
   // Body-parser failures (too large, not JSON) answered as GraphQL errors, never a crash.
   app.use((error: { type?: string; status?: number; message?: string }, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);

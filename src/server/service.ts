@@ -6,6 +6,9 @@
  * - models.ts: models, their files and parsed networks, and work on a model vs its deletion;
  * - inputs.ts: nominal inputs;
  * - global-bounds.ts: the background global bound;  runs.ts: the run life cycle and its events;
+ * - run-executor.ts: where runs are computed (this process, or `lipcert worker`s through Redis:
+ *   redis-executor.ts); global bounds are always computed in this process;
+ * - datasets.ts, dataset-runs.ts: labelled test sets and their certification, one run per image;
  * - run-request.ts, run-result.ts: pure validation, defaults, cache key and result presentation.
  */
 import type { BackendName } from '../backend/backend.js';
@@ -13,9 +16,12 @@ import { CancelledError } from '../errors.js';
 import type { ResourceLimits } from '../resources.js';
 import type { ModelRow, Store } from '../store/db.js';
 import { GlobalBounds } from './global-bounds.js';
+import { DatasetRuns, MAX_WINDOW } from './dataset-runs.js';
+import { Datasets } from './datasets.js';
 import { type AddInputArgs, Inputs } from './inputs.js';
 import { Models } from './models.js';
 import { JobQueue } from './queue.js';
+import { InProcessExecutor, type RunExecutor } from './run-executor.js';
 import { Runs } from './runs.js';
 import { repairIncompleteNumbers } from './stored-numbers.js';
 
@@ -32,15 +38,23 @@ export interface ServiceOptions {
   inputBackend: BackendName;
   /** Largest estimated peak memory of a model's analysis (checked at import, at startRun and before a global bound). */
   resourceLimits: ResourceLimits;
+  /** Where runs are computed (default: in this process, `concurrency` at a time). */
+  executor?: RunExecutor;
   log: (message: string) => void;
 }
 
 export class LipcertService {
+  /** The compute queue of this process (global bounds; runs too unless they go to workers). */
   readonly queue: JobQueue;
+  readonly executor: RunExecutor;
   readonly models: Models;
   readonly inputs: Inputs;
   readonly globalBounds: GlobalBounds;
   readonly runs: Runs;
+  readonly datasets: Datasets;
+  readonly datasetRuns: DatasetRuns;
+  /** The queue that hands runs to the executor: the compute queue, or an unbounded one for workers. */
+  private readonly runQueue: JobQueue;
 
   constructor(
     readonly store: Store,
@@ -50,7 +64,13 @@ export class LipcertService {
     this.models = new Models(store, { maxUploadBytes: options.maxUploadBytes, resourceLimits: options.resourceLimits });
     this.inputs = new Inputs(store, this.models, { maxUploadBytes: options.maxUploadBytes, backend: options.inputBackend });
     this.globalBounds = new GlobalBounds(store, this.queue, this.models, { backend: options.backgroundBackend, log: options.log });
-    this.runs = new Runs(store, this.queue, this.models, this.inputs);
+    this.executor = options.executor ?? new InProcessExecutor(this.models, options.concurrency);
+    this.runQueue = this.executor instanceof InProcessExecutor ? this.queue : new JobQueue(this.executor.dispatchConcurrency);
+    this.runs = new Runs(store, this.runQueue, this.models, this.inputs, this.executor);
+    this.datasets = new Datasets(store, options.maxUploadBytes);
+    // Enough image runs in flight to keep the computing busy while the next images are prepared.
+    const window = Math.min(MAX_WINDOW, Math.max(4, 2 * this.executor.dispatchConcurrency));
+    this.datasetRuns = new DatasetRuns(store, this.models, this.datasets, this.inputs, this.runs, { window, log: options.log });
   }
 
   get events() {
@@ -74,8 +94,10 @@ export class LipcertService {
     }
     const runs = await this.runs.recover();
     await this.globalBounds.recover();
+    const datasetRuns = await this.datasetRuns.recover();
     if (runs.interrupted > 0) this.options.log(`marked ${runs.interrupted} interrupted run(s) FAILED`);
     if (runs.requeued > 0) this.options.log(`queued ${runs.requeued} run(s) again`);
+    if (datasetRuns > 0) this.options.log(`resumed ${datasetRuns} dataset run(s)`);
     return runs;
   }
 
@@ -97,6 +119,7 @@ export class LipcertService {
   async deleteModel(id: string): Promise<boolean> {
     const { model, runIds } = await this.models.delete(id, async () => {
       this.globalBounds.cancel(id);
+      await this.datasetRuns.removeAllOf(id);
       await this.runs.cancelAllOf(id);
     });
     this.runs.forgetDeleted(runIds);
@@ -108,17 +131,25 @@ export class LipcertService {
     return this.inputs.add(args);
   }
 
-  /** Aborts running jobs (their runs are queued again for the next start) and forgets the queue. */
+  /**
+   * Aborts running jobs (their runs are queued again for the next start; on workers they go on
+   * computing, and the next start collects their results) and forgets the queue. Dataset runs stay
+   * as they are: the next start drives them on.
+   */
   async stop(): Promise<void> {
     this.runs.beginStop();
+    this.executor.beginStop();
     this.globalBounds.stop();
+    const datasetRunsStopped = this.datasetRuns.stop();
     // A job that ignores the abort is left behind: its run stays RUNNING and the next start marks it FAILED.
     let timer: NodeJS.Timeout | undefined;
+    const reason = new CancelledError('the server is stopping');
     await Promise.race([
-      this.queue.stop(new CancelledError('the server is stopping')),
+      Promise.all([this.queue.stop(reason), this.runQueue.stop(reason), datasetRunsStopped]),
       new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_TIMEOUT_MS))),
     ]);
     clearTimeout(timer);
     this.runs.forgetActive();
+    await this.executor.close().catch(() => undefined);
   }
 }

@@ -146,7 +146,7 @@ describe('.npz datasets', () => {
       ['no images', () => readNpz(npz({ x: npy(new Uint8Array(0), [0, C, H, W]), y: npy(new Uint8Array(0), [0]) })), /holds no images/],
       ['not a zip file', () => readNpz(new TextEncoder().encode('just text, no zip')), /is not a valid \.npz \(zip\) file/],
       ['a member that is not .npy', () => readNpz(npz({ x: new TextEncoder().encode('hello'), y: labels64 })), /'x' is not a readable \.npy array/],
-      ['wrong mean/std count', () => bindNpz(readNpz(npz({ x, y: labels64 })), model, { mean: [0.1, 0.2] }), /--mean has 2 values for 3 channels/],
+      ['wrong mean/std count', () => bindNpz(readNpz(npz({ x, y: labels64 })), model, { mean: [0.1, 0.2] }), /mean has 2 values for 3 channels/],
     ])('%s', (_name, run, message) => expectBad(run, message));
 
     test('a file that is neither .npz nor a directory', () => {

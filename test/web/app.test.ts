@@ -8,13 +8,13 @@
  * errors shown next to their fields, cancelling, a failed run, and the run list's filters.
  * A screenshot of the finished run is kept under test-artifacts/.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { FIXTURES, gql, tempDataDir, waitFor } from '../server/client.js';
-import { buildPage, CHROMIUM, CHROMIUM_ARGS, describeInBrowser, ROOT } from './browser.js';
+import { buildPage, CHROMIUM, CHROMIUM_ARGS, describeInBrowser, dropFile, inkedPixels, progressSeen, recordProgress, ROOT } from './browser.js';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
@@ -38,14 +38,7 @@ describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
     page = await browser.newPage({ viewport: { width: 1360, height: 900 } });
     page.on('pageerror', (error) => pageErrors.push(error.message));
     // Every value the progress bar shows, as the subscription moves it.
-    await page.addInitScript(() => {
-      const seen: number[] = ((window as any).__progressSeen = []);
-      new MutationObserver(() => {
-        const bar = document.querySelector('[role=progressbar]');
-        const value = bar ? Number(bar.getAttribute('aria-valuenow')) : NaN;
-        if (Number.isFinite(value) && seen[seen.length - 1] !== value) seen.push(value);
-      }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-valuenow'] });
-    });
+    await recordProgress(page);
   });
   afterAll(async () => {
     await browser?.close();
@@ -74,16 +67,7 @@ describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
   });
 
   test('imports the MNIST model dropped on the page and lists its layers', async () => {
-    const dataTransfer = await page.evaluateHandle(
-      ({ base64, name }) => {
-        const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-        const transfer = new DataTransfer();
-        transfer.items.add(new File([bytes], name, { type: 'application/octet-stream' }));
-        return transfer;
-      },
-      { base64: readFileSync(join(FIXTURES, 'mnist_lenet.onnx')).toString('base64'), name: 'mnist_lenet.onnx' },
-    );
-    await page.dispatchEvent('label.dropzone', 'drop', { dataTransfer });
+    await dropFile(page, join(FIXTURES, 'mnist_lenet.onnx'));
     await page.waitForURL(/\/app\/models\/[^/]+$/);
     modelId = decodeURIComponent(page.url().split('/').pop()!);
     const layers = page.locator('[data-testid=layers] tbody tr');
@@ -137,7 +121,7 @@ describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
     runUrl = page.url();
     await page.locator('[role=progressbar][aria-valuenow="100"]').waitFor({ timeout: 120_000 });
     await page.locator('.run-page[data-status=SUCCEEDED]').waitFor();
-    const seen: number[] = await page.evaluate(() => (window as any).__progressSeen);
+    const seen = await progressSeen(page);
     expect(seen[seen.length - 1]).toBe(100);
     expect(seen.some((v) => v < 100)).toBe(true); // the bar moved while the run computed
 
@@ -146,13 +130,7 @@ describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
     expect(Number(await chart.getAttribute('data-points'))).toBeGreaterThanOrEqual(2);
     await page.locator('[data-testid=layer-chart][data-drawn=true]').waitFor();
     // The canvas holds a picture, not a blank.
-    const inked = await chart.evaluate((canvas: HTMLCanvasElement) => {
-      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
-      let n = 0;
-      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
-      return n;
-    });
-    expect(inked).toBeGreaterThan(1000);
+    expect(await inkedPixels(chart)).toBeGreaterThan(1000);
 
     const bounds = page.locator('[data-testid=bounds-table] tbody tr');
     expect(await bounds.count()).toBe(2);

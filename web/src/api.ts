@@ -1,6 +1,6 @@
 /**
  * The page's only way to the server: GraphQL over HTTP (fetch), subscriptions over graphql-ws on the
- * same URL, and the raw-bytes route for models too large for a base64 string. Every failure becomes
+ * same URL, and the raw-bytes routes for models and datasets too large for a base64 string. Every failure becomes
  * an ApiError carrying the server's `extensions.code` and message, for display next to the field.
  * A server started with LIPCERT_TOKEN wants the token: the user enters it once (kept in this
  * browser's localStorage), and it goes as `Authorization: Bearer <token>` on HTTP and as
@@ -113,6 +113,15 @@ export async function uploadModelBytes(name: string, file: Blob): Promise<{ id: 
     body: file,
   });
   return (await readBody<{ importModel: { id: string } }>(res)).importModel;
+}
+
+/** POST /datasets with the raw .npz bytes: the answer is importDataset's { id ... }. */
+export async function uploadDatasetBytes(name: string, file: Blob, mean: number[] | null, std: number[] | null): Promise<{ id: string }> {
+  const query = new URLSearchParams({ name });
+  if (mean) query.set('mean', mean.join(','));
+  if (std) query.set('std', std.join(','));
+  const res = await post(`/datasets?${query}`, { headers: { 'content-type': 'application/octet-stream' }, body: file });
+  return (await readBody<{ importDataset: { id: string } }>(res)).importDataset;
 }
 
 let client: Client | null = null;

@@ -5,6 +5,7 @@ import { gql } from './api';
 import { TokenButton, TokenPanel } from './components/token';
 import { Link } from './components/ui';
 import { CertifyPage } from './pages/certify';
+import { DatasetRunPage, DatasetsPage } from './pages/datasets';
 import { RunPage } from './pages/run';
 import { RunsPage } from './pages/runs';
 import { ABOUT } from './queries';
@@ -42,6 +43,10 @@ function page(route: Route) {
       return <RunsPage modelId={route.modelId} status={route.status} />;
     case 'run':
       return <RunPage key={route.runId} runId={route.runId} />;
+    case 'datasets':
+      return <DatasetsPage />;
+    case 'dataset-run':
+      return <DatasetRunPage key={route.datasetRunId} datasetRunId={route.datasetRunId} />;
   }
 }
 
@@ -53,7 +58,8 @@ export function App() {
     gql(ABOUT).then((d) => setEngine(d.about.engineVersion), () => setEngine(null));
   }, []);
   useEffect(() => {
-    document.title = route.page === 'run' ? `Run ${route.runId.slice(0, 8)} · lipcert` : route.page === 'runs' ? 'Runs · lipcert' : 'lipcert';
+    const titles: Record<Route['page'], string> = { certify: 'lipcert', runs: 'Runs · lipcert', run: 'Run', datasets: 'Datasets · lipcert', 'dataset-run': 'Dataset run' };
+    document.title = route.page === 'run' ? `Run ${route.runId.slice(0, 8)} · lipcert` : route.page === 'dataset-run' ? `Dataset run ${route.datasetRunId.slice(0, 8)} · lipcert` : titles[route.page];
   }, [route]);
   return (
     <>
@@ -71,8 +77,11 @@ export function App() {
             <Link href={href({ page: 'certify', modelId: null })} class={route.page === 'certify' ? 'active' : ''}>
               Certify
             </Link>
-            <Link href={href({ page: 'runs', modelId: null, status: null })} class={route.page !== 'certify' ? 'active' : ''}>
+            <Link href={href({ page: 'runs', modelId: null, status: null })} class={route.page === 'runs' || route.page === 'run' ? 'active' : ''}>
               Runs
+            </Link>
+            <Link href={href({ page: 'datasets' })} class={route.page === 'datasets' || route.page === 'dataset-run' ? 'active' : ''}>
+              Datasets
             </Link>
             <a href="/" title="The GraphQL API in GraphiQL">
               GraphiQL ↗

@@ -11,6 +11,7 @@ export interface Preset {
 }
 export const PRESETS: Preset[] = [
   { id: 'mnist', label: 'MNIST', mean: [0.1307], std: [0.3081] },
+  { id: 'fashion-mnist', label: 'Fashion-MNIST', mean: [0.286], std: [0.353] },
   { id: 'cifar10', label: 'CIFAR-10', mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
   { id: 'imagenet', label: 'ImageNet', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
   { id: 'none', label: 'None (pixel / 255)', mean: [0], std: [1] },

@@ -4,7 +4,7 @@
  * schema.graphql and writes generated/graphql.ts: typed document strings with the types of their
  * variables and answers. This file names the pieces the pages pass around.
  */
-import type { ModelQuery, ModelSummaryFragment, RunFieldsFragment, RunProgressSubscription, RunsQuery, InputFieldsFragment, BoundQuality, RunStatus as Status } from './generated/graphql';
+import type { DatasetFieldsFragment, DatasetRunQuery, DatasetRunSummaryFragment, ModelQuery, ModelSummaryFragment, RunFieldsFragment, RunProgressSubscription, RunsQuery, InputFieldsFragment, BoundQuality, RunStatus as Status } from './generated/graphql';
 
 export {
   AboutDocument as ABOUT,
@@ -18,6 +18,12 @@ export {
   RunProgressDocument as RUN_PROGRESS,
   RunsDocument as RUNS,
   StartRunDocument as START_RUN,
+  DatasetsDocument as DATASETS,
+  ImportDatasetDocument as IMPORT_DATASET,
+  StartDatasetRunDocument as START_DATASET_RUN,
+  CancelDatasetRunDocument as CANCEL_DATASET_RUN,
+  DatasetRunDocument as DATASET_RUN,
+  DatasetRunProgressDocument as DATASET_RUN_PROGRESS,
 } from './generated/graphql';
 export type { AttackMethod, Backend, Certificate, Method } from './generated/graphql';
 
@@ -41,3 +47,7 @@ export type AttackEntry = NonNullable<CertifyResult['attacks']>[number];
 export type RunEvent = RunProgressSubscription['runProgress'];
 export type RunPage = RunsQuery['runs'];
 export type RunRow = RunPage['nodes'][number];
+export type Dataset = DatasetFieldsFragment;
+export type DatasetRunSummary = DatasetRunSummaryFragment;
+export type DatasetRun = NonNullable<DatasetRunQuery['datasetRun']>;
+export type DatasetImage = DatasetRun['images'][number];

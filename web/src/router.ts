@@ -4,6 +4,8 @@
  *   /app/models/<id>      the same, with a model selected
  *   /app/runs             past runs, filtered by ?model= and ?status=
  *   /app/runs/<id>        one run: progress, then its results
+ *   /app/datasets         datasets: import one, certify it on a model, past dataset runs
+ *   /app/datasets/runs/<id>  one dataset run: progress, certified accuracy, radii, the images
  * An old-style hash (#/runs/<id>) is turned into the path form.
  */
 import { useEffect, useState } from 'preact/hooks';
@@ -13,7 +15,9 @@ export const BASE = '/app';
 export type Route =
   | { page: 'certify'; modelId: string | null }
   | { page: 'runs'; modelId: string | null; status: string | null }
-  | { page: 'run'; runId: string };
+  | { page: 'run'; runId: string }
+  | { page: 'datasets' }
+  | { page: 'dataset-run'; datasetRunId: string };
 
 export function parseRoute(pathname: string, search: string): Route {
   const path = pathname.startsWith(BASE) ? pathname.slice(BASE.length) : pathname;
@@ -22,6 +26,8 @@ export function parseRoute(pathname: string, search: string): Route {
   if (parts[0] === 'runs' && parts[1]) return { page: 'run', runId: parts[1] };
   if (parts[0] === 'runs') return { page: 'runs', modelId: query.get('model'), status: query.get('status') };
   if (parts[0] === 'models' && parts[1]) return { page: 'certify', modelId: parts[1] };
+  if (parts[0] === 'datasets' && parts[1] === 'runs' && parts[2]) return { page: 'dataset-run', datasetRunId: parts[2] };
+  if (parts[0] === 'datasets') return { page: 'datasets' };
   return { page: 'certify', modelId: null };
 }
 
@@ -31,6 +37,10 @@ export function href(route: Route): string {
       return route.modelId ? `${BASE}/models/${encodeURIComponent(route.modelId)}` : `${BASE}/`;
     case 'run':
       return `${BASE}/runs/${encodeURIComponent(route.runId)}`;
+    case 'datasets':
+      return `${BASE}/datasets`;
+    case 'dataset-run':
+      return `${BASE}/datasets/runs/${encodeURIComponent(route.datasetRunId)}`;
     case 'runs': {
       const q = new URLSearchParams();
       if (route.modelId) q.set('model', route.modelId);

@@ -17,6 +17,7 @@ import { invariant } from '../../errors.js';
 import type { Backend, BlockGramOperator, DeviceBlock, GramOperator } from '../backend.js';
 import { BlocksOfOneBackend } from '../blocks-of-one.js';
 import { asCpuBlock, CpuBlock, cpuBlockVectors, cpuVectors } from './vectors.js';
+import { cpuBasisOps } from './basis.js';
 import {
   avgPoolDivisors,
   avgPoolForward,
@@ -142,6 +143,7 @@ export class CpuBackend extends BlocksOfOneBackend {
   readonly adapter: string;
   readonly vectors = cpuVectors;
   readonly blocks = cpuBlockVectors;
+  readonly basis = cpuBasisOps;
   private readonly sessions: SessionCache;
   private readonly divisors = new Map<AffineLayer, Float32Array>();
 
@@ -269,6 +271,9 @@ export class CpuBackend extends BlocksOfOneBackend {
     const d = domainMasks ?? ones(count * n);
     const l2 = slopeSquared ?? ones(count * m);
     const x32 = new Float32Array(count * n);
+    // The operator of some of these runs: the same layer with their masks and slopes.
+    const gatherRuns = (runs: readonly number[]) =>
+      this.gramBlockOperator(layer, domainMasks && gatherRunsOf(domainMasks, n, count, runs), slopeSquared && gatherRunsOf(slopeSquared, m, count, runs), runs.length);
     const check = (x: DeviceBlock, out: DeviceBlock) => {
       invariant(x.count === count && out.count === count && x.dim === n && out.dim === n, `Gram operator of ${count}×${n} applied to ${x.count}×${x.dim} → ${out.count}×${out.dim}`);
       return [asCpuBlock(x).data, asCpuBlock(out).data];
@@ -299,6 +304,7 @@ export class CpuBackend extends BlocksOfOneBackend {
           for (let i = 0; i < src.length; i++) x32[i] = src[i];
           for (const [i, [first]] of chunks.entries()) dst.set(await runSingle(s, feeds[i]), first * n);
         },
+        gatherRuns,
         dispose() {
           if (!disposed) cache.unpin(entry);
           disposed = true;
@@ -318,6 +324,7 @@ export class CpuBackend extends BlocksOfOneBackend {
         const z = await backend.applyATBlock(layer, y, count);
         for (let i = 0; i < z.length; i++) dst[i] = z[i] * d[i];
       },
+      gatherRuns,
       dispose() {},
     };
   }
@@ -325,6 +332,16 @@ export class CpuBackend extends BlocksOfOneBackend {
   async dispose(): Promise<void> {
     await this.sessions.clear();
   }
+}
+
+/** The given runs of `count` runs of `per` values each, in that order. */
+function gatherRunsOf(data: Float32Array, per: number, count: number, runs: readonly number[]): Float32Array {
+  const out = new Float32Array(runs.length * per);
+  runs.forEach((run, i) => {
+    invariant(Number.isInteger(run) && run >= 0 && run < count, `run ${run} of ${count}`);
+    out.set(data.subarray(run * per, (run + 1) * per), i * per);
+  });
+  return out;
 }
 
 /** The single-run view of a Gram operator of one run (a vector is that run's whole block). */

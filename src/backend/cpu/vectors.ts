@@ -11,7 +11,7 @@ import { invariant } from '../../errors.js';
 import type { BlockVectorOps, DeviceBlock, DeviceVector, VectorOps } from '../backend.js';
 
 /** out[start, end) ← Σ_i coefficients[cOffset + i]·basis[i][start, end), four vectors per pass. */
-function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
+export function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
   const k = basis.length;
   let first = true;
   for (let j = 0; j < k; j += 4) {
@@ -41,7 +41,7 @@ function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: F
 }
 
 /** out[outOffset + i] ← x[start, end) · basis[i][start, end), four dot products per pass. */
-function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: number, out: Float64Array, outOffset: number): void {
+export function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: number, out: Float64Array, outOffset: number): void {
   for (let j = 0; j < basis.length; j += 4) {
     if (basis.length - j >= 4) {
       const [a0, a1, a2, a3] = [basis[j], basis[j + 1], basis[j + 2], basis[j + 3]];
@@ -66,10 +66,26 @@ function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: n
   }
 }
 
-function dotRange(a: Float64Array, b: Float64Array, start: number, end: number): number {
+export function dotRange(a: Float64Array, b: Float64Array, start: number, end: number): number {
   let s = 0;
   for (let i = start; i < end; i++) s += a[i] * b[i];
   return s;
+}
+
+/**
+ * Moves the given runs (increasing) of each of `slots` consecutive groups of `count` runs of `dim`
+ * values to the front, in place (each target lies at or before its source), and returns the view
+ * of slots·runs.length·dim values.
+ */
+export function compactRuns(data: Float64Array, count: number, dim: number, slots: number, runs: readonly number[]): Float64Array {
+  runs.forEach((run, i) => invariant(Number.isInteger(run) && run >= 0 && run < count && (i === 0 || run > runs[i - 1]), `runs ${runs} of ${count}, increasing`));
+  for (let s = 0; s < slots; s++) {
+    runs.forEach((run, i) => {
+      const [from, to] = [(s * count + run) * dim, (s * runs.length + i) * dim];
+      if (from !== to) data.copyWithin(to, from, from + dim);
+    });
+  }
+  return data.subarray(0, slots * runs.length * dim);
 }
 
 export const cpuVectors: VectorOps = {
@@ -168,6 +184,10 @@ export const cpuBlockVectors: BlockVectorOps = {
     runs.forEach((run, i) => out.data.set(b.data.subarray(...runRange(b, run)), i * b.dim));
     return out;
   },
+  keepRuns(x, runs) {
+    const b = asCpuBlock(x);
+    return new CpuBlock(runs.length, b.dim, compactRuns(b.data, b.count, b.dim, 1, runs));
+  },
   scaleRuns(alphas, x) {
     const b = asCpuBlock(x);
     invariant(alphas.length === b.count, 'scaleRuns: one coefficient per run');
@@ -198,4 +218,5 @@ export const cpuBlockVectors: BlockVectorOps = {
     for (let run = 0; run < b.count; run++) dotsRange(b.data, arrays, run * b.dim, (run + 1) * b.dim, out, run * basis.length);
     return out;
   },
+  roundTripReadBack: false,
 };

@@ -97,8 +97,20 @@ export const PROGRAMS = {
     [...u32('length', 'runs', 'slotsPerRun', 'slot', 'count'), ['beta', 'f32']],
     ['read', 'read', 'read', 'read', 'read', 'write'],
   ),
-  /** One sum per slot. Storage: partials, results. */
-  sumPartials: program('sum_partials', linear, u32('partialsPerDot', 'slots'), ['read', 'write']),
+  /** One sum per slot, into results[outOffset + (s / slotsPerRun)·outStride + s % slotsPerRun]. Storage: partials, results. */
+  sumPartials: program('sum_partials', linear, u32('partialsPerDot', 'slots', 'slotsPerRun', 'outStride', 'outOffset'), ['read', 'write']),
+  // Basis kernels (BasisOps): a basis of slots × runs × length in one buffer, slot-major.
+  /** Partial sums of x_r·V[first + p]_r, four slots per workgroup. Storage: x, basis, partials. */
+  basisDots: program('basis_dots', linear, u32('length', 'runs', 'partialsPerDot', 'first', 'count', 'positionOffset', 'positions'), ['read', 'read', 'write']),
+  /** out_r ← beta·out_r + sign·Σ_p c_r,p V[first + p]_r. Storage: basis, coefficients, out. */
+  basisCombine: program(
+    'basis_combine',
+    linear,
+    [...u32('length', 'runs', 'first', 'count', 'coefficientOffset', 'coefficientStride'), ['beta', 'f32'], ['sign', 'f32']],
+    ['read', 'read', 'write'],
+  ),
+  /** next_r ← w_r/√ν_r (and into a basis slot). Storage: w, norms, next, basis. */
+  normaliseRuns: program('normalise_runs', linear, u32('length', 'runs', 'normOffset', 'normStride', 'slot', 'writeSlot'), ['read', 'read', 'write', 'write']),
 } satisfies Record<string, ProgramInfo>;
 
 export type ProgramName = keyof typeof PROGRAMS;

@@ -116,7 +116,7 @@ class RunKernels {
         false,
       );
     }
-    rt.dispatch('sumPartials', { partialsPerDot, slots }, [partials, results], rt.grid(slots), false);
+    rt.dispatch('sumPartials', { partialsPerDot, slots, slotsPerRun: slots, outStride: 0, outOffset: 0 }, [partials, results], rt.grid(slots), false);
     return Float64Array.from(await rt.read(results, slots));
   }
 }
@@ -175,6 +175,7 @@ export class GpuVectorOps implements VectorOps {
 }
 
 export class GpuBlockOps implements BlockVectorOps {
+  readonly roundTripReadBack = true;
   private readonly kernels: RunKernels;
 
   constructor(private readonly runtime: GpuRuntime) {
@@ -223,6 +224,12 @@ export class GpuBlockOps implements BlockVectorOps {
     const out = this.allocBlock(runs.length, b.dim);
     runs.forEach((run, i) => this.runtime.copy(b.buffer, out.buffer, 4 * b.dim, 4 * b.dim * checkRun(b, run), 4 * b.dim * i));
     return out;
+  }
+
+  keepRuns(x: DeviceBlock, runs: readonly number[]): GpuBlock {
+    const kept = this.gatherRuns(x, runs);
+    this.freeBlock(x);
+    return kept;
   }
 
   scaleRuns(alphas: ArrayLike<number>, x: DeviceBlock): void {

@@ -13,11 +13,13 @@ import type { AffineMap } from './layers.js';
 import { GpuLayers, linearGroups } from './layers.js';
 import type { GpuRuntime } from './runtime.js';
 import { asGpuBlock, asGpuVector, GpuBlockOps, GpuVectorOps } from './vectors.js';
+import { GpuBasisOps } from './basis.js';
 
 export class WebGpuBackend extends BlocksOfOneBackend {
   readonly name = 'webgpu';
   readonly vectors: GpuVectorOps;
   readonly blocks: GpuBlockOps;
+  readonly basis: GpuBasisOps;
   private readonly layers: GpuLayers;
   private readonly operators = new Set<GpuGramOperator>();
 
@@ -28,6 +30,7 @@ export class WebGpuBackend extends BlocksOfOneBackend {
     super();
     this.vectors = new GpuVectorOps(runtime);
     this.blocks = new GpuBlockOps(runtime);
+    this.basis = new GpuBasisOps(runtime);
     this.layers = new GpuLayers(runtime);
   }
 
@@ -85,7 +88,11 @@ export class WebGpuBackend extends BlocksOfOneBackend {
   }
 
   async gramBlockOperator(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): Promise<BlockGramOperator> {
-    const operator = this.createGram(layer, domainMasks, slopeSquared, count);
+    return this.blockOperator(this.createGram(layer, domainMasks, slopeSquared, count));
+  }
+
+  private blockOperator(operator: GpuGramOperator): BlockGramOperator {
+    const count = operator.count;
     return {
       dim: operator.dim,
       count,
@@ -97,6 +104,7 @@ export class WebGpuBackend extends BlocksOfOneBackend {
         );
         operator.record(input.buffer, output.buffer);
       },
+      gatherRuns: async (runs) => this.blockOperator(this.track(operator.gather(runs))),
       dispose: () => operator.dispose(),
     };
   }
@@ -108,7 +116,16 @@ export class WebGpuBackend extends BlocksOfOneBackend {
   }
 
   private createGram(layer: AffineLayer, domainMasks: Float32Array | null, slopeSquared: Float32Array | null, count: number): GpuGramOperator {
-    const operator = new GpuGramOperator(this.runtime, this.layers, layer, domainMasks, slopeSquared, count, (op) => this.operators.delete(op));
+    invariant(Number.isInteger(count) && count >= 1, `${count} runs`);
+    const [n, m] = [size(layer.inputShape), size(layer.outputShape)];
+    invariant(!domainMasks || domainMasks.length === count * n, `domain masks: ${domainMasks?.length} values for ${count}×${n}`);
+    invariant(!slopeSquared || slopeSquared.length === count * m, `slopes: ${slopeSquared?.length} values for ${count}×${m}`);
+    const mask = domainMasks ? this.runtime.createStorage(count * n, domainMasks, 'D') : null;
+    const slopes = slopeSquared ? this.runtime.createStorage(count * m, slopeSquared, 'Λ²') : null;
+    return this.track(new GpuGramOperator(this.runtime, this.layers, layer, mask, slopes, count, (op) => this.operators.delete(op)));
+  }
+
+  private track(operator: GpuGramOperator): GpuGramOperator {
     this.operators.add(operator);
     return operator;
   }
@@ -147,25 +164,37 @@ class GpuGramOperator {
   private readonly image: GPUBuffer;
   private disposed = false;
 
+  /** `mask` (count·n) and `slopes` (count·m) become this operator's: dispose releases them. */
   constructor(
     private readonly runtime: GpuRuntime,
     private readonly layers: GpuLayers,
     private readonly layer: AffineLayer,
-    domainMasks: Float32Array | null,
-    slopeSquared: Float32Array | null,
-    private readonly count: number,
+    mask: GPUBuffer | null,
+    slopes: GPUBuffer | null,
+    readonly count: number,
     private readonly onDispose: (op: GpuGramOperator) => void,
   ) {
-    invariant(Number.isInteger(count) && count >= 1, `${count} runs`);
     this.dim = size(layer.inputShape);
     this.length = count * this.dim;
     const outLength = count * size(layer.outputShape);
-    invariant(!domainMasks || domainMasks.length === this.length, `domain masks: ${domainMasks?.length} values for ${count}×${this.dim}`);
-    invariant(!slopeSquared || slopeSquared.length === outLength, `slopes: ${slopeSquared?.length} values for ${count}×${outLength / count}`);
-    this.mask = domainMasks ? runtime.createStorage(this.length, domainMasks, 'D') : null;
-    this.slopes = slopeSquared ? runtime.createStorage(outLength, slopeSquared, 'Λ²') : null;
-    this.masked = domainMasks ? runtime.createStorage(this.length, undefined, 'D x') : null;
+    this.mask = mask;
+    this.slopes = slopes;
+    this.masked = mask ? runtime.createStorage(this.length, undefined, 'D x') : null;
     this.image = runtime.createStorage(outLength, undefined, 'A D x');
+  }
+
+  /** The operator of the given runs: their masks and slopes copied on the device. */
+  gather(runs: readonly number[]): GpuGramOperator {
+    invariant(!this.disposed, 'Gram operator used after dispose');
+    runs.forEach((run) => invariant(Number.isInteger(run) && run >= 0 && run < this.count, `run ${run} of ${this.count}`));
+    const pick = (source: GPUBuffer | null, per: number, label: string) => {
+      if (!source) return null;
+      const target = this.runtime.createStorage(runs.length * per, undefined, label);
+      runs.forEach((run, i) => this.runtime.copy(source, target, 4 * per, 4 * per * run, 4 * per * i));
+      return target;
+    };
+    const m = size(this.layer.outputShape);
+    return new GpuGramOperator(this.runtime, this.layers, this.layer, pick(this.mask, this.dim, 'D'), pick(this.slopes, m, 'Λ²'), runs.length, this.onDispose);
   }
 
   /** Records the application from `input` into `output` (distinct buffers of count·dim). */

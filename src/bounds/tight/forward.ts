@@ -16,20 +16,18 @@ import { poolWindows } from '../../model/pool-geometry.js';
 import { prefixChangeBounds } from './backward.js';
 import { linearisationError, slopeInterval } from './slopes.js';
 import { relaxedChangeBounds } from './relaxation.js';
+import { checkBudget } from '../budget.js';
 import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
 
 /**
- * Per-unit linear bounds (§4) are computed for the units that may switch in a layer when there are
- * at most this many of them ...
+ * In 'fast' sweeps, per-unit linear bounds (§4, §5) are computed for the units that may switch in a
+ * layer when there are at most this many of them ...
  */
-export const MAX_LINEARISED_UNITS = Number(process.env.LIPCERT_UNITS ?? 256);
+export const MAX_LINEARISED_UNITS = 256;
 /** ... and while units × (activations before the layer) stays below this: each unit costs a backward pass. */
-export const LINEARISED_WORK_BUDGET = Number(process.env.LIPCERT_BUDGET ?? 1e7);
+export const LINEARISED_WORK_BUDGET = 1e7;
 /** Rows per block backward pass (bounds the block's memory: rows × the widest layer before it). */
 const BLOCK_ENTRIES = 1 << 22;
-
-/** Refine the units of unsettled max-pool windows too (§5). */
-const POOL_REFINEMENT = process.env.LIPCERT_POOL !== '0';
 
 /**
  * The units feeding a max pool through their ReLU whose bounds decide an unsettled window: every
@@ -93,13 +91,14 @@ async function preActivationBounds(sweep: Sweep, index: number, layer: AffineLay
   // for the units of windows whose winner is not settled (their bounds set the pool's relaxation).
   const switching = layer.relu && index > 0 ? Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0) : [];
   const next = sweep.network.layers[index + 1];
-  const poolCritical = layer.relu && index > 0 && next?.kind === 'maxpool' && POOL_REFINEMENT ? unsettledPoolUnits(next, y0, yCheck, yHat) : [];
+  const poolCritical = layer.relu && index > 0 && next?.kind === 'maxpool' ? unsettledPoolUnits(next, y0, yCheck, yHat) : [];
   const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
   const before = sweep.network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
   const m = r2.length;
   const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
   const refine = async (units: number[], withNorms: boolean) => {
     for (let start = 0; start < units.length; start += perBlock) {
+      checkBudget(sweep.deadline);
       const chunk = units.slice(start, start + perBlock);
       const unit = new Float32Array(chunk.length * m);
       chunk.forEach((i, b) => (unit[b * m + i] = 1));
@@ -118,10 +117,12 @@ async function preActivationBounds(sweep: Sweep, index: number, layer: AffineLay
       });
     }
   };
-  if (switching.length > 0 && switching.length <= MAX_LINEARISED_UNITS && switching.length * before <= LINEARISED_WORK_BUDGET) await refine(switching, true);
+  const full = sweep.refinement === 'full';
+  const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
+  if (switching.length > 0 && affordable(switching.length)) await refine(switching, !full);
   const switchingSet = new Set(switching);
   const settle = poolCritical.filter((i) => !switchingSet.has(i));
-  if (settle.length > 0 && settle.length * before <= LINEARISED_WORK_BUDGET) await refine(settle, false);
+  if (settle.length > 0 && (full || settle.length * before <= LINEARISED_WORK_BUDGET)) await refine(settle, false);
   return { yHat, yCheck };
 }
 

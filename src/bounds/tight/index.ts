@@ -17,13 +17,20 @@ import type { NetworkBound } from '../types.js';
 import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
 import { affineStep, flattenStep, maxPoolStep, type Position, reluStep } from './forward.js';
 import { LOWER_SLOPES, relaxedChangeBounds } from './relaxation.js';
-import { productsBefore, type Sweep } from './sweep.js';
+import { productsBefore, type Refinement, type Sweep } from './sweep.js';
 
 export { slopeInterval, linearisationError } from './slopes.js';
 export { type CorrectionTerm, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
 export { LINEARISED_WORK_BUDGET, MAX_LINEARISED_UNITS } from './forward.js';
 export { relaxedChangeBounds } from './relaxation.js';
-export type { Sweep } from './sweep.js';
+export type { Refinement, Sweep } from './sweep.js';
+
+export interface TightOptions {
+  /** 'fast' (default) or 'full' per-unit work (sweep.ts). */
+  refinement?: Refinement;
+  /** With 'full': performance.now() time after which the sweep stops with BudgetExhausted. */
+  deadline?: number;
+}
 
 export interface TightBound extends NetworkBound {
   /** Π_l L_l with the sharpened slopes and masks. */
@@ -54,8 +61,16 @@ export interface TightBound extends NetworkBound {
  * The forward sweep of the tight method at radius ε (§1, §4, §5): every layer's bound, state and
  * box, ready for the backward passes.
  */
-export async function tightSweep(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, onLayer?: (index: number) => void): Promise<Sweep> {
-  const sweep: Sweep = { network, backend, eps, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
+export async function tightSweep(
+  network: Network,
+  backend: Backend,
+  nominal: NominalPass,
+  eps: number,
+  solver: NormSolver,
+  onLayer?: (index: number) => void,
+  options: TightOptions = {},
+): Promise<Sweep> {
+  const sweep: Sweep = { network, backend, eps, refinement: options.refinement ?? 'fast', deadline: options.deadline, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
   // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
   const x0 = nominal.inputs[0];
   let position: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
@@ -85,9 +100,10 @@ export async function tightLocalBound(
   solver: NormSolver,
   cls: number,
   onLayer?: (index: number) => void,
+  options: TightOptions = {},
 ): Promise<TightBound> {
   const start = performance.now();
-  const sweep = await tightSweep(network, backend, nominal, eps, solver, onLayer);
+  const sweep = await tightSweep(network, backend, nominal, eps, solver, onLayer, options);
   const layers = sweep.layers;
   const before = productsBefore(layers);
   const productBound = before[layers.length];

@@ -55,11 +55,21 @@ export interface Spread {
   spectral?: SpectralNormReport;
 }
 
+/**
+ * How much per-unit work the sweep does (§4, §5): 'fast' within fixed limits per layer (the radius
+ * search's evaluations), 'full' for every unit that may switch or settle a max pool (the refinement
+ * stage, within a time budget).
+ */
+export type Refinement = 'fast' | 'full';
+
 /** The forward sweep's record, filled layer by layer. */
 export interface Sweep {
   network: Network;
   backend: Backend;
   eps: number;
+  refinement: Refinement;
+  /** performance.now() time after which per-unit work stops (BudgetExhausted); none for 'fast'. */
+  deadline?: number;
   /** Each layer's report (its bound L_l among them). */
   layers: LayerBound[];
   states: LayerState[];

@@ -1,7 +1,8 @@
 /**
- * The run's plots on Chart.js: L(ε) on log-log axes (the paper's Fig. 7: local bound, global bound,
- * lower bounds found by search, the certification threshold δ/(√2·ε) and the certified radius), and
- * the per-layer local bounds as bars beside each layer's global bound.
+ * The plots on Chart.js: for a run, L(ε) on log-log axes (the paper's Fig. 7: local bound, global
+ * bound, lower bounds found by search, the certification threshold δ/(√2·ε) and the certified
+ * radius) and the per-layer local bounds as bars beside each layer's global bound; for a dataset
+ * run, the certified-accuracy curve as the step function it is and a histogram of the radii.
  * Only the Chart.js parts used here are registered, so the bundle carries no more.
  */
 import {
@@ -21,7 +22,7 @@ import {
 } from 'chart.js';
 import { useEffect, useRef } from 'preact/hooks';
 import { QUALITY_LABEL, num } from '../format';
-import type { CertifyResult, LayerBound, LowerBoundEntry } from '../queries';
+import type { CertifyResult, DatasetImage, LayerBound, LowerBoundEntry, Quality } from '../queries';
 
 Chart.register(ScatterController, BarController, LineElement, PointElement, BarElement, LinearScale, LogarithmicScale, CategoryScale, Tooltip, Legend);
 Chart.defaults.font.family = getComputedStyle(document.documentElement).getPropertyValue('--font').trim() || 'system-ui, sans-serif';
@@ -269,6 +270,98 @@ export function LayerChart({ result }: { result: CertifyResult }) {
   return (
     <div class="chart">
       <canvas ref={canvas} data-testid="layer-chart" role="img" aria-label="Per-layer local bounds against the global layer bounds" />
+    </div>
+  );
+}
+
+/**
+ * Certified accuracy against the radius r: the server's points {r_j, a_j} (r_0 = 0, the clean
+ * accuracy) drawn as the step function they define: a_j on (r_{j−1}, r_j], 0 beyond the last radius.
+ */
+export function AccuracyChart({ curve, quality }: { curve: { radius: number; accuracy: number }[]; quality: Quality | null }) {
+  const canvas = useChart(() => {
+    const last = curve.at(-1)?.radius ?? 0;
+    const end = last > 0 ? last * 1.15 : 1;
+    // Chart.js's stepped 'after' goes up or down at point i, then across to i+1: a_{i+1} on (r_i, r_{i+1}].
+    const points = [...curve.map((p) => ({ x: p.radius, y: 100 * p.accuracy })), { x: last, y: 0 }, { x: end, y: 0 }];
+    return {
+      type: 'scatter',
+      data: {
+        datasets: [
+          {
+            label: `certified accuracy (${quality ? QUALITY_LABEL[quality] : 'no positive radius'} radii)`,
+            data: points,
+            borderColor: COLORS.radius,
+            backgroundColor: COLORS.radius,
+            showLine: true,
+            stepped: 'after',
+            pointRadius: curve.length > 60 ? 0 : 2.5,
+            borderWidth: 2,
+          },
+        ],
+      },
+      plugins: [drawnMarker],
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        scales: {
+          x: { type: 'linear', min: 0, max: end, title: { display: true, text: 'radius r (ℓ₂)' } },
+          y: { min: 0, max: 100, title: { display: true, text: '% of all images: correct and certified at r' } },
+        },
+        plugins: {
+          legend: { position: 'bottom' },
+          tooltip: { callbacks: { label: (item) => `r ≤ ${num(item.parsed.x)}: ${num(item.parsed.y, 3)}%` } },
+        },
+      },
+    } as ChartConfiguration;
+  }, [curve, quality]);
+  return (
+    <div class="chart">
+      <canvas ref={canvas} data-testid="accuracy-chart" role="img" aria-label="Certified accuracy against the radius, a step function" />
+    </div>
+  );
+}
+
+/** How many images have a radius in each of `bins` equal ranges, and the misclassified ones (radius 0). */
+export function radiusBins(images: Pick<DatasetImage, 'radius' | 'predictedClass' | 'label'>[], bins = 12): { labels: string[]; counts: number[] } {
+  const radii = images.filter((im) => im.predictedClass === im.label && (im.radius ?? 0) > 0).map((im) => im.radius as number);
+  const misclassified = images.filter((im) => im.predictedClass !== null && im.predictedClass !== im.label).length;
+  const labels = ['misclassified (0)'];
+  const counts = [misclassified];
+  if (radii.length === 0) return { labels, counts };
+  const top = Math.max(...radii);
+  const width = top / bins;
+  for (let b = 0; b < bins; b++) {
+    labels.push(`${num(b * width, 2)}–${num((b + 1) * width, 2)}`);
+    counts.push(radii.filter((r) => Math.min(bins - 1, Math.floor(r / width)) === b).length);
+  }
+  return { labels, counts };
+}
+
+export function RadiusHistogram({ images }: { images: Pick<DatasetImage, 'radius' | 'predictedClass' | 'label'>[] }) {
+  const canvas = useChart(() => {
+    const { labels, counts } = radiusBins(images);
+    return {
+      type: 'bar',
+      data: {
+        labels,
+        datasets: [{ label: 'images', data: counts, backgroundColor: labels.map((_, i) => (i === 0 ? '#cbd2d9' : '#8b5cf6')), borderRadius: 2 }],
+      },
+      plugins: [drawnMarker],
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        scales: {
+          x: { title: { display: true, text: 'certified radius (ℓ₂)' }, grid: { display: false } },
+          y: { beginAtZero: true, ticks: { precision: 0 }, title: { display: true, text: 'images' } },
+        },
+        plugins: { legend: { display: false } },
+      },
+    } as ChartConfiguration;
+  }, [images]);
+  return (
+    <div class="chart">
+      <canvas ref={canvas} data-testid="radius-histogram" role="img" aria-label="Histogram of the certified radii" />
     </div>
   );
 }

@@ -269,7 +269,7 @@ function ModelCard({ model }: { model: Model }) {
   );
 }
 
-function parseNumbers(text: string): number[] | string {
+export function parseNumbers(text: string): number[] | string {
   const parts = text.split(/[\s,;]+/).filter(Boolean);
   if (parts.length === 0) return 'enter at least one number';
   const values = parts.map(Number);
@@ -475,7 +475,7 @@ const ATTACK_CHOICES: [AttackMethod, string][] = [
 ];
 
 /** A labelled select over the API's values of an enum. */
-function Choice<T extends string>(props: { label: string; testId: string; value: T; choices: [T, string][]; onChange(value: T): void }) {
+export function Choice<T extends string>(props: { label: string; testId: string; value: T; choices: [T, string][]; onChange(value: T): void }) {
   return (
     <label class="field">
       <span>{props.label}</span>

@@ -214,7 +214,7 @@ function Results({ run, result }: { run: Run; result: CertifyResult }) {
   );
 }
 
-function Tile(props: { label: string; value: string; note?: string; badge?: ComponentChildren; testId?: string }) {
+export function Tile(props: { label: string; value: string; note?: string; badge?: ComponentChildren; testId?: string }) {
   return (
     <div class="tile-stat" data-testid={props.testId}>
       <span class="tile-label">{props.label}</span>

@@ -1,0 +1,92 @@
+/**
+ * Where a run's analysis is computed, behind one interface with two implementations:
+ * - InProcessExecutor (the default): analyse() in the server's own process, on a backend kept for
+ *   the next run of the same model (backend/pool.ts); the server's JobQueue (queue.ts) bounds how
+ *   many run at once (LIPCERT_CONCURRENCY).
+ * - RedisExecutor (redis-executor.ts, with LIPCERT_REDIS_URL): a job on a BullMQ queue on Redis,
+ *   computed by any number of `lipcert worker` processes (src/worker/), its progress and result
+ *   handed back through the queue.
+ * Either way the executor only computes and reports (a worker starts, progress, the result with the
+ * name of the worker that computed it); runs.ts records every state in the store and publishes the
+ * events: the server is the only writer of the database and the only source of subscriptions.
+ */
+import { analyse, type AnalysisProgress, type AnalysisResult } from '../analysis/analyse.js';
+import type { BackendName } from '../backend/backend.js';
+import { BackendPool } from '../backend/pool.js';
+import { CancelledError } from '../errors.js';
+import type { ModelRow } from '../store/db.js';
+import type { Models } from './models.js';
+import { analysisOptions, type RunRequest } from './run-request.js';
+
+/** The worker name of results computed in the server's own process. */
+export const IN_PROCESS_WORKER = 'server';
+
+/** What one run computes: the model (by its bytes' sha256), the normalised input and the request. */
+export interface RunJob {
+  runId: string;
+  model: ModelRow;
+  input: Float32Array;
+  request: RunRequest;
+}
+
+/** Who computes a run; the backend and adapter once the worker has created its backend. */
+export interface RunStart {
+  worker: string;
+  backend?: string;
+  adapter?: string;
+}
+
+export interface ExecutionEvents {
+  /** A worker starts the run (again, after another one died: the run's worker changes). */
+  started(start: RunStart): Promise<void>;
+  progress(event: AnalysisProgress): void;
+}
+
+export interface Execution {
+  result: AnalysisResult;
+  /** The process that computed it. */
+  worker: string;
+}
+
+export interface RunExecutor {
+  /** How many runs the server hands to the executor at once: its own compute limit, or unbounded where workers pull jobs. */
+  readonly dispatchConcurrency: number;
+  /** Whether a run still computes while the server is down (its job outlives the server: Redis). */
+  readonly durable: boolean;
+  /** Computes the run; rejects with a CancelledError soon after `signal` aborts, or with the run's error. */
+  execute(job: RunJob, signal: AbortSignal, events: ExecutionEvents): Promise<Execution>;
+  /** From now on an abort is a server stop: the job is left to finish (durable executors) for the next start. */
+  beginStop(): void;
+  close(): Promise<void>;
+}
+
+/** analyse() in this process (the embedded default), on backends kept for the next run of the same model. */
+export class InProcessExecutor implements RunExecutor {
+  readonly durable = false;
+  /** One idle backend per run computed at once: a dataset's images reuse their sessions. */
+  private readonly backends: BackendPool;
+
+  constructor(
+    private readonly models: Models,
+    readonly dispatchConcurrency: number,
+  ) {
+    this.backends = new BackendPool(dispatchConcurrency);
+  }
+
+  async execute(job: RunJob, signal: AbortSignal, events: ExecutionEvents): Promise<Execution> {
+    await events.started({ worker: IN_PROCESS_WORKER });
+    const network = await this.models.network(job.model);
+    const result = await this.backends.use(network, job.request.backend as BackendName, async (backend) => {
+      await events.started({ worker: IN_PROCESS_WORKER, backend: backend.name, adapter: backend.adapter });
+      if (signal.aborted) throw new CancelledError();
+      return analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
+    });
+    return { result, worker: IN_PROCESS_WORKER };
+  }
+
+  beginStop(): void {}
+
+  async close(): Promise<void> {
+    await this.backends.dispose();
+  }
+}
