@@ -6,7 +6,7 @@
  */
 import type { Backend } from '../../backend/backend.js';
 import { isAffine, type Layer, size } from '../../model/ir.js';
-import { euclidean, type LayerState, productsBefore, type Sweep } from './sweep.js';
+import { ballOrBox, euclidean, type LayerState, productsBefore, type Sweep } from './sweep.js';
 
 /**
  * G ↦ G N_l for a block of `count` rows (row-major, each of the layer's output size): one layer of
@@ -77,30 +77,19 @@ export async function prefixChangeBounds(sweep: Sweep, l: number, rows: Float32A
   const before = productsBefore(layers.slice(0, l));
   const boxNorm = deviation.slice(0, l + 1).map(euclidean);
   let g = rows;
-  let n = size(network.layers[l].inputShape);
+  const n = size(network.layers[l].inputShape);
   if (mask) {
     g = Float32Array.from(rows);
     const masked = maskedIndices({ mask });
     for (let b = 0; b < count; b++) for (let k = 0; k < masked.length; k++) g[b * n + masked[k]] = 0;
   }
   // min(||g||·T_t·ε, Σ|g_i|·dev_i) for each row at the input of layer t.
-  const main = (block: Float32Array, width: number, t: number, out: Float64Array, add: Float64Array | null) => {
-    const dev = deviation[t];
-    for (let b = 0; b < count; b++) {
-      let n2 = 0;
-      let boxed = 0;
-      const base = b * width;
-      for (let i = 0; i < width; i++) {
-        const v = block[base + i];
-        n2 += v * v;
-        boxed += Math.abs(v) * dev[i];
-      }
-      const value = Math.min(Math.sqrt(n2) * before[t] * eps, boxed) + (add ? add[b] : 0);
-      out[b] = Math.min(out[b], value);
-    }
+  const main = (block: Float32Array, t: number, out: Float64Array, add: Float64Array | null) => {
+    const closed = ballOrBox(block, count, before[t] * eps, deviation[t]);
+    for (let b = 0; b < count; b++) out[b] = Math.min(out[b], closed[b] + (add ? add[b] : 0));
   };
   const best = new Float64Array(count).fill(Infinity);
-  main(g, n, l, best, null);
+  main(g, l, best, null);
   const corrections = new Float64Array(count);
   for (let k = l - 1; k >= 0; k--) {
     const state = states[k];
@@ -123,8 +112,7 @@ export async function prefixChangeBounds(sweep: Sweep, l: number, rows: Float32A
       }
     }
     g = await backwardBlock(backend, network.layers[k], state, g, count);
-    n = size(network.layers[k].inputShape);
-    main(g, n, k, best, corrections);
+    main(g, k, best, corrections);
   }
   return best;
 }

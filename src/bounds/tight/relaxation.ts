@@ -14,7 +14,7 @@
  */
 import { isAffine, size } from '../../model/ir.js';
 import type { Backend } from '../../backend/backend.js';
-import { type LayerState, productsBefore, type Sweep } from './sweep.js';
+import { ballOrBox, type LayerState, productsBefore, type Sweep } from './sweep.js';
 
 /** The two linear relaxations of each unit of a layer's output, in change coordinates. */
 export interface Relaxation {
@@ -141,19 +141,8 @@ export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32
   const best = new Float64Array(count).fill(Infinity);
   const offset = new Float64Array(count);
   const close = (block: Float32Array, t: number) => {
-    const width = block.length / count;
-    const dev = deviation[t];
-    for (let b = 0; b < count; b++) {
-      let n2 = 0;
-      let boxed = 0;
-      const base = b * width;
-      for (let i = 0; i < width; i++) {
-        const v = block[base + i];
-        n2 += v * v;
-        boxed += Math.abs(v) * dev[i];
-      }
-      best[b] = Math.min(best[b], offset[b] + Math.min(Math.sqrt(n2) * before[t] * eps, boxed));
-    }
+    const closed = ballOrBox(block, count, before[t] * eps, deviation[t]);
+    for (let b = 0; b < count; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
   };
   let g = rows;
   const width = l < network.layers.length ? size(network.layers[l].inputShape) : size(network.outputShape);

@@ -92,3 +92,24 @@ export function euclidean(v: ArrayLike<number>): number {
   for (let i = 0; i < v.length; i++) s += v[i] * v[i];
   return Math.sqrt(s);
 }
+
+/**
+ * For each of `count` rows g (row-major block), the smaller of two bounds of |gᵀw| over the
+ * deviations w at a layer's input (§4): the ball, ‖g‖·ballRadius, and the box, Σ|g_i|·dev_i.
+ */
+export function ballOrBox(block: Float32Array, count: number, ballRadius: number, dev: Float32Array): Float64Array {
+  const width = block.length / count;
+  const out = new Float64Array(count);
+  for (let b = 0; b < count; b++) {
+    let n2 = 0;
+    let boxed = 0;
+    const base = b * width;
+    for (let i = 0; i < width; i++) {
+      const v = block[base + i];
+      n2 += v * v;
+      boxed += Math.abs(v) * dev[i];
+    }
+    out[b] = Math.min(Math.sqrt(n2) * ballRadius, boxed);
+  }
+  return out;
+}
