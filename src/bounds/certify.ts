@@ -55,8 +55,12 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
 
   const units = progressUnits(options);
   let unitsDone = 0;
+  // Layers are not always visited in order (the tight method's backward passes, a Lanczos iteration
+  // report after its layer's start), so the fraction is the largest reached so far: it never goes back.
+  let reached = 0;
   const report = (event: Omit<ProgressEvent, 'fraction'>, within = 0) => {
-    options.onProgress?.({ ...event, fraction: Math.min(1, (unitsDone + within) / units) });
+    reached = Math.max(reached, Math.min(1, (unitsDone + within) / units));
+    options.onProgress?.({ ...event, fraction: reached });
   };
   const checkAbort = () => {
     if (signal?.aborted) throw new CancelledError();
