@@ -74,6 +74,12 @@ describe('startRun: method and certificate', () => {
     expect(result.radius).toMatchObject({ method: 'TIGHT', quality: 'UPPER' });
     expect(result.radius.local).toBeGreaterThanOrEqual(2 * ref.certified_radius_local);
     expect(result.radius.failureProbability).toBeGreaterThan(0);
+    // The refinement stage ran (docs/tightness.md §6): the radius is at least its fast search's.
+    expect(result.radius.marginResolved).toBe(true);
+    expect(result.radius.refinement).toMatchObject({ evaluations: expect.any(Number), completed: expect.any(Boolean) });
+    expect(result.radius.refinement.fastRadius).toBeGreaterThan(0);
+    expect(result.radius.local).toBeGreaterThanOrEqual(result.radius.refinement.fastRadius);
+    expect(result.radius.refinement.budgetSeconds).toBeGreaterThan(0);
     expect(result.globalBound).toMatchObject({ method: 'TIGHT', certificate: 'PROBABILISTIC', quality: 'UPPER' });
     // The union bound over every certified number of the result.
     expect(result.failureProbability).toBeCloseTo(result.globalBound.failureProbability + local.failureProbability + result.radius.failureProbability, 12);
@@ -91,7 +97,7 @@ describe('startRun: method and certificate', () => {
     expect(relativeError(result.globalBound.bound, ref.global_bound)).toBeLessThan(1e-3);
     expect(result.globalBound).toMatchObject({ method: 'PAPER', certificate: 'ESTIMATE', quality: 'ESTIMATE' });
     expect(relativeError(result.radius.local, ref.certified_radius_local)).toBeLessThan(5e-3);
-    expect(result.radius).toMatchObject({ method: 'PAPER', quality: 'ESTIMATE', failureProbability: null });
+    expect(result.radius).toMatchObject({ method: 'PAPER', quality: 'ESTIMATE', failureProbability: null, marginResolved: true, refinement: null });
     const rows = await server.service.store.prisma.run.findMany({ where: { id: { in: [defaultRun.id, final.id] } } });
     expect(new Set(rows.map((r) => r.cacheKey)).size).toBe(2);
     paperRun = final;
