@@ -10,7 +10,7 @@ import { BadInputError } from '../errors.js';
 import { activationName, activationOf } from '../model/activations.js';
 import { isChain, type Network } from '../model/ir.js';
 import { CertifiedSolver } from './certificates.js';
-import { DEFAULT_BUDGET_FACTOR, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
+import { DEFAULT_BRANCH_BUDGET, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
 import { BudgetExhausted, checkBudget } from './budget.js';
@@ -128,15 +128,9 @@ export async function certifiedSearch(
   onLayer?: (index: number) => void,
   budget?: number,
 ): Promise<RadiusSearchResult> {
-  let evaluationSeconds = 0;
-  let timed = 0;
-  const evaluate = async (s: NormSolver, e: number) => {
+  const evaluate = (s: NormSolver, e: number) => {
     onEvaluation(e);
-    const t0 = performance.now();
-    const bound = await method.local(network, backend, nominal, e, s, cls, onLayer);
-    evaluationSeconds += (performance.now() - t0) / 1000;
-    timed++;
-    return bound;
+    return method.local(network, backend, nominal, e, s, cls, onLayer);
   };
   // certifiedRadius's criterion ε·L < margin/√2 with margin √2 and L = criterion/ε is criterion < 1.
   const screen = estimator.withTolerance(SCREEN_TOLERANCE);
@@ -173,8 +167,7 @@ export async function certifiedSearch(
   }
   if (!found.bound) return { ...base, local: 0, evaluations, quality: 'upper' };
   const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
-  // The default budget: a small multiple of one evaluation of the search.
-  const budgetSeconds = budget ?? DEFAULT_BUDGET_FACTOR * (evaluationSeconds / Math.max(1, timed));
+  const budgetSeconds = budget ?? DEFAULT_BRANCH_BUDGET;
   if (!method.refined || !(budgetSeconds > 0)) return fast;
   const refined = await refineRadius(method, found.eps, budgetSeconds, (e, deadline) => {
     onEvaluation(e);

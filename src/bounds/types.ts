@@ -180,8 +180,7 @@ export interface CertifyOptions {
   seed?: number;
   /**
    * Seconds for the certified radius' refinement stage (tight method): full sweeps at larger ε
-   * (docs/tightness.md §6). Default: DEFAULT_BUDGET_FACTOR times the mean time of one evaluation
-   * of the fast search; 0 skips the stage.
+   * (docs/tightness.md §6). Default DEFAULT_BRANCH_BUDGET (0: the stage does not run).
    */
   branchBudget?: number;
   /**

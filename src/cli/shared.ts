@@ -6,7 +6,7 @@
  */
 import { type Command, Option } from 'commander';
 import { type CertificateMode, parseCertificate } from '../bounds/certificates.js';
-import { DEFAULT_BUDGET_FACTOR, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
+import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
 import type { BoundMethod } from '../bounds/types.js';
 import cliProgress from 'cli-progress';
 import type { Backend, BackendName } from '../backend/backend.js';
@@ -118,7 +118,7 @@ export function addMethodOptions(command: Command, seedHelp = 'seed of the rando
     .addOption(new Option('--method <name>', 'bound method: tight (docs/tightness.md) or paper (Algorithm 1, Proposition 6)').choices(['tight', 'paper']).default(DEFAULT_METHOD))
     .option('--certify <mode>', 'spectral norms: deterministic, probabilistic[:DELTA] (per-norm failure probability) or estimate', `${DEFAULT_CERTIFICATE}:${DEFAULT_DELTA.toExponential()}`)
     .option('--seed <n>', seedHelp)
-    .option('--branch-budget <seconds>', `seconds for the certified radius' refinement stage (tight method; default ${DEFAULT_BUDGET_FACTOR}× one evaluation of its search, 0 to skip)`);
+    .option('--branch-budget <seconds>', "seconds for the certified radius' refinement stage: full sweeps beyond the fast search's radius (tight method; default 0: off)");
 }
 
 /** --tolerance, --method, --certify and --seed, checked, as certify() takes them. */

@@ -5,7 +5,8 @@
  * decisions; every bound and margin scales alike, so the radius must not change), and the exact
  * smallest adversarial perturbation found by a grid of rays in float64: it is never inside a
  * certified radius, whatever the method and certificate. A margin below what float32 resolves is
- * reported as such and certifies nothing.
+ * reported as such and certifies nothing. The refinement stage of the tight method's radius is held
+ * to the same nearest adversarial.
  */
 import { createBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -27,6 +28,8 @@ const CONFIGS: Partial<CertifyOptions>[] = [
   { method: 'tight', certificate: 'deterministic' },
 ];
 const SCALES = [1 / 8, 1, 8];
+/** The default with the refinement stage switched on (a budget far above what it needs here). */
+const REFINED: Partial<CertifyOptions> = { method: 'tight', certificate: 'probabilistic', branchBudget: 30 };
 
 describe.each([
   [[2, 32, 32, 10], 1, [0.3, -0.2]],
@@ -57,10 +60,28 @@ test('the exact nearest adversarial is outside the radius for inputs far from th
   const network = torchMlp([2, 32, 32, 10], 4, 0.01); // a last layer of small norm
   const x0 = Float32Array.from([0.2, 0.1]);
   const adversarial = nearestAdversarial(network, x0, { rays: 1440 });
-  for (const config of CONFIGS) {
+  for (const config of [...CONFIGS, REFINED]) {
     const result = await certify(network, x0, backend, { eps: [], radius: true, seed: 3, ...config });
     expect(result.radius!.local).toBeGreaterThan(0);
     expect(result.radius!.local).toBeLessThan(adversarial.distance);
+  }
+});
+
+test('the refinement stage (docs/tightness.md §6) reports itself, keeps at least the fast radius, and stays below the nearest adversarial', async () => {
+  for (const [widths, seed, start] of [[[2, 32, 32, 10], 5, [0.4, 0.3]], [[2, 24, 24, 24, 6], 6, [-0.3, 0.2]]] as [number[], number, [number, number]][]) {
+    const network = torchMlp(widths, seed);
+    const x0 = Float32Array.from(start);
+    const adversarial = nearestAdversarial(network, x0, { rays: 1440 });
+    const fast = await certify(network, x0, backend, { eps: [], radius: true, seed: 2 });
+    expect(fast.radius!.refinement).toBeUndefined(); // off unless asked for
+    const refined = await certify(network, x0, backend, { eps: [], radius: true, seed: 2, branchBudget: 30 });
+    const stage = refined.radius!.refinement!;
+    expect(stage).toMatchObject({ budgetSeconds: 30, completed: true });
+    expect(stage.evaluations).toBeGreaterThanOrEqual(1);
+    expect(stage.fastRadius).toBe(fast.radius!.local);
+    expect(refined.radius!.local).toBeGreaterThanOrEqual(stage.fastRadius);
+    expect(refined.radius!.quality).toBe('upper');
+    expect(refined.radius!.local).toBeLessThan(adversarial.distance);
   }
 });
 
