@@ -48,11 +48,20 @@ function peakMemory(subject: string, path: PathName): number {
   return JSON.parse(out.trim().split('\n').pop()!).maxRssBytes;
 }
 
+/**
+ * CROWN's certified radius on the fixtures and the time of its bisection (auto_LiRPA 0.7.1, L2 ball,
+ * margin specification, exact intermediate bounds; measured on the 2-core machine for issue 18).
+ */
+export const CROWN_ANCHORS: Record<string, { radius: number; seconds: number }> = {
+  'MNIST net': { radius: 0.1502, seconds: 18 },
+  'CIFAR-10 net': { radius: 0.0262, seconds: 533 },
+};
+
 /** Prints one markdown row per subject: times, CPU times, ratios, radii and peak memory of both paths. */
 export async function defaultPathSection(subjects: Subject[], specs: string[], rounds: number, backendName: 'cpu' | 'webgpu' | 'auto'): Promise<void> {
   console.log('\nDefault path (tight, probabilistic certificates) against the paper\'s estimate path: eps 0.01 + certified radius, global bound included. Target: ratio ≤ 2 in time and memory.\n');
-  console.log('| model | default: median wall | paper: median wall | ratio (median per round) | CPU-time ratio | default radius (quality) | paper radius | peak RSS default / paper | memory ratio |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| model | default: median wall | paper: median wall | ratio (median per round) | CPU-time ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper | memory ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [k, subject] of subjects.entries()) {
     const { network, x0 } = subject.load();
     const backend = await createBackend(backendName, network);
@@ -82,8 +91,10 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
     const d = last.default!.radius!;
     const p = last.paper!.radius!;
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    const crown = CROWN_ANCHORS[subject.name];
+    const anchor = crown ? `${crown.radius} (${crown.seconds} s)` : '—';
     console.log(
-      `| ${subject.name} | ${median(wall.default).toFixed(3)} s | ${median(wall.paper).toFixed(3)} s | ${median(ratios).toFixed(2)}× | ${median(cpuRatios).toFixed(2)}× | ${d.local.toPrecision(4)} (${d.quality}${d.failureProbability ? `, p ≤ ${d.failureProbability.toPrecision(2)}` : ''}) | ${p.local.toPrecision(4)} | ${gib(memory.default)} / ${gib(memory.paper)} | ${(memory.default / memory.paper).toFixed(2)}× |`,
+      `| ${subject.name} | ${median(wall.default).toFixed(3)} s | ${median(wall.paper).toFixed(3)} s | ${median(ratios).toFixed(2)}× | ${median(cpuRatios).toFixed(2)}× | ${d.local.toPrecision(4)} (${d.quality}${d.failureProbability ? `, p ≤ ${d.failureProbability.toPrecision(2)}` : ''}) | ${p.local.toPrecision(4)} | ${anchor} | ${gib(memory.default)} / ${gib(memory.paper)} | ${(memory.default / memory.paper).toFixed(2)}× |`,
     );
   }
 }
