@@ -1,9 +1,8 @@
 /**
  * Scale-out with the real parts: Debian's redis-server on a free port, the server with
  * LIPCERT_REDIS_URL (in this process), and `lipcert worker` child processes built from the current
- * sources. The issue's acceptance: the first 40 Fashion-MNIST images certified by two workers (the
- * paper's method with probabilistic certificates: the default tight method takes ~20 s an image on
- * this machine), one worker SIGKILLed mid-job after 10 images are done; the dataset run
+ * sources. The issue's acceptance: the first 40 Fashion-MNIST images certified by two workers with
+ * the default method, one worker SIGKILLed mid-job after 10 images are done; the dataset run
  * SUCCEEDED with 40 distinct images, each with exactly one run and one result, computed by both
  * workers, the killed worker's job computed again by the other (BullMQ's stalled-job handling), the
  * classes equal to onnxruntime's own forward pass. Then the model-bytes route and the API token, and
@@ -75,8 +74,7 @@ describeWithRedis('scale-out on Redis', () => {
       const origin = server.url.replace(/\/graphql$/, '');
       for (const name of ['worker-a', 'worker-b']) workers.push(await startWorkerProcess(build.cli, name, ['--redis', redis.url, '--server', origin, '--backend', 'cpu']));
       const ids = await importFashion(server.url);
-      // The paper's method with certified (probabilistic) norms: the default, tight method takes ~20 s an image here.
-      const started = await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.001], radius: true, limit: 40, method: 'PAPER', certificate: 'PROBABILISTIC', seed: 1 });
+      const started = await gql(server.url, START_DATASET_RUN, { ...ids, eps: [0.001], radius: true, limit: 40, seed: 1 }); // the default method
       expect(started.errors).toBeUndefined();
       const id = started.data.startDatasetRun.id as string;
       const progress = collectSubscription(server.wsUrl, DATASET_RUN_PROGRESS, { id }, 600_000);
@@ -116,7 +114,7 @@ describeWithRedis('scale-out on Redis', () => {
       expect(done).toEqual([...done].sort((a, b) => a - b));
 
       const run = (await gql(server.url, DATASET_RUN, { id })).data.datasetRun;
-      expect(run).toMatchObject({ status: 'SUCCEEDED', done: 40, total: 40, method: 'PAPER', certificate: 'PROBABILISTIC', radiusQuality: 'UPPER' });
+      expect(run).toMatchObject({ status: 'SUCCEEDED', done: 40, total: 40, method: 'TIGHT', certificate: 'PROBABILISTIC', radiusQuality: 'UPPER' });
       expect(run.failureProbabilityTotal).toBeGreaterThan(0);
       expect(run.workers.sort()).toEqual(['worker-a', 'worker-b']);
       // 40 distinct images, each DONE with one run that SUCCEEDED and computed (not cached), and its worker.
