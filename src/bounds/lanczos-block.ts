@@ -27,7 +27,7 @@ import type { BlockGramOperator, DeviceBasis, DeviceBlock, DeviceVector } from '
 import { gramSchmidtRuns, type LockstepEngine, type LockstepOps, type LockstepStats, Lockstep, startEngine, upTo, worthCompacting } from './lockstep.js';
 import { ProjectedMatrix } from './projected.js';
 import { randomVector } from '../random.js';
-import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, symmetricEigen } from './spectral.js';
+import { basisSizeFor, type EigenResult, FULL_REORTHOGONALISATION_MAX_LENGTH, reportedChange, symmetricEigen } from './spectral.js';
 
 export interface LockstepEigenOptions {
   /** Each run stops when its norm estimate changed by at most this, relatively, over `window` steps. */
@@ -131,7 +131,7 @@ class EigenRun {
       eigenvalue: this.theta,
       vector: this.vector!,
       iterations: this.iterations,
-      relativeChange: this.relativeChange,
+      relativeChange: reportedChange(this.history, this.options.window ?? 5, this.relativeChange),
       relativeResidual: this.relativeResidual,
       converged: this.relativeChange <= tolerance || this.relativeResidual <= tolerance,
     };

@@ -304,7 +304,7 @@ export async function largestEigenvalue(op: GramOperator, vectors: VectorOps, op
     eigenvalue: theta,
     vector: result!,
     iterations,
-    relativeChange,
+    relativeChange: reportedChange(history, window, relativeChange),
     relativeResidual,
     converged: relativeChange <= tolerance || relativeResidual <= tolerance,
   };
@@ -364,3 +364,15 @@ export function symmetricEigen(m: number, matrix: Float64Array): { values: Float
   return { values, vectors };
 }
 
+
+/**
+ * The relative change a finished iteration reports: over its last `window` steps, or, where it
+ * stopped (on its residual, or invariant) before taking that many, over all the steps it took —
+ * a finite number either way (the stopping rule itself never uses this).
+ */
+export function reportedChange(history: readonly number[], window: number, change: number): number {
+  if (Number.isFinite(change)) return change;
+  const norm = history[history.length - 1] ?? 0;
+  const past = history[Math.max(0, history.length - 1 - window)] ?? norm;
+  return norm > 0 ? Math.abs(norm - past) / norm : 0;
+}

@@ -18,7 +18,7 @@ export interface SpectralNormReport {
   quality: BoundQuality;
   /** Applications of D Aᵀ Λ² A D. */
   iterations: number;
-  /** Relative change of the estimate over the last step. */
+  /** Relative change of the estimate over the last `window` steps (over all steps taken where it stopped sooner; spectral.ts reportedChange). */
   relativeChange: number;
   /** ||G y − θ y|| / θ for the final Ritz pair (θ = value²). */
   relativeResidual: number;

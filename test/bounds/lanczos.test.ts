@@ -65,6 +65,20 @@ test.each([1, 2, 3])('dimension %i: exact after at most n steps', async (n) => {
   expect(result.iterations).toBeLessThanOrEqual(n + 1);
 });
 
+test('stopped on its residual before its 5-step window: a finite relative change is reported', async () => {
+  // One eigenvalue far above the rest: the residual test passes within a step or two. (The API's
+  // overflow check refused a run whose last dense layer stopped this way: relativeChange was ∞.)
+  const dim = 40;
+  const diagonal = Float64Array.from({ length: dim }, (_, i) => (i === 0 ? 1e8 : 1 - i / dim));
+  const op = { dim, async apply(x: Float64Array, out: Float64Array) { for (let i = 0; i < dim; i++) out[i] = diagonal[i] * x[i]; }, dispose() {} };
+  const result = await largestEigenvalue(op as never, cpuVectors, { tolerance: 1e-6, maxIterations: 100 });
+  expect(rel(result.eigenvalue, 1e8)).toBeLessThan(1e-6);
+  expect(result.iterations).toBeLessThan(5);
+  expect(result.converged).toBe(true);
+  expect(Number.isFinite(result.relativeChange)).toBe(true);
+  expect(result.relativeChange).toBeGreaterThanOrEqual(0);
+});
+
 test('the zero operator: eigenvalue 0, converged, one application', async () => {
   const op = { dim: 20, async apply(_x: Float64Array, out: Float64Array) { out.fill(0); }, dispose() {} };
   const result = await largestEigenvalue(op as never, cpuVectors, { tolerance: 1e-6, maxIterations: 100 });

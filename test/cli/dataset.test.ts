@@ -164,7 +164,7 @@ describe('lipcert dataset', () => {
       [['dataset', fixture('cifar10_net.onnx'), '--data', DATA], /images of shape \[1,28,28\], the model expects \[N,3,32,32\] or \[N,32,32,3\]/],
       [['dataset', MODEL, '--data', 'LABEL12'], /label 12 of image 1 is out of range: the model has 10 classes/],
       [['dataset', MODEL, '--data', DATA, '--limit', '0'], /--limit must be a positive integer/],
-      [['dataset', MODEL, '--data', DATA, '--eps', '0.1,-1'], /eps must be finite and > 0/],
+      [['dataset', MODEL, '--data', DATA, '--eps', '0.1,-1'], /--eps values must be > 0, got '0\.1,-1'/],
       [['dataset', MODEL, '--data', DATA, '--certify', 'sometimes'], /--certify must be deterministic/],
       [['dataset', MODEL, '--data', fixture('missing.npz')], /cannot read dataset '.*missing\.npz'/],
     ])('%#', async (args, message) => {
