@@ -100,7 +100,7 @@ export const RUN_FIELDS = `
     class margin engineVersion tolerance method certificate delta failureProbability
     globalBound { bound quality method certificate failureProbability layers { index bound quality certificate } }
     local { eps bound quality method failureProbability seconds layers { index kind bound quality certificate epsIn } }
-    radius { local localUpper global globalQuality method quality failureProbability evaluations marginResolved refinement { fastRadius evaluations seconds budgetSeconds completed } }
+    radius { local localUpper global globalQuality method quality failureProbability evaluations marginResolved }
   }`;
 
 /** Imports the MNIST fixture and adds its image 8 (MNIST normalisation): the ids of both. */

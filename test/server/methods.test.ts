@@ -74,8 +74,8 @@ describe('startRun: method and certificate', () => {
     expect(result.radius).toMatchObject({ method: 'TIGHT', quality: 'UPPER' });
     expect(result.radius.local).toBeGreaterThanOrEqual(2 * ref.certified_radius_local);
     expect(result.radius.failureProbability).toBeGreaterThan(0);
-    // The margin is resolved in float32; the refinement stage is off by default (docs/tightness.md §6).
-    expect(result.radius).toMatchObject({ marginResolved: true, refinement: null });
+    // The margin is resolved in float32 (docs/soundness.md).
+    expect(result.radius.marginResolved).toBe(true);
     expect(result.globalBound).toMatchObject({ method: 'TIGHT', certificate: 'PROBABILISTIC', quality: 'UPPER' });
     // The union bound over every certified number of the result.
     expect(result.failureProbability).toBeCloseTo(result.globalBound.failureProbability + local.failureProbability + result.radius.failureProbability, 12);
@@ -93,7 +93,7 @@ describe('startRun: method and certificate', () => {
     expect(relativeError(result.globalBound.bound, ref.global_bound)).toBeLessThan(1e-3);
     expect(result.globalBound).toMatchObject({ method: 'PAPER', certificate: 'ESTIMATE', quality: 'ESTIMATE' });
     expect(relativeError(result.radius.local, ref.certified_radius_local)).toBeLessThan(5e-3);
-    expect(result.radius).toMatchObject({ method: 'PAPER', quality: 'ESTIMATE', failureProbability: null, marginResolved: true, refinement: null });
+    expect(result.radius).toMatchObject({ method: 'PAPER', quality: 'ESTIMATE', failureProbability: null, marginResolved: true });
     const rows = await server.service.store.prisma.run.findMany({ where: { id: { in: [defaultRun.id, final.id] } } });
     expect(new Set(rows.map((r) => r.cacheKey)).size).toBe(2);
     paperRun = final;
