@@ -107,7 +107,7 @@ export function ballOrBox(block: Float32Array, count: number, ballRadius: number
     for (let i = 0; i < width; i++) {
       const v = block[base + i];
       n2 += v * v;
-      boxed += Math.abs(v) * dev[i];
+      boxed += (v < 0 ? -v : v) * dev[i]; // not Math.abs: under Jest's module sandbox it is not inlined (7x slower suites)
     }
     out[b] = Math.min(Math.sqrt(n2) * ballRadius, boxed);
   }
