@@ -16,19 +16,11 @@ import { forward64 } from '../../src/model/forward64.js';
 import { type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
-import { conv, dense, flatten, maxpool, network } from '../helpers/random-networks.js';
+import { conv, dense, flatten, loneReluNet, maxpool, network } from '../helpers/random-networks.js';
 import { torchMlp } from '../helpers/planar-networks.js';
 
 const backend = createCpuBackend();
 afterAll(() => backend.dispose());
-
-function loneReluNet(): Network {
-  const c1 = conv([2, 8, 8], 3, [3, 3], { relu: false, pads: [1, 1, 1, 1] });
-  const p1 = maxpool(c1.outputShape as [number, number, number], [3, 3], [2, 2]);
-  const r = { kind: 'relu' as const, name: 'relu', inputShape: p1.outputShape, outputShape: p1.outputShape };
-  const f = flatten(p1.outputShape);
-  return network([c1, p1, r, f, dense(f.outputShape[0], 8), dense(8, 4, false)]);
-}
 
 const cases: [string, () => Network][] = [
   ['every layer kind', () => everyLayerNetwork(11)],

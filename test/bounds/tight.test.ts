@@ -10,7 +10,7 @@ import { Rng } from '../../src/random.js';
 import { slopeInterval, type TightBound } from '../../src/bounds/tight/index.js';
 import type { Network } from '../../src/model/ir.js';
 import { denseEvaluator } from '../helpers/dense.js';
-import { conv, dense, everyKindNetwork, flatten, maxpool, network, randomWeights } from '../helpers/random-networks.js';
+import { conv, dense, everyKindNetwork, flatten, loneReluNet, maxpool, network, randomWeights } from '../helpers/random-networks.js';
 
 const backend = createCpuBackend();
 afterAll(() => backend.dispose());
@@ -21,14 +21,6 @@ function lenetLike(): Network {
   const c2 = conv(p1.outputShape as [number, number, number], 4, [2, 2]);
   const f = flatten(c2.outputShape);
   return network([c1, p1, c2, f, dense(f.outputShape[0], 10), dense(10, 6, false)]);
-}
-
-function loneReluNet(): Network {
-  const c1 = conv([2, 8, 8], 3, [3, 3], { relu: false, pads: [1, 1, 1, 1] });
-  const p1 = maxpool(c1.outputShape as [number, number, number], [3, 3], [2, 2]);
-  const r = { kind: 'relu' as const, name: 'relu', inputShape: p1.outputShape, outputShape: p1.outputShape };
-  const f = flatten(p1.outputShape);
-  return network([c1, p1, r, f, dense(f.outputShape[0], 8), dense(8, 4, false)]);
 }
 
 const cases: [string, () => Network][] = [

@@ -71,3 +71,12 @@ export function everyKindNetwork(): Network {
   const l8 = dense(12, 5, false);
   return network([l1, l2, l3, l4, l5, l6, l7, l8]);
 }
+
+/** Convolution without ReLU, max pool, then a ReLU layer of its own, flatten and two dense layers. */
+export function loneReluNet(): Network {
+  const c1 = conv([2, 8, 8], 3, [3, 3], { relu: false, pads: [1, 1, 1, 1] });
+  const p1 = maxpool(c1.outputShape as [number, number, number], [3, 3], [2, 2]);
+  const r = { kind: 'relu' as const, name: 'relu', inputShape: p1.outputShape, outputShape: p1.outputShape };
+  const f = flatten(p1.outputShape);
+  return network([c1, p1, r, f, dense(f.outputShape[0], 8), dense(8, 4, false)]);
+}
