@@ -169,7 +169,7 @@ export async function certifiedSearch(
   const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
   const budgetSeconds = budget ?? DEFAULT_BRANCH_BUDGET;
   if (!method.refined || !(budgetSeconds > 0)) return fast;
-  const refined = await refineRadius(method, found.eps, budgetSeconds, (e, deadline) => {
+  const refined = await refineRadius(found.eps, budgetSeconds, (e, deadline) => {
     onEvaluation(e);
     return method.refined!(network, backend, nominal, e, solver, cls, deadline, onLayer);
   }, (bound, e) => method.criterion(bound, gaps, e));
@@ -193,13 +193,11 @@ export const REFINEMENT_TOLERANCE = 1e-2;
  * to evaluate: the result is always an ε whose own evaluation passed (or the fast stage's).
  */
 async function refineRadius(
-  method: MethodImpl,
   certified: number,
   budgetSeconds: number,
   evaluate: (eps: number, deadline: number) => Promise<NetworkBound>,
   criterion: (bound: NetworkBound, eps: number) => number,
 ): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; seconds: number; completed: boolean }> {
-  void method;
   const started = performance.now();
   const deadline = started + budgetSeconds * 1000;
   let lo = certified;
@@ -230,8 +228,7 @@ async function refineRadius(
         bound = b;
         ratio = r;
       } else {
-        hi = eps;
-        ratio = Math.min(ratio, lo / Math.sqrt(lo * hi)); // the next step bisects
+        hi = eps; // the Newton step from lo reached at least this far: from now on it is clamped to the bisection point
       }
     }
   } catch (error) {
