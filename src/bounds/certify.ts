@@ -7,7 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { globalBound, nominalPass, SpectralSolver } from './layer-bounds.js';
-import { certifiedSearch, checkMethodSupports, methodOf, solverFor } from './methods.js';
+import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
@@ -48,7 +48,6 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const tolerance = options.tolerance ?? DEFAULT_TOLERANCE;
   if (!(tolerance > 0 && tolerance < 1)) throw new BadInputError(`tolerance must be in (0, 1), got ${tolerance}`);
   const radiusTolerance = options.radiusTolerance ?? DEFAULT_RADIUS_TOLERANCE;
-  if (eps.length > 0 || options.radius) checkMethodSupports(methodOf(options), network); // before any work
   const signal = options.signal;
   const layerCount = network.layers.length;
   const wantGlobal = options.global || options.radius;

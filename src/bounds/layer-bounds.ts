@@ -109,7 +109,8 @@ export class SpectralSolver implements NormSolver {
   }
 }
 
-function baseReport(network: Network, index: number, layer: Layer): Omit<LayerBound, 'bound' | 'quality'> {
+/** The fields of a layer's report that do not depend on the bound (kind, activation, inputs, shapes). */
+export function baseReport(network: Network, index: number, layer: Layer): Omit<LayerBound, 'bound' | 'quality'> {
   const activation = activationOf(layer);
   return {
     index,
@@ -155,7 +156,7 @@ export async function globalBound(network: Network, solver: NormSolver, onLayer?
 }
 
 /** The mask of what a layer reads: its input's for one input; stacked for a Concat; for an Add, constant only where every input is. */
-function readMask(layer: Layer, masks: (Float32Array | null)[], sizes: number[]): Float32Array | null {
+export function readMask(layer: Layer, masks: (Float32Array | null)[], sizes: number[]): Float32Array | null {
   if (masks.length === 1) return masks[0];
   if (masks.every((m) => m === null)) return null;
   if (layer.kind === 'concat') {

@@ -7,8 +7,7 @@
  */
 import type { Backend } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
-import { activationName, activationOf } from '../model/activations.js';
-import { isChain, type Network } from '../model/ir.js';
+import type { Network } from '../model/ir.js';
 import { CertifiedSolver } from './certificates.js';
 import { DEFAULT_BRANCH_BUDGET, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
@@ -51,39 +50,11 @@ export const PAPER: MethodImpl = {
 
 export const TIGHT: MethodImpl = {
   name: 'tight',
-  local: (network, backend, nominal, eps, solver, cls, onLayer) => {
-    checkMethodSupports(TIGHT, network);
-    return tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer);
-  },
-  refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => {
-    checkMethodSupports(TIGHT, network);
-    return tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline });
-  },
+  local: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer),
+  refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline }),
   criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
 };
-
-// ---- Until the tight method follows graphs and other activations (issue 15), it refuses them ----
-
-/** What the tight method cannot bound yet in this network (a chain with ReLU only is fine), or null. */
-export function tightUnsupported(network: Network): string | null {
-  if (!isChain(network)) return 'residual connections (Add) or concatenations';
-  for (const layer of network.layers) {
-    const activation = activationOf(layer);
-    if (activation && activation.kind !== 'relu') return `the activation ${activationName(activation)} (layer '${layer.name}')`;
-  }
-  return null;
-}
-
-/** Refuses (BAD_USER_INPUT) a local bound or radius by a method that cannot bound this network yet. */
-export function checkMethodSupports(method: MethodImpl, network: Network): void {
-  const missing = method.name === 'tight' ? tightUnsupported(network) : null;
-  if (missing) {
-    throw new BadInputError(
-      `the tight method does not handle networks with ${missing} yet; use the paper's method, which does (--method paper on the command line, method: PAPER in the API)`,
-    );
-  }
-}
 
 export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
   const name = options.method ?? DEFAULT_METHOD;

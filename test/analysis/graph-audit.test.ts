@@ -1,10 +1,9 @@
 /**
  * `lipcert audit` on graphs and other activations: on small residual, LeakyReLU/PReLU, ReLU6/HardTanh
- * and Concat/sigmoid/tanh networks (test/helpers/graph-networks.ts) the paper's method, with
- * estimates and with probabilistic certificates, is never below the gradient-ascent and sampling
- * lower bounds, and no attack finds a class change inside its certified radius; the same through
- * the command line on the torch-exported residual model, where the default (tight) method is refused
- * with a message naming --method paper.
+ * and Concat/sigmoid/tanh networks (test/helpers/graph-networks.ts) the paper's and the tight
+ * method, with estimates and with probabilistic certificates, are never below the gradient-ascent
+ * and sampling lower bounds, and no attack finds a class change inside their certified radii; the
+ * same through the command line on the torch-exported residual model, with the default method.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { audit } from '../../src/analysis/audit.js';
@@ -21,13 +20,18 @@ const backend = createCpuBackend();
 afterAll(() => backend.dispose());
 const MODELS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'model', 'fixtures');
 
-test.each(GRAPH_NETWORKS)('%s network: no violation of the paper\'s bounds or radii', async (_name, build) => {
+test.each(GRAPH_NETWORKS)('%s network: no violation of the paper\'s or the tight method\'s bounds or radii', async (_name, build) => {
   const network = build(6);
   const rng = new Rng(12);
   const x0 = Float32Array.from({ length: size(network.inputShape) }, () => rng.gaussian());
   const report = await audit(network, x0, backend, {
     eps: [0.001, 0.1],
-    configs: [{ method: 'paper', certificate: 'estimate' }, { method: 'paper', certificate: 'probabilistic' }],
+    configs: [
+      { method: 'paper', certificate: 'estimate' },
+      { method: 'paper', certificate: 'probabilistic' },
+      { method: 'tight', certificate: 'estimate' },
+      { method: 'tight', certificate: 'probabilistic' },
+    ],
     restarts: 2,
     steps: 20,
     samples: 100,
@@ -40,22 +44,24 @@ test.each(GRAPH_NETWORKS)('%s network: no violation of the paper\'s bounds or ra
     expect(entry.lower).toBeLessThanOrEqual(entry.bound * (1 + 1e-5));
   }
   expect(report.bounds.find((b) => b.config.startsWith('paper:probabilistic'))!.quality).toBe('upper');
+  expect(report.bounds.find((b) => b.config.startsWith('tight:probabilistic'))!.quality).toBe('upper');
   for (const r of report.radii) expect(r.radius).toBeGreaterThan(0);
   expect(report.attack.perturbation).not.toBeNull(); // the radius check is not vacuous
   for (const r of report.radii) expect(r.radius).toBeLessThan(report.attack.perturbation!);
 }, 300_000);
 
-test('lipcert audit and bound on a torch-exported residual network; the default method is refused, naming --method paper', async () => {
+test('lipcert audit and bound on a torch-exported residual network, with the default method too', async () => {
   const model = path.join(MODELS, 'tiny_residual_op13.onnx');
   const input = path.join(MODELS, 'tiny_residual_op13.json');
-  const run = await lipcert('audit', model, '--input', input, '--eps', '0.01', '--configs', 'paper:estimate,paper:probabilistic', '--restarts', '2', '--steps', '20', '--json');
+  const run = await lipcert('audit', model, '--input', input, '--eps', '0.01', '--configs', 'paper:estimate,paper:probabilistic,tight:probabilistic', '--restarts', '2', '--steps', '20', '--json');
   const report: AuditReport = JSON.parse(run.stdout);
   expect(report.violations).toBe(0);
   expect(run.status).not.toBe(VIOLATION_EXIT_STATUS);
-  const refused = await lipcert('bound', model, '--input', input, '--eps', '0.01');
-  expect(refused.status).toBe(2);
-  expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-  expect(refused.stderr).toMatch(/the tight method does not handle networks with residual connections \(Add\) or concatenations yet; use the paper's method.*--method paper/);
+  const tight = await lipcert('bound', model, '--input', input, '--eps', '0.01', '--radius', '--json');
+  expect(tight.status).toBe(0);
+  const tightResult = JSON.parse(tight.stdout);
+  expect(tightResult.local[0]).toMatchObject({ method: 'tight', quality: 'upper' });
+  expect(tightResult.radius.local).toBeGreaterThan(0);
   const paper = await lipcert('bound', model, '--input', input, '--eps', '0.01', '--method', 'paper', '--json');
   expect(paper.status).toBe(0);
   const result = JSON.parse(paper.stdout);

@@ -7,7 +7,8 @@
  * - soundness: sampled ratios ‖f(x) − f(x0)‖/‖x − x0‖ in the ball (float64, dense) never exceed
  *   the local bound; the residual rule (1 + L_F) is exact on a linear block;
  * - gradients (vjp) against finite differences; the rounding bound against float32 − float64;
- * - the tight method refuses these networks with a message naming the paper's method.
+ * - the tight method (docs/graphs.md §7): sampled ratios and margin changes below its bounds, its
+ *   factors never above the paper's.
  */
 import { createBackend } from '../../src/backend/select.js';
 import type { Backend } from '../../src/backend/backend.js';
@@ -16,7 +17,7 @@ import { certify } from '../../src/bounds/certify.js';
 import { PAPER_REPRODUCTION } from '../../src/bounds/defaults.js';
 import { nominalPass } from '../../src/bounds/nominal.js';
 import { FLOAT32_ROUNDOFF, roundingErrorBound } from '../../src/bounds/rounding.js';
-import { BadInputError } from '../../src/errors.js';
+import type { TightBound } from '../../src/bounds/tight/index.js';
 import { forward64 } from '../../src/model/forward64.js';
 import { type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
@@ -95,12 +96,36 @@ describe.each(GRAPH_NETWORKS)('%s network', (_name, build) => {
     expect(bound.local).toHaveLength(network.layers.length);
   });
 
-  test('the tight method refuses, naming the paper\'s method; the global bound alone is computed', async () => {
-    const refusal = certify(network, x0, backend, { eps: [0.01], method: 'tight' });
-    await expect(refusal).rejects.toThrow(BadInputError);
-    await expect(refusal).rejects.toThrow(/the tight method does not handle networks with .* yet; use the paper's method.*--method paper.*method: PAPER/);
-    const global = await certify(network, x0, backend, { eps: [], global: true, method: 'tight', certificate: 'estimate' });
-    expect(global.global!.bound).toBeGreaterThan(0);
+  test.each([1e-3, 0.05, 0.3])('the tight method at eps %p (docs/graphs.md §7): sampled ratios and margin changes stay below its bounds; no factor above the paper\'s', async (eps) => {
+    const options = { eps: [eps], tolerance: 1e-10, certificate: 'estimate' as const };
+    const [tight, paper] = await Promise.all([certify(network, x0, backend, { ...options, method: 'tight' }), certify(network, x0, backend, { ...options, method: 'paper' })]);
+    const bound = tight.local[0] as unknown as TightBound;
+    expect(bound.method).toBe('tight');
+    expect(bound.bound).toBeLessThanOrEqual(paper.local[0].bound * (1 + 1e-6));
+    // Every factor sees a range inside the paper's: its slopes and masks can only shrink.
+    bound.layers.forEach((l, i) => expect(l.bound).toBeLessThanOrEqual(paper.local[0].layers[i].bound * (1 + 1e-6)));
+    const f = denseEvaluator(network);
+    const f0 = f(x0);
+    const cls = bound.marginClass;
+    const rng = new Rng(Math.round(eps * 1e4) + 1);
+    let worst = 0;
+    for (let s = 0; s < 300; s++) {
+      const d = Float64Array.from(x0, () => rng.gaussian());
+      const r = (eps * (s % 3 === 0 ? 1 : rng.uniform())) / norm(d);
+      const x = Float64Array.from(x0, (v, i) => v + r * d[i]);
+      const y = f(x);
+      worst = Math.max(worst, norm(y.map((v, i) => v - f0[i])) / (r * norm(d)));
+      // The margin bounds of §3 and §5: how far y_c − y_j can move over the ball.
+      for (let j = 0; j < y.length; j++) {
+        if (j === cls) continue;
+        const change = y[cls] - y[j] - (f0[cls] - f0[j]);
+        expect(Math.abs(change)).toBeLessThanOrEqual(r * norm(d) * bound.marginBounds[j] * (1 + 1e-5) + 1e-6);
+        expect(-change).toBeLessThanOrEqual(bound.marginDecrease![j] * (1 + 1e-5) + 1e-6);
+        if (bound.marginChange) expect(Math.abs(change)).toBeLessThanOrEqual(bound.marginChange[j] * (1 + 1e-5) + 1e-6);
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(bound.bound * (1 + 1e-6));
+    expect(worst).toBeGreaterThan(0);
   });
 });
 

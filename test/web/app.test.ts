@@ -279,9 +279,8 @@ describeInBrowser('test/web/app.test.ts')('lipcert web page', () => {
     expect(await rows.locator('td.graph').allTextContents()).toEqual(['╮', '│', '│', '╯', ' ', ' ']);
     expect(await rows.nth(3).locator('[data-testid=reads]').textContent()).toBe('reads #0 + #2');
     expect(await rows.nth(3).locator('.tag').allTextContents()).toEqual(['ReLU']);
-    // The run form starts on the paper's method, which handles graphs (the tight method refuses them for now).
-    expect(await page.locator('select[data-testid=method]').inputValue()).toBe('PAPER');
-    await page.locator('[data-testid=tight-note]').waitFor();
+    // The run form starts on the default method, which follows graphs too (docs/graphs.md §7).
+    expect(await page.locator('select[data-testid=method]').inputValue()).toBe('TIGHT');
     await page.screenshot({ path: join(ARTIFACTS, 'web-graph.png'), fullPage: true });
   });
 

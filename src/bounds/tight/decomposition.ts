@@ -8,7 +8,8 @@
 import { size } from '../../model/ir.js';
 import { gramIterationBound, rowGram } from '../certificates.js';
 import { backwardBlock } from './backward.js';
-import { euclidean, productsBefore, type Sweep } from './sweep.js';
+import { backwardOverGraph, type CutEntry } from './graph-backward.js';
+import { euclidean, type Sweep } from './sweep.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
 export const MAX_DECOMPOSITION_OUTPUTS = 64;
@@ -51,43 +52,72 @@ function differenceNorm(rows: Float32Array, width: number, c: number, j: number)
   return Math.sqrt(s);
 }
 
-/** The decomposition bound and the per-class margin bounds of class `cls` (§2, §3). */
+/** What a cut contributes to the bounds of §2 and §3 for the split there, per class j. */
+interface CutSummary {
+  whole: number;
+  ratio: number[];
+  change: number[];
+}
+
+/**
+ * The split at a cut: the layers after it linearised, the nodes on it by their gains and boxes —
+ * Σ_j ‖G_j‖·gain_j for the whole output, and per class Σ_j ‖g_c − g_j‖·gain_j (ratio) and
+ * Σ_j min(ε·‖g_c − g_j‖·gain_j, Σ_i |g_c,i − g_j,i|·dev_i) (change). On a chain, one node.
+ */
+function summariseCut(cut: CutEntry[], outputs: number, cls: number, eps: number): CutSummary {
+  const summary: CutSummary = { whole: 0, ratio: new Array<number>(outputs).fill(0), change: new Array<number>(outputs).fill(0) };
+  for (const { rows, gain, deviation } of cut) {
+    const width = rows.length / outputs;
+    summary.whole += topSingular(rows, outputs, width) * gain;
+    for (let j = 0; j < outputs; j++) {
+      if (j === cls) continue;
+      const ratio = differenceNorm(rows, width, cls, j) * gain;
+      // The node's deviation also lies in its box: |rᵀw| ≤ Σ_i |r_i|·dev_i.
+      let boxed = 0;
+      for (let i = 0; i < width; i++) boxed += Math.abs(rows[cls * width + i] - rows[j * width + i]) * deviation[i];
+      summary.ratio[j] += ratio;
+      summary.change[j] += Math.min(ratio * eps, boxed);
+    }
+  }
+  return summary;
+}
+
+/** The decomposition bound and the per-class margin bounds of class `cls` (§2, §3; on a DAG, docs/graphs.md §7). */
 export async function decompose(sweep: Sweep, cls: number): Promise<Decomposition> {
-  const { network, backend, states, spreads, deviation, layers, eps } = sweep;
+  const { network, backend, states, spreads, gainIn, eps } = sweep;
   const L = network.layers.length;
   const outputs = size(network.outputShape);
-  const before = productsBefore(layers);
-  // rowsAt[t]: the rows of N_{≥t} D_t, one per output, at the input of layer t; rowsAt[L] = I.
-  const rowsAt: Float32Array[] = new Array(L + 1);
+  // One backward pass from the identity at the output: at every cut its rows (summarised), and at
+  // every layer k with an error term the rows of N_{>k} P_k.
+  const cuts = new Map<number, CutSummary>();
   const restricted = new Map<number, Float32Array>(); // layer k → rows of N_{>k} P_k
-  let g: Float32Array = new Float32Array(outputs * outputs);
-  for (let o = 0; o < outputs; o++) g[o * outputs + o] = 1;
-  rowsAt[L] = g;
-  for (let index = L - 1; index >= 0; index--) {
-    const state = states[index];
-    if (state.unstable && state.unstable.length > 0 && spreads.has(index)) {
-      const width = size(network.layers[index].outputShape);
+  const identity = new Float32Array(outputs * outputs);
+  for (let o = 0; o < outputs; o++) identity[o * outputs + o] = 1;
+  await backwardOverGraph(sweep, L, identity, outputs, {
+    through: (k, rows) => backwardBlock(backend, network.layers[k], states[k], rows, outputs),
+    atOutput: (k, rows) => {
+      const state = states[k];
+      if (!(state.unstable && state.unstable.length > 0 && spreads.has(k))) return;
+      const width = size(network.layers[k].outputShape);
       const unstable = state.unstable;
       const block = new Float32Array(outputs * unstable.length);
-      for (let o = 0; o < outputs; o++) for (let u = 0; u < unstable.length; u++) block[o * unstable.length + u] = g[o * width + unstable[u]];
-      restricted.set(index, block);
-    }
-    g = await backwardBlock(backend, network.layers[index], state, g, outputs);
-    rowsAt[index] = g;
-  }
-  const widthAt = (t: number) => (t === L ? outputs : size(network.layers[t].inputShape));
+      for (let o = 0; o < outputs; o++) for (let u = 0; u < unstable.length; u++) block[o * unstable.length + u] = rows[o * width + unstable[u]];
+      restricted.set(k, block);
+    },
+    close: (t, cut) => cuts.set(t, summariseCut(cut, outputs, cls, eps)),
+  });
 
   // Correction terms, per layer k: for the whole output, and per class j (ratio and absolute forms).
-  const boxNorm = deviation.map(euclidean);
   const corrections: CorrectionTerm[] = [];
   const termRatio = new Map<number, number[]>();
   const termChange = new Map<number, number[]>();
   for (const [index, rows] of restricted) {
     const s = spreads.get(index)!;
     const width = states[index].unstable!.length;
-    const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topSingular(rows, outputs, width), before: before[s.from] };
+    const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topSingular(rows, outputs, width), before: gainIn[s.from] };
     corrections.push(term);
     const errors = states[index].errors!;
+    const boxNorm = euclidean(sweep.deviation[s.from]);
     const ratios = new Array<number>(outputs).fill(0);
     const changes = new Array<number>(outputs).fill(0);
     for (let j = 0; j < outputs; j++) {
@@ -95,31 +125,23 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
       const sensitivity = differenceNorm(rows, width, cls, j) * term.spread;
       ratios[j] = sensitivity * term.before;
       // |rᵀe| ≤ Σ_i |r_i|·e_max,i for errors e_i ∈ [−e_max,i, e_max,i]; and the input difference
-      // of layer from(k) is at most the norm of its box's half-widths as well as T·ε (§3).
+      // of layer from(k) is at most the norm of its box's half-widths as well as gain·ε (§3).
       let absolute = 0;
       for (let i = 0; i < width; i++) absolute += Math.abs(rows[cls * width + i] - rows[j * width + i]) * errors[i];
-      changes[j] = Math.min(eps * ratios[j], sensitivity * boxNorm[s.from], absolute);
+      changes[j] = Math.min(eps * ratios[j], sensitivity * boxNorm, absolute);
     }
     termRatio.set(index, ratios);
     termChange.set(index, changes);
   }
-  // Split at layer t: layers < t by the product of their bounds, layers ≥ t linearised (§2).
+  // Split at the cut after layer t: what the cut contributes, plus the error terms of layers ≥ t (§2).
   let bound = Infinity;
   const marginBounds = new Array<number>(outputs).fill(Infinity);
   const marginChange = new Array<number>(outputs).fill(Infinity);
   marginBounds[cls] = marginChange[cls] = 0;
-  for (let t = 0; t <= L; t++) {
-    const rows = rowsAt[t];
-    const width = widthAt(t);
-    let whole = topSingular(rows, outputs, width) * before[t];
-    const ratio = Array.from({ length: outputs }, (_, j) => (j === cls ? 0 : differenceNorm(rows, width, cls, j) * before[t]));
-    // The input of layer t also lies in its box: |rᵀw| ≤ Σ_i |r_i|·dev_i.
-    const change = ratio.map((v, j) => {
-      if (j === cls) return 0;
-      let boxed = 0;
-      for (let i = 0; i < width; i++) boxed += Math.abs(rows[cls * width + i] - rows[j * width + i]) * deviation[t][i];
-      return Math.min(v * eps, boxed);
-    });
+  for (const [t, summary] of cuts) {
+    let whole = summary.whole;
+    const ratio = summary.ratio;
+    const change = summary.change;
     for (const term of corrections) {
       if (term.index < t) continue;
       whole += term.sensitivity * term.spread * term.before;
@@ -132,6 +154,7 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
     }
     bound = Math.min(bound, whole);
     for (let j = 0; j < outputs; j++) {
+      if (j === cls) continue;
       marginBounds[j] = Math.min(marginBounds[j], ratio[j]);
       marginChange[j] = Math.min(marginChange[j], change[j]);
     }

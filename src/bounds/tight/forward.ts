@@ -1,21 +1,26 @@
 /**
- * The tight method's forward sweep (docs/tightness.md §1, §2, §4): layer by layer, the interval of
- * the activations (the input box x0 ± ε, propagated; it contains the ℓ2 ball) intersected with the
- * paper's ball bound y0 ± ε_l·r, sharpened for units that may still switch by per-unit linear
- * bounds (§4, one block backward pass for all of a layer's units); then the slope intervals, the
- * layer bound ||Λ A D|| (Theorem 2 with the sharper λ and D), the spread of the correction term, and
- * the state the backward passes need.
+ * The tight method's forward sweep (docs/tightness.md §1, §2, §4), one step per layer of the DAG
+ * (docs/graphs.md §7): the interval of the activations (the input box x0 ± ε, propagated; it
+ * contains the ℓ2 ball) intersected with the paper's ball bound y0 ± ε_l·r, sharpened for units
+ * that may still switch by per-unit linear bounds (§4, one block backward pass for all of a layer's
+ * units); then the slope intervals, the layer bound ||Λ A D|| (Theorem 2 with the sharper λ and D),
+ * the spread of the correction term, and the state the backward passes need. A layer reading
+ * several nodes sees their combination (`combinedPosition`): an Add the sum of their boxes and of
+ * their radii, a Concat the boxes stacked and the radii's root-sum-of-squares.
  */
 import type { NominalPass } from '../layer-bounds.js';
 import { maxPoolLipschitz, maxPoolOverlap } from '../layer-bounds.js';
 import { absoluteLayer } from '../certificates.js';
 import { affineNorm, type NormSolver } from '../norms.js';
 import { invariant } from '../../errors.js';
-import { type AffineLayer, isAffine, type Layer, type MaxPoolLayer, size } from '../../model/ir.js';
+import { type AffineLayer, type AddLayer, inputsOf, isAffine, type Layer, type MaxPoolLayer, size, stack } from '../../model/ir.js';
+import { type AnyActivation, scalarActivations } from '../../model/activations.js';
 import { poolWindows } from '../../model/pool-geometry.js';
+import { baseReport as layerReport, readMask } from '../layer-bounds.js';
+import { combineRadii } from '../graph-recursion.js';
 import { prefixChangeBounds } from './backward.js';
-import { linearisationError, slopeInterval } from './slopes.js';
-import { relaxedChangeBounds } from './relaxation.js';
+import { imageInterval, linearisationError, mayBend, slopeInterval, unitLinearisationError, unitSlopeInterval } from './slopes.js';
+import { linearisedRelaxation, relaxedChangeBounds } from './relaxation.js';
 import { checkBudget } from '../budget.js';
 import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
 
@@ -63,16 +68,140 @@ export interface Position {
   epsIn: number;
 }
 
-function baseReport(layer: Layer, index: number, position: Position) {
+function baseReport(sweep: Sweep, layer: Layer, index: number, position: Position) {
   const activeInputs = position.mask ? position.mask.reduce((a, v) => a + (v !== 0 ? 1 : 0), 0) : size(layer.inputShape);
-  return { index, kind: layer.kind, relu: isAffine(layer) ? layer.relu : layer.kind === 'relu', name: layer.name, inputShape: layer.inputShape, outputShape: layer.outputShape, epsIn: position.epsIn, activeInputs };
+  return { ...layerReport(sweep.network, index, layer), epsIn: position.epsIn, activeInputs };
 }
 
-/** Pre-activation bounds [y̌, ŷ] ∋ y0 of an affine layer over the set (§1, sharpened by §4). */
-async function preActivationBounds(sweep: Sweep, index: number, layer: AffineLayer, y0: Float32Array, r2: Float32Array, position: Position) {
+/** Relative widening of a sum of float32 interval ends (each float32 addition rounds by 2^−24). */
+const SUM_ROUNDING = 1e-6;
+
+/**
+ * What a layer reading several nodes sees (docs/graphs.md §1, §2, §7): for an Add, the sum of the
+ * inputs' boxes (widened for float32 rounding), the sum of their radii, and the mask that is 0 only
+ * where every input is constant; for a Concat, the boxes and masks stacked and the radii's
+ * root-sum-of-squares.
+ */
+export function combinedPosition(layer: Layer, reads: Position[]): Position {
+  const epsIn = combineRadii(layer, reads.map((p) => p.epsIn));
+  const mask = readMask(layer, reads.map((p) => p.mask), reads.map((p) => p.lo.length));
+  if (layer.kind === 'concat') {
+    const make = (n: number) => new Float32Array(n);
+    return { lo: stack(reads.map((p) => p.lo), make), hi: stack(reads.map((p) => p.hi), make), mask, epsIn };
+  }
+  const n = reads[0].lo.length;
+  const lo = new Float32Array(n);
+  const hi = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    let l = 0;
+    let h = 0;
+    let magnitude = 0;
+    for (const p of reads) {
+      l += p.lo[i];
+      h += p.hi[i];
+      magnitude += Math.max(Math.abs(p.lo[i]), Math.abs(p.hi[i]));
+    }
+    lo[i] = l - SUM_ROUNDING * magnitude;
+    hi[i] = h + SUM_ROUNDING * magnitude;
+  }
+  return { lo, hi, mask, epsIn };
+}
+
+/**
+ * §4, §5: per-unit linear bounds from x0 for the given units of layer `index`'s pre-activation
+ * (an affine map's output or an Add's sum), one block backward pass per chunk of units. `rowsAt`
+ * maps unit rows at the pre-activation to rows at the layer's combined input.
+ */
+async function refineUnits(
+  sweep: Sweep,
+  index: number,
+  units: number[],
+  y0: ArrayLike<number>,
+  yHat: Float32Array,
+  yCheck: Float32Array,
+  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+  mask: Float32Array | null,
+  withNorms: boolean,
+): Promise<void> {
+  const m = yHat.length;
+  const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
+  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
+  for (let start = 0; start < units.length; start += perBlock) {
+    checkBudget(sweep.deadline);
+    const chunk = units.slice(start, start + perBlock);
+    const unit = new Float32Array(chunk.length * m);
+    chunk.forEach((i, b) => (unit[b * m + i] = 1));
+    const rows = await rowsAt(unit, chunk.length);
+    const rho = withNorms ? await prefixChangeBounds(sweep, index, rows, chunk.length, mask) : null;
+    // §5: the relaxation's upper bounds of +Δy_i and −Δy_i, in one block.
+    const both = new Float32Array(2 * rows.length);
+    both.set(rows);
+    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
+    const relaxed = await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask);
+    chunk.forEach((i, b) => {
+      const up = Math.min(rho ? rho[b] : Infinity, relaxed[b]);
+      const down = Math.min(rho ? rho[b] : Infinity, relaxed[chunk.length + b]);
+      yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + up));
+      yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - down));
+    });
+  }
+}
+
+/** The units whose range has a kink inside (they may switch pieces): ReLU's y̌ < 0 < ŷ. */
+function bendingUnits(activation: AnyActivation | null, shape: number[], yCheck: Float32Array, yHat: Float32Array): number[] {
+  if (!activation) return [];
+  if (activation.kind === 'relu') return Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0);
+  const unit = scalarActivations(activation, shape);
+  return Array.from(yHat.keys()).filter((i) => mayBend(unit(i), yCheck[i], yHat[i]));
+}
+
+/**
+ * Pre-activation bounds [y̌, ŷ] ∋ y0 over the set (§1, sharpened by §4) of an affine layer or an
+ * Add: the box (`box`) meets the ball y0 ± ρ_i (`ballRadius`); then per-unit linear bounds for the
+ * units that may switch, and before a max pool for those of unsettled windows, within the sweep's
+ * work limits.
+ */
+async function preActivationBounds(
+  sweep: Sweep,
+  index: number,
+  layer: AffineLayer | AddLayer,
+  y0: Float32Array,
+  box: { lo: ArrayLike<number>; hi: ArrayLike<number> },
+  ballRadius: (i: number) => number,
+  position: Position,
+  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+) {
+  const m = y0.length;
+  const yHat = new Float32Array(m);
+  const yCheck = new Float32Array(m);
+  for (let i = 0; i < m; i++) {
+    const r = ballRadius(i);
+    yHat[i] = Math.max(y0[i], Math.min(y0[i] + r, box.hi[i]));
+    yCheck[i] = Math.min(y0[i], Math.max(y0[i] - r, box.lo[i]));
+    if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
+  }
+  const { network } = sweep;
+  const activation = layer.relu ? RELU_ACTIVATION : (layer.activation ?? null);
+  const readsComputed = inputsOf(network, index).some((j) => j >= 0);
+  const switching = readsComputed ? bendingUnits(activation, layer.outputShape, yCheck, yHat) : [];
+  const next = network.layers[index + 1];
+  const poolCritical = layer.relu && readsComputed && next?.kind === 'maxpool' && inputsOf(network, index + 1)[0] === index ? unsettledPoolUnits(next, y0, yCheck, yHat) : [];
+  const before = network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
+  const full = sweep.refinement === 'full';
+  const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
+  if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, rowsAt, position.mask, !full);
+  const switchingSet = new Set(switching);
+  const settle = poolCritical.filter((i) => !switchingSet.has(i));
+  if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, rowsAt, position.mask, false);
+  return { yHat, yCheck };
+}
+
+const RELU_ACTIVATION: AnyActivation = { kind: 'relu' };
+
+/** The interval bound of an affine layer: centre c, half-width h → A c + b ± (|A| h + margin·|A|(|c| + h)). */
+async function affineInterval(sweep: Sweep, layer: AffineLayer, position: Position) {
   const { backend } = sweep;
-  const { lo, hi, mask, epsIn } = position;
-  // Interval bound propagation: centre c, half-width h → A c + b ± (|A| h + margin·|A|(|c| + h)).
+  const { lo, hi } = position;
   const centre = new Float32Array(lo.length);
   const half = new Float32Array(lo.length);
   const magnitude = new Float32Array(lo.length);
@@ -85,68 +214,84 @@ async function preActivationBounds(sweep: Sweep, index: number, layer: AffineLay
   const yc = await backend.forward(layer, centre);
   const yr = await backend.applyA(abs, half);
   const ym = await backend.applyA(abs, magnitude);
-  const yHat = new Float32Array(r2.length);
-  const yCheck = new Float32Array(r2.length);
-  for (let i = 0; i < r2.length; i++) {
-    const r = Math.sqrt(r2[i]);
+  const boxLo = new Float32Array(yc.length);
+  const boxHi = new Float32Array(yc.length);
+  for (let i = 0; i < yc.length; i++) {
     const width = yr[i] + ROUNDING_MARGIN * ym[i];
-    yHat[i] = Math.max(y0[i], Math.min(y0[i] + epsIn * r, yc[i] + width));
-    yCheck[i] = Math.min(y0[i], Math.max(y0[i] - epsIn * r, yc[i] - width));
-    if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
+    boxLo[i] = yc[i] - width;
+    boxHi[i] = yc[i] + width;
   }
-  // §4, §5: linear bounds from x0 for each unit that may still switch — and, before a max pool,
-  // for the units of windows whose winner is not settled (their bounds set the pool's relaxation).
-  const switching = layer.relu && index > 0 ? Array.from(yHat.keys()).filter((i) => yHat[i] > 0 && yCheck[i] < 0) : [];
-  const next = sweep.network.layers[index + 1];
-  const poolCritical = layer.relu && index > 0 && next?.kind === 'maxpool' ? unsettledPoolUnits(next, y0, yCheck, yHat) : [];
-  const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
-  const before = sweep.network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
-  const m = r2.length;
-  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
-  const refine = async (units: number[], withNorms: boolean) => {
-    for (let start = 0; start < units.length; start += perBlock) {
-      checkBudget(sweep.deadline);
-      const chunk = units.slice(start, start + perBlock);
-      const unit = new Float32Array(chunk.length * m);
-      chunk.forEach((i, b) => (unit[b * m + i] = 1));
-      const rows = await backend.applyATBlock(layer, unit, chunk.length);
-      const rho = withNorms ? await prefixChangeBounds(sweep, index, rows, chunk.length, mask) : null;
-      // §5: the relaxation's upper bounds of +Δy_i and −Δy_i, in one block.
-      const both = new Float32Array(2 * rows.length);
-      both.set(rows);
-      for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
-      const relaxed = await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask);
-      chunk.forEach((i, b) => {
-        const up = Math.min(rho ? rho[b] : Infinity, relaxed[b]);
-        const down = Math.min(rho ? rho[b] : Infinity, relaxed[chunk.length + b]);
-        yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + up));
-        yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - down));
-      });
-    }
-  };
-  const full = sweep.refinement === 'full';
-  const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
-  if (switching.length > 0 && affordable(switching.length)) await refine(switching, !full);
-  const switchingSet = new Set(switching);
-  const settle = poolCritical.filter((i) => !switchingSet.has(i));
-  if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refine(settle, false);
-  return { yHat, yCheck };
+  return { lo: boxLo, hi: boxHi };
 }
 
-/** One affine layer (with or without its ReLU); returns its bound L_l and the next position. */
+/**
+ * An activation over pre-activations [y̌, ŷ] ∋ y0 (after an affine map or a sum, or alone): the
+ * slope intervals (Theorem 1 generalised, §1), midpoints, units that may switch with their
+ * linearisation errors (§2, §3), λ², the next mask and box, and the state of the backward passes
+ * (a ReLU's interval for its relaxation, another activation's one relaxation). `constant(i)`: the
+ * unit's input is known constant over the set.
+ */
+function activationUnits(activation: AnyActivation, shape: number[], y0: ArrayLike<number>, yCheck: ArrayLike<number>, yHat: ArrayLike<number>, constant: (i: number) => boolean) {
+  const n = y0.length;
+  const slopeSquared = new Float32Array(n);
+  const spreadSquared = new Float32Array(n);
+  const mid = new Float32Array(n);
+  const nextMask = new Float32Array(n);
+  const lo = new Float32Array(n);
+  const hi = new Float32Array(n);
+  const unstable: number[] = [];
+  const errors: number[] = [];
+  const counts = { zero: 0, partial: 0, one: 0 };
+  let lambdaMax = 0;
+  let spreadMax = 0;
+  const unit = scalarActivations(activation, shape);
+  for (let i = 0; i < n; i++) {
+    const a = unit(i);
+    const fixed = constant(i);
+    const slopes: [number, number] = fixed ? [0, 0] : unitSlopeInterval(a, y0[i], yCheck[i], yHat[i]);
+    const [sLo, sHi] = slopes;
+    const lambda = Math.max(Math.abs(sLo), Math.abs(sHi));
+    if (lambda === 0) counts.zero++;
+    else if (lambda >= 1) counts.one++;
+    else counts.partial++;
+    lambdaMax = Math.max(lambdaMax, lambda);
+    slopeSquared[i] = lambda * lambda;
+    const spread = (sHi - sLo) / 2;
+    spreadSquared[i] = spread * spread;
+    spreadMax = Math.max(spreadMax, spread);
+    mid[i] = (sHi + sLo) / 2;
+    if (spread > 0) {
+      unstable.push(i);
+      errors.push(unitLinearisationError(a, y0[i], yCheck[i], yHat[i], mid[i], slopes));
+    }
+    [lo[i], hi[i]] = imageInterval(a, yCheck[i], yHat[i]);
+    nextMask[i] = fixed || (sLo === 0 && sHi === 0) ? 0 : 1;
+  }
+  const unstableUnits = Int32Array.from(unstable);
+  const unitErrors = Float64Array.from(errors);
+  const state: Partial<LayerState> =
+    activation.kind === 'relu'
+      ? { mid, unstable: unstableUnits, errors: unitErrors, slopeSquared, reluInterval: { y0, lower: yCheck, upper: yHat } }
+      : { mid, unstable: unstableUnits, errors: unitErrors, slopeSquared, relaxation: linearisedRelaxation(mid, unstableUnits, unitErrors) };
+  return { state, slopeSquared, spreadSquared, nextMask, lo, hi, counts, lambdaMax, spreadMax, unstable: unstable.length };
+}
+
+/** One affine layer (with or without its activation); returns its bound L_l and the next position. */
 export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: NominalPass, index: number, layer: AffineLayer, position: Position): Promise<Position> {
   const { backend } = sweep;
   const { mask } = position;
-  const base = baseReport(layer, index, position);
+  const base = baseReport(sweep, layer, index, position);
   const state: LayerState = { mask };
   const r2 = await backend.rowNormsSquared(layer, mask ?? new Float32Array(size(layer.inputShape)).fill(1));
   const y0 = nominal.preActivations[index];
   invariant(y0 && y0.length === r2.length, 'pre-activation and row norms disagree in size');
-  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, r2, position);
+  const box = await affineInterval(sweep, layer, position);
+  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, box, (i) => position.epsIn * Math.sqrt(r2[i]), position, (unit, count) => backend.applyATBlock(layer, unit, count));
   state.preActivationLower = yCheck;
   state.preActivationUpper = yHat;
   let bound: number;
   let next: Position;
+  const activation = layer.relu ? RELU_ACTIVATION : layer.activation;
   if (layer.relu) {
     const slopeSquared = new Float32Array(r2.length);
     const spreadSquared = new Float32Array(r2.length);
@@ -176,17 +321,23 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     sweep.reports.push(spectral);
     sweep.layers.push({ ...base, bound: spectral.value, quality: spectral.quality, certificate: spectral.certificate, lambdaZero: zero, lambdaPartial: partial, lambdaOne: one, spectral });
     bound = spectral.value;
-    if (unstable.length > 0) {
-      const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared, 'coarse');
-      sweep.reports.push(spreadNorm);
-      sweep.spreads.set(index, { spread: spreadNorm.value, unstable: unstable.length, from: index, spectral: spreadNorm });
-    }
+    await addSpread(sweep, solver, index, layer, mask, spreadSquared, unstable.length);
     state.mid = mid;
     state.unstable = Int32Array.from(unstable);
     state.errors = Float64Array.from(errors);
     state.slopeSquared = slopeSquared;
     state.reluInterval = { y0, lower: yCheck, upper: yHat };
     next = { mask: nextMask, lo: yCheck.map((v) => (v > 0 ? v : 0)), hi: yHat.map((v) => (v > 0 ? v : 0)), epsIn: 0 };
+  } else if (activation) {
+    // Another activation (docs/graphs.md §3, §7): Theorem 2 with λ from the quotient intervals.
+    const units = activationUnits(activation, layer.outputShape, y0, yCheck, yHat, (i) => r2[i] === 0);
+    const spectral = await affineNorm(solver, `tight:${index}`, index, layer, mask, units.slopeSquared);
+    sweep.reports.push(spectral);
+    sweep.layers.push({ ...base, bound: spectral.value, quality: spectral.quality, certificate: spectral.certificate, lambdaZero: units.counts.zero, lambdaPartial: units.counts.partial, lambdaOne: units.counts.one, spectral });
+    bound = spectral.value;
+    await addSpread(sweep, solver, index, layer, mask, units.spreadSquared, units.unstable);
+    Object.assign(state, units.state);
+    next = { mask: units.nextMask, lo: units.lo, hi: units.hi, epsIn: 0 };
   } else {
     const spectral = await affineNorm(solver, `tight:${index}`, index, layer, mask, null);
     sweep.reports.push(spectral);
@@ -200,12 +351,20 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
   return next;
 }
 
+/** The correction term's spread m_k = ||M A D|| of an affine layer whose units may switch (§2). */
+async function addSpread(sweep: Sweep, solver: NormSolver, index: number, layer: AffineLayer, mask: Float32Array | null, spreadSquared: Float32Array, unstable: number) {
+  if (unstable === 0) return;
+  const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared, 'coarse');
+  sweep.reports.push(spreadNorm);
+  sweep.spreads.set(index, { spread: spreadNorm.value, unstable, from: index, spectral: spreadNorm });
+}
+
 /** A max pool: sqrt(n_max) (Theorem 3), its unstable windows and their spread (§2). */
 export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: NominalPass, index: number, layer: MaxPoolLayer, position: Position): Promise<Position> {
   const { backend, network } = sweep;
   const { lo, hi, mask } = position;
   const bound = maxPoolLipschitz(layer);
-  sweep.layers.push({ ...baseReport(layer, index, position), bound, quality: 'exact' });
+  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound, quality: 'exact' });
   // A window is stable when no other input can exceed the nominal winner's lower bound (§2).
   const xNominal = nominal.inputs[index];
   const windows = poolWindows(layer);
@@ -242,16 +401,17 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
     }
   });
   if (unstable.length > 0) {
-    // ||E w|| ≤ sqrt(2·n_max)·||P_C w|| (§2); when an affine+ReLU layer feeds the pool,
-    // ||P_C w|| ≤ ||P_C Λ A D||·||its input difference||, else ≤ ||w||.
+    // ||E w|| ≤ sqrt(2·n_max)·||P_C w|| (§2); when an affine layer with its activation feeds the
+    // pool, ||P_C w|| ≤ ||P_C Λ A D||·||its input difference||, else ≤ ||w||.
     const spread = Math.sqrt(2 * maxPoolOverlap(layer));
-    const previous = index > 0 ? network.layers[index - 1] : null;
-    const feeding = sweep.states[index - 1];
-    if (previous && isAffine(previous) && previous.relu && feeding?.slopeSquared) {
+    const from = inputsOf(network, index)[0];
+    const previous = from >= 0 ? network.layers[from] : null;
+    const feeding = from >= 0 ? sweep.states[from] : undefined;
+    if (previous && isAffine(previous) && feeding?.slopeSquared) {
       const restricted = feeding.slopeSquared.map((v, i) => (candidate[i] ? v : 0));
-      const norm = await affineNorm(solver, `tight-pool:${index}`, index - 1, previous, feeding.mask, restricted, 'coarse');
+      const norm = await affineNorm(solver, `tight-pool:${index}`, from, previous, feeding.mask, restricted, 'coarse');
       sweep.reports.push(norm);
-      sweep.spreads.set(index, { spread: spread * norm.value, unstable: unstable.length, from: index - 1, spectral: norm });
+      sweep.spreads.set(index, { spread: spread * norm.value, unstable: unstable.length, from, spectral: norm });
     } else {
       sweep.spreads.set(index, { spread, unstable: unstable.length, from: index });
     }
@@ -287,7 +447,7 @@ export function reluStep(sweep: Sweep, nominal: NominalPass, index: number, laye
     }
     nextMask[i] = hi[i] > 0 ? 1 : 0;
   }
-  sweep.layers.push({ ...baseReport(layer, index, position), bound: lambdaMax, quality: 'exact' });
+  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound: lambdaMax, quality: 'exact' });
   if (unstable.length > 0) sweep.spreads.set(index, { spread: spreadMax, unstable: unstable.length, from: index });
   const inputLower = Float32Array.from(lo, (v, i) => Math.min(v, xNominal[i]));
   const inputUpper = Float32Array.from(hi, (v, i) => Math.max(v, xNominal[i]));
@@ -295,9 +455,46 @@ export function reluStep(sweep: Sweep, nominal: NominalPass, index: number, laye
   return { mask: nextMask, lo: lo.map((v) => (v > 0 ? v : 0)), hi: hi.map((v) => (v > 0 ? v : 0)), epsIn: position.epsIn * lambdaMax };
 }
 
-/** Flatten: the identity on the data. */
-export function flattenStep(sweep: Sweep, index: number, layer: Layer, position: Position): Position {
-  sweep.layers.push({ ...baseReport(layer, index, position), bound: 1, quality: 'exact' });
+/**
+ * A diagonal activation over pre-activations [y̌, ŷ] (a lone activation other than ReLU, or the
+ * activation after an Add): L = max_i λ_i (exact for the diagonal map ΛD), its units that may
+ * switch with spread max_i μ_i (§2 for a diagonal map), the next box and mask.
+ */
+function diagonalActivation(sweep: Sweep, index: number, layer: Layer, position: Position, activation: AnyActivation, y0: ArrayLike<number>, yCheck: Float32Array, yHat: Float32Array, constant: (i: number) => boolean, extra: Partial<LayerState> = {}): Position {
+  const units = activationUnits(activation, layer.outputShape, y0, yCheck, yHat, constant);
+  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound: units.lambdaMax, quality: 'exact', lambdaZero: units.counts.zero, lambdaPartial: units.counts.partial, lambdaOne: units.counts.one });
+  if (units.unstable > 0) sweep.spreads.set(index, { spread: units.spreadMax, unstable: units.unstable, from: index });
+  sweep.states.push({ mask: position.mask, ...units.state, ...extra });
+  return { mask: units.nextMask, lo: units.lo, hi: units.hi, epsIn: position.epsIn * units.lambdaMax };
+}
+
+/** A lone activation other than ReLU: its units' ranges are the box of what it reads. */
+export function activationStep(sweep: Sweep, nominal: NominalPass, index: number, layer: Layer, position: Position, activation: AnyActivation): Position {
+  const { lo, hi, mask } = position;
+  const x = nominal.inputs[index];
+  const yCheck = Float32Array.from(lo, (v, i) => Math.min(v, x[i]));
+  const yHat = Float32Array.from(hi, (v, i) => Math.max(v, x[i]));
+  return diagonalActivation(sweep, index, layer, position, activation, x, yCheck, yHat, (i) => !!mask && mask[i] === 0);
+}
+
+/**
+ * An Add (docs/graphs.md §7): its sum's range is the sum of the inputs' boxes met with the ball
+ * |y_i − y0_i| ≤ Σ_j ε_j over the inputs j not constant at i, sharpened per unit (§4) for units that
+ * may switch; then its activation as a diagonal map, or without one the sum itself (L = 1).
+ */
+export async function addStep(sweep: Sweep, nominal: NominalPass, index: number, layer: AddLayer, position: Position, reads: Position[]): Promise<Position> {
+  const y0 = nominal.preActivations[index];
+  invariant(y0 && y0.length === position.lo.length, 'the sum is missing from the nominal pass');
+  const activation = layer.relu ? RELU_ACTIVATION : layer.activation;
+  if (!activation) return passStep(sweep, index, layer, position);
+  const ballRadius = (i: number) => reads.reduce((a, p) => a + (p.mask && p.mask[i] === 0 ? 0 : p.epsIn), 0);
+  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, position, ballRadius, position, async (unit) => unit);
+  return diagonalActivation(sweep, index, layer, position, activation, y0, yCheck, yHat, (i) => ballRadius(i) === 0, { preActivationLower: yCheck, preActivationUpper: yHat });
+}
+
+/** Flatten, a Concat, an Add without activation: the combined input passes on unchanged (L = 1). */
+export function passStep(sweep: Sweep, index: number, layer: Layer, position: Position): Position {
+  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound: 1, quality: 'exact' });
   sweep.states.push({ mask: position.mask });
   return position;
 }

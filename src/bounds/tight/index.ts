@@ -10,14 +10,15 @@
  * The result is min(product of the sharpened layer bounds, decomposition bound).
  */
 import type { Backend } from '../../backend/backend.js';
-import { isAffine, type Network, size } from '../../model/ir.js';
+import { inputsOf, isAffine, type Network, size } from '../../model/ir.js';
+import { combineRadii } from '../graph-recursion.js';
 import type { NominalPass } from '../layer-bounds.js';
 import { type NormSolver, worstQuality } from '../norms.js';
 import type { NetworkBound } from '../types.js';
 import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
-import { affineStep, flattenStep, maxPoolStep, type Position, reluStep } from './forward.js';
+import { activationStep, addStep, affineStep, combinedPosition, maxPoolStep, passStep, type Position, reluStep } from './forward.js';
 import { LOWER_SLOPES, relaxedChangeBounds } from './relaxation.js';
-import { productsBefore, type Refinement, type Sweep } from './sweep.js';
+import { nodeOf, type Refinement, type Sweep } from './sweep.js';
 
 export { slopeInterval, linearisationError } from './slopes.js';
 export { type CorrectionTerm, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
@@ -70,21 +71,34 @@ export async function tightSweep(
   onLayer?: (index: number) => void,
   options: TightOptions = {},
 ): Promise<Sweep> {
-  const sweep: Sweep = { network, backend, eps, refinement: options.refinement ?? 'fast', deadline: options.deadline, layers: [], states: [], spreads: new Map(), deviation: [], reports: [] };
-  // Interval of the current activations: the input box x0 ± ε (it contains the ℓ2 ball).
-  const x0 = nominal.inputs[0];
-  let position: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
-  // Half-widths of the box around each layer's nominal input (and, last, the output): §3.
-  const pushDeviation = (nominalValue: Float32Array) => sweep.deviation.push(nominalValue.map((v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0)));
+  const sweep: Sweep = { network, backend, eps, refinement: options.refinement ?? 'fast', deadline: options.deadline, layers: [], states: [], spreads: new Map(), deviation: [], gainIn: [], nodes: [], reports: [] };
+  // The network input's interval: the box x0 ± ε (it contains the ℓ2 ball). Layer 0 reads only it.
+  const x0 = nominal.inputs[0].subarray(0, size(network.inputShape));
+  const input: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
+  const halfWidths = (position: Position, nominalValue: ArrayLike<number>) => Float32Array.from(nominalValue, (v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0));
+  sweep.nodes.push({ deviation: halfWidths(input, x0), gain: 1, mask: null });
+  const outputs: Position[] = []; // each layer's output interval, mask and radius
   for (const [index, layer] of network.layers.entries()) {
     onLayer?.(index);
-    pushDeviation(nominal.inputs[index]);
-    if (isAffine(layer)) position = await affineStep(sweep, solver, nominal, index, layer, position);
-    else if (layer.kind === 'maxpool') position = await maxPoolStep(sweep, solver, nominal, index, layer, position);
-    else if (layer.kind === 'relu') position = reluStep(sweep, nominal, index, layer, position);
-    else position = flattenStep(sweep, index, layer, position);
+    const from = inputsOf(network, index);
+    const reads = from.map((j) => (j < 0 ? input : outputs[j]));
+    // What the layer reads, its box around the nominal value and its gain (docs/graphs.md §1, §7).
+    const position = reads.length === 1 ? reads[0] : combinedPosition(layer, reads);
+    sweep.gainIn.push(combineRadii(layer, from.map((j) => nodeOf(sweep, j).gain)));
+    sweep.deviation.push(reads.length === 1 ? nodeOf(sweep, from[0]).deviation : halfWidths(position, layer.kind === 'add' ? nominal.preActivations[index]! : nominal.inputs[index]));
+    let next: Position;
+    if (isAffine(layer)) next = await affineStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'maxpool') next = await maxPoolStep(sweep, solver, nominal, index, layer, position);
+    else if (layer.kind === 'relu') next = reluStep(sweep, nominal, index, layer, position);
+    else if (layer.kind === 'activation') next = activationStep(sweep, nominal, index, layer, position, layer.activation);
+    else if (layer.kind === 'add') next = await addStep(sweep, nominal, index, layer, position, reads);
+    else next = passStep(sweep, index, layer, position); // flatten, concat
+    outputs.push(next);
+    sweep.nodes.push({ deviation: halfWidths(next, nominal.outputs[index]), gain: sweep.layers[index].bound * sweep.gainIn[index], mask: next.mask });
   }
-  pushDeviation(nominal.logits);
+  const last = nodeOf(sweep, network.layers.length - 1);
+  sweep.deviation.push(last.deviation);
+  sweep.gainIn.push(last.gain);
   return sweep;
 }
 
@@ -105,18 +119,19 @@ export async function tightLocalBound(
   const start = performance.now();
   const sweep = await tightSweep(network, backend, nominal, eps, solver, onLayer, options);
   const layers = sweep.layers;
-  const before = productsBefore(layers);
-  const productBound = before[layers.length];
+  // Π_l L_l on a chain; on a DAG the recursion of docs/graphs.md §1 (the last layer's gain).
+  const productBound = sweep.gainIn[layers.length];
 
   const outputs = size(network.outputShape);
   const marginBounds = new Array<number>(outputs).fill(Infinity);
   marginBounds[cls] = 0;
   // Refinement 3, simple form: |Δ(y_c − y_j)| ≤ ||(a_c − a_j)ᵀ D_L||·T_L for a last affine layer,
   // T_L = Π_{l<L} L_l the bound of its input's change (before[L − 1]; the last layer's own norm is
-  // not part of it: the row a_c − a_j already is that layer; docs/soundness.md §2).
+  // not part of it: the row a_c − a_j already is that layer; docs/soundness.md §2). On a DAG, T_L
+  // is the gain of what the last layer reads (docs/graphs.md §7).
   const lastIndex = network.layers.length - 1;
   const last = network.layers[lastIndex];
-  if (isAffine(last) && !last.relu) {
+  if (isAffine(last) && !last.relu && !last.activation) {
     const lastMask = sweep.states[lastIndex].mask;
     const differences = new Float32Array((outputs - 1) * outputs);
     const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
@@ -129,7 +144,7 @@ export async function tightLocalBound(
     others.forEach((j, b) => {
       let s = 0;
       for (let i = 0; i < width; i++) if (!lastMask || lastMask[i] !== 0) s += rows[b * width + i] ** 2;
-      marginBounds[j] = Math.sqrt(s) * before[lastIndex];
+      marginBounds[j] = Math.sqrt(s) * sweep.gainIn[lastIndex];
     });
   }
 

@@ -14,7 +14,8 @@
  */
 import { isAffine, size } from '../../model/ir.js';
 import type { Backend } from '../../backend/backend.js';
-import { ballOrBox, type LayerState, productsBefore, type Sweep } from './sweep.js';
+import { backwardOverGraph, closeCut, masked } from './graph-backward.js';
+import type { LayerState, Sweep } from './sweep.js';
 
 /** The two linear relaxations of each unit of a layer's output, in change coordinates. */
 export interface Relaxation {
@@ -55,27 +56,45 @@ export function reluRelaxation(y0: ArrayLike<number>, yCheck: ArrayLike<number>,
   return r;
 }
 
-/** A ReLU layer's relaxation for a lower-slope choice (computed once per choice). */
+/**
+ * The relaxation of a layer's activation for a lower-slope choice: a ReLU's (computed once per
+ * choice), another activation's one relaxation, or none (no activation).
+ */
 function relaxationOf(state: LayerState, lowerSlope: LowerSlope): Relaxation | undefined {
   const inputs = state.reluInterval;
-  if (!inputs) return undefined;
+  if (!inputs) return state.relaxation;
   state.relaxations ??= {};
   return (state.relaxations[lowerSlope] ??= reluRelaxation(inputs.y0, inputs.lower, inputs.upper, lowerSlope));
 }
 
 /**
+ * The relaxation of a monotone activation other than ReLU (docs/graphs.md §7): with the midpoint
+ * slope m and the linearisation error e of each unit over its range, Δout ∈ [m·Δy − e, m·Δy + e].
+ */
+export function linearisedRelaxation(mid: Float32Array, unstable: Int32Array, errors: Float64Array): Relaxation {
+  const n = mid.length;
+  const r: Relaxation = { upperSlope: Float32Array.from(mid), upperOffset: new Float32Array(n), lowerSlope: Float32Array.from(mid), lowerOffset: new Float32Array(n) };
+  unstable.forEach((i, k) => {
+    // Stored in float32 at least as large: rounding to nearest moves by at most 2^−24 relative.
+    const e = Math.fround(errors[k] * (1 + 2 ** -22));
+    r.upperOffset[i] = e;
+    r.lowerOffset[i] = -e;
+  });
+  return r;
+}
+
+/**
  * One layer backward for an upper bound: λ (coefficients on the layer's output change, a block of
- * `count` rows) ↦ coefficients on its input change, adding each row's relaxation constants to
- * `offset`. Then the layer's input mask.
+ * `count` rows) ↦ coefficients on its combined input change (an Add's sum, a Concat's stacked
+ * inputs), adding each row's relaxation constants to `offset`. Masks are the caller's.
  */
 async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, state: LayerState, rows: Float32Array, count: number, offset: Float64Array, lowerSlope: LowerSlope): Promise<Float32Array> {
   const layer = sweep.network.layers[k];
   const m = size(layer.outputShape);
   const n = size(layer.inputShape);
-  let out: Float32Array;
   const relax = relaxationOf(state, lowerSlope);
-  // A ReLU (after an affine map or alone): the relaxation on the side each coefficient's sign asks for.
-  const throughRelu = (): Float32Array => {
+  // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
+  const throughActivation = (): Float32Array => {
     const scaled = new Float32Array(rows.length);
     for (let b = 0; b < count; b++) {
       let constant = 0;
@@ -94,10 +113,9 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
     }
     return scaled;
   };
-  if (isAffine(layer)) {
-    out = await backend.applyATBlock(layer, relax ? throughRelu() : rows, count);
-  } else if (layer.kind === 'maxpool') {
-    out = new Float32Array(count * n);
+  if (isAffine(layer)) return backend.applyATBlock(layer, relax ? throughActivation() : rows, count);
+  if (layer.kind === 'maxpool') {
+    const out = new Float32Array(count * n);
     const winner = state.winner!;
     const { upperConstant, lowerInput, lowerOffset } = state.poolRelaxation!;
     for (let b = 0; b < count; b++) {
@@ -117,44 +135,27 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
       }
       offset[b] += constant;
     }
-  } else if (layer.kind === 'relu') {
-    out = throughRelu();
-  } else {
-    out = Float32Array.from(rows); // flatten
+    return out;
   }
-  if (state.mask) {
-    const mask = state.mask;
-    for (let b = 0; b < count; b++) for (let i = 0; i < n; i++) if (mask[i] === 0) out[b * n + i] = 0;
-  }
-  return out;
+  return relax ? throughActivation() : rows; // lone activation, Add (its sum), Concat, flatten
 }
 
 /**
- * For each of `count` rows g at the input of layer l (row-major), an upper bound of gᵀ(x_l − x0_l)
- * over the ball: backward relaxation through the layers before l, closed at every layer by the
- * smaller of the ball (ε·T_t·‖λ‖) and the box (Σ|λ_i|·dev_i), the best closure kept.
- * For a lower bound, pass −g.
+ * For each of `count` rows g at the combined input of layer l (row-major; l = layers.length: at the
+ * output), an upper bound of gᵀ(x_l − x0_l) over the ball: backward relaxation through the layers
+ * before l, closed at every cut by the smaller of the ball (ε·gain·‖λ‖) and the box (Σ|λ_i|·dev_i)
+ * per node, the best closure kept. For a lower bound, pass −g.
  */
 export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null, lowerSlope: LowerSlope = 'adaptive'): Promise<Float64Array> {
-  const { network, backend, states, deviation, layers, eps } = sweep;
-  const before = productsBefore(layers.slice(0, l));
+  const { backend, states, eps } = sweep;
   const best = new Float64Array(count).fill(Infinity);
   const offset = new Float64Array(count);
-  const close = (block: Float32Array, t: number) => {
-    const closed = ballOrBox(block, count, before[t] * eps, deviation[t]);
-    for (let b = 0; b < count; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
-  };
-  let g = rows;
-  const width = l < network.layers.length ? size(network.layers[l].inputShape) : size(network.outputShape);
-  if (mask) {
-    g = Float32Array.from(rows);
-    for (let b = 0; b < count; b++) for (let i = 0; i < width; i++) if (mask[i] === 0) g[b * width + i] = 0;
-  }
-  close(g, l);
-  for (let k = l - 1; k >= 0; k--) {
-    g = await relaxedBackwardBlock(backend, sweep, k, states[k], g, count, offset, lowerSlope);
-    close(g, k);
-  }
+  await backwardOverGraph(sweep, l, masked(rows, mask, count, rows.length / count), count, {
+    through: (k, block) => relaxedBackwardBlock(backend, sweep, k, states[k], block, count, offset, lowerSlope),
+    close: (_t, cut) => {
+      const closed = closeCut(cut, count, eps);
+      for (let b = 0; b < count; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
+    },
+  });
   return best;
 }
-

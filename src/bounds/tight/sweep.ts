@@ -27,10 +27,25 @@ export interface LayerState {
   /** Affine layers: bounds [y̌, ŷ] of each pre-activation over the set (§1, §4, §5). */
   preActivationLower?: Float32Array;
   preActivationUpper?: Float32Array;
-  /** A ReLU (after an affine map or alone): its input's nominal value and interval over the set (§5). */
+  /** A ReLU (after an affine map, a sum, or alone): its input's nominal value and interval over the set (§5). */
   reluInterval?: { y0: ArrayLike<number>; lower: ArrayLike<number>; upper: ArrayLike<number> };
   /** ... and its linear relaxations, by lower-slope choice (filled on first use). */
   relaxations?: Partial<Record<LowerSlope, Relaxation>>;
+  /**
+   * Another activation (docs/graphs.md §7): its one relaxation, the midpoint slope ± the unit's
+   * linearisation error (every lower-slope choice uses it).
+   */
+  relaxation?: Relaxation;
+}
+
+/** What the sweep knows of one node's output (the network input is node −1). */
+export interface NodeBox {
+  /** Half-widths of the box around the node's nominal output. */
+  deviation: Float32Array;
+  /** ε·gain bounds the node's output deviation over the ball (docs/graphs.md §1; T on a chain). */
+  gain: number;
+  /** 0 where the output is known constant over the set (null: nothing known). */
+  mask: Float32Array | null;
 }
 
 /**
@@ -74,10 +89,28 @@ export interface Sweep {
   layers: LayerBound[];
   states: LayerState[];
   spreads: Map<number, Spread>;
-  /** Half-widths of the box around each layer's nominal input (and, last, around the logits). */
+  /**
+   * Half-widths of the box around each layer's nominal combined input — what its factor multiplies:
+   * the input itself, the sum of an Add's inputs, a Concat's inputs stacked — and, last, around the
+   * logits.
+   */
   deviation: Float32Array[];
+  /**
+   * ε·gainIn[t] bounds the deviation of layer t's combined input (docs/graphs.md §1; on a chain the
+   * product T_t = Π_{l<t} L_l); last, the network's bound from its input to its output.
+   */
+  gainIn: number[];
+  /** Each node's output, at index j + 1 (0: the network input): see `nodeOf`. */
+  nodes: NodeBox[];
+  /** ‖deviation[t]‖, filled on first use. */
+  boxNorms?: number[];
   /** Every norm the bound used (for its quality and failure probability). */
   reports: SpectralNormReport[];
+}
+
+/** What the sweep knows of node j's output (j = −1: the network input). */
+export function nodeOf(sweep: Sweep, j: number): NodeBox {
+  return sweep.nodes[j + 1];
 }
 
 /** before[t] = Π_{l<t} L_l for t = 0 … layers.length (T_t of §2). */

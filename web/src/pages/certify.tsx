@@ -499,8 +499,7 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [radius, setRadius] = useState(true);
   // The engine's defaults (src/bounds/defaults.ts), as the API names them; the paper's method for a
   // graph or activations other than ReLU, which the tight method refuses for now (the server decides).
-  const tightRefuses = useMemo(() => model.layers.some((l) => l.kind === 'add' || l.kind === 'concat' || l.activation || l.inputs.length !== 1 || l.inputs[0] !== l.index - 1), [model.layers]);
-  const [method, setMethod] = useState<Method>(tightRefuses ? 'PAPER' : (DEFAULT_METHOD.toUpperCase() as Method));
+  const [method, setMethod] = useState<Method>(DEFAULT_METHOD.toUpperCase() as Method);
   const [certificate, setCertificate] = useState<Certificate>(DEFAULT_CERTIFICATE.toUpperCase() as Certificate);
   const [lowerBounds, setLowerBounds] = useState(false);
   const [attacks, setAttacks] = useState<AttackMethod[]>([]);
@@ -609,8 +608,7 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
           <Choice<Certificate> label="Spectral norms" testId="certificate" value={certificate} choices={CERTIFICATE_CHOICES} onChange={setCertificate} />
         </div>
         <p class="muted small">
-          {method === 'PAPER' ? 'Algorithm 1 and Proposition 6 as published (on graphs and other activations, their rules in docs/graphs.md); with Lanczos estimates it reproduces the paper’s numbers.' : 'Sharper pre-activation bounds, a decomposition around the linearisation at x₀ and per-class margins (docs/tightness.md).'}{' '}
-          {tightRefuses && <span data-testid="tight-note">This model has residual connections, concatenations or activations other than ReLU, which the tight method does not handle yet. </span>}
+          {method === 'PAPER' ? 'Algorithm 1 and Proposition 6 as published (on graphs and other activations, their rules in docs/graphs.md); with Lanczos estimates it reproduces the paper’s numbers.' : 'Sharper pre-activation bounds, a decomposition around the linearisation at x₀ and per-class margins (docs/tightness.md; on graphs and other activations, docs/graphs.md §7).'}{' '}
           {certificate === 'ESTIMATE' ? 'Estimated norms approach each norm from below: the bound is an estimate, not a guarantee.' : certificate === 'PROBABILISTIC' ? `Each norm is certified, failing with probability at most ${num(DEFAULT_DELTA)}; every bound shows its failure probability.` : 'Each norm is a guaranteed upper bound.'}
         </p>
         <div class="checks" role="group" aria-label="how tight is the bound">
