@@ -8,7 +8,7 @@
 import type { Backend } from '../../backend/backend.js';
 import { isAffine, type Layer, size } from '../../model/ir.js';
 import { backwardOverGraph, closeCut, masked } from './graph-backward.js';
-import { euclidean, type LayerState, type Sweep } from './sweep.js';
+import { euclidean, type LayerState, spreadAt, type Sweep } from './sweep.js';
 
 /**
  * G ↦ G N_l for a block of `count` rows (row-major, each of the layer's output size): one layer of
@@ -51,16 +51,16 @@ function boxNorm(sweep: Sweep, t: number): number {
  * cut's nodes (|gᵀw| ≤ Σ|g_i|·dev_i), or the absolute linearisation errors (§3).
  */
 export async function prefixChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null): Promise<Float64Array> {
-  const { network, backend, states, spreads, gainIn, eps } = sweep;
+  const { network, backend, states, gainIn, eps } = sweep;
   const g = masked(rows, mask, count, rows.length / count);
   const best = new Float64Array(count).fill(Infinity);
   const corrections = new Float64Array(count);
   await backwardOverGraph(sweep, l, g, count, {
     through: (k, block) => backwardBlock(backend, network.layers[k], states[k], block, count),
     // The error term E_k enters through layer k only: its rows are those at k's output (§2).
-    atOutput: (k, block) => {
+    atOutput: async (k, block) => {
       const state = states[k];
-      const s = spreads.get(k);
+      const s = await spreadAt(sweep, k);
       if (!s || !state.unstable || !state.errors) return;
       const outWidth = size(network.layers[k].outputShape);
       const unstable = state.unstable;

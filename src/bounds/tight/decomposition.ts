@@ -9,7 +9,7 @@ import { size } from '../../model/ir.js';
 import { gramIterationBound, rowGram } from '../certificates.js';
 import { backwardBlock } from './backward.js';
 import { backwardOverGraph, type CutEntry } from './graph-backward.js';
-import { euclidean, type Sweep } from './sweep.js';
+import { euclidean, spreadAt, type Sweep } from './sweep.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
 export const MAX_DECOMPOSITION_OUTPUTS = 64;
@@ -112,7 +112,7 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
   const termRatio = new Map<number, number[]>();
   const termChange = new Map<number, number[]>();
   for (const [index, rows] of restricted) {
-    const s = spreads.get(index)!;
+    const s = (await spreadAt(sweep, index))!;
     const width = states[index].unstable!.length;
     const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topSingular(rows, outputs, width), before: gainIn[s.from] };
     corrections.push(term);

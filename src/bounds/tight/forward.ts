@@ -321,7 +321,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     sweep.reports.push(spectral);
     sweep.layers.push({ ...base, bound: spectral.value, quality: spectral.quality, certificate: spectral.certificate, lambdaZero: zero, lambdaPartial: partial, lambdaOne: one, spectral });
     bound = spectral.value;
-    await addSpread(sweep, solver, index, layer, mask, spreadSquared, unstable.length);
+    addSpread(sweep, solver, index, layer, mask, spreadSquared, unstable.length);
     state.mid = mid;
     state.unstable = Int32Array.from(unstable);
     state.errors = Float64Array.from(errors);
@@ -335,7 +335,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     sweep.reports.push(spectral);
     sweep.layers.push({ ...base, bound: spectral.value, quality: spectral.quality, certificate: spectral.certificate, lambdaZero: units.counts.zero, lambdaPartial: units.counts.partial, lambdaOne: units.counts.one, spectral });
     bound = spectral.value;
-    await addSpread(sweep, solver, index, layer, mask, units.spreadSquared, units.unstable);
+    addSpread(sweep, solver, index, layer, mask, units.spreadSquared, units.unstable);
     Object.assign(state, units.state);
     next = { mask: units.nextMask, lo: units.lo, hi: units.hi, epsIn: 0 };
   } else {
@@ -351,12 +351,13 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
   return next;
 }
 
-/** The correction term's spread m_k = ||M A D|| of an affine layer whose units may switch (§2). */
-async function addSpread(sweep: Sweep, solver: NormSolver, index: number, layer: AffineLayer, mask: Float32Array | null, spreadSquared: Float32Array, unstable: number) {
+/** The correction term's spread m_k = ||M A D|| of an affine layer whose units may switch (§2), computed on first use. */
+function addSpread(sweep: Sweep, solver: NormSolver, index: number, layer: AffineLayer, mask: Float32Array | null, spreadSquared: Float32Array, unstable: number) {
   if (unstable === 0) return;
-  const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared, 'coarse');
-  sweep.reports.push(spreadNorm);
-  sweep.spreads.set(index, { spread: spreadNorm.value, unstable, from: index, spectral: spreadNorm });
+  sweep.spreads.set(index, async () => {
+    const spreadNorm = await affineNorm(solver, `tight-spread:${index}`, index, layer, mask, spreadSquared, 'coarse');
+    return { spread: spreadNorm.value, unstable, from: index, spectral: spreadNorm };
+  });
 }
 
 /** A max pool: sqrt(n_max) (Theorem 3), its unstable windows and their spread (§2). */
@@ -409,9 +410,10 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
     const feeding = from >= 0 ? sweep.states[from] : undefined;
     if (previous && isAffine(previous) && feeding?.slopeSquared) {
       const restricted = feeding.slopeSquared.map((v, i) => (candidate[i] ? v : 0));
-      const norm = await affineNorm(solver, `tight-pool:${index}`, from, previous, feeding.mask, restricted, 'coarse');
-      sweep.reports.push(norm);
-      sweep.spreads.set(index, { spread: spread * norm.value, unstable: unstable.length, from, spectral: norm });
+      sweep.spreads.set(index, async () => {
+        const norm = await affineNorm(solver, `tight-pool:${index}`, from, previous, feeding.mask, restricted, 'coarse');
+        return { spread: spread * norm.value, unstable: unstable.length, from, spectral: norm };
+      });
     } else {
       sweep.spreads.set(index, { spread, unstable: unstable.length, from: index });
     }

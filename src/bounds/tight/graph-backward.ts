@@ -24,7 +24,7 @@ export interface BackwardVisitor {
   /** Rows at layer k's output → rows at its combined input (an Add's sum, a Concat's stacked inputs), unmasked. */
   through(k: number, rows: Float32Array): Promise<Float32Array>;
   /** The rows at layer k's output, complete (every reader of k passed), before `through`. */
-  atOutput?(k: number, rows: Float32Array): void;
+  atOutput?(k: number, rows: Float32Array): void | Promise<void>;
   /** The cut after the layers ≥ t are passed (t = l first: the combined input of layer l itself). */
   close(t: number, cut: CutEntry[]): void;
 }
@@ -113,7 +113,7 @@ export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Ar
     const block = pending.get(k);
     if (!block) continue; // not upstream of layer l
     pending.delete(k);
-    visitor.atOutput?.(k, block);
+    await visitor.atOutput?.(k, block);
     const input = await visitor.through(k, block);
     distribute(k, input, input !== block);
     visitor.close(k, cut());

@@ -51,7 +51,7 @@ export interface TightBound extends NetworkBound {
   marginChange?: number[];
   /**
    * Per class j: an upper bound of how far y_c − y_j can fall over the ball of radius ε (the
-   * backward relaxation of §5); for the radius only.
+   * backward relaxation of §5); for the radius only, and absent for networks with many outputs.
    */
   marginDecrease?: number[];
   /** The class c that marginBounds refer to. */
@@ -148,19 +148,25 @@ export async function tightLocalBound(
     });
   }
 
-  // §5: how far each y_c − y_j can fall over the ball, by the backward relaxation from the output.
-  const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
-  const decreases = new Float32Array(others.length * outputs);
-  others.forEach((j, b) => {
-    decreases[b * outputs + cls] = -1;
-    decreases[b * outputs + j] = 1;
-  });
-  // Every lower-slope choice gives a valid bound: the smallest per class is kept (a few rows each).
-  const marginDecrease = new Array<number>(outputs).fill(Infinity);
-  marginDecrease[cls] = 0;
-  for (const choice of LOWER_SLOPES) {
-    const falls = await relaxedChangeBounds(sweep, network.layers.length, decreases, others.length, null, choice);
-    others.forEach((j, b) => (marginDecrease[j] = Math.min(marginDecrease[j], Math.max(0, falls[b]))));
+  // §5: how far each y_c − y_j can fall over the ball, by the backward relaxation from the output:
+  // one row per other class through the whole network, so only for networks with few outputs (as
+  // the decomposition); with many, the radius rests on the simple form above.
+  let marginDecrease: number[] | undefined;
+  if (outputs <= MAX_DECOMPOSITION_OUTPUTS) {
+    const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
+    const decreases = new Float32Array(others.length * outputs);
+    others.forEach((j, b) => {
+      decreases[b * outputs + cls] = -1;
+      decreases[b * outputs + j] = 1;
+    });
+    // Every lower-slope choice gives a valid bound: the smallest per class is kept (a few rows each).
+    const falls = new Array<number>(outputs).fill(Infinity);
+    falls[cls] = 0;
+    for (const choice of LOWER_SLOPES) {
+      const fall = await relaxedChangeBounds(sweep, network.layers.length, decreases, others.length, null, choice);
+      others.forEach((j, b) => (falls[j] = Math.min(falls[j], Math.max(0, fall[b]))));
+    }
+    marginDecrease = falls;
   }
 
   let decompositionBound: number | undefined;

@@ -88,7 +88,8 @@ export interface Sweep {
   /** Each layer's report (its bound L_l among them). */
   layers: LayerBound[];
   states: LayerState[];
-  spreads: Map<number, Spread>;
+  /** Each correction term's spread, or how to compute it on first use (`spreadAt`). */
+  spreads: Map<number, SpreadSource>;
   /**
    * Half-widths of the box around each layer's nominal combined input — what its factor multiplies:
    * the input itself, the sum of an Add's inputs, a Concat's inputs stacked — and, last, around the
@@ -106,6 +107,23 @@ export interface Sweep {
   boxNorms?: number[];
   /** Every norm the bound used (for its quality and failure probability). */
   reports: SpectralNormReport[];
+}
+
+/**
+ * A spread, or a function computing it: a spread that needs a norm is computed only when a bound
+ * uses it (on networks with many outputs, only the per-unit bounds of §4 do), so only norms that
+ * enter a reported number are computed, and only they count toward its failure probability.
+ */
+export type SpreadSource = Spread | (() => Promise<Spread>);
+
+/** The spread of layer k's correction term (computed now if it was deferred), or undefined. */
+export async function spreadAt(sweep: Sweep, k: number): Promise<Spread | undefined> {
+  const source = sweep.spreads.get(k);
+  if (typeof source !== 'function') return source;
+  const spread = await source();
+  if (spread.spectral) sweep.reports.push(spread.spectral);
+  sweep.spreads.set(k, spread);
+  return spread;
 }
 
 /** What the sweep knows of node j's output (j = −1: the network input). */
