@@ -18,6 +18,7 @@ import { Rng } from '../../src/random.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
 import { conv, dense, flatten, loneReluNet, maxpool, network } from '../helpers/random-networks.js';
 import { torchMlp } from '../helpers/planar-networks.js';
+import { GRAPH_NETWORKS } from '../helpers/graph-networks.js';
 
 const backend = createCpuBackend();
 afterAll(() => backend.dispose());
@@ -25,6 +26,8 @@ afterAll(() => backend.dispose());
 const cases: [string, () => Network][] = [
   ['every layer kind', () => everyLayerNetwork(11)],
   ['conv, max pool, lone ReLU', loneReluNet],
+  // Graphs and other activations (docs/graphs.md §7): the passes split at Adds and Concats.
+  ...GRAPH_NETWORKS.map(([name, build]): [string, () => Network] => [`graph: ${name}`, () => build(3)]),
 ];
 
 describe.each(cases)('%s', (_name, build) => {
@@ -33,12 +36,10 @@ describe.each(cases)('%s', (_name, build) => {
   const x0 = randomInput(n, 5);
   const reference = forward64(net, x0);
   const L = net.layers.length;
-  /** Layer t's input (t = L: the output) at x, in float64. */
-  const valuesAt = (x: Float64Array, t: number) => {
-    const pass = forward64(net, x);
-    return t === L ? pass.logits : pass.inputs[t];
-  };
-  const nominalAt = (t: number) => (t === L ? reference.logits : reference.inputs[t]);
+  /** Layer t's combined input (an Add's sum; t = L: the output) in a float64 pass. */
+  const combinedInput = (pass: ReturnType<typeof forward64>, t: number) => (t === L ? pass.logits : net.layers[t].kind === 'add' ? pass.preActivations[t]! : pass.inputs[t]);
+  const valuesAt = (x: Float64Array, t: number) => combinedInput(forward64(net, x), t);
+  const nominalAt = (t: number) => combinedInput(reference, t);
 
   test.each([0.02, 0.2])('eps %p: intervals contain the ball, relaxation bounds every sampled change', async (eps) => {
     const nominal = await nominalPass(net, backend, x0);
@@ -100,7 +101,7 @@ describe.each(cases)('%s', (_name, build) => {
       });
       for (const { t, g, bound } of rows) {
         const width = g.length / rowCount;
-        const v = t === L ? pass.logits : pass.inputs[t];
+        const v = combinedInput(pass, t);
         const base = nominalAt(t);
         for (let b = 0; b < rowCount; b++) {
           let change = 0;
