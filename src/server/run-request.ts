@@ -27,6 +27,8 @@ const MAX_EPS_VALUES = 64;
 const MAX_LOWER_SAMPLES = 100_000;
 const MAX_LOWER_RESTARTS = 1_000;
 const MAX_STEPS = 10_000;
+/** Longest refinement stage a run may ask for (seconds). */
+const MAX_BRANCH_BUDGET = 3600;
 
 export type StartRunArgs = MutationStartRunArgs;
 
@@ -58,6 +60,8 @@ export interface RunRequest {
   seed: number | null;
   /** As given (null: the engine's default). */
   tolerance: number | null;
+  /** Seconds of the radius' refinement stage (tight method with radius); null: no stage. */
+  branchBudget: number | null;
   backend: BackendName;
   lower: LowerSearchOptions | null;
   attack: AttackSearchOptions | null;
@@ -99,6 +103,13 @@ export function runRequest(args: StartRunArgs, globalBound?: number | null): Run
   if (tolerance !== null && !(Number.isFinite(tolerance) && tolerance > 0 && tolerance < 1)) {
     throw badInput(`tolerance must be in (0, 1) (got ${tolerance})`);
   }
+  // 0 is "no stage", as absent: the same request (and cache key).
+  const branchBudget = args.branchBudget ? args.branchBudget : null;
+  if (branchBudget !== null) {
+    if (!(Number.isFinite(branchBudget) && branchBudget > 0 && branchBudget <= MAX_BRANCH_BUDGET)) throw badInput(`branchBudget must be from 0 to ${MAX_BRANCH_BUDGET} seconds (got ${branchBudget})`);
+    if (!radius) throw badInput('branchBudget refines the certified radius: set radius: true');
+    if (method !== 'tight') throw badInput('branchBudget is a stage of the TIGHT method; the PAPER method has none');
+  }
   const seed = args.seed ?? null;
   if (seed !== null && certificate !== 'probabilistic' && !args.lowerBounds) {
     throw badInput(`seed seeds probabilistic certificates and the lower-bound search; this run has neither (certificate ${certificate.toUpperCase()}, no lowerBounds)`);
@@ -133,7 +144,7 @@ export function runRequest(args: StartRunArgs, globalBound?: number | null): Run
   if (args.eps.length === 0 && !radius && !attack) {
     throw badInput('nothing to compute: give at least one eps, set radius or ask for attacks');
   }
-  return { eps: args.eps, radius, method, certificate, delta, seed, tolerance, backend: args.backend ?? 'auto', lower, attack };
+  return { eps: args.eps, radius, method, certificate, delta, seed, tolerance, branchBudget, backend: args.backend ?? 'auto', lower, attack };
 }
 
 /** The computation before method and certificate were choices: its cache entries keep their key. */
@@ -159,6 +170,7 @@ export function runCacheKey(request: RunRequest, modelSha256: string, inputSha25
     params: {
       radius: request.radius,
       tolerance: request.tolerance ?? DEFAULT_TOLERANCE,
+      branchBudget: request.branchBudget ?? undefined,
       boundMethod: isLegacy(request) ? undefined : request.method,
       certificate: isLegacy(request) ? undefined : request.certificate,
       delta: probabilistic ? request.delta! : undefined,
@@ -186,6 +198,7 @@ export function requestColumns(request: RunRequest) {
     delta: request.delta,
     seed: request.seed,
     tolerance: request.tolerance,
+    branchBudget: request.branchBudget,
     lowerBounds: request.lower ? JSON.stringify(request.lower) : null,
     attacks: request.attack ? JSON.stringify(request.attack) : null,
     requestedBackend: request.backend,
@@ -203,6 +216,7 @@ export function requestOf(row: RunRow): RunRequest {
     delta: row.delta,
     seed: row.seed ?? (lower && lower.seed !== DEFAULT_SEED ? lower.seed : null),
     tolerance: row.tolerance,
+    branchBudget: row.branchBudget,
     backend: row.requestedBackend as BackendName,
     lower,
     attack: row.attacks ? (JSON.parse(row.attacks) as AttackSearchOptions) : null,
@@ -225,6 +239,7 @@ export function analysisOptions(request: RunRequest): AnalysisOptions {
     delta: request.delta ?? undefined,
     seed: request.seed ?? undefined,
     tolerance: request.tolerance ?? undefined,
+    branchBudget: request.branchBudget ?? undefined,
     lower: request.lower && { samples: request.lower.samples, restarts: request.lower.restarts, steps: request.lower.steps },
     attacks: request.attack && { methods: request.attack.methods, steps: request.attack.steps, tolerance: request.attack.tolerance, maxRuns: request.attack.maxRuns },
   };

@@ -139,6 +139,38 @@ describe('startRun: method and certificate', () => {
     await gql(server.url, `mutation($id: ID!) { cancelRun(id: $id) { status } }`, { id: tight.data.startRun.id });
   });
 
+  test('branchBudget: the refinement stage of the radius over the API; 0 is no stage; clear errors where it does not fit', async () => {
+    const BUDGET = `mutation($m: ID!, $i: ID!, $radius: Boolean, $method: Method, $budget: Float) {
+      startRun(modelId: $m, inputId: $i, eps: [0.001], radius: $radius, method: $method, branchBudget: $budget, backend: CPU) { id cached branchBudget result { radius { local refinement { evaluations seconds budgetSeconds fastRadius completed } } } }
+    }`;
+    const bad = async (variables: Record<string, unknown>, message: RegExp) => {
+      const answer = await gql(server.url, BUDGET, { ...ids, radius: true, ...variables });
+      expect(codeOf(answer)).toBe('BAD_USER_INPUT');
+      expect(answer.errors![0]!.message).toMatch(message);
+    };
+    await bad({ budget: -1 }, /^branchBudget must be from 0 to 3600 seconds \(got -1\)$/);
+    await bad({ budget: 1e9 }, /^branchBudget must be from 0 to 3600 seconds/);
+    await bad({ budget: 5, radius: false }, /^branchBudget refines the certified radius: set radius: true$/);
+    await bad({ budget: 5, method: 'PAPER' }, /^branchBudget is a stage of the TIGHT method/);
+    // 0 is the default request: the default run's cache entry, no stage.
+    const none = await gql(server.url, BUDGET, { ...ids, radius: true, budget: 0 });
+    expect(none.data.startRun).toMatchObject({ cached: true, branchBudget: null });
+    expect(none.data.startRun.result.radius).toEqual({ local: defaultRun.result.radius.local, refinement: null });
+    // A budget: its own request; the stage reports itself and never shrinks the radius.
+    const started = await gql(server.url, BUDGET, { ...ids, radius: true, budget: 5 });
+    expect(started.data.startRun).toMatchObject({ cached: false, branchBudget: 5 });
+    const { payloads, error } = await collectSubscription(server.wsUrl, `subscription($id: ID!) { runProgress(runId: $id) { status run { status branchBudget result { radius { local quality refinement { evaluations seconds budgetSeconds fastRadius completed } } } } } }`, { id: started.data.startRun.id }, 110_000);
+    expect(error).toBeUndefined();
+    const final = payloads.at(-1)!.data.runProgress.run;
+    expect(final.status).toBe('SUCCEEDED');
+    const radius = final.result.radius;
+    expect(radius.quality).toBe('UPPER');
+    expect(radius.refinement).toMatchObject({ budgetSeconds: 5 });
+    expect(radius.refinement.evaluations).toBeGreaterThanOrEqual(1);
+    expect(radius.refinement.seconds).toBeLessThan(5 + 60); // the budget bounds the stage (plus one interrupted layer)
+    expect(radius.local).toBeGreaterThanOrEqual(radius.refinement.fastRadius);
+  });
+
   test('delta and seed: part of the request where they matter, clear errors where they do not fit', async () => {
     const bad = async (variables: Record<string, unknown>, message: RegExp) => {
       const answer = await gql(server.url, START, { ...ids, eps: [0.001], ...variables });
