@@ -497,14 +497,14 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
   const [to, setTo] = useState('0.1');
   const [points, setPoints] = useState('7');
   const [radius, setRadius] = useState(true);
-  // The engine's defaults (src/bounds/defaults.ts), as the API names them; the paper's method for a
-  // graph or activations other than ReLU, which the tight method refuses for now (the server decides).
+  // The engine's defaults (src/bounds/defaults.ts), as the API names them.
   const [method, setMethod] = useState<Method>(DEFAULT_METHOD.toUpperCase() as Method);
   const [certificate, setCertificate] = useState<Certificate>(DEFAULT_CERTIFICATE.toUpperCase() as Certificate);
   const [lowerBounds, setLowerBounds] = useState(false);
   const [attacks, setAttacks] = useState<AttackMethod[]>([]);
   const [backend, setBackend] = useState<Backend>('AUTO');
   const [tolerance, setTolerance] = useState('');
+  const [branchBudget, setBranchBudget] = useState('');
   const [busy, setBusy] = useState(false);
   const [epsError, setEpsError] = useState<ApiError | null>(null);
   const [toleranceError, setToleranceError] = useState<ApiError | null>(null);
@@ -538,6 +538,14 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
         return;
       }
     }
+    let budget: number | null = null;
+    if (branchBudget.trim()) {
+      budget = Number(branchBudget);
+      if (!Number.isFinite(budget)) {
+        setFormError(new ApiError('BAD_USER_INPUT', `branchBudget: “${branchBudget}” is not a number`));
+        return;
+      }
+    }
     setBusy(true);
     try {
       const { startRun } = await gql(START_RUN, {
@@ -549,6 +557,7 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
         certificate,
         backend,
         tolerance: tol,
+        branchBudget: budget,
         lowerBounds,
         attacks,
       });
@@ -653,6 +662,12 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
             </label>
           </div>
           <FieldError error={toleranceError} id="tolerance-error" />
+          {method === 'TIGHT' && radius && (
+            <label class="field">
+              <span>Refinement stage of the radius, seconds (docs/tightness.md §6)</span>
+              <input type="text" data-testid="branch-budget" placeholder="none" value={branchBudget} onInput={(e) => setBranchBudget(e.currentTarget.value)} />
+            </label>
+          )}
         </details>
         <div class="run-actions">
           <button class="primary big" data-testid="start-run" disabled={!input || busy} onClick={start}>

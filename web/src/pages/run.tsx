@@ -307,6 +307,12 @@ function RadiusCard({ result, attacks }: { result: CertifyResult; attacks: Attac
         </table>
       )}
       {r && <p class="caption">Bisection: {r.evaluations} local-bound evaluations to a relative width of {num(r.relativeTolerance)}; bars on a log scale.</p>}
+      {r?.refinement && (
+        <p class="caption" data-testid="refinement">
+          Refinement stage: {r.refinement.evaluations} full sweeps in {num(r.refinement.seconds)} s of a {num(r.refinement.budgetSeconds)} s budget
+          {r.refinement.completed ? ', finished' : ', stopped by the budget'}; the fast search had certified {num(r.refinement.fastRadius)}.
+        </p>
+      )}
       {r?.marginResolved === false && <p class="caption" data-testid="margin-unresolved">The top-1 margin is below what float32 arithmetic resolves: the computed class may not be the exact network's, so nothing is certified.</p>}
       {attacks.length === 0 && r && <p class="caption">No attack results from this server: the minimal adversarial perturbation lies above the certified radius.</p>}
       {failed.length > 0 && <p class="caption">No adversarial point found by {failed.map((a) => a.method.toUpperCase()).join(', ')}.</p>}
