@@ -110,7 +110,7 @@ export async function certifiedSearch(
     start,
     async (e, precision) => method.criterion(await evaluate(precision === 'screen' ? screen : estimator, e), gaps, e) / e,
     tolerance,
-    { screening: SCREEN_TOLERANCE > estimator.tolerance },
+    { screening: method.name === 'paper' && SCREEN_TOLERANCE > estimator.tolerance },
   );
   const base = { localUpper: search.upper, method: method.name };
   if (solver === estimator) return { ...base, local: search.lower, evaluations: search.evaluations, quality: 'estimate' };

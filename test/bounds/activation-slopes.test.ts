@@ -8,6 +8,7 @@
  */
 import { constantOver, quotientRange, slopeBound } from '../../src/bounds/activation-slopes.js';
 import { slopeInterval } from '../../src/bounds/tight/index.js';
+import { imageInterval, unitLinearisationError, unitSlopeInterval } from '../../src/bounds/tight/slopes.js';
 import { applyScalar, type ScalarActivation } from '../../src/model/activations.js';
 import type { Layer } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
@@ -117,4 +118,44 @@ test('the dense reference\'s case analysis gives the same λ (α in [0, 1])', ()
     }
     expect(differ).toBe(0);
   }
+});
+
+// The tight method's per-unit quantities (src/bounds/tight/slopes.ts, docs/graphs.md §7), against
+// dense sampling of the range: the midpoint linearisation's error and σ's image.
+describe.each(ACTIVATIONS)('tight method, %s', (_name, a) => {
+  test('unitLinearisationError bounds |σ(y) − σ(y0) − m(y − y0)| and imageInterval contains σ over the range (both attained for piecewise linear σ)', () => {
+    const rng = new Rng(29);
+    let attained = 0;
+    let trials = 0;
+    for (let trial = 0; trial < 300; trial++) {
+      const { y0, lo, hi } = sample(rng);
+      const slopes = unitSlopeInterval(a, y0, lo, hi);
+      const m = (slopes[0] + slopes[1]) / 2;
+      const error = unitLinearisationError(a, y0, lo, hi, m, slopes);
+      const [imageLo, imageHi] = imageInterval(a, lo, hi);
+      const s0 = applyScalar(a, y0);
+      let worst = 0;
+      let min = Infinity;
+      let max = -Infinity;
+      // A grid of the range, and the kinks inside it.
+      const kinks = a.kind === 'clip' ? [a.min, a.max] : a.kind === 'sigmoid' || a.kind === 'tanh' ? [] : [0];
+      const points = [...Array.from({ length: 401 }, (_, k) => lo + ((hi - lo) * k) / 400), ...kinks.filter((k) => k > lo && k < hi)];
+      for (const y of points) {
+        const v = applyScalar(a, y);
+        worst = Math.max(worst, Math.abs(v - s0 - m * (y - y0)));
+        min = Math.min(min, v);
+        max = Math.max(max, v);
+      }
+      expect(worst).toBeLessThanOrEqual(error * (1 + 1e-12) + 1e-12);
+      expect(imageLo).toBeLessThanOrEqual(min + 1e-12);
+      expect(imageHi).toBeGreaterThanOrEqual(max - 1e-12);
+      if (a.kind !== 'sigmoid' && a.kind !== 'tanh' && hi > lo) {
+        trials++;
+        if (Math.abs(worst - error) <= 1e-9 * (1 + error)) attained++;
+        expect(imageHi - imageLo).toBeCloseTo(max - min, 9);
+      }
+    }
+    // The ends and kinks are sampled: for piecewise linear σ the error is attained there.
+    if (trials > 0) expect(attained).toBe(trials);
+  });
 });
