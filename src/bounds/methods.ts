@@ -104,6 +104,9 @@ export async function certifiedSearch(
     return method.local(network, backend, nominal, e, s, cls, onLayer);
   };
   // certifiedRadius's criterion ε·L < margin/√2 with margin √2 and L = criterion/ε is criterion < 1.
+  // Screening saves spectral iterations, the paper's cost; a tight evaluation's cost is its per-unit
+  // backward passes, which a looser tolerance does not shrink, so there a screened point near the
+  // threshold would only be evaluated twice (MNIST: 16 evaluations with screening, 13 without).
   const screen = estimator.withTolerance(SCREEN_TOLERANCE);
   const search = await certifiedRadius(
     Math.SQRT2,
