@@ -1,0 +1,123 @@
+/**
+ * Dataset lanes (src/dataset/lanes.ts): images certified on several threads give exactly the records
+ * of one image after another — the Fashion-MNIST CNN with the default method and a random network
+ * with every layer kind (exported to ONNX), through the compiled command line (worker threads run
+ * compiled modules) — and an error or a bad --parallel is one line and status 2.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { zipSync } from 'fflate';
+import { dump } from 'npyjs';
+import { createCpuBackend } from '../../src/backend/cpu/index.js';
+import { topTwo } from '../../src/bounds/certify.js';
+import { nominalPass } from '../../src/bounds/layer-bounds.js';
+import { exportOnnxFile } from '../../src/model/onnx-export.js';
+import { size } from '../../src/model/ir.js';
+import { Rng } from '../../src/random.js';
+import { fixture } from '../helpers/fixtures.js';
+import { buildCli } from '../helpers/processes.js';
+import { everyKindNetwork } from '../helpers/random-networks.js';
+
+const FASHION = ['dataset', fixture('fashion_cnn.onnx'), '--data', fixture('fashion_test_1000.npz'), '--mean', '0.2860', '--std', '0.3530'];
+
+interface Record {
+  index: number;
+  seconds: number;
+  radius: number | null;
+  local: { bound: number }[];
+}
+
+let build: ReturnType<typeof buildCli>;
+let dir: string;
+beforeAll(() => {
+  build = buildCli();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lipcert-lanes-'));
+}, 300_000);
+afterAll(() => {
+  build?.remove();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function lipcert(...args: string[]) {
+  return spawnSync(process.execPath, [build.cli, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+}
+
+function report(...args: string[]) {
+  const run = lipcert(...args, '--json');
+  expect(run.stderr).toBe('');
+  expect(run.status).toBe(0);
+  return JSON.parse(run.stdout);
+}
+
+/** A record without its wall-clock seconds: what must not depend on the lanes. */
+const content = ({ seconds, ...rest }: Record) => {
+  expect(seconds).toBeGreaterThan(0);
+  return rest;
+};
+
+describe('dataset lanes', () => {
+  test('the Fashion-MNIST CNN, default method: 1 lane and 3 lanes give identical records', () => {
+    const common = [...FASHION, '--limit', '7', '--eps', '0.001', '--radius', '--seed', '7'];
+    const one = report(...common, '--parallel', '1');
+    const three = report(...common, '--parallel', '3');
+    expect([one.lanes, three.lanes]).toEqual([1, 3]);
+    expect(one.method).toBe('tight');
+    expect(one.radiusQuality).toBe('upper');
+    expect(three.images.map((r: Record) => r.index)).toEqual([...Array(7).keys()]);
+    // Bit-identical: each record depends only on the network, the image and the options.
+    expect(three.images.map(content)).toEqual(one.images.map(content));
+    expect(one.images.filter((r: Record) => (r.radius ?? 0) > 0).length).toBeGreaterThan(3);
+    const { images: _a, seconds: _b, secondsPerImage: _c, lanes: _d, ...summaryOne } = one;
+    const { images: _e, seconds: _f, secondsPerImage: _g, lanes: _h, ...summaryThree } = three;
+    expect(summaryThree).toEqual(summaryOne);
+  }, 600_000);
+
+  test('a random network with every layer kind: 1 lane and 2 lanes give identical records', async () => {
+    const network = everyKindNetwork();
+    const model = path.join(dir, 'every-kind.onnx');
+    exportOnnxFile(network, model);
+    // Inputs N(0, 1); labels the computed class for even images and another class for odd ones.
+    const count = 6;
+    const rng = new Rng(3);
+    const n = size(network.inputShape);
+    const x = Float32Array.from({ length: count * n }, () => rng.gaussian());
+    const backend = createCpuBackend();
+    const labels = new BigInt64Array(count);
+    const classes = size(network.outputShape);
+    for (let i = 0; i < count; i++) {
+      const { cls } = topTwo((await nominalPass(network, backend, x.subarray(i * n, (i + 1) * n))).logits);
+      labels[i] = BigInt(i % 2 === 0 ? cls : (cls + 1) % classes);
+    }
+    await backend.dispose();
+    const data = path.join(dir, 'every-kind.npz');
+    const npy = (a: Parameters<typeof dump>[0], shape: number[]) => new Uint8Array(dump(a, shape));
+    fs.writeFileSync(data, zipSync({ 'x.npy': npy(x, [count, ...network.inputShape]), 'y.npy': npy(labels, [count]) }));
+
+    const common = ['dataset', model, '--data', data, '--eps', '0.01,0.1', '--radius', '--seed', '11'];
+    const one = report(...common, '--parallel', '1');
+    const two = report(...common, '--parallel', '2');
+    expect([one.lanes, two.lanes]).toEqual([1, 2]);
+    expect(two.images.map(content)).toEqual(one.images.map(content));
+    expect(one.accuracy).toBe(0.5);
+    expect(one.images.filter((r: Record) => (r.radius ?? 0) > 0)).toHaveLength(3);
+  }, 600_000);
+
+  test('an error in a lane is the command\'s error: one line, status 2', () => {
+    // The tight method refuses an eps that overflows on every image; whichever lane meets it first
+    // stops the others.
+    const run = lipcert(...FASHION, '--limit', '4', '--eps', '1e300', '--parallel', '2');
+    expect(run.status).toBe(2);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    expect(run.stderr).toMatch(/^lipcert: /);
+  }, 300_000);
+
+  test('--parallel must be a positive integer', () => {
+    for (const bad of ['0', '-1', '1.5', 'two']) {
+      const run = lipcert(...FASHION, '--limit', '2', '--parallel', bad);
+      expect(run.status).toBe(2);
+      expect(run.stderr.trim()).toBe(`lipcert: error: --parallel must be a positive integer, got '${bad}'`);
+    }
+  });
+});
