@@ -1,16 +1,16 @@
 /**
  * certifyDataset(): every image of a Dataset through certifyImage(), then the summary (summary.ts).
  * The one-process path of `lipcert dataset`; a server or a queue of workers runs certifyImage() per
- * image and summarise() over the records instead. With `lanes` > 1 the images are shared out over
- * the calling thread and worker threads (lanes.ts): the same records, in the same order, sooner.
+ * image and summarise() over the records instead. One lane (the default) certifies one image after
+ * another on the calling thread; with `lanes` > 1 the images are shared out over the calling thread
+ * and worker threads (lanes.ts): the same records, in the same order, sooner.
  */
 import type { Backend } from '../backend/backend.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
-import { CancelledError } from '../errors.js';
 import type { Dataset } from '../model/dataset.js';
 import type { Network } from '../model/ir.js';
 import { certify } from '../bounds/certify.js';
-import { certifyImage, type ImageCertifyOptions, type ImageRecord } from './certify-image.js';
+import type { ImageCertifyOptions, ImageRecord } from './certify-image.js';
 import { certifyInLanes } from './lanes.js';
 import { type DatasetSummary, summarise } from './summary.js';
 
@@ -37,17 +37,6 @@ export async function certifyDataset(network: Network, dataset: Dataset, backend
   // The global bound (the radius search's start) does not depend on the image: computed once.
   const globalBound = imageOptions.radius && !imageOptions.globalBound && dataset.count > 0 ? (await certify(network, dataset.image(0), backend, { ...imageOptions, eps: [], global: true, radius: false })).global : imageOptions.globalBound;
   const lanes = Math.max(1, Math.min(requestedLanes ?? 1, dataset.count));
-  let images: ImageRecord[];
-  if (lanes > 1) {
-    images = await certifyInLanes(network, dataset, backend, { ...imageOptions, globalBound }, { lanes, cpu: laneBackend, signal: options.signal, onImage });
-  } else {
-    images = [];
-    for (let index = 0; index < dataset.count; index++) {
-      if (options.signal?.aborted) throw new CancelledError();
-      const record = await certifyImage(network, backend, dataset.image(index), dataset.labels[index], index, { ...imageOptions, globalBound });
-      images.push(record);
-      onImage?.(record, images.length, dataset.count);
-    }
-  }
+  const images = await certifyInLanes(network, dataset, backend, { ...imageOptions, globalBound }, { lanes, cpu: laneBackend, signal: options.signal, onImage });
   return { ...summarise(images), images, seconds: (performance.now() - started) / 1000, lanes };
 }
