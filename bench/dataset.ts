@@ -6,7 +6,8 @@
  * probabilistic certificates δ = 1e-3) and for the paper's method with estimates; then the default
  * method again with the images shared over each number of lanes (threads of one process,
  * dataset/lanes.ts; `lipcert dataset --parallel K`), alternating 1 lane and K lanes so both see the same
- * load, with the ratio of their images per second. With --workers
+ * load, with the ratio of their images per second and the CPU time per image of all threads (the
+ * work, which lanes do not shrink: on K free cores the wall clock approaches it divided by K). With --workers
  * (needs redis-server and a built dist/), the same images as a dataset run of the server: in its own
  * process (no Redis), then on Redis with each number of `lipcert worker` processes, each time from an
  * empty cache after a warm-up on other images. Prints images per second and the spread of seconds
@@ -68,25 +69,29 @@ export async function datasetBench(argv: string[], fixtures: string): Promise<vo
   const rounds = Number(values.rounds);
   const rates = new Map<number, number[]>(laneCounts.map((k) => [k, []]));
   const perImage = new Map<number, number[]>(laneCounts.map((k) => [k, []]));
+  const cpuPerImage = new Map<number, number[]>(laneCounts.map((k) => [k, []]));
   for (let round = 0; round < rounds; round++) {
     for (const k of laneCounts) {
       const plan = planLanes(network, dataset.count, k);
       const laneBackend = await createBackend(values.backend as BackendName, network, { threads: plan.threads });
+      const cpuStart = process.cpuUsage(); // every thread of the process, worker lanes included
       const result = await certifyDataset(network, dataset, laneBackend, { eps, radius: true, seed: 1, ...CONFIGURATIONS[0].options, lanes: plan.lanes, laneBackend: { threads: plan.threads } });
+      const cpu = process.cpuUsage(cpuStart);
       await laneBackend.dispose();
+      cpuPerImage.get(k)!.push((cpu.user + cpu.system) / 1e6 / result.count);
       rates.get(k)!.push(result.count / result.seconds);
       perImage.get(k)!.push(...result.images.map((r) => r.seconds));
     }
   }
   console.log(`\nLanes (images certified at once, each on a thread; ${rounds} alternating rounds, medians):\n`);
-  console.log('| lanes | method | images per second | seconds per image, wall clock of the set | each image\'s own seconds (median, 10%–90%) | ÷ 1 lane |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('| lanes | method | images per second | seconds per image, wall clock of the set | CPU seconds per image (all threads) | each image\'s own seconds (median, 10%–90%) | ÷ 1 lane |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   const median = (xs: number[]) => quantile(xs, 0.5);
   for (const k of laneCounts) {
     const rate = median(rates.get(k)!);
     const own = perImage.get(k)!;
     console.log(
-      `| ${k} | ${CONFIGURATIONS[0].name} | ${rate.toFixed(2)} | ${(1 / rate).toFixed(3)} s | ${median(own).toFixed(3)} s (${quantile(own, 0.1).toFixed(3)}–${quantile(own, 0.9).toFixed(3)} s) | ${(rate / median(rates.get(laneCounts[0])!)).toFixed(2)}× |`,
+      `| ${k} | ${CONFIGURATIONS[0].name} | ${rate.toFixed(2)} | ${(1 / rate).toFixed(3)} s | ${median(cpuPerImage.get(k)!).toFixed(3)} s | ${median(own).toFixed(3)} s (${quantile(own, 0.1).toFixed(3)}–${quantile(own, 0.9).toFixed(3)} s) | ${(rate / median(rates.get(laneCounts[0])!)).toFixed(2)}× |`,
     );
   }
   if (values.workers) {

@@ -14,11 +14,11 @@ import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { topTwo } from '../../src/bounds/certify.js';
 import { nominalPass } from '../../src/bounds/layer-bounds.js';
 import { exportOnnxFile } from '../../src/model/onnx-export.js';
-import { size } from '../../src/model/ir.js';
+import { networkMultiplyAdds, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { fixture } from '../helpers/fixtures.js';
 import { buildCli } from '../helpers/processes.js';
-import { everyKindNetwork } from '../helpers/random-networks.js';
+import { conv, everyKindNetwork, network } from '../helpers/random-networks.js';
 
 const FASHION = ['dataset', fixture('fashion_cnn.onnx'), '--data', fixture('fashion_test_1000.npz'), '--mean', '0.2860', '--std', '0.3530'];
 
@@ -75,25 +75,25 @@ describe('dataset lanes', () => {
   }, 600_000);
 
   test('a random network with every layer kind: 1 lane and 2 lanes give identical records', async () => {
-    const network = everyKindNetwork();
+    const net = everyKindNetwork();
     const model = path.join(dir, 'every-kind.onnx');
-    exportOnnxFile(network, model);
+    exportOnnxFile(net, model);
     // Inputs N(0, 1); labels the computed class for even images and another class for odd ones.
     const count = 6;
     const rng = new Rng(3);
-    const n = size(network.inputShape);
+    const n = size(net.inputShape);
     const x = Float32Array.from({ length: count * n }, () => rng.gaussian());
     const backend = createCpuBackend();
     const labels = new BigInt64Array(count);
-    const classes = size(network.outputShape);
+    const classes = size(net.outputShape);
     for (let i = 0; i < count; i++) {
-      const { cls } = topTwo((await nominalPass(network, backend, x.subarray(i * n, (i + 1) * n))).logits);
+      const { cls } = topTwo((await nominalPass(net, backend, x.subarray(i * n, (i + 1) * n))).logits);
       labels[i] = BigInt(i % 2 === 0 ? cls : (cls + 1) % classes);
     }
     await backend.dispose();
     const data = path.join(dir, 'every-kind.npz');
     const npy = (a: Parameters<typeof dump>[0], shape: number[]) => new Uint8Array(dump(a, shape));
-    fs.writeFileSync(data, zipSync({ 'x.npy': npy(x, [count, ...network.inputShape]), 'y.npy': npy(labels, [count]) }));
+    fs.writeFileSync(data, zipSync({ 'x.npy': npy(x, [count, ...net.inputShape]), 'y.npy': npy(labels, [count]) }));
 
     const common = ['dataset', model, '--data', data, '--eps', '0.01,0.1', '--radius', '--seed', '11'];
     const one = report(...common, '--parallel', '1');
@@ -112,6 +112,22 @@ describe('dataset lanes', () => {
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(/^lipcert: /);
   }, 300_000);
+
+  test('lanes by default: one per core (at most one per image) for small networks, one for large ones', async () => {
+    // The compiled module: from the TypeScript sources no worker script exists, and the default is 1.
+    const { planLanes } = await import(path.join(path.dirname(build.cli), 'dataset', 'lanes.js'));
+    const cores = os.availableParallelism();
+    const small = everyKindNetwork();
+    expect(planLanes(small, 100)).toEqual({ lanes: cores, threads: 1 });
+    expect(planLanes(small, 1)).toEqual({ lanes: 1, threads: cores });
+    expect(planLanes(small, 100, 1)).toEqual({ lanes: 1, threads: cores });
+    expect(planLanes(small, 3, 8)).toEqual({ lanes: 3, threads: Math.max(1, Math.floor(cores / 3)) });
+    // 64 → 64 channels, 3×3, on 64×64: 151 M multiply-adds, above what `auto` keeps on the CPU.
+    const large = network([conv([64, 64, 64], 64, [3, 3], { pads: [1, 1, 1, 1] })]);
+    expect(networkMultiplyAdds(large)).toBeGreaterThan(1e8);
+    expect(planLanes(large, 100)).toEqual({ lanes: 1, threads: cores });
+    expect(planLanes(large, 100, 2)).toEqual({ lanes: 2, threads: Math.max(1, Math.floor(cores / 2)) });
+  });
 
   test('--parallel must be a positive integer', () => {
     for (const bad of ['0', '-1', '1.5', 'two']) {
