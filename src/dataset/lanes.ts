@@ -74,9 +74,10 @@ class WorkerLane {
       if ('record' in reply) pending.resolve(reply.record);
       else pending.reject(reply.error.code ? Object.assign(new LipcertError(reply.error.code, reply.error.message), { name: reply.error.name }) : new Error(reply.error.message));
     });
+    // The first failure sticks: after terminate() (a CancelledError) the exit that follows is not news.
     const fail = (error: Error) => {
       this.failure ??= error;
-      this.pending?.reject(error);
+      this.pending?.reject(this.failure);
       this.pending = null;
     };
     this.worker.on('error', fail);
@@ -103,6 +104,8 @@ class WorkerLane {
   /** Stop the thread now (abort, or another lane's error). */
   async terminate(): Promise<void> {
     this.failure ??= new CancelledError();
+    this.pending?.reject(this.failure);
+    this.pending = null;
     await this.worker.terminate();
   }
 }

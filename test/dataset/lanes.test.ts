@@ -113,6 +113,41 @@ describe('dataset lanes', () => {
     expect(run.stderr).toMatch(/^lipcert: /);
   }, 300_000);
 
+  test('an abort stops every lane: the call rejects with CANCELLED and no image runs on afterwards', async () => {
+    // The compiled library (worker lanes need compiled modules), the paper's method for speed.
+    const compiled = (module: string) => import(path.join(path.dirname(build.cli), module));
+    const { certifyDataset } = await compiled('dataset/certify-dataset.js');
+    const { createBackend } = await compiled('backend/select.js');
+    const { importOnnxFile } = await compiled('model/onnx-import.js');
+    const { loadDataset } = await compiled('model/dataset.js');
+    const net = importOnnxFile(fixture('fashion_cnn.onnx'));
+    const data = loadDataset(fixture('fashion_test_1000.npz'), net, { mean: [0.286], std: [0.353], limit: 60 });
+    const backend = await createBackend('cpu', net, { threads: 1 });
+    const controller = new AbortController();
+    let done = 0;
+    try {
+      const run = certifyDataset(net, data, backend, {
+        eps: [0.001],
+        radius: true,
+        method: 'paper',
+        certificate: 'estimate',
+        lanes: 2,
+        signal: controller.signal,
+        onImage: () => {
+          if (++done === 3) controller.abort();
+        },
+      });
+      await expect(run).rejects.toMatchObject({ code: 'CANCELLED' });
+      const atReturn = done;
+      expect(atReturn).toBeGreaterThanOrEqual(3);
+      expect(atReturn).toBeLessThan(60);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(done).toBe(atReturn); // nothing finished after the call returned
+    } finally {
+      await backend.dispose();
+    }
+  }, 300_000);
+
   test('lanes by default: one per core (at most one per image) for small networks, one for large ones', async () => {
     // The compiled module: from the TypeScript sources no worker script exists, and the default is 1.
     const { planLanes } = await import(path.join(path.dirname(build.cli), 'dataset', 'lanes.js'));
