@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { BadInputError, LipcertError } from '../errors.js';
 import { type Network, networkMultiplyAdds } from '../model/ir.js';
 import type { Backend, BackendName } from './backend.js';
-import { createCpuBackend } from './cpu/index.js';
+import { type CpuBackendOptions, createCpuBackend } from './cpu/index.js';
 
 export const BACKEND_NAMES: BackendName[] = ['cpu', 'webgpu', 'auto'];
 
@@ -56,21 +56,24 @@ export function autoPrefersCpu(network: Network): boolean {
   return networkMultiplyAdds(network) < AUTO_WEBGPU_MIN_MULTIPLY_ADDS;
 }
 
-/** The backend `name`; for 'auto' with `network` given, the CPU for small networks (see above). */
-export async function createBackend(name: BackendName = 'cpu', network?: Network): Promise<Backend> {
+/**
+ * The backend `name`; for 'auto' with `network` given, the CPU for small networks (see above).
+ * `cpu`: the CPU backend's options where it is the one chosen.
+ */
+export async function createBackend(name: BackendName = 'cpu', network?: Network, cpu: CpuBackendOptions = {}): Promise<Backend> {
   switch (name) {
     case 'cpu':
-      return createCpuBackend();
+      return createCpuBackend(cpu);
     case 'webgpu':
       return createWebGpu(true);
     case 'auto':
-      if (noHardwareGpu || !mayHaveGpu() || (network && autoPrefersCpu(network))) return createCpuBackend();
+      if (noHardwareGpu || !mayHaveGpu() || (network && autoPrefersCpu(network))) return createCpuBackend(cpu);
       try {
         return await createWebGpu(false);
       } catch (e) {
         if (e instanceof LipcertError && e.code === 'BACKEND_UNAVAILABLE') {
           noHardwareGpu = true;
-          return createCpuBackend();
+          return createCpuBackend(cpu);
         }
         throw e;
       }

@@ -18,6 +18,7 @@ import type { Network } from '../model/ir.js';
 import { loadModel } from '../model/load.js';
 import { certifyDataset, type DatasetResult } from '../dataset/certify-dataset.js';
 import { certifiedAccuracyAt } from '../dataset/summary.js';
+import { planLanes } from '../dataset/lanes.js';
 import { addMethodOptions, type MethodCliOptions, parseCount, parseEpsList, parseMethodOptions, parseNumberList, textTable } from './shared.js';
 
 export interface DatasetCliOptions extends MethodCliOptions {
@@ -28,6 +29,7 @@ export interface DatasetCliOptions extends MethodCliOptions {
   eps?: string;
   radius?: boolean;
   backend: string;
+  parallel?: string;
   json?: boolean;
 }
 
@@ -69,7 +71,17 @@ export async function runDataset(model: string, options: DatasetCliOptions): Pro
     std: options.std === undefined ? undefined : parseNumberList(options.std, '--std'),
     limit,
   });
-  const backend = await createBackend(options.backend as BackendName, network);
+  const requestedLanes = parseCount(options.parallel, '--parallel');
+  const plan = planLanes(network, dataset.count, requestedLanes);
+  const backend = await createBackend(options.backend as BackendName, network, { threads: plan.threads });
+  // Lanes are worker threads with a backend each: for the CPU backend only (a GPU is one device).
+  if (backend.name !== 'cpu' && plan.lanes > 1) {
+    if (requestedLanes !== undefined) {
+      await backend.dispose();
+      throw new BadInputError(`--parallel ${requestedLanes} needs the CPU backend (this run uses ${backend.name}); use --parallel 1 or --backend cpu`);
+    }
+    plan.lanes = 1;
+  }
   const progress = imageProgress(dataset.count);
   let correct = 0;
   try {
@@ -82,6 +94,8 @@ export async function runDataset(model: string, options: DatasetCliOptions): Pro
       seed,
       tolerance,
       branchBudget,
+      lanes: plan.lanes,
+      laneBackend: { threads: plan.threads },
       onImage: (record, done) => {
         if (record.predictedClass === record.label) correct++;
         progress.update(done, correct);
@@ -148,7 +162,7 @@ export function formatDataset(report: DatasetReport): string {
     const quality = estimates === 0 ? 'upper bounds' : estimates === bounds.length ? 'from spectral norm estimates' : `${estimates} of ${bounds.length} from spectral norm estimates`;
     out.push(`local bound L(x0, ${e}): median ${number(sorted[sorted.length >> 1])}, range ${number(sorted[0])} to ${number(sorted[sorted.length - 1])} (${quality})`);
   }
-  out.push('', `time: ${report.seconds.toFixed(1)} s, ${report.secondsPerImage.toFixed(3)} s per image`);
+  out.push('', `time: ${report.seconds.toFixed(1)} s, ${report.secondsPerImage.toFixed(3)} s per image (${report.lanes} image${report.lanes === 1 ? '' : 's'} at once)`);
   return out.join('\n') + '\n';
 }
 
@@ -164,6 +178,7 @@ export function registerDatasetCommand(program: Command): Command {
     .option('--eps <list>', 'comma-separated radii of local bounds per image, e.g. 0.001,0.01')
     .option('--radius', 'compute each correctly classified image\'s certified radius (for certified accuracy)')
     .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('auto'))
+    .option('--parallel <n>', 'images certified at once, each on its own thread (default: one per core for networks the CPU backend runs by default, else 1; the same records either way)')
     .option('--json', 'print one JSON object on stdout');
   addMethodOptions(command);
   return command.action(async (model: string, options: DatasetCliOptions) => {

@@ -79,6 +79,8 @@ describe('lipcert dataset', () => {
     expect(run.status).toBe(0);
     const report = JSON.parse(run.stdout);
     expect(report).toMatchObject({ count: 40, method: 'tight', certificate: 'probabilistic:1e-3', radiusQuality: 'upper' });
+    // By default the images are shared over one thread per core (dataset/lanes.ts; records unchanged, test/dataset/lanes.test.ts).
+    expect(report.lanes).toBe(Math.min(os.availableParallelism(), 40));
     const images: Image[] = report.images;
     expect(images.map((im) => im.index)).toEqual([...Array(40).keys()]);
 

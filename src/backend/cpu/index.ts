@@ -61,6 +61,11 @@ export const DEFAULT_SESSION_BUDGET = 2 ** 30;
 export interface CpuBackendOptions {
   /** Most bytes (weights plus arenas, estimated) held by cached onnxruntime sessions. */
   sessionBudgetBytes?: number;
+  /**
+   * Most onnxruntime threads one call may use (default: every core). Dataset lanes (dataset/lanes.ts)
+   * share the cores out, so that K lanes do not run K × cores threads.
+   */
+  threads?: number;
 }
 
 interface CachedSession {
@@ -83,7 +88,10 @@ class SessionCache {
   private bytes = 0;
   private clock = 0;
 
-  constructor(private readonly budget: number) {}
+  constructor(
+    private readonly budget: number,
+    private readonly threads: number,
+  ) {}
 
   /**
    * The session, pinned: call `unpin` when done with it. `count`, the vectors per call, sizes the
@@ -97,7 +105,7 @@ class SessionCache {
     const bytes = sessionFootprint(layer, op, count);
     if (!entry) {
       this.evict(bytes);
-      entry = { session: createLayerSession(layer, op, batch), bytes, pins: 0, lastUse: 0 };
+      entry = { session: createLayerSession(layer, op, batch, this.threads), bytes, pins: 0, lastUse: 0 };
       perLayer.set(`${op}/${batch}`, entry);
       this.bytes += bytes;
     }
@@ -151,7 +159,7 @@ export class CpuBackend extends BlocksOfOneBackend {
     super();
     const cpus = os.cpus();
     this.adapter = `${cpus[0]?.model?.trim() ?? 'CPU'}, ${os.availableParallelism()} threads (onnxruntime-node ${ortVersion})`;
-    this.sessions = new SessionCache(options.sessionBudgetBytes ?? DEFAULT_SESSION_BUDGET);
+    this.sessions = new SessionCache(options.sessionBudgetBytes ?? DEFAULT_SESSION_BUDGET, Math.max(1, Math.floor(options.threads ?? os.availableParallelism())));
   }
 
   async prepare(_network: Network): Promise<void> {

@@ -111,10 +111,10 @@ function externalTensor(name: string, dims: number[], data: Float32Array, file: 
   });
 }
 
-async function session(layer: OrtLayer, bytes: Uint8Array, file: string, weights: Float32Array): Promise<ort.InferenceSession> {
+async function session(layer: OrtLayer, threads: number, bytes: Uint8Array, file: string, weights: Float32Array): Promise<ort.InferenceSession> {
   const options: ort.InferenceSession.SessionOptions & { externalData: { path: string; data: Uint8Array }[] } = {
     ...sessionOptions,
-    intraOpNumThreads: multiplyAdds(layer) < PARALLEL_MIN_MACS ? 1 : os.availableParallelism(),
+    intraOpNumThreads: multiplyAdds(layer) < PARALLEL_MIN_MACS ? 1 : threads,
     externalData: [{ path: file, data: new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) }],
     // Idle pool threads sleep instead of spinning: between two session calls Lanczos does its vector
     // work on this thread, and a spinning pool thread takes the other core of a 2-core machine
@@ -127,27 +127,31 @@ async function session(layer: OrtLayer, bytes: Uint8Array, file: string, weights
 
 export type OrtOperation = 'linear' | 'transpose' | 'rowNormsSquared' | 'gram';
 
-/** Build the session for one operation of one layer. */
-export async function createLayerSession(layer: OrtLayer, op: OrtOperation, batch: BatchDim): Promise<ort.InferenceSession> {
+/**
+ * Build the session for one operation of one layer; `threads` is the most onnxruntime threads a call
+ * may use (layers under PARALLEL_MIN_MACS use one).
+ */
+export async function createLayerSession(layer: OrtLayer, op: OrtOperation, batch: BatchDim, threads = os.availableParallelism()): Promise<ort.InferenceSession> {
   const inShape = batched(layer.kind === 'conv' ? layer.inputShape : [layer.inputShape[0]], batch);
   const outShape = batched(layer.kind === 'conv' ? layer.outputShape : [layer.outputShape[0]], batch);
   const dims = weightDims(layer);
   const W = externalTensor('W', dims, layer.weight, 'W.bin');
   switch (op) {
     case 'linear':
-      return session(layer, modelBytes({ nodes: [linearNode(layer, 'x', 'y', 'W')], initializers: [W], inputs: [valueInfo('x', inShape)], outputs: [valueInfo('y', outShape)] }), 'W.bin', layer.weight);
+      return session(layer, threads, modelBytes({ nodes: [linearNode(layer, 'x', 'y', 'W')], initializers: [W], inputs: [valueInfo('x', inShape)], outputs: [valueInfo('y', outShape)] }), 'W.bin', layer.weight);
     case 'transpose':
-      return session(layer, modelBytes({ nodes: [transposeNode(layer, 'u', 'x', 'W')], initializers: [W], inputs: [valueInfo('u', outShape)], outputs: [valueInfo('x', inShape)] }), 'W.bin', layer.weight);
+      return session(layer, threads, modelBytes({ nodes: [transposeNode(layer, 'u', 'x', 'W')], initializers: [W], inputs: [valueInfo('u', outShape)], outputs: [valueInfo('x', inShape)] }), 'W.bin', layer.weight);
     case 'rowNormsSquared': {
       // r² = conv2d(mask, W⊙W) or (W⊙W)·mask: one pass, never basis vectors.
       const w2 = squared(layer.weight);
       const W2 = externalTensor('W2', dims, w2, 'W2.bin');
-      return session(layer, modelBytes({ nodes: [linearNode(layer, 'mask', 'r2', 'W2')], initializers: [W2], inputs: [valueInfo('mask', inShape)], outputs: [valueInfo('r2', outShape)] }), 'W2.bin', w2);
+      return session(layer, threads, modelBytes({ nodes: [linearNode(layer, 'mask', 'r2', 'W2')], initializers: [W2], inputs: [valueInfo('mask', inShape)], outputs: [valueInfo('r2', outShape)] }), 'W2.bin', w2);
     }
     case 'gram':
       // out = D Aᵀ Λ² A D x, with D ('d') and Λ² ('l2') as inputs so one session serves every eps.
       return session(
         layer,
+        threads,
         modelBytes({
           nodes: [
             node('Mul', ['x', 'd'], ['xd']),

@@ -1,0 +1,171 @@
+/**
+ * Lanes: the images of a dataset certified on several threads at once. Lane 0 is the calling thread
+ * with the caller's backend; lanes 1…K−1 are worker threads (image-worker.ts), each with its own
+ * backend of the same kind built for a copy of the network. Every lane runs certifyImage() with the
+ * same options, one image at a time, taking the next image as it finishes the last, so the
+ * records are those of the sequential loop: what a record holds depends only on the network, the
+ * image and the options (certify() builds its solvers, random streams and warm starts afresh per
+ * image; with --seed every certificate draws the same starts whichever lane runs it), never on which
+ * lane ran it or what ran before. Only the wall clock changes: the tight method's per-image work is
+ * JavaScript on one thread (and small onnxruntime calls), so a second thread uses a second core.
+ */
+import os from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Backend, BackendName } from '../backend/backend.js';
+import type { CpuBackendOptions } from '../backend/cpu/index.js';
+import { autoPrefersCpu } from '../backend/select.js';
+import { CancelledError, invariant, LipcertError, type ErrorCode } from '../errors.js';
+import type { Dataset } from '../model/dataset.js';
+import type { Network } from '../model/ir.js';
+import { certifyImage, type ImageCertifyOptions, type ImageRecord } from './certify-image.js';
+
+/** What a worker lane is started with (structured-cloned: plain data only). */
+export interface LaneSetup {
+  network: Network;
+  backend: BackendName;
+  cpu?: CpuBackendOptions;
+  options: Omit<ImageCertifyOptions, 'signal' | 'onProgress'>;
+}
+
+export interface LaneRequest {
+  index: number;
+  label: number;
+  x: Float32Array;
+}
+
+export type LaneReply = { index: number; record: ImageRecord } | { index: number; error: { message: string; code?: ErrorCode; name: string } };
+
+/** The compiled worker script next to this module (absent when running from TypeScript sources, e.g. under Jest). */
+const WORKER_SCRIPT = new URL('./image-worker.js', import.meta.url);
+
+/** Whether worker lanes can start here (the compiled worker script exists). */
+export function workerLanesAvailable(): boolean {
+  return existsSync(fileURLToPath(WORKER_SCRIPT));
+}
+
+/**
+ * How many lanes, and how many onnxruntime threads each lane's calls may use (the cores shared out).
+ * By default one lane per core (at most one per image) for networks small enough that `auto` keeps
+ * them on the CPU: their per-image work is mostly JavaScript on one thread. Larger networks get one
+ * lane: their onnxruntime calls already use every core, and each lane holds its own copy of the
+ * weights and sessions. `requested` (a user's choice) is taken as given, capped at the images.
+ */
+export function planLanes(network: Network, images: number, requested?: number): { lanes: number; threads: number } {
+  const cores = os.availableParallelism();
+  const wanted = requested ?? (autoPrefersCpu(network) && workerLanesAvailable() ? cores : 1);
+  const lanes = Math.max(1, Math.min(wanted, images));
+  return { lanes, threads: Math.max(1, Math.floor(cores / lanes)) };
+}
+
+/** One worker lane: a thread that certifies the images it is sent, one at a time. */
+class WorkerLane {
+  private readonly worker: Worker;
+  private pending: { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  constructor(setup: LaneSetup) {
+    this.worker = new Worker(WORKER_SCRIPT, { workerData: setup });
+    this.worker.on('message', (reply: LaneReply) => {
+      const pending = this.pending;
+      invariant(pending && pending.index === reply.index, `lane reply for image ${reply.index} unexpected`);
+      this.pending = null;
+      if ('record' in reply) pending.resolve(reply.record);
+      else pending.reject(reply.error.code ? Object.assign(new LipcertError(reply.error.code, reply.error.message), { name: reply.error.name }) : new Error(reply.error.message));
+    });
+    // The first failure sticks: after terminate() (a CancelledError) the exit that follows is not news.
+    const fail = (error: Error) => {
+      this.failure ??= error;
+      this.pending?.reject(this.failure);
+      this.pending = null;
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`lipcert internal error: a dataset lane's thread exited (status ${code})`)));
+  }
+
+  certify(request: LaneRequest): Promise<ImageRecord> {
+    if (this.failure) return Promise.reject(this.failure);
+    invariant(!this.pending, 'a lane certifies one image at a time');
+    return new Promise((resolve, reject) => {
+      this.pending = { index: request.index, resolve, reject };
+      this.worker.postMessage(request);
+    });
+  }
+
+  /** Let the thread dispose of its backend and exit. */
+  async close(): Promise<void> {
+    if (this.failure) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage('close');
+    await exited;
+  }
+
+  /** Stop the thread now (abort, or another lane's error). */
+  async terminate(): Promise<void> {
+    this.failure ??= new CancelledError();
+    this.pending?.reject(this.failure);
+    this.pending = null;
+    await this.worker.terminate();
+  }
+}
+
+export interface LanesOptions {
+  /** K ≥ 1: the calling thread plus K − 1 worker threads. */
+  lanes: number;
+  /** Options of the worker lanes' own CPU backends. */
+  cpu?: CpuBackendOptions;
+  signal?: AbortSignal;
+  /** Called as each image finishes (in the order they finish), with the number done. */
+  onImage?: (record: ImageRecord, done: number, total: number) => void;
+}
+
+/** Every image's record, in the dataset's order, certified on `lanes` lanes. */
+export async function certifyInLanes(network: Network, dataset: Dataset, backend: Backend, options: ImageCertifyOptions, lanesOptions: LanesOptions): Promise<ImageRecord[]> {
+  const lanes = Math.max(1, Math.min(lanesOptions.lanes, dataset.count));
+  invariant(Number.isInteger(lanes), `lanes: ${lanesOptions.lanes}`);
+  if (lanes > 1 && !workerLanesAvailable()) throw new Error(`lipcert internal error: dataset lanes need the compiled worker ${fileURLToPath(WORKER_SCRIPT)}`);
+  const { signal, onProgress: _unused, ...plain } = options;
+  const workers = Array.from({ length: lanes - 1 }, () => new WorkerLane({ network, backend: backend.name as BackendName, cpu: lanesOptions.cpu, options: plain }));
+  const records: ImageRecord[] = new Array(dataset.count);
+  let next = 0;
+  let done = 0;
+  let stopped = false;
+  const run = async (certifyOne: (index: number) => Promise<ImageRecord>) => {
+    while (!stopped && next < dataset.count) {
+      if (signal?.aborted) throw new CancelledError();
+      const index = next++;
+      const record = await certifyOne(index);
+      records[index] = record;
+      lanesOptions.onImage?.(record, ++done, dataset.count);
+    }
+  };
+  const onCaller = (index: number) => certifyImage(network, backend, dataset.image(index), dataset.labels[index], index, options);
+  const onWorker = (lane: WorkerLane) => (index: number) => lane.certify({ index, label: dataset.labels[index], x: dataset.image(index) });
+  const abort = () => {
+    stopped = true;
+    for (const w of workers) void w.terminate();
+  };
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    // The first error stops every lane (after the image each is on; worker threads at once) and is
+    // rethrown once all have stopped, so nothing runs on the caller's backend after this returns.
+    let failure: { error: unknown } | undefined;
+    await Promise.all(
+      [run(onCaller), ...workers.map((w) => run(onWorker(w)))].map((lane) =>
+        lane.catch((error) => {
+          if (!failure) {
+            failure = { error };
+            abort();
+          }
+        }),
+      ),
+    );
+    if (failure) throw failure.error;
+    if (signal?.aborted) throw new CancelledError();
+    return records;
+  } finally {
+    signal?.removeEventListener('abort', abort);
+    await Promise.all(workers.map((w) => (stopped ? w.terminate() : w.close())));
+  }
+}
