@@ -49,9 +49,10 @@ export function masked(rows: Float32Array, mask: Float32Array | null, count: num
   const zeros = zerosOf(mask);
   if (zeros.length === 0) return rows;
   const out = owned ? rows : Float32Array.from(rows);
+  const z = zeros.length;
   for (let b = 0; b < count; b++) {
     const base = b * width;
-    for (const i of zeros) out[base + i] = 0;
+    for (let k = 0; k < z; k++) out[base + zeros[k]] = 0;
   }
   return out;
 }

@@ -96,17 +96,19 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
   // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
   const throughActivation = (): Float32Array => {
     const scaled = new Float32Array(rows.length);
+    const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relax!;
     for (let b = 0; b < count; b++) {
       let constant = 0;
       const base = b * m;
       for (let i = 0; i < m; i++) {
         const v = rows[base + i];
-        if (v >= 0) {
-          scaled[base + i] = v * relax!.upperSlope[i];
-          constant += v * relax!.upperOffset[i];
+        if (v === 0) continue;
+        if (v > 0) {
+          scaled[base + i] = v * upperSlope[i];
+          constant += v * upperOffset[i];
         } else {
-          scaled[base + i] = v * relax!.lowerSlope[i];
-          constant += v * relax!.lowerOffset[i];
+          scaled[base + i] = v * lowerSlopes[i];
+          constant += v * lowerOffset[i];
         }
       }
       offset[b] += constant;
