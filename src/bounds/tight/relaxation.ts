@@ -88,16 +88,19 @@ export function linearisedRelaxation(mid: Float32Array, unstable: Int32Array, er
  * `count` rows) ↦ coefficients on its combined input change (an Add's sum, a Concat's stacked
  * inputs), adding each row's relaxation constants to `offset`. Masks are the caller's.
  */
-async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, state: LayerState, rows: Float32Array, count: number, offset: Float64Array, lowerSlope: LowerSlope): Promise<Float32Array> {
+async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, state: LayerState, rows: Float32Array, count: number, offset: Float64Array, choices: readonly LowerSlope[]): Promise<Float32Array> {
   const layer = sweep.network.layers[k];
   const m = size(layer.outputShape);
   const n = size(layer.inputShape);
-  const relax = relaxationOf(state, lowerSlope);
+  // Rows come in equal groups, one per lower-slope choice (group g: rows g·count/k … (g+1)·count/k − 1).
+  const perGroup = count / choices.length;
+  const relaxations = choices.map((choice) => relaxationOf(state, choice));
+  const relax = relaxations[0];
   // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
   const throughActivation = (): Float32Array => {
     const scaled = new Float32Array(rows.length);
-    const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relax!;
     for (let b = 0; b < count; b++) {
+      const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relaxations[Math.floor(b / perGroup)]!;
       let constant = 0;
       const base = b * m;
       for (let i = 0; i < m; i++) {
@@ -146,17 +149,27 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
  * For each of `count` rows g at the combined input of layer l (row-major; l = layers.length: at the
  * output), an upper bound of gᵀ(x_l − x0_l) over the ball: backward relaxation through the layers
  * before l, closed at every cut by the smaller of the ball (ε·gain·‖λ‖) and the box (Σ|λ_i|·dev_i)
- * per node, the best closure kept. For a lower bound, pass −g.
+ * per node, the best closure kept. For a lower bound, pass −g. With several lower-slope choices, every
+ * row goes through once per choice in one pass (one operator call per layer for all of them): the
+ * result has choices·count entries, the bounds of choice g at g·count … (g+1)·count − 1.
  */
-export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null, lowerSlope: LowerSlope = 'adaptive'): Promise<Float64Array> {
+export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null, lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive'): Promise<Float64Array> {
   const { backend, states, eps } = sweep;
-  const best = new Float64Array(count).fill(Infinity);
-  const offset = new Float64Array(count);
-  await backwardOverGraph(sweep, l, masked(rows, mask, count, rows.length / count), count, {
-    through: (k, block) => relaxedBackwardBlock(backend, sweep, k, states[k], block, count, offset, lowerSlope),
+  const choices: readonly LowerSlope[] = typeof lowerSlope === 'string' ? [lowerSlope] : lowerSlope;
+  const total = count * choices.length;
+  let block = masked(rows, mask, count, rows.length / count);
+  if (choices.length > 1) {
+    const copies = new Float32Array(block.length * choices.length);
+    for (let g = 0; g < choices.length; g++) copies.set(block, g * block.length);
+    block = copies;
+  }
+  const best = new Float64Array(total).fill(Infinity);
+  const offset = new Float64Array(total);
+  await backwardOverGraph(sweep, l, block, total, {
+    through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, total, offset, choices),
     close: (_t, cut) => {
-      const closed = closeCut(cut, count, eps);
-      for (let b = 0; b < count; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
+      const closed = closeCut(cut, total, eps);
+      for (let b = 0; b < total; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
     },
   });
   return best;
