@@ -33,6 +33,13 @@ import type { AddInputMutationVariables } from '../generated/graphql';
 /** Models above this size go as raw bytes (POST /models), not as a base64 string in JSON. */
 const RAW_UPLOAD_BYTES = 64 * 1024 * 1024;
 
+/** A form field's number: null when left empty, an ApiError (named by `label`) when it is not a number. */
+function optionalNumber(text: string, label = ''): number | null | ApiError {
+  if (!text.trim()) return null;
+  const value = Number(text);
+  return Number.isFinite(value) ? value : new ApiError('BAD_USER_INPUT', `${label}“${text}” is not a number`);
+}
+
 export function CertifyPage({ modelId }: { modelId: string | null }) {
   const [models, setModels] = useState<ModelSummary[] | null>(null);
   const [listError, setListError] = useState<ApiError | null>(null);
@@ -530,21 +537,15 @@ function RunCard({ model, input }: { model: Model; input: Input | null }) {
       setEpsError(new ApiError('BAD_USER_INPUT', eps));
       return;
     }
-    let tol: number | null = null;
-    if (tolerance.trim()) {
-      tol = Number(tolerance);
-      if (!Number.isFinite(tol)) {
-        setToleranceError(new ApiError('BAD_USER_INPUT', `“${tolerance}” is not a number`));
-        return;
-      }
+    const tol = optionalNumber(tolerance);
+    if (tol instanceof ApiError) {
+      setToleranceError(tol);
+      return;
     }
-    let budget: number | null = null;
-    if (branchBudget.trim()) {
-      budget = Number(branchBudget);
-      if (!Number.isFinite(budget)) {
-        setFormError(new ApiError('BAD_USER_INPUT', `branchBudget: “${branchBudget}” is not a number`));
-        return;
-      }
+    const budget = optionalNumber(branchBudget, 'branchBudget: ');
+    if (budget instanceof ApiError) {
+      setFormError(budget);
+      return;
     }
     setBusy(true);
     try {
