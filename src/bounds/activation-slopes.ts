@@ -19,7 +19,8 @@ import { applyScalar, derivativeScalar, type ScalarActivation } from '../model/a
 /** Relative widening of the smooth activations' derivative bounds, for Math.exp's rounding (a few ulp). */
 const SMOOTH_ROUNDING = 8 * 2 ** -52;
 
-function breakpoints(a: ScalarActivation): number[] {
+/** The kinks of a piecewise linear activation (none for sigmoid and tanh). */
+export function breakpoints(a: ScalarActivation): number[] {
   if (a.kind === 'relu' || a.kind === 'leakyrelu') return [0];
   if (a.kind === 'clip') return [a.min, a.max].filter(Number.isFinite);
   return [];

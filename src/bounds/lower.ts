@@ -98,18 +98,11 @@ export interface Ratio {
 }
 
 /** The ratio at x, or null when x coincides with x0 (where it is undefined). */
-export function ratio(fx: Float32Array, f0: Float32Array, x: Float32Array, x0: Float32Array): Ratio | null {
+export function ratio(fx: ArrayLike<number>, f0: ArrayLike<number>, x: Float32Array, x0: Float32Array): Ratio | null {
   const dist = distance(x, x0);
   if (!(dist > 0)) return null;
   const diff = Float64Array.from(fx, (v, i) => v - f0[i]);
   return { value: norm(diff) / dist, dist, diff };
-}
-
-/** ||f(x) − f(x0)||/||x − x0|| with f evaluated in float64 (f0: f(x0) in float64). */
-function ratio64(network: Network, x: Float32Array, x0: Float32Array, f0: Float64Array): number {
-  const fx = forward64(network, x).logits;
-  const dist = distance(x, x0);
-  return dist > 0 ? norm(Float64Array.from(fx, (v, i) => v - f0[i])) / dist : 0;
 }
 
 async function randomSearch(network: Network, backend: Backend, x0: Float32Array, f0: Float32Array, eps: number, samples: number, rng: Rng, signal?: AbortSignal): Promise<Best & { evaluations: number }> {
@@ -207,7 +200,7 @@ export async function lowerBounds(network: Network, x0: Float32Array, backend: B
       }
       // The best point's ratio in float64: what the network's function attains there.
       f64 ??= forward64(network, x0).logits;
-      const bound = best.point ? ratio64(network, best.point, x0, f64) : 0;
+      const bound = best.point ? (ratio(forward64(network, best.point).logits, f64, best.point, x0)?.value ?? 0) : 0;
       lower.push({ eps, method, kind: 'lower', bound, distance: best.distance, evaluations: best.evaluations, seconds: (performance.now() - t0) / 1000 });
     }
   }

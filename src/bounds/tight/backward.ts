@@ -8,7 +8,7 @@
 import type { Backend } from '../../backend/backend.js';
 import { isAffine, type Layer, size } from '../../model/ir.js';
 import { backwardOverGraph, closeCut, masked } from './graph-backward.js';
-import { euclidean, type LayerState, spreadAt, type Sweep } from './sweep.js';
+import { boxNorm, type LayerState, spreadAt, type Sweep } from './sweep.js';
 
 /**
  * G ↦ G N_l for a block of `count` rows (row-major, each of the layer's output size): one layer of
@@ -36,12 +36,6 @@ export async function backwardBlock(backend: Backend, layer: Layer, state: Layer
     return out;
   }
   return scaled; // lone activation, Add (its sum), Concat, flatten
-}
-
-/** ‖dev‖ of each layer's combined input box (computed once per sweep and layer). */
-function boxNorm(sweep: Sweep, t: number): number {
-  sweep.boxNorms ??= [];
-  return (sweep.boxNorms[t] ??= euclidean(sweep.deviation[t]));
 }
 
 /**

@@ -9,7 +9,7 @@ import { size } from '../../model/ir.js';
 import { gramIterationBound, rowGram } from '../certificates.js';
 import { backwardBlock } from './backward.js';
 import { backwardOverGraph, type CutEntry } from './graph-backward.js';
-import { euclidean, spreadAt, type Sweep } from './sweep.js';
+import { boxNorm, spreadAt, type Sweep } from './sweep.js';
 
 /** The decomposition (refinement 2) is computed when the network has at most this many outputs. */
 export const MAX_DECOMPOSITION_OUTPUTS = 64;
@@ -117,7 +117,7 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
     const term: CorrectionTerm = { index, unstable: s.unstable, spread: s.spread, sensitivity: topSingular(rows, outputs, width), before: gainIn[s.from] };
     corrections.push(term);
     const errors = states[index].errors!;
-    const boxNorm = euclidean(sweep.deviation[s.from]);
+    const fromBox = boxNorm(sweep, s.from);
     const ratios = new Array<number>(outputs).fill(0);
     const changes = new Array<number>(outputs).fill(0);
     for (let j = 0; j < outputs; j++) {
@@ -128,7 +128,7 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
       // of layer from(k) is at most the norm of its box's half-widths as well as gain·ε (§3).
       let absolute = 0;
       for (let i = 0; i < width; i++) absolute += Math.abs(rows[cls * width + i] - rows[j * width + i]) * errors[i];
-      changes[j] = Math.min(eps * ratios[j], sensitivity * boxNorm, absolute);
+      changes[j] = Math.min(eps * ratios[j], sensitivity * fromBox, absolute);
     }
     termRatio.set(index, ratios);
     termChange.set(index, changes);

@@ -441,38 +441,8 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
   };
 }
 
-/** A ReLU that does not follow an affine layer: ||Λ D|| of a diagonal map, its unstable units. */
-export function reluStep(sweep: Sweep, nominal: NominalPass, index: number, layer: Layer, position: Position): Position {
-  const { lo, hi, mask } = position;
-  const xNominal = nominal.inputs[index];
-  const mid = new Float32Array(xNominal.length);
-  const unstable: number[] = [];
-  const errors: number[] = [];
-  const nextMask = new Float32Array(xNominal.length);
-  let lambdaMax = 0;
-  let spreadMax = 0;
-  for (let i = 0; i < xNominal.length; i++) {
-    if (mask && mask[i] === 0) continue;
-    const [sLo, sHi] = slopeInterval(xNominal[i], Math.min(lo[i], xNominal[i]), Math.max(hi[i], xNominal[i]));
-    lambdaMax = Math.max(lambdaMax, sHi);
-    spreadMax = Math.max(spreadMax, (sHi - sLo) / 2);
-    mid[i] = (sHi + sLo) / 2;
-    if (sHi > sLo) {
-      unstable.push(i);
-      errors.push(linearisationError(xNominal[i], Math.min(lo[i], xNominal[i]), Math.max(hi[i], xNominal[i]), mid[i]));
-    }
-    nextMask[i] = hi[i] > 0 ? 1 : 0;
-  }
-  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound: lambdaMax, quality: 'exact' });
-  if (unstable.length > 0) sweep.spreads.set(index, { spread: spreadMax, unstable: unstable.length, from: index });
-  const inputLower = Float32Array.from(lo, (v, i) => Math.min(v, xNominal[i]));
-  const inputUpper = Float32Array.from(hi, (v, i) => Math.max(v, xNominal[i]));
-  sweep.states.push({ mask, mid, unstable: Int32Array.from(unstable), errors: Float64Array.from(errors), reluInterval: { y0: xNominal, lower: inputLower, upper: inputUpper } });
-  return { mask: nextMask, lo: lo.map((v) => (v > 0 ? v : 0)), hi: hi.map((v) => (v > 0 ? v : 0)), epsIn: position.epsIn * lambdaMax };
-}
-
 /**
- * A diagonal activation over pre-activations [y̌, ŷ] (a lone activation other than ReLU, or the
+ * A diagonal activation over pre-activations [y̌, ŷ] (a lone activation, or the
  * activation after an Add): L = max_i λ_i (exact for the diagonal map ΛD), its units that may
  * switch with spread max_i μ_i (§2 for a diagonal map), the next box and mask.
  */
@@ -484,7 +454,7 @@ function diagonalActivation(sweep: Sweep, index: number, layer: Layer, position:
   return { mask: units.nextMask, lo: units.lo, hi: units.hi, epsIn: position.epsIn * units.lambdaMax };
 }
 
-/** A lone activation other than ReLU: its units' ranges are the box of what it reads. */
+/** A lone activation (a ReLU after a max pool, or another activation): its units' ranges are the box of what it reads. */
 export function activationStep(sweep: Sweep, nominal: NominalPass, index: number, layer: Layer, position: Position, activation: AnyActivation): Position {
   const { lo, hi, mask } = position;
   const x = nominal.inputs[index];

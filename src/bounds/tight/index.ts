@@ -12,11 +12,12 @@
 import type { Backend } from '../../backend/backend.js';
 import { inputsOf, isAffine, type Network, size } from '../../model/ir.js';
 import { combineRadii } from '../graph-recursion.js';
+import { RELU } from '../../model/activations.js';
 import type { NominalPass } from '../layer-bounds.js';
 import { type NormSolver, worstQuality } from '../norms.js';
 import type { NetworkBound } from '../types.js';
 import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
-import { activationStep, addStep, affineStep, combinedPosition, maxPoolStep, passStep, type Position, reluStep } from './forward.js';
+import { activationStep, addStep, affineStep, combinedPosition, maxPoolStep, passStep, type Position } from './forward.js';
 import { LOWER_SLOPES, relaxedChangeBounds } from './relaxation.js';
 import { nodeOf, type Refinement, type Sweep } from './sweep.js';
 
@@ -89,7 +90,7 @@ export async function tightSweep(
     let next: Position;
     if (isAffine(layer)) next = await affineStep(sweep, solver, nominal, index, layer, position);
     else if (layer.kind === 'maxpool') next = await maxPoolStep(sweep, solver, nominal, index, layer, position);
-    else if (layer.kind === 'relu') next = reluStep(sweep, nominal, index, layer, position);
+    else if (layer.kind === 'relu') next = activationStep(sweep, nominal, index, layer, position, RELU);
     else if (layer.kind === 'activation') next = activationStep(sweep, nominal, index, layer, position, layer.activation);
     else if (layer.kind === 'add') next = await addStep(sweep, nominal, index, layer, position, reads);
     else next = passStep(sweep, index, layer, position); // flatten, concat

@@ -95,7 +95,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
   // Rows come in equal groups, one per lower-slope choice (group g: rows g·count/k … (g+1)·count/k − 1).
   const perGroup = count / choices.length;
   const relaxations = choices.map((choice) => relaxationOf(state, choice));
-  const relax = relaxations[0];
+  const activated = relaxations[0] !== undefined; // a state-level property: the same for every choice
   // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
   const throughActivation = (): Float32Array => {
     const scaled = new Float32Array(rows.length);
@@ -118,7 +118,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
     }
     return scaled;
   };
-  if (isAffine(layer)) return backend.applyATBlock(layer, relax ? throughActivation() : rows, count);
+  if (isAffine(layer)) return backend.applyATBlock(layer, activated ? throughActivation() : rows, count);
   if (layer.kind === 'maxpool') {
     const out = new Float32Array(count * n);
     const winner = state.winner!;
@@ -142,7 +142,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
     }
     return out;
   }
-  return relax ? throughActivation() : rows; // lone activation, Add (its sum), Concat, flatten
+  return activated ? throughActivation() : rows; // lone activation, Add (its sum), Concat, flatten
 }
 
 /**

@@ -6,7 +6,7 @@
  * paper's case); the other activations go through activation-slopes.ts's enclosures.
  */
 import { applyScalar, type ScalarActivation } from '../../model/activations.js';
-import { constantOver, quotientRange } from '../activation-slopes.js';
+import { breakpoints, constantOver, quotientRange } from '../activation-slopes.js';
 
 /** Slope interval [lo, hi] of the ReLU difference quotient (relu(y) − relu(y0))/(y − y0) over y in [y̌, ŷ] (§1). */
 export function slopeInterval(y0: number, yCheck: number, yHat: number): [number, number] {
@@ -23,13 +23,6 @@ export function slopeInterval(y0: number, yCheck: number, yHat: number): [number
 export function linearisationError(y0: number, yCheck: number, yHat: number, m: number): number {
   const phi = (y: number) => Math.abs(Math.max(0, y) - Math.max(0, y0) - m * (y - y0));
   return Math.max(phi(yCheck), phi(yHat), yCheck < 0 && yHat > 0 ? phi(0) : 0);
-}
-
-/** The kinks of a piecewise linear activation (none for sigmoid and tanh). */
-function kinks(a: ScalarActivation): number[] {
-  if (a.kind === 'relu' || a.kind === 'leakyrelu') return [0];
-  if (a.kind === 'clip') return [a.min, a.max].filter(Number.isFinite);
-  return [];
 }
 
 /**
@@ -54,13 +47,13 @@ export function unitLinearisationError(a: ScalarActivation, y0: number, yCheck: 
   const s0 = applyScalar(a, y0);
   const phi = (y: number) => Math.abs(applyScalar(a, y) - s0 - m * (y - y0));
   let worst = Math.max(phi(yCheck), phi(yHat));
-  for (const k of kinks(a)) if (k > yCheck && k < yHat) worst = Math.max(worst, phi(k));
+  for (const k of breakpoints(a)) if (k > yCheck && k < yHat) worst = Math.max(worst, phi(k));
   return worst;
 }
 
 /** Whether the range [y̌, ŷ] has a kink strictly inside (the unit may switch pieces over the set). */
 export function mayBend(a: ScalarActivation, yCheck: number, yHat: number): boolean {
-  return kinks(a).some((k) => k > yCheck && k < yHat);
+  return breakpoints(a).some((k) => k > yCheck && k < yHat);
 }
 
 /**
@@ -70,7 +63,7 @@ export function mayBend(a: ScalarActivation, yCheck: number, yHat: number): bool
 export function imageInterval(a: ScalarActivation, yCheck: number, yHat: number): [number, number] {
   let lo = Math.min(applyScalar(a, yCheck), applyScalar(a, yHat));
   let hi = Math.max(applyScalar(a, yCheck), applyScalar(a, yHat));
-  for (const k of kinks(a)) {
+  for (const k of breakpoints(a)) {
     if (k > yCheck && k < yHat) {
       const v = applyScalar(a, k);
       lo = Math.min(lo, v);

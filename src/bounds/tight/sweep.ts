@@ -131,17 +131,16 @@ export function nodeOf(sweep: Sweep, j: number): NodeBox {
   return sweep.nodes[j + 1];
 }
 
-/** before[t] = Π_{l<t} L_l for t = 0 … layers.length (T_t of §2). */
-export function productsBefore(layers: LayerBound[]): number[] {
-  const before = [1];
-  for (const l of layers) before.push(before[before.length - 1] * l.bound);
-  return before;
-}
-
 export function euclidean(v: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < v.length; i++) s += v[i] * v[i];
   return Math.sqrt(s);
+}
+
+/** ‖deviation[t]‖: the norm of layer t's combined input box (computed once per sweep and layer). */
+export function boxNorm(sweep: Sweep, t: number): number {
+  sweep.boxNorms ??= [];
+  return (sweep.boxNorms[t] ??= euclidean(sweep.deviation[t]));
 }
 
 /**
