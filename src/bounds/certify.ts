@@ -140,7 +140,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
         evaluation++;
         phase = radiusPhase(evaluation, e);
       }, onLayer, options.branchBudget);
-      radius = { ...search, global: globalRadius, relativeTolerance: radiusTolerance, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
+      radius = { ...search, global: globalRadius, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }
     options.onProgress?.({ phase: 'done', fraction: 1, message: 'done' });

@@ -96,6 +96,10 @@ export interface RadiusResult {
   global: number;
   /** Local-bound evaluations used by the bracketing and bisection. */
   evaluations: number;
+  /**
+   * Relative width to which the search narrowed its bracket: the requested tolerance, and for a
+   * certified radius at least CERTIFIED_SEARCH_TOLERANCE (methods.ts), finer than its certificate's slack.
+   */
   relativeTolerance: number;
   seconds: number;
   /** Criterion used: 'paper' (ε·L < δ/√2) or 'tight' (per-class margins, docs/tightness.md). */

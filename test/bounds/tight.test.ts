@@ -5,7 +5,8 @@
  * exact Jacobian norm at x0 (a lower bound of L). References are float64 dense matrices.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { certify } from '../../src/bounds/certify.js';
+import { certify, DEFAULT_RADIUS_TOLERANCE } from '../../src/bounds/certify.js';
+import { CERTIFICATE_SLACK, CERTIFIED_SEARCH_TOLERANCE } from '../../src/bounds/methods.js';
 import { Rng } from '../../src/random.js';
 import { slopeInterval, type TightBound } from '../../src/bounds/tight/index.js';
 import type { Network } from '../../src/model/ir.js';
@@ -126,6 +127,28 @@ describe.each(cases)('%s', (_name, build) => {
     worst = Math.max(worst, norm(forwardDense(net, at(v, h)).map((y, i) => y - f0[i])) / h);
     expect(worst).toBeLessThanOrEqual(t.bound * (1 + 1e-6));
     expect(worst).toBeGreaterThan(0);
+  });
+
+  test('certified radius: its estimate search stops at CERTIFIED_SEARCH_TOLERANCE, one certificate slack above the radius', async () => {
+    const [estimate, certified] = await Promise.all([
+      certify(net, x0, backend, { eps: [], radius: true, method: 'tight', certificate: 'estimate' }),
+      certify(net, x0, backend, { eps: [], radius: true, method: 'tight', certificate: 'probabilistic', seed: 4 }),
+    ]);
+    const fine = estimate.radius!;
+    const coarse = certified.radius!;
+    expect(fine.relativeTolerance).toBe(DEFAULT_RADIUS_TOLERANCE);
+    expect(fine.localUpper / fine.local - 1).toBeLessThanOrEqual(DEFAULT_RADIUS_TOLERANCE);
+    expect(coarse.relativeTolerance).toBe(CERTIFIED_SEARCH_TOLERANCE);
+    expect(coarse.quality).toBe('upper');
+    // The first certified evaluation, CERTIFICATE_SLACK inside the coarse bracket's lower end, passed:
+    // the bracket [radius·(1 + slack), localUpper] is at most CERTIFIED_SEARCH_TOLERANCE wide.
+    const lowerEnd = coarse.local * (1 + CERTIFICATE_SLACK);
+    expect(coarse.localUpper / lowerEnd - 1).toBeLessThanOrEqual(CERTIFIED_SEARCH_TOLERANCE * (1 + 1e-9));
+    // Both brackets hold the estimates' threshold, so the coarse one costs at most its width in radius.
+    expect(lowerEnd).toBeLessThanOrEqual(fine.localUpper);
+    expect(coarse.localUpper).toBeGreaterThanOrEqual(fine.local);
+    expect(coarse.local).toBeGreaterThanOrEqual(fine.local / ((1 + CERTIFICATE_SLACK) * (1 + CERTIFIED_SEARCH_TOLERANCE)));
+    expect(coarse.evaluations).toBeLessThan(fine.evaluations + 1);
   });
 
   test('certified radius: at least the paper\'s; no sampled point inside changes the class', async () => {
