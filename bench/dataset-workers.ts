@@ -1,13 +1,13 @@
 /**
  * The dataset path through the server (`npm run bench -- --dataset --workers 1,2`): the same images
  * as bench/dataset.ts as a dataset run of the server, first computed in the server's own process
- * (no Redis), then on Redis by 1, 2, ... `lipcert worker` processes (dist/src/cli.js, so after
+ * (no Redis; one run at a time, then one per core on compute threads), then on Redis by 1, 2, ... `lipcert worker` processes (dist/src/cli.js, so after
  * `npm run build`) on this machine. Each configuration gets a fresh redis-server, data directory and
  * workers, a warm-up dataset run at another eps (models fetched, sessions built), then the timed
  * run from an empty cache: images per second from its start to SUCCEEDED.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ImageCertifyOptions } from '../src/dataset/certify-image.js';
@@ -53,7 +53,10 @@ export async function workersBench({ images, eps, counts, fixtures, configuratio
   console.log('| --- | --- | --- | --- | --- |');
   const onnx = readFileSync(path.join(fixtures, 'fashion_cnn.onnx'));
   const npz = readFileSync(path.join(fixtures, 'fashion_test_1000.npz'));
-  for (const workerCount of [0, ...counts]) {
+  // In the server's own process: LIPCERT_CONCURRENCY 1 and one per core (runs of this network on
+  // compute threads, src/server/run-threads.ts); then workers on Redis.
+  const setups = [...new Set([1, os.availableParallelism()])].map((concurrency) => ({ workerCount: 0, concurrency })).concat(counts.map((workerCount) => ({ workerCount, concurrency: 1 })));
+  for (const { workerCount, concurrency } of setups) {
     for (const { name, options } of configurations) {
       const dataDir = mkdtempSync(path.join(tmpdir(), 'lipcert-bench-'));
       let redis: Redis | undefined;
@@ -61,7 +64,7 @@ export async function workersBench({ images, eps, counts, fixtures, configuratio
       const workers: WorkerProcess[] = [];
       try {
         if (workerCount > 0) redis = await startRedis();
-        server = await startServer({ port: 0, dataDir, log: () => undefined, backgroundBackend: 'cpu', redisUrl: redis?.url });
+        server = await startServer({ port: 0, dataDir, log: () => undefined, backgroundBackend: 'cpu', redisUrl: redis?.url, concurrency });
         const origin = server.url.replace(/\/graphql$/, '');
         for (let w = 0; w < workerCount; w++) workers.push(await startWorkerProcess(CLI, `bench-${w + 1}`, ['--redis', redis!.url, '--server', origin, '--backend', 'cpu']));
         const model = await server.service.importModel('fashion', onnx);
@@ -78,7 +81,7 @@ export async function workersBench({ images, eps, counts, fixtures, configuratio
         // Warm-up at another eps (other cache keys): every worker fetches the model and builds its sessions.
         await timedRun(server, { ...request, eps: eps.map((e) => e * 2), limit: Math.max(2, 2 * workerCount) });
         const run = await timedRun(server, { ...request, eps, limit: images });
-        const path = workerCount === 0 ? 'server, in process' : `${workerCount} worker${workerCount > 1 ? 's' : ''} on Redis`;
+        const path = workerCount === 0 ? `server, in process, LIPCERT_CONCURRENCY=${concurrency}` : `${workerCount} worker${workerCount > 1 ? 's' : ''} on Redis`;
         console.log(
           `| ${path} | ${name} | ${run.count} | ${(run.count / run.seconds).toFixed(2)} | ${quantile(run.perImage, 0.5).toFixed(3)} s (${quantile(run.perImage, 0.1).toFixed(3)}–${quantile(run.perImage, 0.9).toFixed(3)} s) |`,
         );

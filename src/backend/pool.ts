@@ -9,6 +9,7 @@
  */
 import type { Network } from '../model/ir.js';
 import type { Backend, BackendName } from './backend.js';
+import type { CpuBackendOptions } from './cpu/index.js';
 import { createBackend } from './select.js';
 
 interface Idle {
@@ -22,7 +23,11 @@ export class BackendPool {
   /** Backends created (for tests and logs). */
   created = 0;
 
-  constructor(private readonly maxIdle = 1) {}
+  /** @param cpu options of the CPU backends it creates (e.g. their onnxruntime threads). */
+  constructor(
+    private readonly maxIdle = 1,
+    private readonly cpu: CpuBackendOptions = {},
+  ) {}
 
   async use<T>(network: Network, name: BackendName, work: (backend: Backend) => Promise<T>): Promise<T> {
     const i = this.idle.findIndex((e) => e.network === network && e.name === name);
@@ -52,7 +57,7 @@ export class BackendPool {
   }
 
   private async create(name: BackendName, network: Network): Promise<Backend> {
-    const backend = await createBackend(name, network);
+    const backend = await createBackend(name, network, this.cpu);
     this.created++;
     return backend;
   }

@@ -2,7 +2,7 @@
  * `npm start`: migrates the store, preloads the fixture models and serves GraphQL (and graphql-ws)
  * at /graphql with GraphiQL at /. Configuration from the environment:
  *   PORT (4000), HOST (127.0.0.1), LIPCERT_DATA_DIR (./data), LIPCERT_MAX_UPLOAD_MB (600),
- *   LIPCERT_CONCURRENCY (1), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
+ *   LIPCERT_CONCURRENCY (the cores: runs at once), LIPCERT_PRELOAD (1; 0 to skip the fixtures),
  *   LIPCERT_BACKGROUND_BACKEND (auto; cpu or webgpu) for the global bounds computed after imports,
  *   LIPCERT_CORS_ORIGINS (local: localhost origins; * for any; or a comma-separated list),
  *   LIPCERT_ALLOWED_HOSTS (host names served besides localhost and IP addresses; * for any),
@@ -12,6 +12,7 @@
  *   LIPCERT_REDIS_URL (runs go through a BullMQ queue on this Redis to `lipcert worker` processes).
  * A configuration the server refuses is one line on stderr and exit status 2.
  */
+import os from 'node:os';
 import { LipcertError } from '../errors.js';
 import type { BackendName } from '../index.js';
 import { resourceLimitsFromEnv } from '../resources.js';
@@ -46,7 +47,7 @@ try {
     host: process.env.HOST || '127.0.0.1',
     dataDir: process.env.LIPCERT_DATA_DIR || './data',
     maxUploadBytes: Math.round(numberFromEnv('LIPCERT_MAX_UPLOAD_MB', 600) * 1024 * 1024),
-    concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', 1))),
+    concurrency: Math.max(1, Math.floor(numberFromEnv('LIPCERT_CONCURRENCY', os.availableParallelism()))),
     preload: process.env.LIPCERT_PRELOAD !== '0',
     backgroundBackend: background as BackendName,
     corsOrigins,

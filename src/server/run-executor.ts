@@ -2,7 +2,8 @@
  * Where a run's analysis is computed, behind one interface with two implementations:
  * - InProcessExecutor (the default): analyse() in the server's own process, on a backend kept for
  *   the next run of the same model (backend/pool.ts); the server's JobQueue (queue.ts) bounds how
- *   many run at once (LIPCERT_CONCURRENCY).
+ *   many run at once (LIPCERT_CONCURRENCY). Runs the CPU backend computes go to compute threads
+ *   (run-threads.ts), up to that many at once; the others run on the main thread, one at a time.
  * - RedisExecutor (redis-executor.ts, with LIPCERT_REDIS_URL): a job on a BullMQ queue on Redis,
  *   computed by any number of `lipcert worker` processes (src/worker/), its progress and result
  *   handed back through the queue.
@@ -17,6 +18,7 @@ import { CancelledError } from '../errors.js';
 import type { ModelRow } from '../store/db.js';
 import type { Models } from './models.js';
 import { analysisOptions, type RunRequest } from './run-request.js';
+import { computedOnThread, RUN_THREAD_SCRIPT, RunThreads, runThreadsAvailable } from './run-threads.js';
 
 /** The worker name of results computed in the server's own process. */
 export const IN_PROCESS_WORKER = 'server';
@@ -66,27 +68,73 @@ export class InProcessExecutor implements RunExecutor {
   /** One idle backend per run computed at once: a dataset's images reuse their sessions. */
   private readonly backends: BackendPool;
 
+  /** Compute threads, where the compiled thread script exists (not under Jest's TypeScript sources). */
+  private readonly threads: RunThreads | null;
+  /** With threads, the main thread's runs (large networks, WebGPU) one after another: each may use every core and much memory. */
+  private mainThreadTurn: Promise<void> = Promise.resolve();
+
+  /** @param threadScript the compute threads' script (default: this build's; null: none, every run on the main thread). */
   constructor(
     private readonly models: Models,
     readonly dispatchConcurrency: number,
+    threadScript?: URL | null,
   ) {
     this.backends = new BackendPool(dispatchConcurrency);
+    const script = threadScript === undefined ? RUN_THREAD_SCRIPT : threadScript;
+    this.threads = script && runThreadsAvailable(script) ? new RunThreads(dispatchConcurrency, script) : null;
   }
 
   async execute(job: RunJob, signal: AbortSignal, events: ExecutionEvents): Promise<Execution> {
-    await events.started({ worker: IN_PROCESS_WORKER });
     const network = await this.models.network(job.model);
-    const result = await this.backends.use(network, job.request.backend as BackendName, async (backend) => {
-      await events.started({ worker: IN_PROCESS_WORKER, backend: backend.name, adapter: backend.adapter });
-      if (signal.aborted) throw new CancelledError();
-      return analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
-    });
-    return { result, worker: IN_PROCESS_WORKER };
+    if (this.threads && computedOnThread(network, job.request.backend)) {
+      await events.started({ worker: IN_PROCESS_WORKER });
+      const threadEvents = { started: (backend: string, adapter: string) => events.started({ worker: IN_PROCESS_WORKER, backend, adapter }), progress: (event: AnalysisProgress) => events.progress(event) };
+      const result = await this.threads.run({ runId: job.runId, sha256: job.model.sha256, input: job.input, request: job.request }, network, signal, threadEvents);
+      return { result, worker: IN_PROCESS_WORKER };
+    }
+    const release = this.threads ? await this.mainThreadSlot(signal) : () => undefined;
+    try {
+      await events.started({ worker: IN_PROCESS_WORKER });
+      const result = await this.backends.use(network, job.request.backend as BackendName, async (backend) => {
+        await events.started({ worker: IN_PROCESS_WORKER, backend: backend.name, adapter: backend.adapter });
+        if (signal.aborted) throw new CancelledError();
+        return analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
+      });
+      return { result, worker: IN_PROCESS_WORKER };
+    } finally {
+      release();
+    }
+  }
+
+  /**
+   * Waits for the main thread's turn (the run stays QUEUED meanwhile; a cancel ends the wait at once)
+   * and resolves with its release. A cancelled wait passes its turn on when it comes.
+   */
+  private async mainThreadSlot(signal: AbortSignal): Promise<() => void> {
+    const before = this.mainThreadTurn;
+    let release!: () => void;
+    this.mainThreadTurn = new Promise((resolve) => (release = resolve));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const cancel = () => reject(new CancelledError());
+        if (signal.aborted) return cancel();
+        signal.addEventListener('abort', cancel, { once: true });
+        void before.then(() => {
+          signal.removeEventListener('abort', cancel);
+          resolve();
+        });
+      });
+    } catch (error) {
+      void before.then(release);
+      throw error;
+    }
+    return release;
   }
 
   beginStop(): void {}
 
   async close(): Promise<void> {
+    await this.threads?.close();
     await this.backends.dispose();
   }
 }

@@ -44,8 +44,10 @@ export interface ServerOptions {
   dataDir?: string;
   /** Import the fixture models and images before serving (default false). */
   preload?: boolean;
-  /** Compute jobs at a time (default 1). */
+  /** Compute jobs at a time (default 1; `npm start` reads LIPCERT_CONCURRENCY, default the cores). */
   concurrency?: number;
+  /** The compute threads' script (default: this build's run-thread.js, absent under TypeScript sources; null: none). */
+  runThreadScript?: URL | null;
   /** Largest ONNX model or input file, decoded bytes (default 600 MB). */
   maxUploadBytes?: number;
   /** Deepest accepted query (default 12). */
@@ -137,6 +139,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerHa
     inputBackend: 'cpu',
     resourceLimits: options.resourceLimits ?? defaultResourceLimits(),
     executor,
+    runThreadScript: options.runThreadScript,
     log,
   });
   if (executor) log(`runs go to the BullMQ queue on Redis, computed by \`lipcert worker\` processes`);

@@ -40,6 +40,8 @@ export interface ServiceOptions {
   resourceLimits: ResourceLimits;
   /** Where runs are computed (default: in this process, `concurrency` at a time). */
   executor?: RunExecutor;
+  /** In-process runs: the compute threads' script (default: run-thread.js of this build; null: none). */
+  runThreadScript?: URL | null;
   log: (message: string) => void;
 }
 
@@ -64,7 +66,7 @@ export class LipcertService {
     this.models = new Models(store, { maxUploadBytes: options.maxUploadBytes, resourceLimits: options.resourceLimits });
     this.inputs = new Inputs(store, this.models, { maxUploadBytes: options.maxUploadBytes, backend: options.inputBackend });
     this.globalBounds = new GlobalBounds(store, this.queue, this.models, { backend: options.backgroundBackend, log: options.log });
-    this.executor = options.executor ?? new InProcessExecutor(this.models, options.concurrency);
+    this.executor = options.executor ?? new InProcessExecutor(this.models, options.concurrency, options.runThreadScript);
     this.runQueue = this.executor instanceof InProcessExecutor ? this.queue : new JobQueue(this.executor.dispatchConcurrency);
     this.runs = new Runs(store, this.runQueue, this.models, this.inputs, this.executor);
     this.datasets = new Datasets(store, options.maxUploadBytes);

@@ -158,8 +158,10 @@ export class CpuBackend extends BlocksOfOneBackend {
   constructor(options: CpuBackendOptions = {}) {
     super();
     const cpus = os.cpus();
-    this.adapter = `${cpus[0]?.model?.trim() ?? 'CPU'}, ${os.availableParallelism()} threads (onnxruntime-node ${ortVersion})`;
-    this.sessions = new SessionCache(options.sessionBudgetBytes ?? DEFAULT_SESSION_BUDGET, Math.max(1, Math.floor(options.threads ?? os.availableParallelism())));
+    const threads = Math.max(1, Math.floor(options.threads ?? os.availableParallelism()));
+    // The threads its onnxruntime calls may use (a dataset lane's or compute thread's share of the cores).
+    this.adapter = `${cpus[0]?.model?.trim() ?? 'CPU'}, ${threads} thread${threads === 1 ? '' : 's'} (onnxruntime-node ${ortVersion})`;
+    this.sessions = new SessionCache(options.sessionBudgetBytes ?? DEFAULT_SESSION_BUDGET, threads);
   }
 
   async prepare(_network: Network): Promise<void> {

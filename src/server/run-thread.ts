@@ -1,0 +1,69 @@
+/**
+ * A compute thread of the server's own process (run-threads.ts): it computes the runs the main
+ * thread sends it, one at a time, with analyse() — the pipeline of the main thread and of `lipcert
+ * worker` — on a CPU backend kept for the next run of the same model, and posts back that it started,
+ * its progress (at most every PROGRESS_MS, and at each new phase) and the result, or the error as
+ * {code, message}. A 'cancel' aborts the run's analysis. The network comes with the first run of a
+ * model (structured-cloned); later runs of the same model name it by its sha256 only.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
+import { BackendPool } from '../backend/pool.js';
+import type { CpuBackendOptions } from '../backend/cpu/index.js';
+import { invariant, LipcertError } from '../errors.js';
+import type { Network } from '../model/ir.js';
+import type { RunThreadReply, RunThreadRequest } from './run-threads.js';
+import { analysisOptions } from './run-request.js';
+
+const PROGRESS_MS = 100;
+
+const cpu = (workerData as { cpu?: CpuBackendOptions } | undefined)?.cpu ?? {};
+const backends = new BackendPool(1, cpu);
+let model: { sha256: string; network: Network } | undefined;
+let current: { runId: string; abort: AbortController } | undefined;
+
+const post = (reply: RunThreadReply) => parentPort!.postMessage(reply);
+
+async function run(request: Extract<RunThreadRequest, { kind: 'run' }>): Promise<void> {
+  const { runId } = request;
+  const abort = new AbortController();
+  current = { runId, abort };
+  try {
+    if (request.network) model = { sha256: request.sha256, network: request.network };
+    invariant(model?.sha256 === request.sha256, `compute thread: no network for model ${request.sha256}`);
+    const { network } = model;
+    const result = await backends.use(network, 'cpu', async (backend) => {
+      post({ kind: 'started', runId, backend: backend.name, adapter: backend.adapter });
+      let last = 0;
+      let phase: string | undefined;
+      const onProgress = (event: AnalysisProgress) => {
+        const now = Date.now();
+        if (event.phase === phase && now - last < PROGRESS_MS) return;
+        last = now;
+        phase = event.phase;
+        post({ kind: 'progress', runId, event });
+      };
+      return analyse(network, request.input, backend, { ...analysisOptions(request.request), signal: abort.signal, onProgress });
+    });
+    post({ kind: 'result', runId, result });
+  } catch (e) {
+    const error = e as Error;
+    post({ kind: 'error', runId, error: { message: error?.message ?? String(e), code: e instanceof LipcertError ? e.code : undefined } });
+  } finally {
+    current = undefined;
+  }
+}
+
+parentPort!.on('message', (message: RunThreadRequest) => {
+  switch (message.kind) {
+    case 'run':
+      void run(message);
+      break;
+    case 'cancel':
+      if (current?.runId === message.runId) current.abort.abort();
+      break;
+    case 'close':
+      void backends.dispose().finally(() => parentPort!.close());
+      break;
+  }
+});

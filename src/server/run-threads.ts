@@ -1,0 +1,189 @@
+/**
+ * Run threads: the server's own process computing runs of small networks on worker threads
+ * (run-thread.ts), so that LIPCERT_CONCURRENCY runs use as many cores — a dataset run's images among
+ * them — and the event loop serving GraphQL is not the one computing. A run goes to a thread when the
+ * CPU backend computes it (it asks for CPU, or for AUTO and the network is small enough that `auto`
+ * keeps it on the CPU: autoPrefersCpu): its work is mostly JavaScript on one thread, as in `lipcert
+ * dataset`'s lanes. Larger networks (their onnxruntime calls already use every core, and a thread
+ * would hold a second copy of the weights) and WebGPU runs stay on the main thread.
+ *
+ * Each thread computes one run at a time and keeps its model and backend for the next run of the same
+ * model; the result is analyse()'s on the same network, input and options, as on the main thread
+ * (its onnxruntime calls use the thread's share of the cores, so float32 sums may round in another
+ * order). A thread that dies fails its run and is replaced.
+ */
+import os from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
+import type { CpuBackendOptions } from '../backend/cpu/index.js';
+import { autoPrefersCpu } from '../backend/select.js';
+import { CancelledError, type ErrorCode, invariant, LipcertError } from '../errors.js';
+import type { Network } from '../model/ir.js';
+import type { RunRequest } from './run-request.js';
+
+export type RunThreadRequest =
+  | { kind: 'run'; runId: string; sha256: string; network?: Network; input: Float32Array; request: RunRequest }
+  | { kind: 'cancel'; runId: string }
+  | { kind: 'close' };
+
+export type RunThreadReply =
+  | { kind: 'started'; runId: string; backend: string; adapter: string }
+  | { kind: 'progress'; runId: string; event: AnalysisProgress }
+  | { kind: 'result'; runId: string; result: AnalysisResult }
+  | { kind: 'error'; runId: string; error: { message: string; code?: ErrorCode } };
+
+/** The compiled thread script next to this module (absent when running from TypeScript sources, e.g. under Jest). */
+export const RUN_THREAD_SCRIPT = new URL('./run-thread.js', import.meta.url);
+
+export function runThreadsAvailable(script: URL = RUN_THREAD_SCRIPT): boolean {
+  return existsSync(fileURLToPath(script));
+}
+
+/** Whether a run of `network` asking for `backend` is computed on a thread. */
+export function computedOnThread(network: Network, backend: string): boolean {
+  return backend === 'cpu' || (backend === 'auto' && autoPrefersCpu(network));
+}
+
+/** What a thread's run reports back, beside its result. */
+export interface RunThreadEvents {
+  started(backend: string, adapter: string): Promise<void>;
+  progress(event: AnalysisProgress): void;
+}
+
+export interface RunThreadJob {
+  runId: string;
+  sha256: string;
+  input: Float32Array;
+  request: RunRequest;
+}
+
+class RunThread {
+  private readonly worker: Worker;
+  /** The model whose network the thread holds. */
+  private sha256: string | undefined;
+  private pending: { runId: string; events: RunThreadEvents; started: Promise<void>; resolve: (r: AnalysisResult) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  constructor(script: URL, cpu: CpuBackendOptions) {
+    this.worker = new Worker(script, { workerData: { cpu } });
+    this.worker.on('message', (reply: RunThreadReply) => this.receive(reply));
+    const fail = (error: Error) => {
+      this.failure ??= error;
+      this.pending?.reject(this.failure);
+      this.pending = null;
+    };
+    this.worker.on('error', fail);
+    this.worker.on('exit', (code) => fail(new Error(`lipcert internal error: a compute thread exited (status ${code})`)));
+  }
+
+  get broken(): boolean {
+    return this.failure !== null;
+  }
+
+  private receive(reply: RunThreadReply): void {
+    const pending = this.pending;
+    invariant(pending && pending.runId === reply.runId, `compute thread: a reply for run ${reply.runId} unexpected`);
+    switch (reply.kind) {
+      case 'started':
+        pending.started = pending.events.started(reply.backend, reply.adapter);
+        break;
+      case 'progress':
+        pending.events.progress(reply.event);
+        break;
+      case 'result':
+      case 'error': {
+        this.pending = null;
+        // The run's start is recorded before its end.
+        const settle = () => (reply.kind === 'result' ? pending.resolve(reply.result) : pending.reject(errorOf(reply.error)));
+        pending.started.then(settle, settle);
+        break;
+      }
+    }
+  }
+
+  run(job: RunThreadJob, network: Network, signal: AbortSignal, events: RunThreadEvents): Promise<AnalysisResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (signal.aborted) return Promise.reject(new CancelledError());
+    invariant(!this.pending, 'a compute thread computes one run at a time');
+    const { runId } = job;
+    const cancel = () => this.worker.postMessage({ kind: 'cancel', runId } satisfies RunThreadRequest);
+    signal.addEventListener('abort', cancel, { once: true });
+    const done = new Promise<AnalysisResult>((resolve, reject) => {
+      this.pending = { runId, events, started: Promise.resolve(), resolve, reject };
+    });
+    // The network is sent with the first run of its model only.
+    const send = this.sha256 === job.sha256 ? undefined : network;
+    this.sha256 = job.sha256;
+    this.worker.postMessage({ kind: 'run', runId, sha256: job.sha256, network: send, input: job.input, request: job.request } satisfies RunThreadRequest);
+    return done.finally(() => signal.removeEventListener('abort', cancel));
+  }
+
+  /** Let the thread dispose of its backend and exit. */
+  async close(): Promise<void> {
+    if (this.failure) return;
+    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    this.worker.postMessage({ kind: 'close' } satisfies RunThreadRequest);
+    await exited;
+  }
+
+  async terminate(): Promise<void> {
+    this.failure ??= new CancelledError('the server is stopping');
+    this.pending?.reject(this.failure);
+    this.pending = null;
+    await this.worker.terminate();
+  }
+}
+
+function errorOf(error: { message: string; code?: ErrorCode }): Error {
+  if (error.code === 'CANCELLED') return new CancelledError(error.message);
+  return error.code ? new LipcertError(error.code, error.message) : new Error(error.message);
+}
+
+/** Up to `size` threads, each computing one run at a time; idle ones are kept (with their model) for the next run. */
+export class RunThreads {
+  private idle: RunThread[] = [];
+  private readonly all = new Set<RunThread>();
+  private closed = false;
+  /** onnxruntime threads per thread's backend: the cores shared out, so `size` runs do not run size × cores threads. */
+  private readonly cpu: CpuBackendOptions;
+
+  constructor(
+    readonly size: number,
+    private readonly script: URL = RUN_THREAD_SCRIPT,
+  ) {
+    this.cpu = { threads: Math.max(1, Math.floor(os.availableParallelism() / size)) };
+  }
+
+  async run(job: RunThreadJob, network: Network, signal: AbortSignal, events: RunThreadEvents): Promise<AnalysisResult> {
+    invariant(!this.closed, 'compute threads closed');
+    const thread = this.idle.pop() ?? this.spawn();
+    try {
+      return await thread.run(job, network, signal, events);
+    } finally {
+      if (thread.broken || this.closed) {
+        this.all.delete(thread);
+        void thread.terminate().catch(() => undefined);
+      } else {
+        this.idle.push(thread);
+      }
+    }
+  }
+
+  private spawn(): RunThread {
+    invariant(this.all.size < this.size, `more than ${this.size} runs on compute threads at once`);
+    const thread = new RunThread(this.script, this.cpu);
+    this.all.add(thread);
+    return thread;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const idle = this.idle;
+    this.idle = [];
+    await Promise.allSettled(idle.map((t) => t.close()));
+    await Promise.allSettled([...this.all].filter((t) => !idle.includes(t)).map((t) => t.terminate()));
+    this.all.clear();
+  }
+}
