@@ -35,6 +35,9 @@ export interface LaneRequest {
   x: Float32Array;
 }
 
+/** What the main thread sends a lane: an image, 'cancel' (the image in hand) or 'close'. */
+export type LaneMessage = LaneRequest | 'cancel' | 'close';
+
 export type LaneReply = { index: number; record: ImageRecord } | { index: number; error: { message: string; code?: ErrorCode; name: string } };
 
 /** The compiled worker script next to this module (absent when running from TypeScript sources, e.g. under Jest). */
@@ -64,11 +67,13 @@ class WorkerLane {
   private readonly worker: Worker;
   private pending: { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void } | null = null;
   private failure: Error | null = null;
+  private exited = false;
 
   constructor(setup: LaneSetup) {
     this.worker = new Worker(WORKER_SCRIPT, { workerData: setup });
     this.worker.on('message', (reply: LaneReply) => {
       const pending = this.pending;
+      if (!pending && this.failure) return; // the image was given up (cancel()): the thread goes on to its close
       invariant(pending && pending.index === reply.index, `lane reply for image ${reply.index} unexpected`);
       this.pending = null;
       if ('record' in reply) pending.resolve(reply.record);
@@ -81,7 +86,10 @@ class WorkerLane {
       this.pending = null;
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`lipcert internal error: a dataset lane's thread exited (status ${code})`)));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      fail(new Error(`lipcert internal error: a dataset lane's thread exited (status ${code})`));
+    });
   }
 
   certify(request: LaneRequest): Promise<ImageRecord> {
@@ -93,20 +101,24 @@ class WorkerLane {
     });
   }
 
-  /** Let the thread dispose of its backend and exit. */
+  /** Let the thread finish the image in hand, dispose of its backend and exit. */
   async close(): Promise<void> {
-    if (this.failure) return;
+    if (this.exited) return;
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage('close');
+    this.worker.postMessage('close' satisfies LaneMessage);
     await exited;
   }
 
-  /** Stop the thread now (abort, or another lane's error). */
-  async terminate(): Promise<void> {
+  /**
+   * Stop the lane (abort, or another lane's error): its image is rejected now, the thread aborts it
+   * at its next layer and then exits (close()). Never worker.terminate(): an onnxruntime call that
+   * completes in a terminated thread aborts the process.
+   */
+  cancel(): void {
     this.failure ??= new CancelledError();
     this.pending?.reject(this.failure);
     this.pending = null;
-    await this.worker.terminate();
+    if (!this.exited) this.worker.postMessage('cancel' satisfies LaneMessage);
   }
 }
 
@@ -144,7 +156,7 @@ export async function certifyInLanes(network: Network, dataset: Dataset, backend
   const onWorker = (lane: WorkerLane) => (index: number) => lane.certify({ index, label: dataset.labels[index], x: dataset.image(index) });
   const abort = () => {
     stopped = true;
-    for (const w of workers) void w.terminate();
+    for (const w of workers) w.cancel();
   };
   signal?.addEventListener('abort', abort, { once: true });
   try {
@@ -166,6 +178,6 @@ export async function certifyInLanes(network: Network, dataset: Dataset, backend
     return records;
   } finally {
     signal?.removeEventListener('abort', abort);
-    await Promise.all(workers.map((w) => (stopped ? w.terminate() : w.close())));
+    await Promise.all(workers.map((w) => w.close()));
   }
 }

@@ -3,8 +3,9 @@
  * thread sends it, one at a time, with analyse() — the pipeline of the main thread and of `lipcert
  * worker` — on a CPU backend kept for the next run of the same model, and posts back that it started,
  * its progress (at most every PROGRESS_MS, and at each new phase) and the result, or the error as
- * {code, message}. A 'cancel' aborts the run's analysis. The network comes with the first run of a
- * model (structured-cloned); later runs of the same model name it by its sha256 only.
+ * {code, message}. A 'cancel' aborts the run's analysis; a 'close' waits for the run in hand, disposes
+ * of the backend and lets the thread exit. The network comes with the first run of a model
+ * (structured-cloned); later runs of the same model name it by its sha256 only.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
@@ -21,6 +22,8 @@ const cpu = (workerData as { cpu?: CpuBackendOptions } | undefined)?.cpu ?? {};
 const backends = new BackendPool(1, cpu);
 let model: { sha256: string; network: Network } | undefined;
 let current: { runId: string; abort: AbortController } | undefined;
+/** The run in hand (resolved when there is none): 'close' waits for it. */
+let running: Promise<void> = Promise.resolve();
 
 const post = (reply: RunThreadReply) => parentPort!.postMessage(reply);
 
@@ -57,13 +60,15 @@ async function run(request: Extract<RunThreadRequest, { kind: 'run' }>): Promise
 parentPort!.on('message', (message: RunThreadRequest) => {
   switch (message.kind) {
     case 'run':
-      void run(message);
+      running = run(message);
       break;
     case 'cancel':
       if (current?.runId === message.runId) current.abort.abort();
       break;
     case 'close':
-      void backends.dispose().finally(() => parentPort!.close());
+      // After the run in hand (a server stop cancels it first): the thread is never torn down while
+      // onnxruntime computes for it.
+      void running.then(() => backends.dispose()).finally(() => parentPort!.close());
       break;
   }
 });

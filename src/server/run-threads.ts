@@ -8,9 +8,9 @@
  * would hold a second copy of the weights) and WebGPU runs stay on the main thread.
  *
  * Each thread computes one run at a time and keeps its model and backend for the next run of the same
- * model; the result is analyse()'s on the same network, input and options, as on the main thread
- * (its onnxruntime calls use the thread's share of the cores, so float32 sums may round in another
- * order). A thread that dies fails its run and is replaced.
+ * model; the result is analyse()'s on the same network, input and options, so it is the main
+ * thread's (bit for bit with a seed: test/server/run-threads.test.ts). A thread that dies fails its
+ * run and is replaced.
  */
 import os from 'node:os';
 import { existsSync } from 'node:fs';
@@ -65,6 +65,7 @@ class RunThread {
   private sha256: string | undefined;
   private pending: { runId: string; events: RunThreadEvents; started: Promise<void>; resolve: (r: AnalysisResult) => void; reject: (e: Error) => void } | null = null;
   private failure: Error | null = null;
+  private exited = false;
 
   constructor(script: URL, cpu: CpuBackendOptions) {
     this.worker = new Worker(script, { workerData: { cpu } });
@@ -75,7 +76,10 @@ class RunThread {
       this.pending = null;
     };
     this.worker.on('error', fail);
-    this.worker.on('exit', (code) => fail(new Error(`lipcert internal error: a compute thread exited (status ${code})`)));
+    this.worker.on('exit', (code) => {
+      this.exited = true;
+      fail(new Error(`lipcert internal error: a compute thread exited (status ${code})`));
+    });
   }
 
   get broken(): boolean {
@@ -84,6 +88,7 @@ class RunThread {
 
   private receive(reply: RunThreadReply): void {
     const pending = this.pending;
+    if (!pending && this.failure) return; // a run given up at a server stop: the thread goes on to its close
     invariant(pending && pending.runId === reply.runId, `compute thread: a reply for run ${reply.runId} unexpected`);
     switch (reply.kind) {
       case 'started':
@@ -120,19 +125,23 @@ class RunThread {
     return done.finally(() => signal.removeEventListener('abort', cancel));
   }
 
-  /** Let the thread dispose of its backend and exit. */
+  /**
+   * Let the thread finish (a run in hand is cancelled first and given up), dispose of its backend
+   * and exit. Never worker.terminate(): an onnxruntime call that completes in a terminated thread
+   * aborts the process.
+   */
   async close(): Promise<void> {
-    if (this.failure) return;
+    if (this.exited) return;
     const exited = new Promise((resolve) => this.worker.once('exit', resolve));
+    const pending = this.pending;
+    if (pending) {
+      this.worker.postMessage({ kind: 'cancel', runId: pending.runId } satisfies RunThreadRequest);
+      this.failure ??= new CancelledError('the server is stopping');
+      pending.reject(this.failure);
+      this.pending = null;
+    }
     this.worker.postMessage({ kind: 'close' } satisfies RunThreadRequest);
     await exited;
-  }
-
-  async terminate(): Promise<void> {
-    this.failure ??= new CancelledError('the server is stopping');
-    this.pending?.reject(this.failure);
-    this.pending = null;
-    await this.worker.terminate();
   }
 }
 
@@ -164,7 +173,7 @@ export class RunThreads {
     } finally {
       if (thread.broken || this.closed) {
         this.all.delete(thread);
-        void thread.terminate().catch(() => undefined);
+        void thread.close().catch(() => undefined);
       } else {
         this.idle.push(thread);
       }
@@ -180,10 +189,8 @@ export class RunThreads {
 
   async close(): Promise<void> {
     this.closed = true;
-    const idle = this.idle;
     this.idle = [];
-    await Promise.allSettled(idle.map((t) => t.close()));
-    await Promise.allSettled([...this.all].filter((t) => !idle.includes(t)).map((t) => t.terminate()));
+    await Promise.allSettled([...this.all].map((t) => t.close()));
     this.all.clear();
   }
 }

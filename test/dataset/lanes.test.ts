@@ -69,9 +69,12 @@ describe('dataset lanes', () => {
     // Bit-identical: each record depends only on the network, the image and the options.
     expect(three.images.map(content)).toEqual(one.images.map(content));
     expect(one.images.filter((r: Record) => (r.radius ?? 0) > 0).length).toBeGreaterThan(2);
-    const { images: _a, seconds: _b, secondsPerImage: _c, lanes: _d, ...summaryOne } = one;
-    const { images: _e, seconds: _f, secondsPerImage: _g, lanes: _h, ...summaryThree } = three;
+    // The adapter names the onnxruntime threads of each lane's backend: the cores shared out.
+    const { images: _a, seconds: _b, secondsPerImage: _c, lanes: _d, adapter: adapterOne, ...summaryOne } = one;
+    const { images: _e, seconds: _f, secondsPerImage: _g, lanes: _h, adapter: adapterThree, ...summaryThree } = three;
     expect(summaryThree).toEqual(summaryOne);
+    expect(adapterOne).toContain(`${os.availableParallelism()} thread`);
+    expect(adapterThree).toContain(`${Math.max(1, Math.floor(os.availableParallelism() / 3))} thread`);
   }, 600_000);
 
   test('a random network with every layer kind: 1 lane and 2 lanes give identical records', async () => {
