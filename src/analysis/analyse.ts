@@ -52,6 +52,23 @@ export interface AnalysisProgress extends Omit<ProgressEvent, 'phase'> {
   phase: ProgressEvent['phase'] | 'lower' | 'attack';
 }
 
+/**
+ * `send` called with the progress events worth passing on to another thread or process: the first of
+ * each phase, and otherwise at most one per `ms` milliseconds (the server's compute threads, `lipcert
+ * worker`).
+ */
+export function throttledProgress(ms: number, send: (event: AnalysisProgress) => void): (event: AnalysisProgress) => void {
+  let last = 0;
+  let phase: string | undefined;
+  return (event) => {
+    const now = Date.now();
+    if (event.phase === phase && now - last < ms) return;
+    last = now;
+    phase = event.phase;
+    send(event);
+  };
+}
+
 /** certify()'s result, with how it was obtained and the searches asked for. */
 export interface AnalysisResult extends CertifyResult {
   method: BoundMethod;

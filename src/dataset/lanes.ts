@@ -12,11 +12,11 @@
 import os from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { Backend, BackendName } from '../backend/backend.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
 import { autoPrefersCpu } from '../backend/select.js';
 import { CancelledError, invariant, LipcertError, type ErrorCode } from '../errors.js';
+import { JobThread } from '../job-thread.js';
 import type { Dataset } from '../model/dataset.js';
 import type { Network } from '../model/ir.js';
 import { certifyImage, type ImageCertifyOptions, type ImageRecord } from './certify-image.js';
@@ -63,62 +63,32 @@ export function planLanes(network: Network, images: number, requested?: number):
 }
 
 /** One worker lane: a thread that certifies the images it is sent, one at a time. */
-class WorkerLane {
-  private readonly worker: Worker;
-  private pending: { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void } | null = null;
-  private failure: Error | null = null;
-  private exited = false;
-
+class WorkerLane extends JobThread<LaneMessage, LaneReply, { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void }> {
   constructor(setup: LaneSetup) {
-    this.worker = new Worker(WORKER_SCRIPT, { workerData: setup });
-    this.worker.on('message', (reply: LaneReply) => {
-      const pending = this.pending;
-      if (!pending && this.failure) return; // the image was given up (cancel()): the thread goes on to its close
-      invariant(pending && pending.index === reply.index, `lane reply for image ${reply.index} unexpected`);
-      this.pending = null;
-      if ('record' in reply) pending.resolve(reply.record);
-      else pending.reject(reply.error.code ? Object.assign(new LipcertError(reply.error.code, reply.error.message), { name: reply.error.name }) : new Error(reply.error.message));
-    });
-    // The first failure sticks: after terminate() (a CancelledError) the exit that follows is not news.
-    const fail = (error: Error) => {
-      this.failure ??= error;
-      this.pending?.reject(this.failure);
-      this.pending = null;
-    };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => {
-      this.exited = true;
-      fail(new Error(`lipcert internal error: a dataset lane's thread exited (status ${code})`));
-    });
+    super(WORKER_SCRIPT, setup, "a dataset lane's thread");
+  }
+
+  protected receive(reply: LaneReply, pending: { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void }): void {
+    invariant(pending.index === reply.index, `lane reply for image ${reply.index} unexpected`);
+    this.done();
+    if ('record' in reply) pending.resolve(reply.record);
+    else pending.reject(reply.error.code ? Object.assign(new LipcertError(reply.error.code, reply.error.message), { name: reply.error.name }) : new Error(reply.error.message));
   }
 
   certify(request: LaneRequest): Promise<ImageRecord> {
-    if (this.failure) return Promise.reject(this.failure);
-    invariant(!this.pending, 'a lane certifies one image at a time');
-    return new Promise((resolve, reject) => {
-      this.pending = { index: request.index, resolve, reject };
-      this.worker.postMessage(request);
-    });
+    const failed = this.failed;
+    if (failed) return Promise.reject(failed);
+    return new Promise((resolve, reject) => this.begin({ index: request.index, resolve, reject }, request));
   }
 
   /** Let the thread finish the image in hand, dispose of its backend and exit. */
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    this.worker.postMessage('close' satisfies LaneMessage);
-    await exited;
+  close(): Promise<void> {
+    return this.closeWith('close');
   }
 
-  /**
-   * Stop the lane (abort, or another lane's error): its image is rejected now, the thread aborts it
-   * at its next layer and then exits (close()). Never worker.terminate(): an onnxruntime call that
-   * completes in a terminated thread aborts the process.
-   */
+  /** Stop the lane (abort, or another lane's error): its image is rejected now, and the thread aborts it at its next layer. */
   cancel(): void {
-    this.failure ??= new CancelledError();
-    this.pending?.reject(this.failure);
-    this.pending = null;
-    if (!this.exited) this.worker.postMessage('cancel' satisfies LaneMessage);
+    this.giveUp(new CancelledError(), () => 'cancel');
   }
 }
 

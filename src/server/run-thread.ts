@@ -8,7 +8,7 @@
  * (structured-cloned); later runs of the same model name it by its sha256 only.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
+import { analyse, throttledProgress } from '../analysis/analyse.js';
 import { BackendPool } from '../backend/pool.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
 import { invariant, LipcertError } from '../errors.js';
@@ -37,15 +37,7 @@ async function run(request: Extract<RunThreadRequest, { kind: 'run' }>): Promise
     const { network } = model;
     const result = await backends.use(network, 'cpu', async (backend) => {
       post({ kind: 'started', runId, backend: backend.name, adapter: backend.adapter });
-      let last = 0;
-      let phase: string | undefined;
-      const onProgress = (event: AnalysisProgress) => {
-        const now = Date.now();
-        if (event.phase === phase && now - last < PROGRESS_MS) return;
-        last = now;
-        phase = event.phase;
-        post({ kind: 'progress', runId, event });
-      };
+      const onProgress = throttledProgress(PROGRESS_MS, (event) => post({ kind: 'progress', runId, event }));
       return analyse(network, request.input, backend, { ...analysisOptions(request.request), signal: abort.signal, onProgress });
     });
     post({ kind: 'result', runId, result });

@@ -15,11 +15,11 @@
 import os from 'node:os';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
 import { autoPrefersCpu } from '../backend/select.js';
 import { CancelledError, type ErrorCode, invariant, LipcertError } from '../errors.js';
+import { JobThread } from '../job-thread.js';
 import type { Network } from '../model/ir.js';
 import type { RunRequest } from './run-request.js';
 
@@ -59,37 +59,25 @@ export interface RunThreadJob {
   request: RunRequest;
 }
 
-class RunThread {
-  private readonly worker: Worker;
+interface PendingRun {
+  runId: string;
+  events: RunThreadEvents;
+  /** Recording the run's start (before its end is). */
+  started: Promise<void>;
+  resolve: (r: AnalysisResult) => void;
+  reject: (e: Error) => void;
+}
+
+class RunThread extends JobThread<RunThreadRequest, RunThreadReply, PendingRun> {
   /** The model whose network the thread holds. */
   private sha256: string | undefined;
-  private pending: { runId: string; events: RunThreadEvents; started: Promise<void>; resolve: (r: AnalysisResult) => void; reject: (e: Error) => void } | null = null;
-  private failure: Error | null = null;
-  private exited = false;
 
   constructor(script: URL, cpu: CpuBackendOptions) {
-    this.worker = new Worker(script, { workerData: { cpu } });
-    this.worker.on('message', (reply: RunThreadReply) => this.receive(reply));
-    const fail = (error: Error) => {
-      this.failure ??= error;
-      this.pending?.reject(this.failure);
-      this.pending = null;
-    };
-    this.worker.on('error', fail);
-    this.worker.on('exit', (code) => {
-      this.exited = true;
-      fail(new Error(`lipcert internal error: a compute thread exited (status ${code})`));
-    });
+    super(script, { cpu }, 'a compute thread');
   }
 
-  get broken(): boolean {
-    return this.failure !== null;
-  }
-
-  private receive(reply: RunThreadReply): void {
-    const pending = this.pending;
-    if (!pending && this.failure) return; // a run given up at a server stop: the thread goes on to its close
-    invariant(pending && pending.runId === reply.runId, `compute thread: a reply for run ${reply.runId} unexpected`);
+  protected receive(reply: RunThreadReply, pending: PendingRun): void {
+    invariant(pending.runId === reply.runId, `compute thread: a reply for run ${reply.runId} unexpected`);
     switch (reply.kind) {
       case 'started':
         pending.started = pending.events.started(reply.backend, reply.adapter);
@@ -99,8 +87,7 @@ class RunThread {
         break;
       case 'result':
       case 'error': {
-        this.pending = null;
-        // The run's start is recorded before its end.
+        this.done();
         const settle = () => (reply.kind === 'result' ? pending.resolve(reply.result) : pending.reject(errorOf(reply.error)));
         pending.started.then(settle, settle);
         break;
@@ -109,39 +96,25 @@ class RunThread {
   }
 
   run(job: RunThreadJob, network: Network, signal: AbortSignal, events: RunThreadEvents): Promise<AnalysisResult> {
-    if (this.failure) return Promise.reject(this.failure);
+    const failed = this.failed;
+    if (failed) return Promise.reject(failed);
     if (signal.aborted) return Promise.reject(new CancelledError());
-    invariant(!this.pending, 'a compute thread computes one run at a time');
     const { runId } = job;
-    const cancel = () => this.worker.postMessage({ kind: 'cancel', runId } satisfies RunThreadRequest);
+    const cancel = () => this.post({ kind: 'cancel', runId });
     signal.addEventListener('abort', cancel, { once: true });
-    const done = new Promise<AnalysisResult>((resolve, reject) => {
-      this.pending = { runId, events, started: Promise.resolve(), resolve, reject };
-    });
     // The network is sent with the first run of its model only.
     const send = this.sha256 === job.sha256 ? undefined : network;
     this.sha256 = job.sha256;
-    this.worker.postMessage({ kind: 'run', runId, sha256: job.sha256, network: send, input: job.input, request: job.request } satisfies RunThreadRequest);
+    const done = new Promise<AnalysisResult>((resolve, reject) =>
+      this.begin({ runId, events, started: Promise.resolve(), resolve, reject }, { kind: 'run', runId, sha256: job.sha256, network: send, input: job.input, request: job.request }),
+    );
     return done.finally(() => signal.removeEventListener('abort', cancel));
   }
 
-  /**
-   * Let the thread finish (a run in hand is cancelled first and given up), dispose of its backend
-   * and exit. Never worker.terminate(): an onnxruntime call that completes in a terminated thread
-   * aborts the process.
-   */
-  async close(): Promise<void> {
-    if (this.exited) return;
-    const exited = new Promise((resolve) => this.worker.once('exit', resolve));
-    const pending = this.pending;
-    if (pending) {
-      this.worker.postMessage({ kind: 'cancel', runId: pending.runId } satisfies RunThreadRequest);
-      this.failure ??= new CancelledError('the server is stopping');
-      pending.reject(this.failure);
-      this.pending = null;
-    }
-    this.worker.postMessage({ kind: 'close' } satisfies RunThreadRequest);
-    await exited;
+  /** Let the thread finish (a run in hand is cancelled and given up: a server stop), dispose of its backend and exit. */
+  close(): Promise<void> {
+    this.giveUp(new CancelledError('the server is stopping'), (pending) => ({ kind: 'cancel', runId: pending.runId }));
+    return this.closeWith({ kind: 'close' });
   }
 }
 

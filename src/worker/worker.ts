@@ -9,7 +9,7 @@
  */
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { analyse, type AnalysisProgress } from '../analysis/analyse.js';
+import { analyse, throttledProgress } from '../analysis/analyse.js';
 import type { BackendName } from '../backend/backend.js';
 import { BackendPool } from '../backend/pool.js';
 import { analysisOptions } from '../server/run-request.js';
@@ -70,15 +70,9 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
       const network = await models.network(model);
       const result = await backends.use(network, request.backend === 'auto' ? options.backend : request.backend, async (backend) => {
         await job.updateProgress({ kind: 'started', worker: options.name, backend: backend.name, adapter: backend.adapter } satisfies RunJobProgress);
-        let last = 0;
-        let phase: string | undefined;
-        const report = (event: AnalysisProgress) => {
-          const now = Date.now();
-          if (event.phase === phase && now - last < PROGRESS_MS) return;
-          last = now;
-          phase = event.phase;
+        const report = throttledProgress(PROGRESS_MS, (event) => {
           job.updateProgress({ kind: 'progress', worker: options.name, event } satisfies RunJobProgress).catch(() => undefined);
-        };
+        });
         return analyse(network, decodeInput(input), backend, { ...analysisOptions(request), signal, onProgress: report });
       });
       computed++;
