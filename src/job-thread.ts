@@ -6,8 +6,34 @@
  * and to close, and exits after it (an onnxruntime call completing in a terminated thread aborts the
  * whole process with "terminate called after throwing an instance of 'Napi::Error'").
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { invariant } from './errors.js';
+import { CancelledError, type ErrorCode, invariant, LipcertError } from './errors.js';
+
+/** Whether a thread script exists: the compiled one next to its module (absent when running from TypeScript sources, e.g. under Jest). */
+export function threadScriptAvailable(script: URL): boolean {
+  return existsSync(fileURLToPath(script));
+}
+
+/** An error as a thread posts it (structured-cloned: plain data). */
+export interface WireError {
+  message: string;
+  code?: ErrorCode;
+  name: string;
+}
+
+export function toWire(e: unknown): WireError {
+  const error = e as Error;
+  return { message: error?.message ?? String(e), code: e instanceof LipcertError ? e.code : undefined, name: error?.name ?? 'Error' };
+}
+
+/** The thread's error on this side: the same LipcertError code (a CancelledError for CANCELLED), name and message. */
+export function fromWire(error: WireError): Error {
+  if (error.code === 'CANCELLED') return new CancelledError(error.message);
+  if (error.code) return Object.assign(new LipcertError(error.code, error.message), { name: error.name });
+  return new Error(error.message);
+}
 
 export interface PendingJob {
   reject(error: Error): void;

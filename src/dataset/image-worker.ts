@@ -10,7 +10,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Backend } from '../backend/backend.js';
 import { createBackend } from '../backend/select.js';
-import { LipcertError } from '../errors.js';
+import { toWire } from '../job-thread.js';
 import { certifyImage } from './certify-image.js';
 import type { LaneMessage, LaneReply, LaneRequest, LaneSetup } from './lanes.js';
 
@@ -25,8 +25,7 @@ async function certify(request: LaneRequest): Promise<LaneReply> {
     const record = await certifyImage(setup.network, await backend, request.x, request.label, request.index, { ...setup.options, signal: abort.signal });
     return { index: request.index, record };
   } catch (e) {
-    const error = e as Error;
-    return { index: request.index, error: { message: error.message ?? String(e), code: e instanceof LipcertError ? e.code : undefined, name: error.name } };
+    return { index: request.index, error: toWire(e) };
   }
 }
 

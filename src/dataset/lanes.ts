@@ -10,13 +10,12 @@
  * JavaScript on one thread (and small onnxruntime calls), so a second thread uses a second core.
  */
 import os from 'node:os';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Backend, BackendName } from '../backend/backend.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
 import { autoPrefersCpu } from '../backend/select.js';
-import { CancelledError, invariant, LipcertError, type ErrorCode } from '../errors.js';
-import { JobThread } from '../job-thread.js';
+import { CancelledError, invariant } from '../errors.js';
+import { fromWire, JobThread, threadScriptAvailable, type WireError } from '../job-thread.js';
 import type { Dataset } from '../model/dataset.js';
 import type { Network } from '../model/ir.js';
 import { certifyImage, type ImageCertifyOptions, type ImageRecord } from './certify-image.js';
@@ -38,14 +37,14 @@ export interface LaneRequest {
 /** What the main thread sends a lane: an image, 'cancel' (the image in hand) or 'close'. */
 export type LaneMessage = LaneRequest | 'cancel' | 'close';
 
-export type LaneReply = { index: number; record: ImageRecord } | { index: number; error: { message: string; code?: ErrorCode; name: string } };
+export type LaneReply = { index: number; record: ImageRecord } | { index: number; error: WireError };
 
 /** The compiled worker script next to this module (absent when running from TypeScript sources, e.g. under Jest). */
 const WORKER_SCRIPT = new URL('./image-worker.js', import.meta.url);
 
 /** Whether worker lanes can start here (the compiled worker script exists). */
 export function workerLanesAvailable(): boolean {
-  return existsSync(fileURLToPath(WORKER_SCRIPT));
+  return threadScriptAvailable(WORKER_SCRIPT);
 }
 
 /**
@@ -62,17 +61,23 @@ export function planLanes(network: Network, images: number, requested?: number):
   return { lanes, threads: Math.max(1, Math.floor(cores / lanes)) };
 }
 
+interface PendingImage {
+  index: number;
+  resolve: (r: ImageRecord) => void;
+  reject: (e: Error) => void;
+}
+
 /** One worker lane: a thread that certifies the images it is sent, one at a time. */
-class WorkerLane extends JobThread<LaneMessage, LaneReply, { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void }> {
+class WorkerLane extends JobThread<LaneMessage, LaneReply, PendingImage> {
   constructor(setup: LaneSetup) {
     super(WORKER_SCRIPT, setup, "a dataset lane's thread");
   }
 
-  protected receive(reply: LaneReply, pending: { index: number; resolve: (r: ImageRecord) => void; reject: (e: Error) => void }): void {
+  protected receive(reply: LaneReply, pending: PendingImage): void {
     invariant(pending.index === reply.index, `lane reply for image ${reply.index} unexpected`);
     this.done();
     if ('record' in reply) pending.resolve(reply.record);
-    else pending.reject(reply.error.code ? Object.assign(new LipcertError(reply.error.code, reply.error.message), { name: reply.error.name }) : new Error(reply.error.message));
+    else pending.reject(fromWire(reply.error));
   }
 
   certify(request: LaneRequest): Promise<ImageRecord> {

@@ -18,7 +18,8 @@ import { CancelledError } from '../errors.js';
 import type { ModelRow } from '../store/db.js';
 import type { Models } from './models.js';
 import { analysisOptions, type RunRequest } from './run-request.js';
-import { computedOnThread, RUN_THREAD_SCRIPT, RunThreads, runThreadsAvailable } from './run-threads.js';
+import { threadScriptAvailable } from '../job-thread.js';
+import { computedOnThread, RUN_THREAD_SCRIPT, RunThreads } from './run-threads.js';
 
 /** The worker name of results computed in the server's own process. */
 export const IN_PROCESS_WORKER = 'server';
@@ -81,7 +82,7 @@ export class InProcessExecutor implements RunExecutor {
   ) {
     this.backends = new BackendPool(dispatchConcurrency);
     const script = threadScript === undefined ? RUN_THREAD_SCRIPT : threadScript;
-    this.threads = script && runThreadsAvailable(script) ? new RunThreads(dispatchConcurrency, script) : null;
+    this.threads = script && threadScriptAvailable(script) ? new RunThreads(dispatchConcurrency, script) : null;
   }
 
   async execute(job: RunJob, signal: AbortSignal, events: ExecutionEvents): Promise<Execution> {

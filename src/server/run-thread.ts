@@ -11,7 +11,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { analyse, throttledProgress } from '../analysis/analyse.js';
 import { BackendPool } from '../backend/pool.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
-import { invariant, LipcertError } from '../errors.js';
+import { invariant } from '../errors.js';
+import { toWire } from '../job-thread.js';
 import type { Network } from '../model/ir.js';
 import type { RunThreadReply, RunThreadRequest } from './run-threads.js';
 import { analysisOptions } from './run-request.js';
@@ -42,8 +43,7 @@ async function run(request: Extract<RunThreadRequest, { kind: 'run' }>): Promise
     });
     post({ kind: 'result', runId, result });
   } catch (e) {
-    const error = e as Error;
-    post({ kind: 'error', runId, error: { message: error?.message ?? String(e), code: e instanceof LipcertError ? e.code : undefined } });
+    post({ kind: 'error', runId, error: toWire(e) });
   } finally {
     current = undefined;
   }

@@ -13,13 +13,11 @@
  * run and is replaced.
  */
 import os from 'node:os';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
 import type { CpuBackendOptions } from '../backend/cpu/index.js';
 import { autoPrefersCpu } from '../backend/select.js';
-import { CancelledError, type ErrorCode, invariant, LipcertError } from '../errors.js';
-import { JobThread } from '../job-thread.js';
+import { CancelledError, invariant } from '../errors.js';
+import { fromWire, JobThread, type WireError } from '../job-thread.js';
 import type { Network } from '../model/ir.js';
 import type { RunRequest } from './run-request.js';
 
@@ -32,14 +30,10 @@ export type RunThreadReply =
   | { kind: 'started'; runId: string; backend: string; adapter: string }
   | { kind: 'progress'; runId: string; event: AnalysisProgress }
   | { kind: 'result'; runId: string; result: AnalysisResult }
-  | { kind: 'error'; runId: string; error: { message: string; code?: ErrorCode } };
+  | { kind: 'error'; runId: string; error: WireError };
 
 /** The compiled thread script next to this module (absent when running from TypeScript sources, e.g. under Jest). */
 export const RUN_THREAD_SCRIPT = new URL('./run-thread.js', import.meta.url);
-
-export function runThreadsAvailable(script: URL = RUN_THREAD_SCRIPT): boolean {
-  return existsSync(fileURLToPath(script));
-}
 
 /** Whether a run of `network` asking for `backend` is computed on a thread. */
 export function computedOnThread(network: Network, backend: string): boolean {
@@ -88,7 +82,7 @@ class RunThread extends JobThread<RunThreadRequest, RunThreadReply, PendingRun> 
       case 'result':
       case 'error': {
         this.done();
-        const settle = () => (reply.kind === 'result' ? pending.resolve(reply.result) : pending.reject(errorOf(reply.error)));
+        const settle = () => (reply.kind === 'result' ? pending.resolve(reply.result) : pending.reject(fromWire(reply.error)));
         pending.started.then(settle, settle);
         break;
       }
@@ -116,11 +110,6 @@ class RunThread extends JobThread<RunThreadRequest, RunThreadReply, PendingRun> 
     this.giveUp(new CancelledError('the server is stopping'), (pending) => ({ kind: 'cancel', runId: pending.runId }));
     return this.closeWith({ kind: 'close' });
   }
-}
-
-function errorOf(error: { message: string; code?: ErrorCode }): Error {
-  if (error.code === 'CANCELLED') return new CancelledError(error.message);
-  return error.code ? new LipcertError(error.code, error.message) : new Error(error.message);
 }
 
 /** Up to `size` threads, each computing one run at a time; idle ones are kept (with their model) for the next run. */

@@ -14,7 +14,7 @@ import { absoluteLayer } from '../certificates.js';
 import { affineNorm, type NormSolver } from '../norms.js';
 import { invariant } from '../../errors.js';
 import { type AffineLayer, type AddLayer, inputsOf, isAffine, type Layer, type MaxPoolLayer, size, stack } from '../../model/ir.js';
-import { type AnyActivation, scalarActivations } from '../../model/activations.js';
+import { type AnyActivation, RELU, scalarActivations } from '../../model/activations.js';
 import { poolWindows } from '../../model/pool-geometry.js';
 import { baseReport as layerReport, readMask } from '../layer-bounds.js';
 import { combineRadii } from '../graph-recursion.js';
@@ -194,7 +194,7 @@ async function preActivationBounds(
     if (r === 0) yHat[i] = yCheck[i] = y0[i]; // constant over the set
   }
   const { network } = sweep;
-  const activation = layer.relu ? RELU_ACTIVATION : (layer.activation ?? null);
+  const activation = layer.relu ? RELU : (layer.activation ?? null);
   const readsComputed = inputsOf(network, index).some((j) => j >= 0);
   const bends = bendsNow(activation, layer.outputShape, yCheck, yHat);
   const switching = readsComputed ? Array.from(yHat.keys()).filter(bends) : [];
@@ -209,8 +209,6 @@ async function preActivationBounds(
   if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, rowsAt, position.mask, null);
   return { yHat, yCheck };
 }
-
-const RELU_ACTIVATION: AnyActivation = { kind: 'relu' };
 
 /** The interval bound of an affine layer: centre c, half-width h → A c + b ± (|A| h + margin·|A|(|c| + h)). */
 async function affineInterval(sweep: Sweep, layer: AffineLayer, position: Position) {
@@ -305,7 +303,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
   state.preActivationUpper = yHat;
   let bound: number;
   let next: Position;
-  const activation = layer.relu ? RELU_ACTIVATION : layer.activation;
+  const activation = layer.relu ? RELU : layer.activation;
   if (layer.relu) {
     const slopeSquared = new Float32Array(r2.length);
     const spreadSquared = new Float32Array(r2.length);
@@ -471,7 +469,7 @@ export function activationStep(sweep: Sweep, nominal: NominalPass, index: number
 export async function addStep(sweep: Sweep, nominal: NominalPass, index: number, layer: AddLayer, position: Position, reads: Position[]): Promise<Position> {
   const y0 = nominal.preActivations[index];
   invariant(y0 && y0.length === position.lo.length, 'the sum is missing from the nominal pass');
-  const activation = layer.relu ? RELU_ACTIVATION : layer.activation;
+  const activation = layer.relu ? RELU : layer.activation;
   if (!activation) return passStep(sweep, index, layer, position);
   const ballRadius = (i: number) => reads.reduce((a, p) => a + (p.mask && p.mask[i] === 0 ? 0 : p.epsIn), 0);
   const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, position, ballRadius, position, async (unit) => unit);

@@ -92,7 +92,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
   const layer = sweep.network.layers[k];
   const m = size(layer.outputShape);
   const n = size(layer.inputShape);
-  // Rows come in equal groups, one per lower-slope choice (group g: rows g·count/k … (g+1)·count/k − 1).
+  // Rows come in equal groups, one per lower-slope choice (group g: rows g·perGroup … (g+1)·perGroup − 1).
   const perGroup = count / choices.length;
   const relaxations = choices.map((choice) => relaxationOf(state, choice));
   const activated = relaxations[0] !== undefined; // a state-level property: the same for every choice
