@@ -1,11 +1,11 @@
 /**
  * Run threads: the server's own process computing runs of small networks on worker threads
  * (run-thread.ts), so that LIPCERT_CONCURRENCY runs use as many cores — a dataset run's images among
- * them — and the event loop serving GraphQL is not the one computing. A run goes to a thread when the
- * CPU backend computes it (it asks for CPU, or for AUTO and the network is small enough that `auto`
- * keeps it on the CPU: autoPrefersCpu): its work is mostly JavaScript on one thread, as in `lipcert
- * dataset`'s lanes. Larger networks (their onnxruntime calls already use every core, and a thread
- * would hold a second copy of the weights) and WebGPU runs stay on the main thread.
+ * them — and the event loop serving GraphQL is not the one computing. A run goes to a thread when it
+ * asks for CPU or AUTO and its network is small enough that `auto` keeps it on the CPU
+ * (autoPrefersCpu): its work is mostly JavaScript on one thread, as in `lipcert dataset`'s lanes.
+ * Larger networks, whatever backend they ask for (their onnxruntime calls use every core, and a
+ * thread would hold a second copy of the weights), and WebGPU runs stay on the main thread.
  *
  * Each thread computes one run at a time and keeps its model and backend for the next run of the same
  * model; the result is analyse()'s on the same network, input and options, so it is the main
@@ -37,7 +37,7 @@ export const RUN_THREAD_SCRIPT = new URL('./run-thread.js', import.meta.url);
 
 /** Whether a run of `network` asking for `backend` is computed on a thread. */
 export function computedOnThread(network: Network, backend: string): boolean {
-  return backend === 'cpu' || (backend === 'auto' && autoPrefersCpu(network));
+  return backend !== 'webgpu' && autoPrefersCpu(network);
 }
 
 /** What a thread's run reports back, beside its result. */

@@ -9,9 +9,11 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
+import { autoPrefersCpu } from '../../src/backend/select.js';
 import { computedOnThread } from '../../src/server/run-threads.js';
 import { startServer, type ServerHandle } from '../../src/server/server.js';
 import { buildCli } from '../helpers/processes.js';
+import { conv, network } from '../helpers/random-networks.js';
 import { RUN_FIELDS, collectSubscription, FIXTURES, gql, importMnist8, tempDataDir, waitFor } from './client.js';
 
 const quiet = () => undefined;
@@ -21,11 +23,15 @@ const START = `mutation($m: ID!, $i: ID!, $eps: [Float!]!, $radius: Boolean, $se
 const PROGRESS = `subscription($id: ID!) { runProgress(runId: $id) { status run { ${RUN_FIELDS} } } }`;
 const RUN = `query($id: ID!) { run(id: $id) { ${RUN_FIELDS} } }`;
 
-test('runs of small networks asking for CPU or AUTO go to threads; larger AUTO runs and WebGPU stay on the main thread', () => {
+test('runs of small networks asking for CPU or AUTO go to threads; larger networks (any backend) and WebGPU stay on the main thread', () => {
   const mnist = importOnnxFile(join(FIXTURES, 'mnist_lenet.onnx'));
   expect(computedOnThread(mnist, 'cpu')).toBe(true);
   expect(computedOnThread(mnist, 'auto')).toBe(true);
   expect(computedOnThread(mnist, 'webgpu')).toBe(false);
+  // 64 → 64 channels, 3×3, at 224×224: 1.8e9 multiply-adds, past what `auto` keeps on the CPU.
+  const large = network([conv([64, 224, 224], 64, [3, 3])]);
+  expect(autoPrefersCpu(large)).toBe(false);
+  for (const backend of ['cpu', 'auto', 'webgpu']) expect(computedOnThread(large, backend)).toBe(false);
 });
 
 describe('a server computing on threads', () => {
