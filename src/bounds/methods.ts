@@ -25,6 +25,8 @@ export interface MethodImpl {
    */
   refined?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, deadline: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
+  /** The bound the radius search and its certification evaluate (absent: `local`; docs/tightness.md §4). */
+  searched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   /**
    * Certified at ε iff this is < 1. `gaps[j]` is a lower bound of the exact y_c − y_j at x0
    * (float32 rounding accounted for, rounding.ts), +Infinity at j = c.
@@ -51,6 +53,7 @@ export const PAPER: MethodImpl = {
 export const TIGHT: MethodImpl = {
   name: 'tight',
   local: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer),
+  searched: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'radius' }),
   refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline }),
   criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
@@ -109,7 +112,7 @@ export async function certifiedSearch(
 ): Promise<RadiusSearchResult> {
   const evaluate = (s: NormSolver, e: number) => {
     onEvaluation(e);
-    return method.local(network, backend, nominal, e, s, cls, onLayer);
+    return (method.searched ?? method.local)(network, backend, nominal, e, s, cls, onLayer);
   };
   // certifiedRadius's criterion ε·L < margin/√2 with margin √2 and L = criterion/ε is criterion < 1.
   // Screening saves spectral iterations, the paper's cost; a tight evaluation's cost is its per-unit

@@ -11,7 +11,7 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
-import { relaxedChangeBounds, tightSweep } from '../../src/bounds/tight/index.js';
+import { type Refinement, relaxedChangeBounds, tightSweep } from '../../src/bounds/tight/index.js';
 import { forward64 } from '../../src/model/forward64.js';
 import { type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
@@ -41,10 +41,15 @@ describe.each(cases)('%s', (_name, build) => {
   const valuesAt = (x: Float64Array, t: number) => combinedInput(forward64(net, x), t);
   const nominalAt = (t: number) => combinedInput(reference, t);
 
-  test.each([0.02, 0.2])('eps %p: intervals contain the ball, relaxation bounds every sampled change', async (eps) => {
+  // 'radius' is the radius search's sweep (§5 without §4's decomposition bounds): sound on its own.
+  test.each([
+    [0.02, 'fast'],
+    [0.2, 'fast'],
+    [0.05, 'radius'],
+  ] as [number, Refinement][])('eps %p, %s sweep: intervals contain the ball, relaxation bounds every sampled change', async (eps, refinement) => {
     const nominal = await nominalPass(net, backend, x0);
     const solver = new SpectralSolver(backend, { tolerance: 1e-9, maxIterations: 5000 });
-    const sweep = await tightSweep(net, backend, nominal, eps, solver);
+    const sweep = await tightSweep(net, backend, nominal, eps, solver, undefined, { refinement });
     solver.dispose();
     const rng = new Rng(17);
     const unit = () => {

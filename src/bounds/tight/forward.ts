@@ -203,7 +203,7 @@ async function preActivationBounds(
   const before = network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
   const full = sweep.refinement === 'full';
   const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
-  if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, rowsAt, position.mask, full ? null : bends);
+  if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, rowsAt, position.mask, sweep.refinement === 'fast' ? bends : null);
   const switchingSet = new Set(switching);
   const settle = poolCritical.filter((i) => !switchingSet.has(i));
   if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, rowsAt, position.mask, null);

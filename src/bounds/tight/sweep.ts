@@ -71,11 +71,12 @@ export interface Spread {
 }
 
 /**
- * How much per-unit work the sweep does (§4, §5): 'fast' within fixed limits per layer (the radius
- * search's evaluations), 'full' for every unit that may switch or settle a max pool (the refinement
- * stage, within a time budget).
+ * How much per-unit work the sweep does (§4, §5): 'fast' within fixed limits per layer (the bounds at
+ * the user's ε), 'radius' the same without §4's decomposition bounds (the radius search and its
+ * certification: at the radius's scale §5 settles what §4 would, docs/tightness.md §4), 'full' for
+ * every unit that may switch or settle a max pool (the refinement stage, within a time budget).
  */
-export type Refinement = 'fast' | 'full';
+export type Refinement = 'radius' | 'fast' | 'full';
 
 /** The forward sweep's record, filled layer by layer. */
 export interface Sweep {
