@@ -12,7 +12,7 @@ import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
 /** Bumped whenever a change can alter a result: part of every cache key. */
-export const ENGINE_VERSION = '0.3.1'; // 0.3.1: the radius evaluates the 'radius' sweep (docs/tightness.md §4)
+export const ENGINE_VERSION = '0.3.1'; // 0.3.1: the radius evaluates the 'radius' sweep (docs/tightness.md §4); branching (§7)
 
 export const DEFAULT_TOLERANCE = 1e-6;
 export const DEFAULT_MAX_ITERATIONS = 5000;

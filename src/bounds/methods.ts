@@ -14,7 +14,8 @@ import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } f
 import type { NormSolver } from './norms.js';
 import { BudgetExhausted, checkBudget } from './budget.js';
 import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
-import { marginRatio, type TightBound, tightLocalBound } from './tight/index.js';
+import { marginRatio, type TightBound, tightBoundAndSweep, tightLocalBound } from './tight/index.js';
+import { branchAndBound, type BranchCount } from './tight/branching.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
 
 export interface MethodImpl {
@@ -24,6 +25,12 @@ export interface MethodImpl {
    * BudgetExhausted after `deadline`; for the refinement stage of the radius. Absent: no stage.
    */
   refined?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, deadline: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
+  /**
+   * Whether ε is certified by the full sweep or, where it fails, by branch and bound on its unstable
+   * units (tight/branching.ts), with the full sweep's bound (its certificates are the branches'),
+   * stopping with BudgetExhausted after `deadline`; for the branching stage of the radius.
+   */
+  branched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, gaps: number[], deadline: number, count: BranchCount): Promise<{ bound: NetworkBound; certified: boolean }>;
   local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   /** The bound the radius search and its certification evaluate (absent: `local`; docs/tightness.md §4). */
   searched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
@@ -55,6 +62,11 @@ export const TIGHT: MethodImpl = {
   local: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer),
   searched: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'radius' }),
   refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline }),
+  branched: async (network, backend, nominal, eps, solver, cls, gaps, deadline, count) => {
+    const { bound, sweep } = await tightBoundAndSweep(network, backend, nominal, eps, solver, cls, undefined, { refinement: 'full', deadline });
+    if (marginRatio(bound, gaps, eps) < 1) return { bound, certified: true };
+    return { bound, certified: await branchAndBound(sweep, bound, nominal, gaps, deadline, count) };
+  },
   criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
 };
@@ -155,13 +167,73 @@ export async function certifiedSearch(
   const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
   const budgetSeconds = budget ?? DEFAULT_BRANCH_BUDGET;
   if (!method.refined || !(budgetSeconds > 0)) return fast;
-  const refined = await refineRadius(found.eps, budgetSeconds, (e, deadline) => {
+  const started = performance.now();
+  const deadline = started + budgetSeconds * 1000;
+  const refined = await refineRadius(found.eps, deadline, (e, until) => {
     onEvaluation(e);
-    return method.refined!(network, backend, nominal, e, solver, cls, deadline, onLayer);
+    return method.refined!(network, backend, nominal, e, solver, cls, until, onLayer);
   }, (bound, e) => method.criterion(bound, gaps, e));
   evaluations += refined.evaluations;
-  const best = refined.bound ? { local: refined.eps, quality: refined.bound.quality, failureProbability: refined.bound.failureProbability } : {};
-  return { ...fast, ...best, evaluations, refinement: { evaluations: refined.evaluations, seconds: refined.seconds, budgetSeconds, fastRadius: found.eps, completed: refined.completed } };
+  let best = refined.bound ? { local: refined.eps, quality: refined.bound.quality, failureProbability: refined.bound.failureProbability } : {};
+  const count: BranchCount = { branches: 0, empty: 0 };
+  let branching: Awaited<ReturnType<typeof branchRadius>> | undefined;
+  if (method.branched && refined.completed) {
+    branching = await branchRadius(refined.eps, deadline, (e, until) => {
+      onEvaluation(e);
+      evaluations++;
+      return method.branched!(network, backend, nominal, e, solver, cls, gaps, until, count);
+    });
+    if (branching.bound) best = { local: branching.eps, quality: branching.bound.quality, failureProbability: branching.bound.failureProbability };
+  }
+  const refinement = {
+    evaluations: refined.evaluations,
+    seconds: (performance.now() - started) / 1000,
+    budgetSeconds,
+    fastRadius: found.eps,
+    completed: refined.completed,
+    ...(branching ? { refinedRadius: refined.eps, branchAttempts: branching.attempts, branches: count.branches, emptyBranches: count.empty } : {}),
+  };
+  return { ...fast, ...best, evaluations, refinement };
+}
+
+/** The branching stage's first step beyond the certified radius (relative), halved after each ε it could not certify ... */
+export const BRANCH_STEP = 0.05;
+/** ... down to this. */
+export const BRANCH_MIN_STEP = 0.005;
+
+/**
+ * The branching stage of the radius (docs/tightness.md §7), after the refinement stage: tries
+ * ε = certified·(1 + step), certified by the full sweep or by branch and bound on its unstable units;
+ * a success becomes the certified radius, a failure (a branch with nothing left to split, or half
+ * of the remaining budget spent on this ε) halves the step; it ends when the step falls below
+ * BRANCH_MIN_STEP or the budget is spent. Each try's own full sweep and branches certify it (their
+ * failure probability is that sweep's); the step only chooses where to try.
+ */
+async function branchRadius(
+  certified: number,
+  deadline: number,
+  attempt: (eps: number, deadline: number) => Promise<{ bound: NetworkBound; certified: boolean }>,
+): Promise<{ eps: number; bound: NetworkBound | null; attempts: number }> {
+  let lo = certified;
+  let bound: NetworkBound | null = null;
+  let step = BRANCH_STEP;
+  let attempts = 0;
+  while (step >= BRANCH_MIN_STEP && performance.now() < deadline) {
+    const eps = lo * (1 + step);
+    attempts++;
+    try {
+      const result = await attempt(eps, Math.min(deadline, performance.now() + (deadline - performance.now()) / 2));
+      if (result.certified) {
+        lo = eps;
+        bound = result.bound;
+        continue;
+      }
+    } catch (error) {
+      if (!(error instanceof BudgetExhausted)) throw error;
+    }
+    step /= 2;
+  }
+  return { eps: lo, bound, attempts };
 }
 
 /** Relative width at which the refinement stage stops bisecting (each step is a full sweep). */
@@ -180,12 +252,11 @@ export const REFINEMENT_TOLERANCE = 1e-2;
  */
 async function refineRadius(
   certified: number,
-  budgetSeconds: number,
+  deadline: number,
   evaluate: (eps: number, deadline: number) => Promise<NetworkBound>,
   criterion: (bound: NetworkBound, eps: number) => number,
 ): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; seconds: number; completed: boolean }> {
   const started = performance.now();
-  const deadline = started + budgetSeconds * 1000;
   let lo = certified;
   let bound: NetworkBound | null = null;
   let hi = Infinity;

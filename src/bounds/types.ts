@@ -90,7 +90,10 @@ export interface LocalBound extends NetworkBound {
 export interface RadiusResult {
   /** Largest ε with ε·L(x0, ε) < δ/√2 found by bisection (Proposition 6): certified up to the quality of L. */
   local: number;
-  /** Smallest ε found where the criterion fails: the local method certifies nothing at or beyond it. */
+  /**
+   * Smallest ε found where the search's criterion fails: the search certifies nothing at or beyond
+   * it (the refinement and branching stages, with their full sweeps and branches, may).
+   */
   localUpper: number;
   /** δ / (√2 L_global). */
   global: number;
@@ -120,6 +123,15 @@ export interface RadiusResult {
     fastRadius: number;
     /** True when the bisection reached its tolerance within the budget. */
     completed: boolean;
+    /**
+     * The branching stage (docs/tightness.md §7), when it ran (after a completed bisection): the
+     * radius the full sweeps certified before it, the ε it tried, the branches it bounded in all
+     * and those of them found empty.
+     */
+    refinedRadius?: number;
+    branchAttempts?: number;
+    branches?: number;
+    emptyBranches?: number;
   };
   /**
    * False when the margin is below what the float32 forward pass resolves (the computed top-1 class

@@ -82,10 +82,11 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
     const r = result.radius;
     const criterion = r.method === 'tight' ? 'per-class margins' : 'Proposition 6';
     const quality = r.quality === 'upper' ? `, certified${r.failureProbability ? ` with probability ≥ 1 − ${format(r.failureProbability, 3)}` : ''}` : r.quality === 'estimate' ? ', from spectral norm estimates' : '';
-    out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
+    out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (${r.refinement ? "the fast search's " : ''}criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
     if (r.refinement) {
       const f = r.refinement;
       out.push(`  refinement stage: ${f.evaluations} full evaluations in ${format(f.seconds, 3)} s of a ${format(f.budgetSeconds, 3)} s budget took the radius from ${format(f.fastRadius)}${f.completed ? '' : ' (budget spent before the bisection finished; --branch-budget gives more)'}`);
+      if (f.refinedRadius !== undefined) out.push(`  branching: ${f.branchAttempts} eps tried, ${f.branches} branches bounded (${f.emptyBranches} empty), from the full sweeps' ${format(f.refinedRadius)}`);
     }
     if (r.marginResolved === false) out.push('  the margin is below what floating point resolves at x0: nothing is certified (docs/soundness.md §3)');
     out.push(`certified radius (global bound): ${format(r.global)}`);

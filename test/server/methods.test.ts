@@ -159,7 +159,7 @@ describe('startRun: method and certificate', () => {
     // A budget: its own request; the stage reports itself and never shrinks the radius.
     const started = await gql(server.url, BUDGET, { ...ids, radius: true, budget: 5 });
     expect(started.data.startRun).toMatchObject({ cached: false, branchBudget: 5 });
-    const { payloads, error } = await collectSubscription(server.wsUrl, `subscription($id: ID!) { runProgress(runId: $id) { status run { status branchBudget result { radius { local quality refinement { evaluations seconds budgetSeconds fastRadius completed } } } } } }`, { id: started.data.startRun.id }, 110_000);
+    const { payloads, error } = await collectSubscription(server.wsUrl, `subscription($id: ID!) { runProgress(runId: $id) { status run { status branchBudget result { radius { local quality refinement { evaluations seconds budgetSeconds fastRadius completed refinedRadius branchAttempts branches emptyBranches } } } } } }`, { id: started.data.startRun.id }, 110_000);
     expect(error).toBeUndefined();
     const final = payloads.at(-1)!.data.runProgress.run;
     expect(final.status).toBe('SUCCEEDED');
@@ -169,6 +169,15 @@ describe('startRun: method and certificate', () => {
     expect(radius.refinement.evaluations).toBeGreaterThanOrEqual(1);
     expect(radius.refinement.seconds).toBeLessThan(5 + 60); // the budget bounds the stage (plus one interrupted layer)
     expect(radius.local).toBeGreaterThanOrEqual(radius.refinement.fastRadius);
+    // A finished bisection leaves the rest of the budget to branching (docs/tightness.md §7), which reports itself.
+    if (radius.refinement.completed) {
+      expect(radius.refinement.refinedRadius).toBeGreaterThanOrEqual(radius.refinement.fastRadius);
+      expect(radius.refinement.branchAttempts).toBeGreaterThanOrEqual(1);
+      expect(radius.refinement.branches).toBeGreaterThanOrEqual(radius.refinement.emptyBranches);
+      expect(radius.local).toBeGreaterThanOrEqual(radius.refinement.refinedRadius);
+    } else {
+      expect(radius.refinement.refinedRadius).toBeNull();
+    }
   });
 
   test('delta and seed: part of the request where they matter, clear errors where they do not fit', async () => {

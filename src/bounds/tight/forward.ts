@@ -372,14 +372,14 @@ function addSpread(sweep: Sweep, solver: NormSolver, index: number, layer: Affin
   });
 }
 
-/** A max pool: sqrt(n_max) (Theorem 3), its unstable windows and their spread (§2). */
-export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: NominalPass, index: number, layer: MaxPoolLayer, position: Position): Promise<Position> {
-  const { backend, network } = sweep;
-  const { lo, hi, mask } = position;
-  const bound = maxPoolLipschitz(layer);
-  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound, quality: 'exact' });
+/**
+ * A max pool's windows over its input interval [lo, hi] (§2, §5): each window's nominal winner i*;
+ * the unstable windows (another input can exceed the winner's lower bound), each with its error bound
+ * max_{j≠i*} û_j − ǔ_{i*} and its candidate inputs; and the backward relaxation of every output.
+ * Valid for any set on which the inputs lie in [lo, hi] (the ball, or a branch of it: branching.ts).
+ */
+export function maxPoolWindows(layer: MaxPoolLayer, lo: ArrayLike<number>, hi: ArrayLike<number>, xNominal: ArrayLike<number>) {
   // A window is stable when no other input can exceed the nominal winner's lower bound (§2).
-  const xNominal = nominal.inputs[index];
   const windows = poolWindows(layer);
   const winner = new Int32Array(windows.length).fill(-1);
   const unstable: number[] = [];
@@ -413,6 +413,17 @@ export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: Nom
       poolRelaxation.lowerInput[o] = best;
     }
   });
+  return { winner, unstable, errors, candidate, poolRelaxation };
+}
+
+/** A max pool: sqrt(n_max) (Theorem 3), its unstable windows and their spread (§2). */
+export async function maxPoolStep(sweep: Sweep, solver: NormSolver, nominal: NominalPass, index: number, layer: MaxPoolLayer, position: Position): Promise<Position> {
+  const { backend, network } = sweep;
+  const { lo, hi, mask } = position;
+  const bound = maxPoolLipschitz(layer);
+  sweep.layers.push({ ...baseReport(sweep, layer, index, position), bound, quality: 'exact' });
+  const xNominal = nominal.inputs[index];
+  const { winner, unstable, errors, candidate, poolRelaxation } = maxPoolWindows(layer, lo, hi, xNominal);
   if (unstable.length > 0) {
     // ||E w|| ≤ sqrt(2·n_max)·||P_C w|| (§2); when an affine layer with its activation feeds the
     // pool, ||P_C w|| ≤ ||P_C Λ A D||·||its input difference||, else ≤ ||w||.

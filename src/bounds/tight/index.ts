@@ -107,7 +107,12 @@ export async function tightSweep(
  * The tight local bound at radius ε for class `cls` (the margins refer to it).
  * `solver` gives ||Λ A D|| (estimates or certificates); its keys are 'tight:<layer>'.
  */
-export async function tightLocalBound(
+export async function tightLocalBound(...args: Parameters<typeof tightBoundAndSweep>): Promise<TightBound> {
+  return (await tightBoundAndSweep(...args)).bound;
+}
+
+/** The tight local bound (tightLocalBound) with the sweep it rests on (branching.ts splits it). */
+export async function tightBoundAndSweep(
   network: Network,
   backend: Backend,
   nominal: NominalPass,
@@ -116,7 +121,7 @@ export async function tightLocalBound(
   cls: number,
   onLayer?: (index: number) => void,
   options: TightOptions = {},
-): Promise<TightBound> {
+): Promise<{ bound: TightBound; sweep: Sweep }> {
   const start = performance.now();
   const sweep = await tightSweep(network, backend, nominal, eps, solver, onLayer, options);
   const layers = sweep.layers;
@@ -184,7 +189,7 @@ export async function tightLocalBound(
 
   const quality = worstQuality([...layers.map((l) => l.quality), ...sweep.reports.map((r) => r.quality)]);
   const failureProbability = quality === 'estimate' ? undefined : sweep.reports.reduce((a, r) => a + (r.failureProbability ?? 0), 0);
-  return {
+  const bound: TightBound = {
     bound: Math.min(productBound, decompositionBound ?? Infinity),
     quality,
     layers,
@@ -199,6 +204,7 @@ export async function tightLocalBound(
     marginDecrease,
     marginClass: cls,
   };
+  return { bound, sweep };
 }
 
 /**
@@ -206,12 +212,14 @@ export async function tightLocalBound(
  * (§3, §5). `gaps[j]` is a lower bound of the exact δ_j = y_c − y_j at x0 (rounding.ts).
  */
 export function marginRatio(bound: TightBound, gaps: ArrayLike<number>, eps: number): number {
-  let worst = 0;
-  for (let j = 0; j < gaps.length; j++) {
-    if (j === bound.marginClass) continue;
-    const gap = gaps[j];
+  return Math.max(0, ...marginRatios(bound, gaps, eps));
+}
+
+/** Each class's ratio of marginRatio (0 at the class c itself). */
+export function marginRatios(bound: TightBound, gaps: ArrayLike<number>, eps: number): number[] {
+  return Array.from(gaps, (gap, j) => {
+    if (j === bound.marginClass) return 0;
     const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity);
-    worst = Math.max(worst, gap > 0 ? change / gap : Infinity);
-  }
-  return worst;
+    return gap > 0 ? change / gap : Infinity;
+  });
 }

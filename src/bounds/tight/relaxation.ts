@@ -33,16 +33,25 @@ export interface Relaxation {
 export type LowerSlope = 'adaptive' | 'chord' | 'nominal';
 export const LOWER_SLOPES: readonly LowerSlope[] = ['adaptive', 'chord', 'nominal'];
 
-/** The ReLU relaxation of each unit from its nominal pre-activation y0 and interval [y̌, ŷ]. */
+/**
+ * The ReLU relaxation of each unit from its nominal pre-activation y0 and interval [y̌, ŷ] (valid
+ * whether or not y0 lies in it: every bound below is an identity or inequality in y ∈ [y̌, ŷ]).
+ */
 export function reluRelaxation(y0: ArrayLike<number>, yCheck: ArrayLike<number>, yHat: ArrayLike<number>, lowerSlope: LowerSlope = 'adaptive'): Relaxation {
   const n = y0.length;
   const r: Relaxation = { upperSlope: new Float32Array(n), upperOffset: new Float32Array(n), lowerSlope: new Float32Array(n), lowerOffset: new Float32Array(n) };
   for (let i = 0; i < n; i++) {
     const lo = yCheck[i];
     const hi = yHat[i];
-    if (hi <= 0) continue; // inactive over the set: Δout = 0
+    // Stable units are exact. Their offsets are 0 when y0 lies in [y̌, ŷ], as it does on the ball; a
+    // branch of it (branching.ts) may exclude x0, and then y0 too.
+    if (hi <= 0) {
+      r.upperOffset[i] = r.lowerOffset[i] = -Math.max(0, y0[i]); // inactive over the set: Δout = −relu(y0)
+      continue;
+    }
     if (lo >= 0) {
-      r.upperSlope[i] = r.lowerSlope[i] = 1; // linear over the set: Δout = Δy
+      r.upperSlope[i] = r.lowerSlope[i] = 1; // linear over the set: Δout = Δy + y0 − relu(y0)
+      r.upperOffset[i] = r.lowerOffset[i] = Math.min(0, y0[i]);
       continue;
     }
     const nominal = Math.max(0, y0[i]);
@@ -152,8 +161,18 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
  * per node, the best closure kept. For a lower bound, pass −g. With several lower-slope choices, every
  * row goes through once per choice in one pass (one operator call per layer for all of them): the
  * result has choices·count entries, the bounds of choice g at g·count … (g+1)·count − 1.
+ * `onOutputRows` sees the coefficients λ at each layer's output on the way (branching.ts scores
+ * units by them).
  */
-export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32Array, count: number, mask: Float32Array | null, lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive'): Promise<Float64Array> {
+export async function relaxedChangeBounds(
+  sweep: Sweep,
+  l: number,
+  rows: Float32Array,
+  count: number,
+  mask: Float32Array | null,
+  lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive',
+  onOutputRows?: (k: number, rows: Float32Array) => void,
+): Promise<Float64Array> {
   const { backend, states, eps } = sweep;
   const choices: readonly LowerSlope[] = typeof lowerSlope === 'string' ? [lowerSlope] : lowerSlope;
   const total = count * choices.length;
@@ -167,6 +186,7 @@ export async function relaxedChangeBounds(sweep: Sweep, l: number, rows: Float32
   const offset = new Float64Array(total);
   await backwardOverGraph(sweep, l, block, total, {
     through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, total, offset, choices),
+    atOutput: onOutputRows,
     close: (_t, cut) => {
       const closed = closeCut(cut, total, eps);
       for (let b = 0; b < total; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);

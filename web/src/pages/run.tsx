@@ -311,6 +311,7 @@ function RadiusCard({ result, attacks }: { result: CertifyResult; attacks: Attac
         <p class="caption" data-testid="refinement">
           Refinement stage: {r.refinement.evaluations} full sweeps in {num(r.refinement.seconds)} s of a {num(r.refinement.budgetSeconds)} s budget
           {r.refinement.completed ? ', finished' : ', stopped by the budget'}; the fast search had certified {num(r.refinement.fastRadius)}.
+          {r.refinement.refinedRadius != null && ` Branching: ${r.refinement.branchAttempts} eps tried, ${r.refinement.branches} branches bounded (${r.refinement.emptyBranches} empty), from the full sweeps' ${num(r.refinement.refinedRadius)}.`}
         </p>
       )}
       {r?.marginResolved === false && <p class="caption" data-testid="margin-unresolved">The top-1 margin is below what float32 arithmetic resolves: the computed class may not be the exact network's, so nothing is certified.</p>}
