@@ -81,7 +81,7 @@ export class RedisExecutor implements RunExecutor {
   }
 
   private async submit(job: RunJob): Promise<void> {
-    const data: RunJobData = { runId: job.runId, model: { sha256: job.model.sha256, name: job.model.name }, input: encodeInput(job.input), request: job.request };
+    const data: RunJobData = { runId: job.runId, model: { sha256: job.model.sha256, name: job.model.name }, input: encodeInput(job.input), request: job.request, ...(job.globalBound ? { globalBound: job.globalBound } : {}) };
     await this.queue.add('run', data, { jobId: job.runId, removeOnComplete: { age: KEEP_COMPLETED_S }, removeOnFail: { age: KEEP_FAILED_S } });
     // A job with this id from before a restart may have finished while nobody listened.
     const existing: Job<RunJobData, RunJobResult> | undefined = await this.queue.getJob(job.runId);

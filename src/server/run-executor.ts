@@ -13,6 +13,7 @@
  */
 import { analyse, type AnalysisProgress, type AnalysisResult } from '../analysis/analyse.js';
 import type { BackendName } from '../backend/backend.js';
+import type { NetworkBound } from '../bounds/types.js';
 import { BackendPool } from '../backend/pool.js';
 import { CancelledError } from '../errors.js';
 import type { ModelRow } from '../store/db.js';
@@ -30,6 +31,8 @@ export interface RunJob {
   model: ModelRow;
   input: Float32Array;
   request: RunRequest;
+  /** The model's global bound, when the run takes it as its own (reusableGlobalBound). */
+  globalBound?: NetworkBound;
 }
 
 /** Who computes a run; the backend and adapter once the worker has created its backend. */
@@ -90,7 +93,7 @@ export class InProcessExecutor implements RunExecutor {
     if (this.threads && computedOnThread(network, job.request.backend)) {
       await events.started({ worker: IN_PROCESS_WORKER });
       const threadEvents = { started: (backend: string, adapter: string) => events.started({ worker: IN_PROCESS_WORKER, backend, adapter }), progress: (event: AnalysisProgress) => events.progress(event) };
-      const result = await this.threads.run({ runId: job.runId, sha256: job.model.sha256, input: job.input, request: job.request }, network, signal, threadEvents);
+      const result = await this.threads.run({ runId: job.runId, sha256: job.model.sha256, input: job.input, request: job.request, globalBound: job.globalBound }, network, signal, threadEvents);
       return { result, worker: IN_PROCESS_WORKER };
     }
     const release = this.threads ? await this.mainThreadSlot(signal) : () => undefined;
@@ -99,7 +102,7 @@ export class InProcessExecutor implements RunExecutor {
       const result = await this.backends.use(network, job.request.backend as BackendName, async (backend) => {
         await events.started({ worker: IN_PROCESS_WORKER, backend: backend.name, adapter: backend.adapter });
         if (signal.aborted) throw new CancelledError();
-        return analyse(network, job.input, backend, { ...analysisOptions(job.request), signal, onProgress: (event) => events.progress(event) });
+        return analyse(network, job.input, backend, { ...analysisOptions(job.request, job.globalBound), signal, onProgress: (event) => events.progress(event) });
       });
       return { result, worker: IN_PROCESS_WORKER };
     } finally {

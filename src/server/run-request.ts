@@ -11,12 +11,12 @@ import type { CertificateMode } from '../bounds/certificates.js';
 import { DEFAULT_TOLERANCE, ENGINE_VERSION } from '../bounds/certify.js';
 import { DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from '../bounds/defaults.js';
 import { DEFAULT_RESTARTS, DEFAULT_SAMPLES, DEFAULT_SEED, DEFAULT_STEPS } from '../bounds/lower.js';
-import type { BoundMethod } from '../bounds/types.js';
+import type { BoundMethod, NetworkBound } from '../bounds/types.js';
 import type { BackendName } from '../backend/backend.js';
 import { LipcertError } from '../errors.js';
 import type { AnalysisShape } from '../resources.js';
 import { cacheKey } from '../store/cache-key.js';
-import type { RunRow } from '../store/db.js';
+import type { ModelRow, RunRow } from '../store/db.js';
 import type { MutationStartRunArgs } from './generated/graphql.js';
 import { epsError } from './numbers.js';
 
@@ -228,9 +228,24 @@ export function analysisShape(request: Pick<RunRequest, 'certificate' | 'delta'>
   return { certificate: request.certificate, delta: request.delta ?? DEFAULT_DELTA };
 }
 
-/** What analyse() is asked to compute for a request. */
-export function analysisOptions(request: RunRequest): AnalysisOptions {
+/**
+ * The model's stored global bound, when a run may take it as its own instead of computing it again
+ * (it does not depend on the input; a dataset run's images each need it): the run asks for the
+ * radius, for the method and certificate the model's was computed with, and for the default δ and
+ * spectral tolerance it used, and for no seed (a seeded run reproduces its own draws). The bound is
+ * a certificate of the same kind either way; what the run reports is the model's.
+ */
+export function reusableGlobalBound(model: Pick<ModelRow, 'globalStatus' | 'globalResult' | 'globalMethod' | 'globalCertificate'>, request: RunRequest): NetworkBound | undefined {
+  if (!request.radius || model.globalStatus !== 'DONE' || !model.globalResult) return undefined;
+  if (request.method !== model.globalMethod || request.certificate !== model.globalCertificate) return undefined;
+  if (request.seed !== null || request.tolerance !== null || (request.delta !== null && request.delta !== DEFAULT_DELTA)) return undefined;
+  return JSON.parse(model.globalResult) as NetworkBound;
+}
+
+/** What analyse() is asked to compute for a request (with a global bound to use as it is, if given). */
+export function analysisOptions(request: RunRequest, globalBound?: NetworkBound): AnalysisOptions {
   return {
+    ...(globalBound ? { globalBound } : {}),
     eps: request.eps,
     global: request.radius,
     radius: request.radius,

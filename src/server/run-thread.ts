@@ -39,7 +39,7 @@ async function run(request: Extract<RunThreadRequest, { kind: 'run' }>): Promise
     const result = await backends.use(network, 'cpu', async (backend) => {
       post({ kind: 'started', runId, backend: backend.name, adapter: backend.adapter });
       const onProgress = throttledProgress(PROGRESS_MS, (event) => post({ kind: 'progress', runId, event }));
-      return analyse(network, request.input, backend, { ...analysisOptions(request.request), signal: abort.signal, onProgress });
+      return analyse(network, request.input, backend, { ...analysisOptions(request.request, request.globalBound), signal: abort.signal, onProgress });
     });
     post({ kind: 'result', runId, result });
   } catch (e) {

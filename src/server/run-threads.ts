@@ -19,10 +19,11 @@ import { autoPrefersCpu } from '../backend/select.js';
 import { CancelledError, invariant } from '../errors.js';
 import { fromWire, JobThread, type WireError } from '../job-thread.js';
 import type { Network } from '../model/ir.js';
+import type { NetworkBound } from '../bounds/types.js';
 import type { RunRequest } from './run-request.js';
 
 export type RunThreadRequest =
-  | { kind: 'run'; runId: string; sha256: string; network?: Network; input: Float32Array; request: RunRequest }
+  | { kind: 'run'; runId: string; sha256: string; network?: Network; input: Float32Array; request: RunRequest; globalBound?: NetworkBound }
   | { kind: 'cancel'; runId: string }
   | { kind: 'close' };
 
@@ -51,6 +52,7 @@ export interface RunThreadJob {
   sha256: string;
   input: Float32Array;
   request: RunRequest;
+  globalBound?: NetworkBound;
 }
 
 interface PendingRun {
@@ -100,7 +102,7 @@ class RunThread extends JobThread<RunThreadRequest, RunThreadReply, PendingRun> 
     const send = this.sha256 === job.sha256 ? undefined : network;
     this.sha256 = job.sha256;
     const done = new Promise<AnalysisResult>((resolve, reject) =>
-      this.begin({ runId, events, started: Promise.resolve(), resolve, reject }, { kind: 'run', runId, sha256: job.sha256, network: send, input: job.input, request: job.request }),
+      this.begin({ runId, events, started: Promise.resolve(), resolve, reject }, { kind: 'run', runId, sha256: job.sha256, network: send, input: job.input, request: job.request, globalBound: job.globalBound }),
     );
     return done.finally(() => signal.removeEventListener('abort', cancel));
   }

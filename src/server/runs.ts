@@ -16,7 +16,7 @@ import type { Models } from './models.js';
 import type { JobQueue } from './queue.js';
 import { overflowError } from './numbers.js';
 import type { RunExecutor, RunStart } from './run-executor.js';
-import { analysisShape, requestColumns, requestOf, runCacheKey, runRequest, type StartRunArgs } from './run-request.js';
+import { analysisShape, requestColumns, requestOf, reusableGlobalBound, runCacheKey, runRequest, type StartRunArgs } from './run-request.js';
 import { describedResult } from './run-result.js';
 import { apiTypes } from './schema.js';
 
@@ -263,7 +263,8 @@ export class Runs {
     let final: { status: RunStatus; message: string; progress: number };
     try {
       this.stats.runsComputed++;
-      const { result, worker } = await this.executor.execute({ runId, model: run.model, input: float32Of(run.input.data), request: requestOf(run) }, signal, {
+      const request = requestOf(run);
+      const { result, worker } = await this.executor.execute({ runId, model: run.model, input: float32Of(run.input.data), request, globalBound: reusableGlobalBound(run.model, request) }, signal, {
         started: (start) => this.markStarted(runId, live, start),
         progress: (event) => this.onProgress(runId, live, event),
       });

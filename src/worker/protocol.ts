@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import type { AnalysisProgress, AnalysisResult } from '../analysis/analyse.js';
 import { type ErrorCode, LipcertError } from '../errors.js';
 import type { RunRequest } from '../server/run-request.js';
+import type { NetworkBound } from '../bounds/types.js';
 
 /** The BullMQ queue of runs (under BullMQ's default key prefix). */
 export const RUN_QUEUE = 'lipcert-runs';
@@ -36,6 +37,8 @@ export interface RunJobData {
   /** The normalised input x0: float32 little-endian, base64. */
   input: string;
   request: RunRequest;
+  /** The model's global bound, when the run takes it as its own (reusableGlobalBound). */
+  globalBound?: NetworkBound;
 }
 
 export interface RunJobResult {

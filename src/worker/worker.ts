@@ -65,7 +65,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
   let computed = 0;
 
   async function compute(job: Job<RunJobData, RunJobResult>, signal: AbortSignal | undefined): Promise<RunJobResult> {
-    const { runId, model, input, request } = job.data;
+    const { runId, model, input, request, globalBound } = job.data;
     try {
       const network = await models.network(model);
       const result = await backends.use(network, request.backend === 'auto' ? options.backend : request.backend, async (backend) => {
@@ -73,7 +73,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerHandle>
         const report = throttledProgress(PROGRESS_MS, (event) => {
           job.updateProgress({ kind: 'progress', worker: options.name, event } satisfies RunJobProgress).catch(() => undefined);
         });
-        return analyse(network, decodeInput(input), backend, { ...analysisOptions(request), signal, onProgress: report });
+        return analyse(network, decodeInput(input), backend, { ...analysisOptions(request, globalBound), signal, onProgress: report });
       });
       computed++;
       options.log(`run ${runId}: computed in ${result.seconds.toFixed(2)} s`);

@@ -121,6 +121,18 @@ describe('startRun: method and certificate', () => {
     expect(model.globalBound).toBeGreaterThanOrEqual(ref.global_bound * (1 - 1e-3));
   });
 
+  test('a default run takes the model\'s global bound as its own (it does not depend on the input); a seeded run draws its own', async () => {
+    const { data } = await gql(server.url, `{ models { globalBound globalBoundStatus globalBoundFailureProbability } }`);
+    const [model] = data.models;
+    expect(model.globalBoundStatus).toBe('DONE');
+    expect(model.globalBoundFailureProbability).toBeGreaterThan(0); // probabilistic factors: a fresh draw would differ
+    const reused = (await run({ eps: [0.003], radius: true })).final.result;
+    expect(reused.globalBound.bound).toBe(model.globalBound);
+    const seeded = (await run({ eps: [0.003], radius: true, seed: 11 })).final.result;
+    expect(seeded.globalBound.bound).not.toBe(model.globalBound);
+    expect(seeded.globalBound).toMatchObject({ method: 'TIGHT', certificate: 'PROBABILISTIC', quality: 'UPPER' });
+  });
+
   test('a result cached before method and certificate were choices is served as the paper\'s method with estimates', async () => {
     const prisma = server.service.store.prisma;
     const [model, input] = await Promise.all([prisma.model.findUniqueOrThrow({ where: { id: ids.m } }), prisma.input.findUniqueOrThrow({ where: { id: ids.i } })]);
