@@ -13,7 +13,7 @@ import { DEFAULT_BRANCH_BUDGET, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METH
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
 import { BudgetExhausted, checkBudget } from './budget.js';
-import { certifiedRadius, SCREEN_TOLERANCE } from './radius.js';
+import { certifiedRadius, type KnownPoint, SCREEN_TOLERANCE } from './radius.js';
 import { marginRatio, type TightBound, tightBoundAndSweep, tightLocalBound } from './tight/index.js';
 import { branchAndBound, type BranchCount } from './tight/branching.js';
 import type { BoundMethod, CertifyOptions, NetworkBound, RadiusResult } from './types.js';
@@ -121,6 +121,7 @@ export async function certifiedSearch(
   onEvaluation: (eps: number) => void,
   onLayer?: (index: number) => void,
   budget?: number,
+  known?: KnownPoint,
 ): Promise<RadiusSearchResult> {
   const evaluate = (s: NormSolver, e: number) => {
     onEvaluation(e);
@@ -137,7 +138,7 @@ export async function certifiedSearch(
     start,
     async (e, precision) => method.criterion(await evaluate(precision === 'screen' ? screen : estimator, e), gaps, e) / e,
     searchTolerance,
-    { screening: method.name === 'paper' && SCREEN_TOLERANCE > estimator.tolerance },
+    { screening: method.name === 'paper' && SCREEN_TOLERANCE > estimator.tolerance, known },
   );
   const base = { localUpper: search.upper, method: method.name, relativeTolerance: searchTolerance };
   if (solver === estimator) return { ...base, local: search.lower, evaluations: search.evaluations, quality: 'estimate' };

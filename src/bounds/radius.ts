@@ -36,17 +36,27 @@ interface Point {
   full: boolean;
 }
 
+/** A point where L is already known (evaluated at full precision by the caller). */
+export interface KnownPoint {
+  eps: number;
+  L: number;
+}
+
 /**
  * @param localBound L(x0, ε) at the given precision (evaluated with warm starts by the caller).
  * @param start a radius known to satisfy the criterion in exact arithmetic (the global radius).
  * @param screening whether `localBound` has a cheaper 'screen' precision worth using.
+ * @param known a point already evaluated (a bound the caller computed anyway): where it satisfies
+ *   the criterion it is the bracket's first lower end and `start` is not evaluated; the jump from it
+ *   (c/L, beyond the root since L is non-decreasing) is as valid as from `start`. It only decides
+ *   where the search begins: the bracket's ends are still evaluated points on either side.
  */
 export async function certifiedRadius(
   margin: number,
   start: number,
   localBound: (eps: number, precision: RadiusPrecision) => Promise<number>,
   tolerance: number,
-  { maxEvaluations = 60, screening = false }: { maxEvaluations?: number; screening?: boolean } = {},
+  { maxEvaluations = 60, screening = false, known }: { maxEvaluations?: number; screening?: boolean; known?: KnownPoint } = {},
 ): Promise<RadiusSearch> {
   const target = margin / Math.SQRT2;
   if (!(target > 0) || !(start > 0)) return { lower: 0, upper: 0, evaluations: 0 };
@@ -65,7 +75,9 @@ export async function certifiedRadius(
 
   // Bracket. From any ε with L(ε) known, c/L(ε) is at or beyond the root when ε is below it
   // (L is non-decreasing), which gives the upper end in one step unless L is flat.
-  let lo = await h(start);
+  // A known passing point (the bound at the user's ε) starts the bracket in place of an evaluation at `start`.
+  const knownH = known ? Math.log((known.eps * known.L) / target) : NaN;
+  let lo: Point = known && knownH < 0 ? { eps: known.eps, L: known.L, h: knownH, full: true } : await h(start);
   while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius: step down.
     lo = await h(lo.eps / 2);

@@ -34,6 +34,21 @@ test('a continuous L: the bracket holds the root to the tolerance', async () => 
   expect(search.evaluations).toBe(calls.length);
 });
 
+test('a known passing point (the bound at the user\'s eps) starts the bracket instead of an evaluation at start; a failing one is ignored', async () => {
+  const L = (eps: number) => 3 + 2 * eps;
+  const root = (-3 + Math.sqrt(17)) / 4;
+  for (const [known, startEvaluated] of [[0.05, false], [0.5, true]] as [number, boolean][]) {
+    const { calls, localBound } = recorder(L, L);
+    const search = await certifiedRadius(margin, 0.01, localBound, 1e-6, { known: { eps: known, L: L(known) } });
+    expect(calls.some((c) => c.eps === 0.01)).toBe(startEvaluated);
+    expect(calls.some((c) => c.eps === known)).toBe(false); // known: never evaluated again
+    expect(search.lower).toBeLessThanOrEqual(root);
+    expect(search.upper).toBeGreaterThanOrEqual(root);
+    expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-6);
+    expect(search.evaluations).toBe(calls.length);
+  }
+});
+
 test('a jump at the root: screened evaluations far from it, full ones at the ends', async () => {
   const full = jumpy(0.0523);
   const { calls, localBound } = recorder(full, full);
