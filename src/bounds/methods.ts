@@ -30,7 +30,7 @@ export interface MethodImpl {
    * units (tight/branching.ts), with the full sweep's bound (its certificates are the branches'),
    * stopping with BudgetExhausted after `deadline`; for the branching stage of the radius.
    */
-  branched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, gaps: number[], deadline: number, count: BranchCount): Promise<{ bound: NetworkBound; certified: boolean }>;
+  branched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, gaps: number[], deadline: number, count: BranchCount, onLayer?: (index: number) => void): Promise<{ bound: NetworkBound; certified: boolean }>;
   local(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
   /** The bound the radius search and its certification evaluate (absent: `local`; docs/tightness.md §4). */
   searched?(network: Network, backend: Backend, nominal: NominalPass, eps: number, solver: NormSolver, cls: number, onLayer?: (index: number) => void): Promise<NetworkBound>;
@@ -62,10 +62,10 @@ export const TIGHT: MethodImpl = {
   local: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer),
   searched: (network, backend, nominal, eps, solver, cls, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'radius' }),
   refined: (network, backend, nominal, eps, solver, cls, deadline, onLayer) => tightLocalBound(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline }),
-  branched: async (network, backend, nominal, eps, solver, cls, gaps, deadline, count) => {
-    const { bound, sweep } = await tightBoundAndSweep(network, backend, nominal, eps, solver, cls, undefined, { refinement: 'full', deadline });
+  branched: async (network, backend, nominal, eps, solver, cls, gaps, deadline, count, onLayer) => {
+    const { bound, sweep } = await tightBoundAndSweep(network, backend, nominal, eps, solver, cls, onLayer, { refinement: 'full', deadline });
     if (marginRatio(bound, gaps, eps) < 1) return { bound, certified: true };
-    return { bound, certified: await branchAndBound(sweep, bound, nominal, gaps, deadline, count) };
+    return { bound, certified: await branchAndBound(sweep, bound, nominal, gaps, deadline, count, onLayer) };
   },
   criterion: (bound, gaps, eps) => marginRatio(bound as TightBound, gaps, eps),
   annotate: (bound) => annotate(bound, 'tight'),
@@ -182,7 +182,7 @@ export async function certifiedSearch(
     branching = await branchRadius(refined.eps, deadline, (e, until) => {
       onEvaluation(e);
       evaluations++;
-      return method.branched!(network, backend, nominal, e, solver, cls, gaps, until, count);
+      return method.branched!(network, backend, nominal, e, solver, cls, gaps, until, count, onLayer);
     });
     if (branching.bound) best = { local: branching.eps, quality: branching.bound.quality, failureProbability: branching.bound.failureProbability };
   }

@@ -5,11 +5,13 @@
  * the signs) never leave the branch's pre-activation intervals nor fall below its margin bounds, and
  * a branch declared empty holds none of them. The ReLU relaxation is checked on intervals that
  * exclude y0 (a branch may exclude x0). The float64 forward pass (model/forward64.ts) is the reference.
+ * A cancellation stops the branching stage between branches.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { topTwo } from '../../src/bounds/certify.js';
+import { certify, topTwo } from '../../src/bounds/certify.js';
+import { CancelledError } from '../../src/errors.js';
 import { nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
-import { branchMarginBound, branchSweep, type Split } from '../../src/bounds/tight/branching.js';
+import { branchAndBound, branchMarginBound, branchSweep, type Split } from '../../src/bounds/tight/branching.js';
 import { tightBoundAndSweep } from '../../src/bounds/tight/index.js';
 import { reluRelaxation } from '../../src/bounds/tight/relaxation.js';
 import { forward64 } from '../../src/model/forward64.js';
@@ -118,4 +120,37 @@ describe.each(cases)('%s', (_name, build, input, eps) => {
     expect(violations.slice(0, 5)).toEqual([]);
     expect(inBranches).toBeGreaterThanOrEqual(points.length); // every point lies in some branch (a unit at exactly 0 in two)
   });
+});
+
+test('a cancelled run stops inside the branching stage, long before its budget', async () => {
+  // This network and input keep branching for the whole budget (docs/tightness.md §7: 0.589 → 0.95 in 10 s).
+  const net = torchMlp([2, 24, 24, 24, 6], 6);
+  const controller = new AbortController();
+  const started = performance.now();
+  const timer = setTimeout(() => controller.abort(), 1500);
+  try {
+    await expect(certify(net, Float32Array.from([-0.3, 0.2]), backend, { eps: [], radius: true, seed: 2, branchBudget: 60, signal: controller.signal })).rejects.toBeInstanceOf(CancelledError);
+  } finally {
+    clearTimeout(timer);
+  }
+  expect(performance.now() - started).toBeLessThan(10_000);
+});
+
+test('branchAndBound calls onBranch before every branch: what it throws (a cancellation) stops the search there', async () => {
+  const net = torchMlp([2, 24, 24, 24, 6], 6);
+  const x0 = Float32Array.from([-0.3, 0.2]);
+  const nominal = await nominalPass(net, backend, x0);
+  const cls = topTwo(nominal.logits).cls;
+  const solver = new SpectralSolver(backend, { tolerance: 1e-9, maxIterations: 5000 });
+  // Beyond what the full sweep certifies (0.589) and below what branching reaches (0.95).
+  const { bound, sweep } = await tightBoundAndSweep(net, backend, nominal, 0.75, solver, cls, undefined, { refinement: 'full' });
+  solver.dispose();
+  const gaps = Array.from(nominal.logits, (v, j) => (j === cls ? Infinity : nominal.logits[cls] - v));
+  const count = { branches: 0, empty: 0 };
+  let calls = 0;
+  const search = branchAndBound(sweep, bound, nominal, gaps, Infinity, count, () => {
+    if (++calls === 5) throw new CancelledError();
+  });
+  await expect(search).rejects.toBeInstanceOf(CancelledError);
+  expect(count.branches).toBe(4);
 });

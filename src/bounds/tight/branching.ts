@@ -173,10 +173,19 @@ export interface BranchCount {
 /**
  * Branch and bound at the root sweep's ε: depth first, each failing branch split in two on
  * chooseSplit's unit, until every leaf is certified or empty (true), or a branch has nothing left to
- * split (false). checkBudget(deadline) before every branch (BudgetExhausted); `count` is kept up to
- * date as it goes. The root's own criterion is assumed to fail (else no branching is needed).
+ * split (false). checkBudget(deadline) and `onBranch` before every branch (BudgetExhausted, or what
+ * onBranch throws: a cancellation); `count` is kept up to date as it goes. The root's own criterion is assumed to fail (else no branching is needed).
  */
-export async function branchAndBound(root: Sweep, rootBound: TightBound, nominal: NominalPass, gaps: ArrayLike<number>, deadline: number, count: BranchCount): Promise<boolean> {
+export async function branchAndBound(
+  root: Sweep,
+  rootBound: TightBound,
+  nominal: NominalPass,
+  gaps: ArrayLike<number>,
+  deadline: number,
+  count: BranchCount,
+  /** Called before every branch with its first split layer (progress, and cancellation by throwing). */
+  onBranch?: (layer: number) => void,
+): Promise<boolean> {
   const cls = rootBound.marginClass;
   const first = await chooseSplit(root, cls, (await branchMargins(root, rootBound, gaps)).worst, []);
   if (!first) return false;
@@ -184,6 +193,7 @@ export async function branchAndBound(root: Sweep, rootBound: TightBound, nominal
   while (pending.length > 0) {
     checkBudget(deadline);
     const splits = pending.pop()!;
+    onBranch?.(Math.min(...splits.map((split) => split.layer)));
     count.branches++;
     const branch = await branchSweep(root, nominal, splits);
     if (!branch) {
