@@ -65,6 +65,7 @@ export async function branchSweep(root: Sweep, nominal: NominalPass, splits: rea
         const m = lower.length;
         const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(size(layer.inputShape), m)));
         for (let start = 0; start < units.length; start += perBlock) {
+          checkBudget(root.deadline); // the try's deadline: a large layer's bounds take a while
           const chunk = units.slice(start, start + perBlock);
           const unit = new Float32Array(chunk.length * m);
           chunk.forEach((i, b) => (unit[b * m + i] = 1));
