@@ -1,6 +1,6 @@
 /**
  * Branch and bound (docs/tightness.md §7, src/bounds/tight/branching.ts) checked against the network
- * itself: for small networks of several layer kinds, every combination of signs of three units that
+ * itself: for small networks of several layer kinds and two graphs, every combination of signs of three units that
  * may switch is a branch; the sampled points of the ball that lie in it (their pre-activations have
  * the signs) never leave the branch's pre-activation intervals nor fall below its margin bounds, and
  * a branch declared empty holds none of them. The ReLU relaxation is checked on intervals that
@@ -18,6 +18,7 @@ import { forward64 } from '../../src/model/forward64.js';
 import { isAffine, type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { torchMlp } from '../helpers/planar-networks.js';
+import { concatNetwork, residualNetwork } from '../helpers/graph-networks.js';
 import { conv, dense, flatten, maxpool, network } from '../helpers/random-networks.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
 
@@ -59,6 +60,9 @@ const cases: [string, () => Network, Float32Array | null, number][] = [
   ['MLP 2-16-16-16-4 (PyTorch initialisation)', () => torchMlp([2, 16, 16, 16, 4], 21), Float32Array.from([0.3, -0.4]), 0.5],
   ['conv, max pool, dense, dense', convPoolNet, null, 0.3],
   ['every layer kind', () => everyLayerNetwork(11), null, 0.2],
+  // Graphs (docs/graphs.md §7): the branch's backward passes split at Adds and Concats.
+  ['graph: residual', () => residualNetwork(3), null, 0.3],
+  ['graph: concat', () => concatNetwork(3), null, 0.1],
 ];
 
 describe.each(cases)('%s', (_name, build, input, eps) => {
