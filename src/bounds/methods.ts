@@ -143,11 +143,20 @@ export async function certifiedSearch(
   const base = { localUpper: search.upper, method: method.name, relativeTolerance: searchTolerance };
   if (solver === estimator) return { ...base, local: search.lower, evaluations: search.evaluations, quality: 'estimate' };
   let evaluations = search.evaluations;
+  // The reported radius is the first or the largest ε that one of several certifying evaluations
+  // passed: a choice among their draws, so its failure probability is the union bound over every
+  // evaluation whose pass would have been reported (each one's draws are fresh, whatever chose its ε),
+  // summed here. The searches' evaluations only choose where to certify and are not counted.
+  let failureProbability = 0;
+  const certifying = <T extends NetworkBound>(bound: T): T => {
+    failureProbability += bound.failureProbability ?? 0;
+    return bound;
+  };
   // Certify ε with a fresh evaluation, shrinking by the criterion's ratio while it fails.
   const certifyAt = async (eps: number, tries: number) => {
     for (let attempt = 1; attempt <= tries && eps > 0; attempt++) {
       evaluations++;
-      const bound = await evaluate(solver, eps);
+      const bound = certifying(await evaluate(solver, eps));
       const ratio = method.criterion(bound, gaps, eps);
       if (ratio < 1) return { eps, bound };
       eps = (eps / ratio) * (1 - 1e-3);
@@ -165,26 +174,26 @@ export async function certifiedSearch(
     found = await certifyAt(again.lower, 4);
   }
   if (!found.bound) return { ...base, local: 0, evaluations, quality: 'upper' };
-  const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability: found.bound.failureProbability };
+  const fast = { ...base, local: found.eps, evaluations, quality: found.bound.quality, failureProbability };
   const budgetSeconds = budget ?? DEFAULT_BRANCH_BUDGET;
   if (!method.refined || !(budgetSeconds > 0)) return fast;
   const started = performance.now();
   const deadline = started + budgetSeconds * 1000;
   const refined = await refineRadius(found.eps, deadline, (e, until) => {
     onEvaluation(e);
-    return method.refined!(network, backend, nominal, e, solver, cls, until, onLayer);
+    return method.refined!(network, backend, nominal, e, solver, cls, until, onLayer).then(certifying);
   }, (bound, e) => method.criterion(bound, gaps, e));
   evaluations += refined.evaluations;
-  let best = refined.bound ? { local: refined.eps, quality: refined.bound.quality, failureProbability: refined.bound.failureProbability } : {};
+  let best: { local?: number; quality?: NetworkBound['quality'] } = refined.bound ? { local: refined.eps, quality: refined.bound.quality } : {};
   const count: BranchCount = { branches: 0, empty: 0 };
   let branching: Awaited<ReturnType<typeof branchRadius>> | undefined;
   if (method.branched && refined.completed) {
     branching = await branchRadius(refined.eps, deadline, (e, until) => {
       onEvaluation(e);
       evaluations++;
-      return method.branched!(network, backend, nominal, e, solver, cls, gaps, until, count, onLayer);
+      return method.branched!(network, backend, nominal, e, solver, cls, gaps, until, count, onLayer).then((result) => ({ ...result, bound: certifying(result.bound) }));
     });
-    if (branching.bound) best = { local: branching.eps, quality: branching.bound.quality, failureProbability: branching.bound.failureProbability };
+    if (branching.bound) best = { local: branching.eps, quality: branching.bound.quality };
   }
   const refinement = {
     evaluations: refined.evaluations,
@@ -194,7 +203,7 @@ export async function certifiedSearch(
     completed: refined.completed,
     ...(branching ? { refinedRadius: refined.eps, branchAttempts: branching.attempts, branches: count.branches, emptyBranches: count.empty } : {}),
   };
-  return { ...fast, ...best, evaluations, refinement };
+  return { ...fast, ...best, evaluations, failureProbability, refinement };
 }
 
 /** The branching stage's first step beyond the certified radius (relative), halved after each ε it could not certify ... */

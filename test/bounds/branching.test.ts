@@ -8,7 +8,11 @@
  * A cancellation stops the branching stage between branches.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
+import { jest } from '@jest/globals';
 import { certify, topTwo } from '../../src/bounds/certify.js';
+import { TIGHT } from '../../src/bounds/methods.js';
+import type { NetworkBound } from '../../src/bounds/types.js';
+import { loadFixture, TABLE_III_IMAGES } from './fixtures.js';
 import { CancelledError } from '../../src/errors.js';
 import { nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { branchAndBound, branchMarginBound, branchSweep, type Split } from '../../src/bounds/tight/branching.js';
@@ -157,4 +161,31 @@ test('branchAndBound calls onBranch before every branch: what it throws (a cance
   });
   await expect(search).rejects.toBeInstanceOf(CancelledError);
   expect(count.branches).toBe(4);
+});
+
+test('a radius chosen among several certifying evaluations reports the union bound of their failure probabilities (MNIST fixture: probabilistic certificates)', async () => {
+  const [image] = TABLE_III_IMAGES.filter((f) => f.model === 'mnist_lenet');
+  const { network, x0 } = await loadFixture(image);
+  const fast = await certify(network, x0, backend, { eps: [], radius: true, seed: 3 });
+  // Every evaluation that certifies (the search's certification, the full sweeps, the branching tries) is recorded.
+  const spies = { searched: jest.spyOn(TIGHT, 'searched'), refined: jest.spyOn(TIGHT, 'refined'), branched: jest.spyOn(TIGHT, 'branched') };
+  let refined: Awaited<ReturnType<typeof certify>>;
+  let results: { value: unknown }[][];
+  try {
+    refined = await certify(network, x0, backend, { eps: [], radius: true, seed: 3, branchBudget: 3 });
+  } finally {
+    results = [spies.searched, spies.refined, spies.branched].map((spy) => [...spy.mock.results]); // mockRestore clears them
+    Object.values(spies).forEach((spy) => spy.mockRestore());
+  }
+  const probabilityOf = async (results: { value: unknown }[], bound: (value: any) => NetworkBound) => {
+    let sum = 0;
+    for (const r of results) sum += (await (r.value as Promise<unknown>).then(bound, () => null))?.failureProbability ?? 0; // estimates: none; interrupted: none
+    return sum;
+  };
+  const union = (await probabilityOf(results[0], (b) => b)) + (await probabilityOf(results[1], (b) => b)) + (await probabilityOf(results[2], (r) => r.bound));
+  const stage = refined.radius!.refinement!;
+  expect(stage.evaluations + (stage.branchAttempts ?? 0)).toBeGreaterThanOrEqual(2);
+  expect(fast.radius!.failureProbability).toBeGreaterThan(0);
+  expect(refined.radius!.failureProbability).toBeCloseTo(union, 12);
+  expect(refined.radius!.failureProbability!).toBeGreaterThan(1.5 * fast.radius!.failureProbability!);
 });
