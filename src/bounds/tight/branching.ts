@@ -14,9 +14,9 @@
 import { inputsOf, isAffine, size } from '../../model/ir.js';
 import { checkBudget } from '../budget.js';
 import type { NominalPass } from '../layer-bounds.js';
-import { maxPoolWindows } from './forward.js';
-import { marginRatios, type TightBound } from './index.js';
-import { LOWER_SLOPES, relaxedChangeBounds, reluRelaxation } from './relaxation.js';
+import { maxPoolWindows, relaxedUnitBlocks } from './forward.js';
+import { marginFalls, marginRatios, type TightBound } from './index.js';
+import { relaxedChangeBounds, reluRelaxation } from './relaxation.js';
 import type { LayerState, Sweep } from './sweep.js';
 
 /** One split: unit `unit` of affine+ReLU layer `layer` restricted to y ≥ 0 (active) or y ≤ 0. */
@@ -25,9 +25,6 @@ export interface Split {
   unit: number;
   active: boolean;
 }
-
-/** Rows per block of per-unit bounds (as the forward sweep's). */
-const BLOCK_ENTRIES = 1 << 22;
 
 /**
  * Intervals that cross by less than this (relative) are float32 rounding of a degenerate interval,
@@ -62,18 +59,7 @@ export async function branchSweep(root: Sweep, nominal: NominalPass, splits: rea
       if (k > first) {
         // §5 on the branch for the units that may still switch (root intervals: a superset).
         const units = Array.from(lower.keys()).filter((i) => lower[i] < 0 && upper[i] > 0);
-        const m = lower.length;
-        const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(size(layer.inputShape), m)));
-        for (let start = 0; start < units.length; start += perBlock) {
-          checkBudget(root.deadline); // the try's deadline: a large layer's bounds take a while
-          const chunk = units.slice(start, start + perBlock);
-          const unit = new Float32Array(chunk.length * m);
-          chunk.forEach((i, b) => (unit[b * m + i] = 1));
-          const rows = await backend.applyATBlock(layer, unit, chunk.length);
-          const both = new Float32Array(2 * rows.length);
-          both.set(rows);
-          for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
-          const relaxed = await relaxedChangeBounds(branch, k, both, 2 * chunk.length, state.mask);
+        for await (const { chunk, relaxed } of relaxedUnitBlocks(branch, k, units, lower.length, (unit, count) => backend.applyATBlock(layer, unit, count), state.mask)) {
           chunk.forEach((i, b) => {
             upper[i] = Math.min(upper[i], y0[i] + relaxed[b]);
             lower[i] = Math.max(lower[i], y0[i] - relaxed[chunk.length + b]);
@@ -111,20 +97,9 @@ export async function branchSweep(root: Sweep, nominal: NominalPass, splits: rea
  * y_c − y_j can fall over the branch by §5 with the branch's relaxations, the smaller of it and the root's.
  */
 export async function branchMarginBound(branch: Sweep, root: TightBound): Promise<TightBound> {
-  const { network } = branch;
-  const cls = root.marginClass;
-  const outputs = size(network.outputShape);
-  const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
-  const decreases = new Float32Array(others.length * outputs);
-  others.forEach((j, b) => {
-    decreases[b * outputs + cls] = -1;
-    decreases[b * outputs + j] = 1;
-  });
-  const fall = await relaxedChangeBounds(branch, network.layers.length, decreases, others.length, null, LOWER_SLOPES);
-  const falls = Array.from(root.marginDecrease ?? new Array<number>(outputs).fill(Infinity));
-  falls[cls] = 0;
-  LOWER_SLOPES.forEach((_, g) => others.forEach((j, b) => (falls[j] = Math.min(falls[j], Math.max(0, fall[g * others.length + b])))));
-  return { ...root, marginDecrease: falls };
+  const falls = await marginFalls(branch, root.marginClass);
+  const rootFalls = root.marginDecrease;
+  return { ...root, marginDecrease: rootFalls ? falls.map((f, j) => Math.min(f, rootFalls[j])) : falls };
 }
 
 /** A branch's criterion ratio (< 1: certified on the branch) and the class closest to failing. */

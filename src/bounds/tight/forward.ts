@@ -108,9 +108,39 @@ export function combinedPosition(layer: Layer, reads: Position[]): Position {
 }
 
 /**
+ * §5 for the given units of layer `index`'s pre-activation (an affine map's output or an Add's sum),
+ * one block backward pass per chunk of units: yields each chunk with its rows at the layer's combined
+ * input (`rowsAt` maps unit rows at the pre-activation there) and the relaxation's upper bounds of
+ * +Δy_i (`relaxed[b]`) and −Δy_i (`relaxed[chunk.length + b]`). checkBudget(sweep.deadline) per chunk.
+ * The forward sweep (refineUnits) and a branch of it (branching.ts) use it.
+ */
+export async function* relaxedUnitBlocks(
+  sweep: Sweep,
+  index: number,
+  units: number[],
+  m: number,
+  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+  mask: Float32Array | null,
+): AsyncGenerator<{ chunk: number[]; rows: Float32Array; relaxed: Float64Array }> {
+  const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
+  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
+  for (let start = 0; start < units.length; start += perBlock) {
+    checkBudget(sweep.deadline);
+    const chunk = units.slice(start, start + perBlock);
+    const unit = new Float32Array(chunk.length * m);
+    chunk.forEach((i, b) => (unit[b * m + i] = 1));
+    const rows = await rowsAt(unit, chunk.length);
+    // The upper bounds of +Δy_i and −Δy_i, in one block.
+    const both = new Float32Array(2 * rows.length);
+    both.set(rows);
+    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
+    yield { chunk, rows, relaxed: await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask) };
+  }
+}
+
+/**
  * §4, §5: per-unit linear bounds from x0 for the given units of layer `index`'s pre-activation
- * (an affine map's output or an Add's sum), one block backward pass per chunk of units. `rowsAt`
- * maps unit rows at the pre-activation to rows at the layer's combined input.
+ * (relaxedUnitBlocks), and the decomposition's bound for those the relaxation leaves bending.
  */
 async function refineUnits(
   sweep: Sweep,
@@ -124,20 +154,7 @@ async function refineUnits(
   /** With the decomposition's bound too (§4), for the units the relaxation leaves bending; null: relaxation only. */
   bends: ((i: number) => boolean) | null,
 ): Promise<void> {
-  const m = yHat.length;
-  const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
-  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
-  for (let start = 0; start < units.length; start += perBlock) {
-    checkBudget(sweep.deadline);
-    const chunk = units.slice(start, start + perBlock);
-    const unit = new Float32Array(chunk.length * m);
-    chunk.forEach((i, b) => (unit[b * m + i] = 1));
-    const rows = await rowsAt(unit, chunk.length);
-    // §5: the relaxation's upper bounds of +Δy_i and −Δy_i, in one block.
-    const both = new Float32Array(2 * rows.length);
-    both.set(rows);
-    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
-    const relaxed = await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask);
+  for await (const { chunk, rows, relaxed } of relaxedUnitBlocks(sweep, index, units, yHat.length, rowsAt, mask)) {
     chunk.forEach((i, b) => {
       yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + relaxed[b]));
       yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - relaxed[chunk.length + b]));

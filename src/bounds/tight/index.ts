@@ -159,18 +159,7 @@ export async function tightBoundAndSweep(
   // the decomposition); with many, the radius rests on the simple form above.
   let marginDecrease: number[] | undefined;
   if (outputs <= MAX_DECOMPOSITION_OUTPUTS) {
-    const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
-    const decreases = new Float32Array(others.length * outputs);
-    others.forEach((j, b) => {
-      decreases[b * outputs + cls] = -1;
-      decreases[b * outputs + j] = 1;
-    });
-    // Every lower-slope choice gives a valid bound: the smallest per class is kept (all choices in one pass).
-    const falls = new Array<number>(outputs).fill(Infinity);
-    falls[cls] = 0;
-    const fall = await relaxedChangeBounds(sweep, network.layers.length, decreases, others.length, null, LOWER_SLOPES);
-    LOWER_SLOPES.forEach((_, g) => others.forEach((j, b) => (falls[j] = Math.min(falls[j], Math.max(0, fall[g * others.length + b])))));
-    marginDecrease = falls;
+    marginDecrease = await marginFalls(sweep, cls);
   }
 
   let decompositionBound: number | undefined;
@@ -205,6 +194,26 @@ export async function tightBoundAndSweep(
     marginClass: cls,
   };
   return { bound, sweep };
+}
+
+/**
+ * §5: for each class j, an upper bound of how far y_c − y_j can fall over the sweep's set (0 at j = c):
+ * the backward relaxation from the output, one row per other class, every lower-slope choice in one
+ * pass (each gives a valid bound: the smallest per class is kept).
+ */
+export async function marginFalls(sweep: Sweep, cls: number): Promise<number[]> {
+  const outputs = size(sweep.network.outputShape);
+  const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
+  const decreases = new Float32Array(others.length * outputs);
+  others.forEach((j, b) => {
+    decreases[b * outputs + cls] = -1;
+    decreases[b * outputs + j] = 1;
+  });
+  const falls = new Array<number>(outputs).fill(Infinity);
+  falls[cls] = 0;
+  const fall = await relaxedChangeBounds(sweep, sweep.network.layers.length, decreases, others.length, null, LOWER_SLOPES);
+  LOWER_SLOPES.forEach((_, g) => others.forEach((j, b) => (falls[j] = Math.min(falls[j], Math.max(0, fall[g * others.length + b])))));
+  return falls;
 }
 
 /**
