@@ -265,8 +265,7 @@ async function refineRadius(
   deadline: number,
   evaluate: (eps: number, deadline: number) => Promise<NetworkBound>,
   criterion: (bound: NetworkBound, eps: number) => number,
-): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; seconds: number; completed: boolean }> {
-  const started = performance.now();
+): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; completed: boolean }> {
   let lo = certified;
   let bound: NetworkBound | null = null;
   let hi = Infinity;
@@ -301,5 +300,5 @@ async function refineRadius(
   } catch (error) {
     if (!(error instanceof BudgetExhausted)) throw error;
   }
-  return { eps: lo, bound, evaluations, seconds: (performance.now() - started) / 1000, completed };
+  return { eps: lo, bound, evaluations, completed };
 }
