@@ -10,9 +10,16 @@
  * always full evaluations: a screened end is re-evaluated, and where it lands on the other side the
  * search goes on from there. g jumps where a neuron enters a domain mask, and where the root sits on
  * such a jump its position moves with the accuracy of the earlier layers' bounds.
+ *
+ * Smaller balls (docs/tightness.md §8): an evaluation may also report `within`, the largest ε' ≤ ε
+ * its own bound passes at. A failing point then also shows everything up to its `within` to pass, so
+ * the bracket's lower end is the larger of the passing point and that floor.
  */
 export interface RadiusSearch {
-  /** Largest ε evaluated (at full precision) with ε·L(ε) < δ/√2 (0 when δ = 0). */
+  /**
+   * Largest ε shown at full precision to satisfy ε·L < δ/√2: an evaluated point, or the `within` of
+   * a failing one (0 when δ = 0).
+   */
   lower: number;
   /** Smallest ε evaluated (at full precision) with ε·L(ε) ≥ δ/√2. */
   upper: number;
@@ -36,6 +43,17 @@ interface Point {
   full: boolean;
 }
 
+/**
+ * What an evaluation may return beside L: `within`, the largest ε' ≤ ε its bound satisfies the
+ * criterion at on the smaller ball (docs/tightness.md §8). A point that fails at its own ε then
+ * still shows every ε' up to `within` to pass, so the bracket's lower end may sit there without an
+ * evaluation of its own.
+ */
+export interface Evaluated {
+  L: number;
+  within?: number;
+}
+
 /** A point where L is already known (evaluated at full precision by the caller). */
 export interface KnownPoint {
   eps: number;
@@ -54,18 +72,26 @@ export interface KnownPoint {
 export async function certifiedRadius(
   margin: number,
   start: number,
-  localBound: (eps: number, precision: RadiusPrecision) => Promise<number>,
+  localBound: (eps: number, precision: RadiusPrecision) => Promise<number | Evaluated>,
   tolerance: number,
   { maxEvaluations = 60, screening = false, known }: { maxEvaluations?: number; screening?: boolean; known?: KnownPoint } = {},
 ): Promise<RadiusSearch> {
   const target = margin / Math.SQRT2;
   if (!(target > 0) || !(start > 0)) return { lower: 0, upper: 0, evaluations: 0 };
   let evaluations = 0;
+  // The largest ε' that a failing full-precision evaluation showed to pass on its smaller ball (0: none).
+  let floor = 0;
   const evaluate = async (eps: number, precision: RadiusPrecision): Promise<Point> => {
     evaluations++;
-    const L = await localBound(eps, precision);
-    return { eps, L, h: Math.log((eps * L) / target), full: precision === 'full' };
+    const value = await localBound(eps, precision);
+    const { L, within } = typeof value === 'number' ? { L: value, within: undefined } : value;
+    const point = { eps, L, h: Math.log((eps * L) / target), full: precision === 'full' };
+    if (point.full && !(point.h < 0) && within !== undefined && within > floor) floor = within;
+    return point;
   };
+  // The bracket's lower end: the passing point or, above it, the floor a failing point showed.
+  const lower = (lo: Point) => Math.max(lo.h < 0 ? lo.eps : 0, floor);
+  const lowerFull = (lo: Point) => lo.full || floor >= lo.eps;
   const h = async (eps: number): Promise<Point> => {
     if (!screening) return evaluate(eps, 'full');
     const screened = await evaluate(eps, 'screen');
@@ -82,13 +108,13 @@ export async function certifiedRadius(
     // Numerical noise at the global radius: step down.
     lo = await h(lo.eps / 2);
   }
-  if (!(lo.h < 0)) return { lower: 0, upper: lo.eps, evaluations };
+  if (!(lo.h < 0)) return { lower: Math.min(floor, lo.eps), upper: lo.eps, evaluations };
   let hi = await h(Math.max(target / lo.L, lo.eps * 1.5));
   while (hi.h < 0 && budgetLeft()) {
     lo = hi;
     hi = await h(Math.max(target / lo.L, lo.eps * 2));
   }
-  if (hi.h < 0) return { lower: lo.eps, upper: Infinity, evaluations };
+  if (hi.h < 0) return { lower: lower(lo), upper: Infinity, evaluations };
 
   // Illinois regula falsi in t = log ε, safeguarded to stay well inside the bracket; then the
   // bracket's ends at full precision, going on where one of them changes side.
@@ -96,11 +122,11 @@ export async function certifiedRadius(
   let hHi = hi.h;
   let side = 0;
   for (;;) {
-    if (!(hi.eps / lo.eps - 1 > tolerance)) {
-      if ((lo.full && hi.full) || !budgetLeft()) break;
+    if (!(hi.eps / lower(lo) - 1 > tolerance)) {
+      if ((lowerFull(lo) && hi.full) || !budgetLeft()) break;
       // Re-evaluate a screened end (the lower one first). While it lands on the other side it
       // becomes the other end, and points further out (steps doubling from 4·tolerance) follow.
-      const upward = lo.full; // re-evaluating the upper end: step up
+      const upward = lowerFull(lo); // re-evaluating the upper end: step up
       const ownSide = (q: Point) => (upward ? !(q.h < 0) : q.h < 0);
       let step = 4 * tolerance;
       let p = await evaluate((upward ? hi : lo).eps, 'full');
@@ -121,12 +147,14 @@ export async function certifiedRadius(
     const tLo = Math.log(lo.eps);
     const tHi = Math.log(hi.eps);
     let t = tLo - (hLo * (tHi - tLo)) / (hHi - hLo);
-    const width = tHi - tLo;
+    // Inside the bracket whose lower end may be the floor above lo.
+    const tFrom = Math.log(lower(lo));
+    const width = tHi - tFrom;
     const inset = Math.min(0.05 * width, Math.log1p(tolerance) / 4);
-    if (!Number.isFinite(t)) t = (tLo + tHi) / 2;
-    t = Math.min(Math.max(t, tLo + inset), tHi - inset);
+    if (!Number.isFinite(t)) t = (tFrom + tHi) / 2;
+    t = Math.min(Math.max(t, tFrom + inset), tHi - inset);
     // Once the ends are full evaluations, so are the points between them.
-    const mid = lo.full && hi.full ? await evaluate(Math.exp(t), 'full') : await h(Math.exp(t));
+    const mid = lowerFull(lo) && hi.full ? await evaluate(Math.exp(t), 'full') : await h(Math.exp(t));
     if (mid.h < 0) {
       lo = mid;
       hLo = mid.h;
@@ -139,5 +167,5 @@ export async function certifiedRadius(
       side = 1;
     }
   }
-  return { lower: lo.eps, upper: hi.eps, evaluations };
+  return { lower: lower(lo), upper: hi.eps, evaluations };
 }

@@ -83,3 +83,27 @@ test('a zero margin certifies nothing', async () => {
   expect(await certifiedRadius(0, 0.1, localBound, 1e-4)).toEqual({ lower: 0, upper: 0, evaluations: 0 });
   expect(calls).toHaveLength(0);
 });
+
+test('a failing point that reports `within` (what its bound certifies on smaller balls) raises the lower end without an evaluation there', async () => {
+  // L nearly flat near the root (a radius bound by its Lipschitz form): a failing point's within lies close below the root.
+  const L = (eps: number) => 3 + 0.3 * eps; // ε(3 + 0.3ε) = 1 at ε = (−3 + √10.2)/0.6
+  const root = (-3 + Math.sqrt(10.2)) / 0.6;
+  // A bound of the ε-ball is a bound of every smaller ball: with L(ε) fixed, ε'·L(ε) < 1 up to 1/L(ε).
+  const withins: number[] = [];
+  const withWithin = async (eps: number) => {
+    const within = eps * L(eps) < 1 ? eps : (1 / L(eps)) * (1 - 1e-9);
+    if (within < eps) withins.push(within);
+    return { L: L(eps), within };
+  };
+  const { calls, localBound } = recorder(L, L);
+  const plain = await certifiedRadius(margin, 0.01, localBound, 1e-2);
+  const search = await certifiedRadius(margin, 0.01, withWithin, 1e-2);
+  expect(search.lower).toBeLessThanOrEqual(root);
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
+  // The lower end is a failing point's within, not an evaluated point, and it saved evaluations.
+  expect(withins).toContain(search.lower);
+  expect(search.lower).toBeLessThan(search.upper);
+  expect(search.evaluations).toBeLessThan(plain.evaluations);
+  expect(calls.length).toBe(plain.evaluations);
+});

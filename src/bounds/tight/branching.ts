@@ -99,7 +99,8 @@ export async function branchSweep(root: Sweep, nominal: NominalPass, splits: rea
 export async function branchMarginBound(branch: Sweep, root: TightBound): Promise<TightBound> {
   const falls = await marginFalls(branch, root.marginClass);
   const rootFalls = root.marginDecrease;
-  return { ...root, marginDecrease: rootFalls ? falls.map((f, j) => Math.min(f, rootFalls[j])) : falls };
+  // The root's split for smaller balls does not describe the branch: dropped.
+  return { ...root, marginDecrease: rootFalls ? falls.map((f, j) => Math.min(f, rootFalls[j])) : falls, marginFallScaling: undefined };
 }
 
 /** A branch's criterion ratio (< 1: certified on the branch) and the class closest to failing. */

@@ -14,6 +14,8 @@ import { ballOrBox, nodeOf, type Sweep } from './sweep.js';
 
 /** One node's pending rows at a cut, with the ball and box its deviation lies in. */
 export interface CutEntry {
+  /** The node the rows sit on (−1: the network input); absent for a combined input of several nodes. */
+  node?: number;
   rows: Float32Array;
   /** ε·gain bounds the node's deviation. */
   gain: number;
@@ -105,9 +107,10 @@ export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Ar
     }
   };
   const cut = (): CutEntry[] =>
-    [...pending.entries()].map(([node, block]) => ({ rows: block, gain: nodeOf(sweep, node).gain, deviation: nodeOf(sweep, node).deviation }));
+    [...pending.entries()].map(([node, block]) => ({ node, rows: block, gain: nodeOf(sweep, node).gain, deviation: nodeOf(sweep, node).deviation }));
 
-  visitor.close(l, [{ rows, gain: sweep.gainIn[l], deviation: sweep.deviation[l] }]);
+  const readers = l === L ? [L - 1] : inputsOf(network, l);
+  visitor.close(l, [{ node: readers.length === 1 ? readers[0] : undefined, rows, gain: sweep.gainIn[l], deviation: sweep.deviation[l] }]);
   if (l === L) pending.set(L - 1, rows);
   else distribute(l, rows, false);
   for (let k = l - 1; k >= 0; k--) {

@@ -18,7 +18,7 @@ import { type NormSolver, worstQuality } from '../norms.js';
 import type { NetworkBound } from '../types.js';
 import { type CorrectionTerm, decompose, MAX_DECOMPOSITION_OUTPUTS } from './decomposition.js';
 import { activationStep, addStep, affineStep, combinedPosition, maxPoolStep, passStep, type Position } from './forward.js';
-import { LOWER_SLOPES, relaxedChangeBounds } from './relaxation.js';
+import { LOWER_SLOPES, relaxedChangeSplit } from './relaxation.js';
 import { nodeOf, type Refinement, type Sweep } from './sweep.js';
 
 export { slopeInterval, linearisationError } from './slopes.js';
@@ -32,6 +32,14 @@ export interface TightOptions {
   refinement?: Refinement;
   /** With 'full': performance.now() time after which the sweep stops with BudgetExhausted. */
   deadline?: number;
+}
+
+export interface MarginFallScaling {
+  /** The radius the sweep was run at. */
+  eps: number;
+  floor: number[];
+  offset: number[][];
+  slope: number[][];
 }
 
 export interface TightBound extends NetworkBound {
@@ -55,6 +63,11 @@ export interface TightBound extends NetworkBound {
    * backward relaxation of §5); for the radius only, and absent for networks with many outputs.
    */
   marginDecrease?: number[];
+  /**
+   * marginDecrease on the balls of radius ε' ≤ eps (§8): per class j, the fall is at most
+   * max(0, min(floor_j, min_g offset_g,j + (ε'/eps)·slope_g,j)) over the lower-slope choices g.
+   */
+  marginFallScaling?: MarginFallScaling;
   /** The class c that marginBounds refer to. */
   marginClass: number;
 }
@@ -158,8 +171,9 @@ export async function tightBoundAndSweep(
   // one row per other class through the whole network, so only for networks with few outputs (as
   // the decomposition); with many, the radius rests on the simple form above.
   let marginDecrease: number[] | undefined;
+  let marginFallScaling: MarginFallScaling | undefined;
   if (outputs <= MAX_DECOMPOSITION_OUTPUTS) {
-    marginDecrease = await marginFalls(sweep, cls);
+    ({ falls: marginDecrease, scaling: marginFallScaling } = await marginFallsSplit(sweep, cls));
   }
 
   let decompositionBound: number | undefined;
@@ -191,6 +205,7 @@ export async function tightBoundAndSweep(
     marginBounds,
     marginChange,
     marginDecrease,
+    marginFallScaling,
     marginClass: cls,
   };
   return { bound, sweep };
@@ -202,6 +217,11 @@ export async function tightBoundAndSweep(
  * pass (each gives a valid bound: the smallest per class is kept).
  */
 export async function marginFalls(sweep: Sweep, cls: number): Promise<number[]> {
+  return (await marginFallsSplit(sweep, cls)).falls;
+}
+
+/** marginFalls with what of them holds on smaller balls (§8). */
+async function marginFallsSplit(sweep: Sweep, cls: number): Promise<{ falls: number[]; scaling: MarginFallScaling }> {
   const outputs = size(sweep.network.outputShape);
   const others = Array.from({ length: outputs }, (_, j) => j).filter((j) => j !== cls);
   const decreases = new Float32Array(others.length * outputs);
@@ -211,9 +231,25 @@ export async function marginFalls(sweep: Sweep, cls: number): Promise<number[]> 
   });
   const falls = new Array<number>(outputs).fill(Infinity);
   falls[cls] = 0;
-  const fall = await relaxedChangeBounds(sweep, sweep.network.layers.length, decreases, others.length, null, LOWER_SLOPES);
-  LOWER_SLOPES.forEach((_, g) => others.forEach((j, b) => (falls[j] = Math.min(falls[j], Math.max(0, fall[g * others.length + b])))));
-  return falls;
+  const scaling: MarginFallScaling = { eps: sweep.eps, floor: new Array<number>(outputs).fill(Infinity), offset: [], slope: [] };
+  for (let j = 0; j < outputs; j++) {
+    scaling.offset.push([]);
+    scaling.slope.push([]);
+  }
+  scaling.floor[cls] = 0;
+  const fall = await relaxedChangeSplit(sweep, sweep.network.layers.length, decreases, others.length, null, LOWER_SLOPES);
+  LOWER_SLOPES.forEach((_, g) =>
+    others.forEach((j, b) => {
+      const row = g * others.length + b;
+      falls[j] = Math.min(falls[j], Math.max(0, fall.best[row]));
+      scaling.floor[j] = Math.min(scaling.floor[j], fall.floor[row]);
+      if (!Number.isNaN(fall.inputOffset[row])) {
+        scaling.offset[j].push(fall.inputOffset[row]);
+        scaling.slope[j].push(fall.inputClosure[row]);
+      }
+    }),
+  );
+  return { falls, scaling };
 }
 
 /**
@@ -231,4 +267,65 @@ export function marginRatios(bound: TightBound, gaps: ArrayLike<number>, eps: nu
     const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity);
     return gap > 0 ? change / gap : Infinity;
   });
+}
+
+/**
+ * Per class j, an upper bound of how far y_c − y_j can fall over the ball of radius ε' ≤ ε, from a
+ * bound computed on the ε-ball (§8): every bound of the ε-ball holds on the smaller one; the
+ * Lipschitz form ε'·marginBounds and the §5 falls' input closure shrink with it, the rest stands.
+ */
+export function marginChangesWithin(bound: TightBound, eps: number, within: number): number[] {
+  if (!(within <= eps)) throw new Error(`marginChangesWithin: radius ${within} beyond the bound's ${eps}`);
+  const scaling = bound.marginFallScaling;
+  const scale = within / eps;
+  return bound.marginBounds.map((lipschitz, j) => {
+    if (j === bound.marginClass) return 0;
+    let fall = Math.min(bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity);
+    if (scaling) {
+      let line = scaling.floor[j];
+      scaling.offset[j].forEach((o, g) => (line = Math.min(line, o + scale * scaling.slope[j][g])));
+      fall = Math.min(fall, Math.max(0, line));
+    }
+    return Math.min(Number.isFinite(lipschitz) ? within * lipschitz : Infinity, fall);
+  });
+}
+
+/** marginRatio on the ball of radius ε' ≤ ε from a bound computed on the ε-ball (§8). */
+export function marginRatioWithin(bound: TightBound, gaps: ArrayLike<number>, eps: number, within: number): number {
+  const changes = marginChangesWithin(bound, eps, within);
+  let worst = 0;
+  for (let j = 0; j < gaps.length; j++) if (j !== bound.marginClass) worst = Math.max(worst, gaps[j] > 0 ? changes[j] / gaps[j] : Infinity);
+  return worst;
+}
+
+/**
+ * The largest ε' ≤ ε that a bound computed on the ε-ball certifies (marginRatioWithin below 1;
+ * 0 if none, ε itself where marginRatio passes at ε). Per class the ratio is a minimum of terms
+ * non-decreasing in ε', so ε' passes iff one term is below the gap: the class's limit is the
+ * largest of the terms' own limits.
+ */
+export function certifiedWithin(bound: TightBound, gaps: ArrayLike<number>, eps: number): number {
+  if (marginRatio(bound, gaps, eps) < 1) return eps;
+  const scaling = bound.marginFallScaling;
+  let limit = eps;
+  for (let j = 0; j < gaps.length && limit > 0; j++) {
+    if (j === bound.marginClass) continue;
+    const gap = gaps[j];
+    if (!(gap > 0)) return 0;
+    const constant = Math.min(bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity, scaling ? Math.max(0, scaling.floor[j]) : Infinity);
+    if (constant < gap) continue; // holds on every smaller ball
+    let own = bound.marginBounds[j] > 0 ? gap / bound.marginBounds[j] : Infinity;
+    if (scaling) {
+      scaling.offset[j].forEach((o, g) => {
+        const slope = scaling.slope[j][g];
+        if (o < gap) own = Math.max(own, slope > 0 ? (eps * (gap - o)) / slope : Infinity);
+      });
+    }
+    limit = Math.min(limit, own);
+  }
+  // The limits are where a term reaches the gap (strict inequality needed): step inside, and check.
+  for (let candidate = limit * (1 - 1e-6), tries = 0; candidate > 0 && tries < 8; candidate *= 1 - 1e-4, tries++) {
+    if (marginRatioWithin(bound, gaps, eps, candidate) < 1) return candidate;
+  }
+  return 0;
 }

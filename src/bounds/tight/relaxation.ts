@@ -155,6 +155,24 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
 }
 
 /**
+ * What relaxedChangeBounds finds, split for smaller balls: every bound of it holds on each ball of
+ * radius ε' ≤ ε around x0 too (the intervals, relaxations and boxes of the ε-ball contain the
+ * smaller ball's), and where the closure sits at the network input it shrinks with the ball: its ball
+ * term is ‖λ‖·ε and its box term Σ|λ_i|·ε (the input box is x0 ± ε), so on the ε'-ball a row's bound
+ * is min(floor, inputOffset + (ε'/ε)·inputClosure) (docs/tightness.md §8).
+ */
+export interface RelaxedChangeSplit {
+  /** The bound per row on the ε-ball: min(floor, inputOffset + inputClosure). */
+  best: Float64Array;
+  /** Per row, the best bound closed at a cut inside the network (Infinity when none). */
+  floor: Float64Array;
+  /** Per row, the relaxation constants collected down to the network input (NaN when the pass does not reach it). */
+  inputOffset: Float64Array;
+  /** Per row, the closure at the network input, min(‖λ‖·ε, Σ|λ_i|·dev_i) (0 when the pass does not reach it). */
+  inputClosure: Float64Array;
+}
+
+/**
  * For each of `count` rows g at the combined input of layer l (row-major; l = layers.length: at the
  * output), an upper bound of gᵀ(x_l − x0_l) over the ball: backward relaxation through the layers
  * before l, closed at every cut by the smaller of the ball (ε·gain·‖λ‖) and the box (Σ|λ_i|·dev_i)
@@ -173,6 +191,19 @@ export async function relaxedChangeBounds(
   lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive',
   onOutputRows?: (k: number, rows: Float32Array) => void,
 ): Promise<Float64Array> {
+  return (await relaxedChangeSplit(sweep, l, rows, count, mask, lowerSlope, onOutputRows)).best;
+}
+
+/** relaxedChangeBounds with its bounds split into what holds on smaller balls (RelaxedChangeSplit). */
+export async function relaxedChangeSplit(
+  sweep: Sweep,
+  l: number,
+  rows: Float32Array,
+  count: number,
+  mask: Float32Array | null,
+  lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive',
+  onOutputRows?: (k: number, rows: Float32Array) => void,
+): Promise<RelaxedChangeSplit> {
   const { backend, states, eps } = sweep;
   const choices: readonly LowerSlope[] = typeof lowerSlope === 'string' ? [lowerSlope] : lowerSlope;
   const total = count * choices.length;
@@ -183,14 +214,25 @@ export async function relaxedChangeBounds(
     block = copies;
   }
   const best = new Float64Array(total).fill(Infinity);
+  const floor = new Float64Array(total).fill(Infinity);
+  const inputOffset = new Float64Array(total).fill(NaN);
+  const inputClosure = new Float64Array(total);
   const offset = new Float64Array(total);
   await backwardOverGraph(sweep, l, block, total, {
     through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, total, offset, choices),
     atOutput: onOutputRows,
     close: (_t, cut) => {
       const closed = closeCut(cut, total, eps);
-      for (let b = 0; b < total; b++) best[b] = Math.min(best[b], offset[b] + closed[b]);
+      const atInput = cut.every((entry) => entry.node === -1);
+      for (let b = 0; b < total; b++) {
+        best[b] = Math.min(best[b], offset[b] + closed[b]);
+        if (!atInput) floor[b] = Math.min(floor[b], offset[b] + closed[b]);
+      }
+      if (atInput) {
+        inputOffset.set(offset);
+        inputClosure.set(closed);
+      }
     },
   });
-  return best;
+  return { best, floor, inputOffset, inputClosure };
 }
