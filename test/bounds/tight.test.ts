@@ -7,7 +7,7 @@
 import { jest } from '@jest/globals';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { certify, DEFAULT_RADIUS_TOLERANCE } from '../../src/bounds/certify.js';
-import { CERTIFICATE_INFLATION, CERTIFICATE_SLACK, CERTIFIED_SEARCH_TOLERANCE, TIGHT } from '../../src/bounds/methods.js';
+import { CERTIFICATE_SLACK, CERTIFIED_SEARCH_TOLERANCE, TIGHT } from '../../src/bounds/methods.js';
 import { nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { Rng } from '../../src/random.js';
 import { slopeInterval, type TightBound, tightSweep } from '../../src/bounds/tight/index.js';
@@ -182,12 +182,11 @@ describe.each(cases)('%s', (_name, build) => {
     expect(coarse.relativeTolerance).toBe(CERTIFIED_SEARCH_TOLERANCE);
     expect(coarse.quality).toBe('upper');
     // One certified evaluation, at the coarse bracket's lower end (at most CERTIFIED_SEARCH_TOLERANCE
-    // below localUpper) or, where the estimates left less room there than the certificates' usual
-    // inflation, that much and 0.1% inside it: the radius is the largest ε' its bound certifies, no
-    // more than CERTIFICATE_SLACK below it.
+    // below localUpper) where that is a failing point's within, else CERTIFICATE_SLACK inside it: the
+    // radius is the largest ε' its bound certifies, no more than CERTIFICATE_SLACK below it.
     expect(certifying).toHaveLength(1);
     const [{ eps: at, bound }] = certifying;
-    expect(coarse.localUpper / (at * (1 + CERTIFICATE_INFLATION) / (1 - 1e-3)) - 1).toBeLessThanOrEqual(CERTIFIED_SEARCH_TOLERANCE * (1 + 1e-9));
+    expect(coarse.localUpper / (at * (1 + CERTIFICATE_SLACK)) - 1).toBeLessThanOrEqual(CERTIFIED_SEARCH_TOLERANCE * (1 + 1e-9));
     expect(coarse.local).toBeLessThanOrEqual(at);
     expect(coarse.local).toBeGreaterThanOrEqual(at * (1 - CERTIFICATE_SLACK));
     expect(bound.failureProbability).toBeGreaterThan(0);
@@ -195,7 +194,7 @@ describe.each(cases)('%s', (_name, build) => {
     // Both brackets hold the estimates' threshold, so the coarse one costs at most its width (and the certificates' slack) in radius.
     expect(coarse.localUpper).toBeGreaterThanOrEqual(fine.local);
     expect(at).toBeLessThanOrEqual(fine.localUpper);
-    expect(coarse.local).toBeGreaterThanOrEqual((fine.local * (1 - CERTIFICATE_SLACK) * (1 - 1e-3)) / ((1 + CERTIFIED_SEARCH_TOLERANCE) * (1 + CERTIFICATE_INFLATION)));
+    expect(coarse.local).toBeGreaterThanOrEqual((fine.local * (1 - CERTIFICATE_SLACK)) / ((1 + CERTIFIED_SEARCH_TOLERANCE) * (1 + CERTIFICATE_SLACK)));
     // The coarse search stops no later than the fine one, then spends one certified evaluation.
     expect(coarse.evaluations).toBeLessThanOrEqual(fine.evaluations + 1);
   });
