@@ -40,18 +40,17 @@ export function progressUnits(options: Pick<CertifyOptions, 'eps' | 'global' | '
 }
 
 /**
- * The largest user ε whose bound already satisfies the radius criterion, as the search's first lower
- * end (radius.ts, `known`): it saves the evaluation at the global radius (Fashion-MNIST: 93 → 83
- * evaluations over 12 images and the MNIST fixture, radii within the search's tolerance).
- * certifiedRadius's L is criterion/ε (margin √2: the criterion is ε·L < 1).
+ * The bounds at the user's ε as known points of the radius search (radius.ts, `known`): the largest
+ * passing one starts its bracket, saving the evaluation at the global radius (Fashion-MNIST: 93 → 83
+ * evaluations over 12 images and the MNIST fixture), and the smallest failing one above it ends the
+ * bracket, saving the first jump, with what its bound certifies on smaller balls (its within, §8 of
+ * docs/tightness.md) as a floor. certifiedRadius's L is criterion/ε (margin √2: the criterion is ε·L < 1).
  */
-function knownPoint(local: LocalBound[], criterion: (bound: LocalBound) => number): KnownPoint | undefined {
-  let best: KnownPoint | undefined;
-  for (const bound of local) {
+function knownPoints(local: LocalBound[], criterion: (bound: LocalBound) => number, within: (bound: LocalBound) => number): KnownPoint[] {
+  return local.flatMap((bound) => {
     const ratio = criterion(bound);
-    if (ratio > 0 && ratio < 1 && (!best || bound.eps > best.eps)) best = { eps: bound.eps, L: ratio / bound.eps };
-  }
-  return best;
+    return ratio > 0 && Number.isFinite(ratio) ? [{ eps: bound.eps, L: ratio / bound.eps, within: within(bound) }] : [];
+  });
 }
 
 export async function certify(network: Network, x0: Float32Array, backend: Backend, options: CertifyOptions): Promise<CertifyResult> {
@@ -155,7 +154,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       const search = await certifiedSearch(method, network, backend, nominal, gaps, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
         evaluation++;
         phase = radiusPhase(evaluation, e);
-      }, onLayer, options.branchBudget, knownPoint(local, (bound) => method.criterion(bound, gaps, bound.eps)));
+      }, onLayer, options.branchBudget, knownPoints(local, (bound) => method.criterion(bound, gaps, bound.eps), (bound) => method.within(bound, gaps, bound.eps)));
       radius = { ...search, global: globalRadius, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }

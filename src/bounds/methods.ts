@@ -144,7 +144,7 @@ export async function certifiedSearch(
   onEvaluation: (eps: number) => void,
   onLayer?: (index: number) => void,
   budget?: number,
-  known?: KnownPoint,
+  known?: KnownPoint[],
 ): Promise<RadiusSearchResult> {
   const evaluate = (s: NormSolver, e: number) => {
     onEvaluation(e);

@@ -54,27 +54,30 @@ export interface Evaluated {
   within?: number;
 }
 
-/** A point where L is already known (evaluated at full precision by the caller). */
+/** A point where L is already known (evaluated at full precision by the caller), with its within if known. */
 export interface KnownPoint {
   eps: number;
   L: number;
+  within?: number;
 }
 
 /**
  * @param localBound L(x0, ε) at the given precision (evaluated with warm starts by the caller).
  * @param start a radius known to satisfy the criterion in exact arithmetic (the global radius).
  * @param screening whether `localBound` has a cheaper 'screen' precision worth using.
- * @param known a point already evaluated (a bound the caller computed anyway): where it satisfies
- *   the criterion it is the bracket's first lower end and `start` is not evaluated; the jump from it
- *   (c/L, beyond the root since L is non-decreasing) is as valid as from `start`. It only decides
- *   where the search begins: the bracket's ends are still evaluated points on either side.
+ * @param known points already evaluated (bounds the caller computed anyway, at the user's ε): the
+ *   largest one that satisfies the criterion is the bracket's first lower end and `start` is not
+ *   evaluated (the jump from it, c/L, is beyond the root since L is non-decreasing, as from
+ *   `start`); the smallest failing one above it is the first upper end, in place of the jump, and
+ *   a failing one's `within` is a floor like a failing evaluation's. They only decide where the
+ *   search begins: the bracket's ends are still evaluated points on either side.
  */
 export async function certifiedRadius(
   margin: number,
   start: number,
   localBound: (eps: number, precision: RadiusPrecision) => Promise<number | Evaluated>,
   tolerance: number,
-  { maxEvaluations = 60, screening = false, known }: { maxEvaluations?: number; screening?: boolean; known?: KnownPoint } = {},
+  { maxEvaluations = 60, screening = false, known = [] }: { maxEvaluations?: number; screening?: boolean; known?: KnownPoint[] } = {},
 ): Promise<RadiusSearch> {
   const target = margin / Math.SQRT2;
   if (!(target > 0) || !(start > 0)) return { lower: 0, upper: 0, evaluations: 0 };
@@ -102,14 +105,19 @@ export async function certifiedRadius(
   // Bracket. From any ε with L(ε) known, c/L(ε) is at or beyond the root when ε is below it
   // (L is non-decreasing), which gives the upper end in one step unless L is flat.
   // A known passing point (the bound at the user's ε) starts the bracket in place of an evaluation at `start`.
-  const knownH = known ? Math.log((known.eps * known.L) / target) : NaN;
-  let lo: Point = known && knownH < 0 ? { eps: known.eps, L: known.L, h: knownH, full: true } : await h(start);
+  const knownPoints: Point[] = known.map((k) => ({ eps: k.eps, L: k.L, h: Math.log((k.eps * k.L) / target), full: true }));
+  known.forEach((k, i) => {
+    if (!(knownPoints[i].h < 0) && k.within !== undefined && k.within > floor) floor = k.within;
+  });
+  const knownPassing = knownPoints.filter((p) => p.h < 0).sort((a, b) => b.eps - a.eps)[0];
+  let lo: Point = knownPassing ?? (await h(start));
   while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius: step down.
     lo = await h(lo.eps / 2);
   }
   if (!(lo.h < 0)) return { lower: Math.min(floor, lo.eps), upper: lo.eps, evaluations };
-  let hi = await h(Math.max(target / lo.L, lo.eps * 1.5));
+  const knownFailing = knownPoints.filter((p) => !(p.h < 0) && p.eps > lo.eps).sort((a, b) => a.eps - b.eps)[0];
+  let hi = knownFailing ?? (await h(Math.max(target / lo.L, lo.eps * 1.5)));
   while (hi.h < 0 && budgetLeft()) {
     lo = hi;
     hi = await h(Math.max(target / lo.L, lo.eps * 2));

@@ -34,19 +34,32 @@ test('a continuous L: the bracket holds the root to the tolerance', async () => 
   expect(search.evaluations).toBe(calls.length);
 });
 
-test('a known passing point (the bound at the user\'s eps) starts the bracket instead of an evaluation at start; a failing one is ignored', async () => {
+test('a known passing point (the bound at the user\'s eps) starts the bracket instead of an evaluation at start; a failing one ends it instead of the first jump', async () => {
   const L = (eps: number) => 3 + 2 * eps;
   const root = (-3 + Math.sqrt(17)) / 4;
+  const plain = await certifiedRadius(margin, 0.01, recorder(L, L).localBound, 1e-6);
   for (const [known, startEvaluated] of [[0.05, false], [0.5, true]] as [number, boolean][]) {
     const { calls, localBound } = recorder(L, L);
-    const search = await certifiedRadius(margin, 0.01, localBound, 1e-6, { known: { eps: known, L: L(known) } });
+    const search = await certifiedRadius(margin, 0.01, localBound, 1e-6, { known: [{ eps: known, L: L(known) }] });
     expect(calls.some((c) => c.eps === 0.01)).toBe(startEvaluated);
     expect(calls.some((c) => c.eps === known)).toBe(false); // known: never evaluated again
     expect(search.lower).toBeLessThanOrEqual(root);
     expect(search.upper).toBeGreaterThanOrEqual(root);
     expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-6);
     expect(search.evaluations).toBe(calls.length);
+    // The passing one saves the evaluation at start; the failing one the first jump (here c/L(0.01) lands nearer the root than 0.5).
+    expect(search.evaluations).toBeLessThanOrEqual(plain.evaluations - (startEvaluated ? 0 : 1));
+    // The failing one is the first upper end: nothing evaluated beyond it.
+    if (known > root) expect(Math.max(...calls.map((c) => c.eps))).toBeLessThan(known);
   }
+  // Both at once: the bracket starts as [0.05, 0.5]; the failing one's within is a floor.
+  const { calls, localBound } = recorder(L, L);
+  const within = (1 / L(0.5)) * (1 - 1e-9);
+  const both = await certifiedRadius(margin, 0.01, localBound, 1e-2, { known: [{ eps: 0.5, L: L(0.5), within }, { eps: 0.05, L: L(0.05) }] });
+  expect(calls.every((c) => c.eps > within && c.eps < 0.5)).toBe(true);
+  expect(both.lower).toBeGreaterThanOrEqual(within);
+  expect(both.lower).toBeLessThanOrEqual(root);
+  expect(both.upper).toBeGreaterThanOrEqual(root);
 });
 
 test('a jump at the root: screened evaluations far from it, full ones at the ends', async () => {
