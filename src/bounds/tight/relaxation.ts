@@ -182,16 +182,8 @@ export interface RelaxedChangeSplit {
  * `onOutputRows` sees the coefficients λ at each layer's output on the way (branching.ts scores
  * units by them).
  */
-export async function relaxedChangeBounds(
-  sweep: Sweep,
-  l: number,
-  rows: Float32Array,
-  count: number,
-  mask: Float32Array | null,
-  lowerSlope: LowerSlope | readonly LowerSlope[] = 'adaptive',
-  onOutputRows?: (k: number, rows: Float32Array) => void,
-): Promise<Float64Array> {
-  return (await relaxedChangeSplit(sweep, l, rows, count, mask, lowerSlope, onOutputRows)).best;
+export async function relaxedChangeBounds(...args: Parameters<typeof relaxedChangeSplit>): Promise<Float64Array> {
+  return (await relaxedChangeSplit(...args)).best;
 }
 
 /** relaxedChangeBounds with its bounds split into what holds on smaller balls (RelaxedChangeSplit). */
