@@ -88,7 +88,10 @@ export interface LocalBound extends NetworkBound {
 }
 
 export interface RadiusResult {
-  /** Largest ε with ε·L(x0, ε) < δ/√2 found by bisection (Proposition 6): certified up to the quality of L. */
+  /**
+   * Largest ε with ε·L(x0, ε) < δ/√2 found by bisection (Proposition 6), or what a bound evaluated at
+   * a larger ε certifies on the smaller ball (docs/tightness.md §8): certified up to the quality of L.
+   */
   local: number;
   /**
    * Smallest ε found where the search's criterion fails: the search certifies nothing at or beyond
@@ -101,7 +104,7 @@ export interface RadiusResult {
   evaluations: number;
   /**
    * Relative width to which the search narrowed its bracket: the requested tolerance, and for a
-   * certified radius at least CERTIFIED_SEARCH_TOLERANCE (methods.ts), finer than its certificate's slack.
+   * certified radius at least CERTIFIED_SEARCH_TOLERANCE (methods.ts).
    */
   relativeTolerance: number;
   seconds: number;
