@@ -29,6 +29,20 @@ export interface BackwardVisitor {
   atOutput?(k: number, rows: Float32Array): void | Promise<void>;
   /** The cut after the layers ≥ t are passed (t = l first: the combined input of layer l itself). */
   close(t: number, cut: CutEntry[]): void;
+  /**
+   * After each close: the positions (in the current block) of the rows worth carrying further, or
+   * null for all. The others are dropped from every pending block (the rows keep their order), and
+   * from then on `count` and the positions the visitor sees are the kept rows'.
+   */
+  keep?(t: number): Int32Array | null;
+}
+
+/** The rows of a block (`count` rows) at the given positions, in order. */
+function keptRows(block: Float32Array, kept: Int32Array, count: number): Float32Array {
+  const width = block.length / count;
+  const out = new Float32Array(kept.length * width);
+  kept.forEach((row, i) => out.set(block.subarray(row * width, (row + 1) * width), i * width));
+  return out;
 }
 
 const zerosCache = new WeakMap<Float32Array, Int32Array>();
@@ -76,6 +90,14 @@ export function closeCut(cut: CutEntry[], count: number, eps: number): Float64Ar
  * layer and every cut.
  */
 export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Array, count: number, visitor: BackwardVisitor): Promise<void> {
+  // Rows the visitor lets go (keep) leave every pending block; the remaining ones move up.
+  const drop = (t: number): boolean => {
+    const kept = visitor.keep?.(t);
+    if (!kept || kept.length === count) return false;
+    for (const [node, block] of pending) pending.set(node, keptRows(block, kept, count));
+    count = kept.length;
+    return count === 0;
+  };
   const { network } = sweep;
   const L = network.layers.length;
   const pending = new Map<number, Float32Array>();
@@ -113,6 +135,7 @@ export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Ar
   visitor.close(l, [{ node: readers.length === 1 ? readers[0] : undefined, rows, gain: sweep.gainIn[l], deviation: sweep.deviation[l] }]);
   if (l === L) pending.set(L - 1, rows);
   else distribute(l, rows, false);
+  if (drop(l)) return;
   for (let k = l - 1; k >= 0; k--) {
     const block = pending.get(k);
     if (!block) continue; // not upstream of layer l
@@ -121,5 +144,6 @@ export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Ar
     const input = await visitor.through(k, block);
     distribute(k, input, input !== block);
     visitor.close(k, cut());
+    if (drop(k)) return;
   }
 }

@@ -92,24 +92,69 @@ export function linearisedRelaxation(mid: Float32Array, unstable: Int32Array, er
   return r;
 }
 
+/** Where a block's rows sit among all the rows of a pass (rows may leave it on the way): row index and lower-slope choice. */
+interface RowMap {
+  row(b: number): number;
+  choice(b: number): number;
+}
+
+const monotoneCache = new WeakMap<object, boolean>();
+
+/** Whether every relaxation constant adds ≥ 0 to an upper bound: upper offsets ≥ 0, lower ones ≤ 0 (cached per relaxation). */
+function offsetsHaveBallSigns(key: object, upper: ArrayLike<number>, lower: ArrayLike<number>): boolean {
+  let known = monotoneCache.get(key);
+  if (known === undefined) {
+    known = true;
+    for (let i = 0; i < upper.length && known; i++) if (upper[i] < 0 || lower[i] > 0) known = false;
+    monotoneCache.set(key, known);
+  }
+  return known;
+}
+
+/**
+ * Whether, for these lower-slope choices, every constant a backward pass from layer l collects is ≥ 0 (a
+ * coefficient v > 0 takes the upper offset, v < 0 the lower one; a max pool's upper constant and
+ * lower offset likewise). True on the ball, where a ReLU's stable units carry no offset; a branch
+ * excluding x0 may give them offsets of the other sign.
+ */
+function monotoneOffsets(sweep: Sweep, l: number, choices: readonly LowerSlope[]): boolean {
+  return sweep.states.slice(0, l).every((state) => {
+    const pool = state.poolRelaxation;
+    // NaN (a settled window, no constant) compares false: it passes.
+    if (pool && !offsetsHaveBallSigns(pool, pool.upperConstant, pool.lowerOffset)) return false;
+    return choices.every((choice) => {
+      const r = relaxationOf(state, choice);
+      return !r || offsetsHaveBallSigns(r, r.upperOffset, r.lowerOffset);
+    });
+  });
+}
+
 /**
  * One layer backward for an upper bound: λ (coefficients on the layer's output change, a block of
  * `count` rows) ↦ coefficients on its combined input change (an Add's sum, a Concat's stacked
  * inputs), adding each row's relaxation constants to `offset`. Masks are the caller's.
  */
-async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, state: LayerState, rows: Float32Array, count: number, offset: Float64Array, choices: readonly LowerSlope[]): Promise<Float32Array> {
+async function relaxedBackwardBlock(
+  backend: Backend,
+  sweep: Sweep,
+  k: number,
+  state: LayerState,
+  rows: Float32Array,
+  count: number,
+  offset: Float64Array,
+  choices: readonly LowerSlope[],
+  original: RowMap,
+): Promise<Float32Array> {
   const layer = sweep.network.layers[k];
   const m = size(layer.outputShape);
   const n = size(layer.inputShape);
-  // Rows come in equal groups, one per lower-slope choice (group g: rows g·perGroup … (g+1)·perGroup − 1).
-  const perGroup = count / choices.length;
   const relaxations = choices.map((choice) => relaxationOf(state, choice));
   const activated = relaxations[0] !== undefined; // a state-level property: the same for every choice
   // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
   const throughActivation = (): Float32Array => {
     const scaled = new Float32Array(rows.length);
     for (let b = 0; b < count; b++) {
-      const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relaxations[Math.floor(b / perGroup)]!;
+      const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relaxations[original.choice(b)]!;
       let constant = 0;
       const base = b * m;
       for (let i = 0; i < m; i++) {
@@ -123,7 +168,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
           constant += v * lowerOffset[i];
         }
       }
-      offset[b] += constant;
+      offset[original.row(b)] += constant;
     }
     return scaled;
   };
@@ -147,7 +192,7 @@ async function relaxedBackwardBlock(backend: Backend, sweep: Sweep, k: number, s
           constant += v * lowerOffset[o];
         }
       }
-      offset[b] += constant;
+      offset[original.row(b)] += constant;
     }
     return out;
   }
@@ -210,20 +255,39 @@ export async function relaxedChangeSplit(
   const inputOffset = new Float64Array(total).fill(NaN);
   const inputClosure = new Float64Array(total);
   const offset = new Float64Array(total);
+  // The rows still travelling, by their index among all `total` (row-major, choice groups of `count`).
+  let travelling = Int32Array.from({ length: total }, (_, b) => b);
+  const original: RowMap = { row: (b) => travelling[b], choice: (b) => Math.floor(travelling[b] / count) };
+  // A row whose collected constants already reach its best closure cannot improve: every later
+  // constant and closure adds a non-negative amount (where every relaxation's offsets have their
+  // ball signs), so it stops there. Its bounds are the same as if it went on (docs/tightness.md §5);
+  // its input split (§8) is then absent, and its floor, the best closure, is what the split gave.
+  // Not where a visitor reads the rows on the way (branching's scores).
+  const prune = !onOutputRows && monotoneOffsets(sweep, l, choices);
   await backwardOverGraph(sweep, l, block, total, {
-    through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, total, offset, choices),
+    through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, travelling.length, offset, choices, original),
     atOutput: onOutputRows,
     close: (_t, cut) => {
-      const closed = closeCut(cut, total, eps);
+      const closed = closeCut(cut, travelling.length, eps);
       const atInput = cut.every((entry) => entry.node === -1);
-      for (let b = 0; b < total; b++) {
-        best[b] = Math.min(best[b], offset[b] + closed[b]);
-        if (!atInput) floor[b] = Math.min(floor[b], offset[b] + closed[b]);
-      }
-      if (atInput) {
-        inputOffset.set(offset);
-        inputClosure.set(closed);
-      }
+      travelling.forEach((row, b) => {
+        best[row] = Math.min(best[row], offset[row] + closed[b]);
+        if (!atInput) floor[row] = Math.min(floor[row], offset[row] + closed[b]);
+        if (atInput) {
+          inputOffset[row] = offset[row];
+          inputClosure[row] = closed[b];
+        }
+      });
+    },
+    keep: () => {
+      if (!prune) return null;
+      const kept: number[] = [];
+      travelling.forEach((row, b) => {
+        if (offset[row] < best[row]) kept.push(b);
+      });
+      if (kept.length === travelling.length) return null;
+      travelling = Int32Array.from(kept, (b) => travelling[b]);
+      return Int32Array.from(kept);
     },
   });
   return { best, floor, inputOffset, inputClosure };
