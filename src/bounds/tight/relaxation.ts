@@ -112,21 +112,27 @@ function offsetsHaveBallSigns(key: object, upper: ArrayLike<number>, lower: Arra
 }
 
 /**
- * Whether, for these lower-slope choices, every constant a backward pass from layer l collects is ≥ 0 (a
- * coefficient v > 0 takes the upper offset, v < 0 the lower one; a max pool's upper constant and
- * lower offset likewise). True on the ball, where a ReLU's stable units carry no offset; a branch
- * excluding x0 may give them offsets of the other sign.
+ * For each t ≤ l: whether every constant a backward pass collects in the layers below t is ≥ 0, for
+ * these lower-slope choices (a coefficient v > 0 takes the upper offset, v < 0 the lower one; a max
+ * pool's upper constant and lower offset likewise). True on the ball, where a ReLU's stable units
+ * carry no offset; in a branch excluding x0 a split unit may carry one of the other sign, and then
+ * only the layers below it qualify.
  */
-function monotoneOffsets(sweep: Sweep, l: number, choices: readonly LowerSlope[]): boolean {
-  return sweep.states.slice(0, l).every((state) => {
+function ballSignsBelow(sweep: Sweep, l: number, choices: readonly LowerSlope[]): boolean[] {
+  const below = [true];
+  for (let k = 0; k < l; k++) {
+    const state = sweep.states[k];
     const pool = state.poolRelaxation;
     // NaN (a settled window, no constant) compares false: it passes.
-    if (pool && !offsetsHaveBallSigns(pool, pool.upperConstant, pool.lowerOffset)) return false;
-    return choices.every((choice) => {
-      const r = relaxationOf(state, choice);
-      return !r || offsetsHaveBallSigns(r, r.upperOffset, r.lowerOffset);
-    });
-  });
+    const own =
+      !(pool && !offsetsHaveBallSigns(pool, pool.upperConstant, pool.lowerOffset)) &&
+      choices.every((choice) => {
+        const r = relaxationOf(state, choice);
+        return !r || offsetsHaveBallSigns(r, r.upperOffset, r.lowerOffset);
+      });
+    below.push(below[k] && own);
+  }
+  return below;
 }
 
 /**
@@ -259,11 +265,11 @@ export async function relaxedChangeSplit(
   let travelling = Int32Array.from({ length: total }, (_, b) => b);
   const original: RowMap = { row: (b) => travelling[b], choice: (b) => Math.floor(travelling[b] / count) };
   // A row whose collected constants already reach its best closure cannot improve: every later
-  // constant and closure adds a non-negative amount (where every relaxation's offsets have their
-  // ball signs), so it stops there. Its bounds are the same as if it went on (docs/tightness.md §5);
+  // constant and closure adds a non-negative amount (where the relaxations of the layers still ahead
+  // have their ball signs), so it stops there. Its bounds are the same as if it went on (docs/tightness.md §5);
   // its input split (§8) is then absent, and its floor, the best closure, is what the split gave.
   // Not where a visitor reads the rows on the way (branching's scores).
-  const prune = !onOutputRows && monotoneOffsets(sweep, l, choices);
+  const prunable = onOutputRows ? null : ballSignsBelow(sweep, l, choices);
   await backwardOverGraph(sweep, l, block, total, {
     through: (k, rowsAt) => relaxedBackwardBlock(backend, sweep, k, states[k], rowsAt, travelling.length, offset, choices, original),
     atOutput: onOutputRows,
@@ -279,8 +285,8 @@ export async function relaxedChangeSplit(
         }
       });
     },
-    keep: () => {
-      if (!prune) return null;
+    keep: (t) => {
+      if (!prunable?.[t]) return null; // the layers still ahead (below t) must add only non-negative constants
       const kept: number[] = [];
       travelling.forEach((row, b) => {
         if (offset[row] < best[row]) kept.push(b);
