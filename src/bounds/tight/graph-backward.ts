@@ -90,14 +90,6 @@ export function closeCut(cut: CutEntry[], count: number, eps: number): Float64Ar
  * layer and every cut.
  */
 export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Array, count: number, visitor: BackwardVisitor): Promise<void> {
-  // Rows the visitor lets go (keep) leave every pending block; the remaining ones move up.
-  const drop = (t: number): boolean => {
-    const kept = visitor.keep?.(t);
-    if (!kept || kept.length === count) return false;
-    for (const [node, block] of pending) pending.set(node, keptRows(block, kept, count));
-    count = kept.length;
-    return count === 0;
-  };
   const { network } = sweep;
   const L = network.layers.length;
   const pending = new Map<number, Float32Array>();
@@ -130,6 +122,15 @@ export async function backwardOverGraph(sweep: Sweep, l: number, rows: Float32Ar
   };
   const cut = (): CutEntry[] =>
     [...pending.entries()].map(([node, block]) => ({ node, rows: block, gain: nodeOf(sweep, node).gain, deviation: nodeOf(sweep, node).deviation }));
+
+  // Rows the visitor lets go (keep) leave every pending block; the remaining ones move up.
+  const drop = (t: number): boolean => {
+    const kept = visitor.keep?.(t);
+    if (!kept || kept.length === count) return false;
+    for (const [node, block] of pending) pending.set(node, keptRows(block, kept, count));
+    count = kept.length;
+    return count === 0;
+  };
 
   const readers = l === L ? [L - 1] : inputsOf(network, l);
   visitor.close(l, [{ node: readers.length === 1 ? readers[0] : undefined, rows, gain: sweep.gainIn[l], deviation: sweep.deviation[l] }]);

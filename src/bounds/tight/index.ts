@@ -262,11 +262,12 @@ export function marginRatio(bound: TightBound, gaps: ArrayLike<number>, eps: num
 
 /** Each class's ratio of marginRatio (0 at the class c itself). */
 export function marginRatios(bound: TightBound, gaps: ArrayLike<number>, eps: number): number[] {
-  return Array.from(gaps, (gap, j) => {
-    if (j === bound.marginClass) return 0;
-    const change = Math.min(eps * bound.marginBounds[j], bound.marginChange?.[j] ?? Infinity, bound.marginDecrease?.[j] ?? Infinity);
-    return gap > 0 ? change / gap : Infinity;
-  });
+  return ratiosToGaps(bound, marginChangesWithin(bound, eps, eps), gaps);
+}
+
+/** Each class's bounded change over its gap (0 at the class c itself). */
+function ratiosToGaps(bound: TightBound, changes: number[], gaps: ArrayLike<number>): number[] {
+  return Array.from(gaps, (gap, j) => (j === bound.marginClass ? 0 : gap > 0 ? changes[j] / gap : Infinity));
 }
 
 /**
@@ -292,10 +293,7 @@ export function marginChangesWithin(bound: TightBound, eps: number, within: numb
 
 /** marginRatio on the ball of radius ε' ≤ ε from a bound computed on the ε-ball (§8). */
 export function marginRatioWithin(bound: TightBound, gaps: ArrayLike<number>, eps: number, within: number): number {
-  const changes = marginChangesWithin(bound, eps, within);
-  let worst = 0;
-  for (let j = 0; j < gaps.length; j++) if (j !== bound.marginClass) worst = Math.max(worst, gaps[j] > 0 ? changes[j] / gaps[j] : Infinity);
-  return worst;
+  return Math.max(0, ...ratiosToGaps(bound, marginChangesWithin(bound, eps, within), gaps));
 }
 
 /**

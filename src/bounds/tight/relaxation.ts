@@ -278,10 +278,11 @@ export async function relaxedChangeSplit(
       const atInput = cut.every((entry) => entry.node === -1);
       travelling.forEach((row, b) => {
         best[row] = Math.min(best[row], offset[row] + closed[b]);
-        if (!atInput) floor[row] = Math.min(floor[row], offset[row] + closed[b]);
         if (atInput) {
           inputOffset[row] = offset[row];
           inputClosure[row] = closed[b];
+        } else {
+          floor[row] = Math.min(floor[row], offset[row] + closed[b]);
         }
       });
     },
