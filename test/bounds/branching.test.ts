@@ -23,7 +23,7 @@ import { isAffine, type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { torchMlp } from '../helpers/planar-networks.js';
 import { concatNetwork, residualNetwork } from '../helpers/graph-networks.js';
-import { conv, dense, flatten, maxpool, network } from '../helpers/random-networks.js';
+import { convPoolNet } from '../helpers/random-networks.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
 
 const backend = createCpuBackend();
@@ -52,13 +52,6 @@ test('the ReLU relaxation bounds relu(y) − relu(y0) on intervals that exclude 
   expect(violations.slice(0, 5)).toEqual([]);
   expect(checked).toBe(3000 * 3 * 11);
 });
-
-function convPoolNet(): Network {
-  const c1 = conv([1, 6, 6], 3, [3, 3]);
-  const p1 = maxpool(c1.outputShape as [number, number, number], [2, 2], [2, 2]);
-  const f = flatten(p1.outputShape);
-  return network([c1, p1, f, dense(f.outputShape[0], 8), dense(8, 5, false)]);
-}
 
 const cases: [string, () => Network, Float32Array | null, number][] = [
   ['MLP 2-16-16-16-4 (PyTorch initialisation)', () => torchMlp([2, 16, 16, 16, 4], 21), Float32Array.from([0.3, -0.4]), 0.5],

@@ -17,18 +17,11 @@ import { type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { concatNetwork, residualNetwork } from '../helpers/graph-networks.js';
 import { torchMlp } from '../helpers/planar-networks.js';
-import { conv, dense, flatten, maxpool, network } from '../helpers/random-networks.js';
+import { convPoolNet } from '../helpers/random-networks.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
 
 const backend = createCpuBackend();
 afterAll(() => backend.dispose());
-
-function convPoolNet(): Network {
-  const c1 = conv([1, 6, 6], 3, [3, 3]);
-  const p1 = maxpool(c1.outputShape as [number, number, number], [2, 2], [2, 2]);
-  const f = flatten(p1.outputShape);
-  return network([c1, p1, f, dense(f.outputShape[0], 8), dense(8, 5, false)]);
-}
 
 // Each network with a radius ε well beyond what its bound certifies, so that the ε'-ball is the interesting part.
 const cases: [string, () => Network, Float32Array | null, number][] = [

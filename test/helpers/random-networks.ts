@@ -80,3 +80,11 @@ export function loneReluNet(): Network {
   const f = flatten(p1.outputShape);
   return network([c1, p1, r, f, dense(f.outputShape[0], 8), dense(8, 4, false)]);
 }
+
+/** Convolution, max pool, flatten and two dense layers: the smallest conv net with a pool to split through. */
+export function convPoolNet(): Network {
+  const c1 = conv([1, 6, 6], 3, [3, 3]);
+  const p1 = maxpool(c1.outputShape as [number, number, number], [2, 2], [2, 2]);
+  const f = flatten(p1.outputShape);
+  return network([c1, p1, f, dense(f.outputShape[0], 8), dense(8, 5, false)]);
+}
