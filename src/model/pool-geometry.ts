@@ -34,13 +34,23 @@ export function forEachWindow(layer: AvgPoolLayer | MaxPoolLayer, visit: (outInd
   }
 }
 
-/** For each output, the flat indices of its window's inputs in window order (padding left out). */
-export function poolWindows(layer: AvgPoolLayer | MaxPoolLayer): Int32Array[] {
-  const members: number[][] = Array.from({ length: size(layer.outputShape) }, () => []);
-  forEachWindow(layer, (o, i) => {
-    if (i >= 0) members[o].push(i);
-  });
-  return members.map((m) => Int32Array.from(m));
+const windowsByLayer = new WeakMap<AvgPoolLayer | MaxPoolLayer, readonly Int32Array[]>();
+
+/**
+ * For each output, the flat indices of its window's inputs in window order (padding left out).
+ * Computed once per layer (the tight method asks at every evaluation); callers must not modify it.
+ */
+export function poolWindows(layer: AvgPoolLayer | MaxPoolLayer): readonly Int32Array[] {
+  let windows = windowsByLayer.get(layer);
+  if (!windows) {
+    const members: number[][] = Array.from({ length: size(layer.outputShape) }, () => []);
+    forEachWindow(layer, (o, i) => {
+      if (i >= 0) members[o].push(i);
+    });
+    windows = members.map((m) => Int32Array.from(m));
+    windowsByLayer.set(layer, windows);
+  }
+  return windows;
 }
 
 /**

@@ -19,13 +19,20 @@ export function combineRange(coefficients: ArrayLike<number>, cOffset: number, b
     const c0 = coefficients[cOffset + j];
     const a0 = basis[j];
     if (count === 4) {
-      const [c1, c2, c3] = [coefficients[cOffset + j + 1], coefficients[cOffset + j + 2], coefficients[cOffset + j + 3]];
-      const [a1, a2, a3] = [basis[j + 1], basis[j + 2], basis[j + 3]];
+      // Plain consts, not destructured tuples: a tuple per group of four was garbage on every Lanczos step.
+      const c1 = coefficients[cOffset + j + 1];
+      const c2 = coefficients[cOffset + j + 2];
+      const c3 = coefficients[cOffset + j + 3];
+      const a1 = basis[j + 1];
+      const a2 = basis[j + 2];
+      const a3 = basis[j + 3];
       if (first) for (let i = start; i < end; i++) o[i] = c0 * a0[i] + c1 * a1[i] + c2 * a2[i] + c3 * a3[i];
       else for (let i = start; i < end; i++) o[i] += c0 * a0[i] + c1 * a1[i] + c2 * a2[i] + c3 * a3[i];
     } else if (count === 3) {
-      const [c1, c2] = [coefficients[cOffset + j + 1], coefficients[cOffset + j + 2]];
-      const [a1, a2] = [basis[j + 1], basis[j + 2]];
+      const c1 = coefficients[cOffset + j + 1];
+      const c2 = coefficients[cOffset + j + 2];
+      const a1 = basis[j + 1];
+      const a2 = basis[j + 2];
       if (first) for (let i = start; i < end; i++) o[i] = c0 * a0[i] + c1 * a1[i] + c2 * a2[i];
       else for (let i = start; i < end; i++) o[i] += c0 * a0[i] + c1 * a1[i] + c2 * a2[i];
     } else if (count === 2) {
@@ -44,7 +51,10 @@ export function combineRange(coefficients: ArrayLike<number>, cOffset: number, b
 export function dotsRange(x: Float64Array, basis: Float64Array[], start: number, end: number, out: Float64Array, outOffset: number): void {
   for (let j = 0; j < basis.length; j += 4) {
     if (basis.length - j >= 4) {
-      const [a0, a1, a2, a3] = [basis[j], basis[j + 1], basis[j + 2], basis[j + 3]];
+      const a0 = basis[j];
+      const a1 = basis[j + 1];
+      const a2 = basis[j + 2];
+      const a3 = basis[j + 3];
       let s0 = 0;
       let s1 = 0;
       let s2 = 0;

@@ -19,7 +19,7 @@ import { poolWindows } from '../../model/pool-geometry.js';
 import { baseReport as layerReport, readMask } from '../layer-bounds.js';
 import { combineRadii } from '../graph-recursion.js';
 import { prefixChangeBounds } from './backward.js';
-import { imageInterval, linearisationError, mayBend, slopeInterval, unitLinearisationError, unitSlopeInterval } from './slopes.js';
+import { imageInterval, linearisationError, mayBend, slopeLower, slopeUpper, unitLinearisationError, unitSlopeInterval } from './slopes.js';
 import { linearisedRelaxation, relaxedChangeBounds } from './relaxation.js';
 import { checkBudget } from '../budget.js';
 import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
@@ -49,10 +49,10 @@ function unsettledPoolUnits(pool: MaxPoolLayer, y0: ArrayLike<number>, yCheck: A
   const units = new Set<number>();
   for (const members of poolWindows(pool)) {
     let best = -1;
-    for (const i of members) if (best < 0 || y0[i] > y0[best]) best = i;
+    for (let m = 0; m < members.length; m++) if (best < 0 || y0[members[m]] > y0[best]) best = members[m];
     if (best < 0) continue;
     const floor = Math.max(0, yCheck[best]);
-    if (members.some((i) => i !== best && Math.max(0, yHat[i]) > floor)) for (const i of members) if (yHat[i] > 0) units.add(i);
+    if (members.some((i) => i !== best && Math.max(0, yHat[i]) > floor)) for (let m = 0; m < members.length; m++) if (yHat[members[m]] > 0) units.add(members[m]);
   }
   return [...units].sort((a, b) => a - b);
 }
@@ -332,7 +332,9 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
     let partial = 0;
     let one = 0;
     for (let i = 0; i < r2.length; i++) {
-      const [sLo, sHi] = r2[i] === 0 ? [0, 0] : slopeInterval(y0[i], yCheck[i], yHat[i]);
+      // slopeInterval's ends one by one: a tuple per unit was much of the sweep's garbage.
+      const sLo = r2[i] === 0 ? 0 : slopeLower(y0[i], yCheck[i], yHat[i]);
+      const sHi = r2[i] === 0 ? 0 : slopeUpper(y0[i], yCheck[i], yHat[i]);
       if (sHi === 0) zero++;
       else if (sHi === 1) one++;
       else partial++;
@@ -403,15 +405,20 @@ export function maxPoolWindows(layer: MaxPoolLayer, lo: ArrayLike<number>, hi: A
   const errors: number[] = [];
   const candidate = new Uint8Array(lo.length);
   const poolRelaxation: PoolRelaxation = { upperConstant: new Float32Array(windows.length).fill(NaN), lowerInput: new Int32Array(windows.length).fill(-1), lowerOffset: new Float32Array(windows.length) };
-  windows.forEach((members, o) => {
+  // Index loops over the windows' members (for…of on a typed array allocates an iterator per window).
+  for (let o = 0; o < windows.length; o++) {
+    const members = windows[o];
     let best = -1;
-    for (const i of members) if (best < 0 || xNominal[i] > xNominal[best]) best = i;
+    for (let m = 0; m < members.length; m++) if (best < 0 || xNominal[members[m]] > xNominal[best]) best = members[m];
     winner[o] = best;
-    if (best >= 0 && members.some((i) => i !== best && hi[i] > lo[best])) {
+    let contested = false;
+    for (let m = 0; m < members.length && best >= 0 && !contested; m++) contested = members[m] !== best && hi[members[m]] > lo[best];
+    if (contested) {
       unstable.push(o);
       // 0 ≤ max(u) − u_{i*} ≤ max over other candidates of û_j − ǔ_{i*}.
       let top = -Infinity;
-      for (const i of members) {
+      for (let m = 0; m < members.length; m++) {
+        const i = members[m];
         if (i === best || hi[i] > lo[best]) candidate[i] = 1;
         if (i !== best) top = Math.max(top, hi[i]);
       }
@@ -419,7 +426,8 @@ export function maxPoolWindows(layer: MaxPoolLayer, lo: ArrayLike<number>, hi: A
       // §5: above, max(u) ≤ max_j û_j; below, max(u) ≥ u_k for the k with the largest lower bound.
       let highest = -Infinity;
       let k = best;
-      for (const i of members) {
+      for (let m = 0; m < members.length; m++) {
+        const i = members[m];
         highest = Math.max(highest, hi[i]);
         if (lo[i] > lo[k]) k = i;
       }
@@ -429,7 +437,7 @@ export function maxPoolWindows(layer: MaxPoolLayer, lo: ArrayLike<number>, hi: A
     } else if (best >= 0) {
       poolRelaxation.lowerInput[o] = best;
     }
-  });
+  }
   return { winner, unstable, errors, candidate, poolRelaxation };
 }
 

@@ -89,7 +89,11 @@ export async function tightSweep(
   // The network input's interval: the box x0 ± ε (it contains the ℓ2 ball). Layer 0 reads only it.
   const x0 = nominal.inputs[0].subarray(0, size(network.inputShape));
   const input: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };
-  const halfWidths = (position: Position, nominalValue: ArrayLike<number>) => Float32Array.from(nominalValue, (v, i) => Math.max(position.hi[i] - v, v - position.lo[i], 0));
+  const halfWidths = (position: Position, nominalValue: ArrayLike<number>) => {
+    const widths = new Float32Array(nominalValue.length);
+    for (let i = 0; i < widths.length; i++) widths[i] = Math.max(position.hi[i] - nominalValue[i], nominalValue[i] - position.lo[i], 0);
+    return widths;
+  };
   sweep.nodes.push({ deviation: halfWidths(input, x0), gain: 1, mask: null });
   const outputs: Position[] = []; // each layer's output interval, mask and radius
   for (const [index, layer] of network.layers.entries()) {

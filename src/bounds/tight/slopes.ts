@@ -10,10 +10,21 @@ import { breakpoints, constantOver, quotientRange } from '../activation-slopes.j
 
 /** Slope interval [lo, hi] of the ReLU difference quotient (relu(y) − relu(y0))/(y − y0) over y in [y̌, ŷ] (§1). */
 export function slopeInterval(y0: number, yCheck: number, yHat: number): [number, number] {
-  if (yHat <= 0) return [0, 0];
-  if (yCheck >= 0) return [1, 1];
-  if (y0 > 0) return [y0 / (y0 - yCheck), 1];
-  return [0, yHat / (yHat - y0)];
+  return [slopeLower(y0, yCheck, yHat), slopeUpper(y0, yCheck, yHat)];
+}
+
+/** slopeInterval's lower end, alone (hot loops: no tuple per unit). */
+export function slopeLower(y0: number, yCheck: number, yHat: number): number {
+  if (yHat <= 0) return 0;
+  if (yCheck >= 0) return 1;
+  return y0 > 0 ? y0 / (y0 - yCheck) : 0;
+}
+
+/** slopeInterval's upper end, alone. */
+export function slopeUpper(y0: number, yCheck: number, yHat: number): number {
+  if (yHat <= 0) return 0;
+  if (yCheck >= 0 || y0 > 0) return 1;
+  return yHat / (yHat - y0);
 }
 
 /**
