@@ -13,7 +13,7 @@ import { certifyMargins } from './rounding.js';
 import type { CertifyOptions, CertifyResult, LocalBound, NetworkBound, ProgressEvent } from './types.js';
 
 /** Bumped whenever a change can alter a result: part of every cache key. */
-export const ENGINE_VERSION = '0.3.2'; // 0.3.2: a certified evaluation certifies smaller balls (docs/tightness.md §8); 0.3.1: the 'radius' sweep (§4), branching (§7)
+export const ENGINE_VERSION = '0.3.3'; // 0.3.3: certified runs search on estimates to 1e-4 (methods.ts SEARCH_ESTIMATE_TOLERANCE); 0.3.2: a certified evaluation certifies smaller balls (docs/tightness.md §8); 0.3.1: the 'radius' sweep (§4), branching (§7)
 
 export const DEFAULT_TOLERANCE = 1e-6;
 export const DEFAULT_MAX_ITERATIONS = 5000;
