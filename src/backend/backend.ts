@@ -42,6 +42,13 @@ export interface VectorOps {
   /** [x·b for b in basis]: one read-back for all of them. */
   dots(x: DeviceVector, basis: DeviceVector[]): Promise<Float64Array>;
   dot(x: DeviceVector, y: DeviceVector): Promise<number>;
+  /**
+   * out[i] ← x[indices[i]] (out has indices.length entries). Optional: a backend offering gather and
+   * scatter lets KW Lanczos keep its basis on the operator's support (certificates.ts).
+   */
+  gather?(x: DeviceVector, indices: Int32Array, out: DeviceVector): void;
+  /** out ← 0, then out[indices[i]] ← x[i]. */
+  scatter?(x: DeviceVector, indices: Int32Array, out: DeviceVector): void;
 }
 
 /**

@@ -4,7 +4,7 @@
  * and the Gram-iteration and KW certificates are close to the exact norm.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { collatzWielandtNorm, denseGramNorm, gramIterationBound, kwEpsilon, kwLargestEigenvalue, kwSteps, parseCertificate } from '../../src/bounds/certificates.js';
+import { collatzWielandtNorm, denseGramNorm, gramIterationBound, kwEpsilon, kwLargestEigenvalue, kwSteps, parseCertificate, rowGram } from '../../src/bounds/certificates.js';
 import type { AffineLayer } from '../../src/model/ir.js';
 import { denseOf, largestSymmetricEigenvalue, spectralNorm } from '../helpers/dense.js';
 import { conv, dense, randomWeights } from '../helpers/random-networks.js';
@@ -60,12 +60,36 @@ describe.each(layers)('%s', (_name, layer) => {
     expect(Math.sqrt(kw.bound)).toBeLessThanOrEqual(exact * Math.sqrt(1 / (1 - kw.epsilon)) * (1 + 1e-5));
   });
 
+  test('KW Lanczos on the support only (gather and scatter) gives the full-length run\'s numbers to the bit', async () => {
+    expect(mask.some((v) => v === 0)).toBe(true);
+    const op = await backend.gramOperator(layer, mask, slopeSquared);
+    const { gather: _gather, scatter: _scatter, ...withoutGather } = backend.vectors;
+    const compressed = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 11, support: mask });
+    const full = await kwLargestEigenvalue(op, withoutGather, { delta: 1e-3, seed: 11, support: mask });
+    expect(compressed).toEqual(full);
+    expect(compressed.steps).toBeGreaterThan(1);
+  });
+
   if (layer.kind === 'dense') {
     test('Gram iteration: above the exact norm, within 1%', () => {
       const g = denseGramNorm(layer, mask, slopeSquared)!;
       expect(g).toBeGreaterThanOrEqual(exact * (1 - 1e-9));
       expect(g).toBeLessThanOrEqual(exact * 1.01);
     });
+  }
+});
+
+test('rowGram: every entry is the plain row-by-row dot product, to the bit (blocks of four rows and the rest)', () => {
+  for (const count of [1, 3, 4, 5, 9]) {
+    const width = 37;
+    const rows = randomWeights(count * width, count);
+    const gram = rowGram(rows, count, width);
+    for (let a = 0; a < count; a++)
+      for (let b = 0; b < count; b++) {
+        let s = 0;
+        for (let i = 0; i < width; i++) s += rows[a * width + i] * rows[b * width + i];
+        expect(Object.is(gram[a * count + b], s)).toBe(true);
+      }
   }
 });
 
