@@ -271,7 +271,8 @@ export function kwSteps(n: number, delta: number, target: number): number {
  * restart) for a number of steps fixed in advance, kwSteps(n, δ, targetEpsilon), then certified by
  * KW: λ_max ≤ θ_k/(1−ε) with probability ≥ 1 − δ. An invariant Krylov space (β = 0) stays the same
  * for every larger k, so KW then holds with k = n. `support` (0/1) restricts the start to the
- * subspace the operator acts on (n = its dimension).
+ * subspace the operator acts on (n = its dimension); the operator's outputs must vanish off it (a
+ * Gram operator D Aᵀ Λ² A D with D = support), which lets the run keep only the support's entries.
  */
 export async function kwLargestEigenvalue(
   op: GramOperator,
