@@ -15,6 +15,7 @@ import { isAffine, type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { GRAPH_NETWORKS } from '../helpers/graph-networks.js';
 import { torchMlp } from '../helpers/planar-networks.js';
+import { gaussianRowsAt } from '../helpers/random-networks.js';
 import { loadFixture, TABLE_III_IMAGES } from './fixtures.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
 
@@ -36,9 +37,8 @@ async function compare(network: Network, sweep: Sweep, rng: Rng): Promise<{ rows
   let leftEarly = 0;
   // From the output and from every layer after the first, random rows at the layer's combined input.
   for (let l = 1; l <= L; l++) {
-    const width = l === L ? size(network.outputShape) : size(network.layers[l].inputShape);
     const count = 6;
-    const block = Float32Array.from({ length: count * width }, () => rng.gaussian());
+    const block = gaussianRowsAt(network, l, count, rng);
     const pruned = await relaxedChangeSplit(sweep, l, block, count, null, LOWER_SLOPES);
     const full = await relaxedChangeSplit(sweep, l, block, count, null, LOWER_SLOPES, () => {});
     expect(Array.from(pruned.best)).toEqual(Array.from(full.best));

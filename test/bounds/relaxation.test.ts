@@ -16,7 +16,7 @@ import { forward64 } from '../../src/model/forward64.js';
 import { type Network, size } from '../../src/model/ir.js';
 import { Rng } from '../../src/random.js';
 import { everyLayerNetwork, randomInput } from './small-networks.js';
-import { conv, dense, flatten, loneReluNet, maxpool, network } from '../helpers/random-networks.js';
+import { conv, dense, flatten, gaussianRowsAt, loneReluNet, maxpool, network } from '../helpers/random-networks.js';
 import { torchMlp } from '../helpers/planar-networks.js';
 import { GRAPH_NETWORKS } from '../helpers/graph-networks.js';
 
@@ -61,8 +61,7 @@ describe.each(cases)('%s', (_name, build) => {
     const rowCount = 6;
     const rows: { t: number; g: Float32Array; bound: Float64Array }[] = [];
     for (let t = 1; t <= L; t++) {
-      const width = t === L ? size(net.outputShape) : size(net.layers[t].inputShape);
-      const g = Float32Array.from({ length: rowCount * width }, () => rng.gaussian());
+      const g = gaussianRowsAt(net, t, rowCount, rng);
       const mask = t === L ? null : sweep.states[t].mask;
       rows.push({ t, g, bound: await relaxedChangeBounds(sweep, t, g, rowCount, mask) });
     }
@@ -165,9 +164,9 @@ describe.each([
     let below = 0;
     let compared = 0;
     for (let t = 1; t <= L; t++) {
-      const width = t === L ? size(net.outputShape) : size(net.layers[t].inputShape);
       const count = 8;
-      const g = Float32Array.from({ length: count * width }, () => rng.gaussian());
+      const g = gaussianRowsAt(net, t, count, rng);
+      const width = g.length / count;
       const bound = await relaxedChangeBounds(sweep, t, g, count, t === L ? null : sweep.states[t].mask);
       const base = t === L ? reference.logits : reference.inputs[t];
       for (let b = 0; b < count; b++) {

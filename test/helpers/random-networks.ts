@@ -1,7 +1,7 @@
 /** Small seeded random networks in the IR, one per layer kind, for the dense-matrix tests. */
 import type { Layer, Network } from '../../src/model/ir.js';
-import { windowOutputSize } from '../../src/model/ir.js';
-import { randomVector } from '../../src/random.js';
+import { size, windowOutputSize } from '../../src/model/ir.js';
+import { randomVector, type Rng } from '../../src/random.js';
 
 let seedCounter = 100;
 export function randomWeights(n: number, scale = 0.5): Float32Array {
@@ -87,4 +87,10 @@ export function convPoolNet(): Network {
   const p1 = maxpool(c1.outputShape as [number, number, number], [2, 2], [2, 2]);
   const f = flatten(p1.outputShape);
   return network([c1, p1, f, dense(f.outputShape[0], 8), dense(8, 5, false)]);
+}
+
+/** `count` Gaussian rows at layer t's combined input (t = L: the network output), as a backward pass from t takes them. */
+export function gaussianRowsAt(net: Network, t: number, count: number, rng: Rng): Float32Array {
+  const width = t === net.layers.length ? size(net.outputShape) : size(net.layers[t].inputShape);
+  return Float32Array.from({ length: count * width }, () => rng.gaussian());
 }
