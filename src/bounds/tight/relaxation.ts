@@ -98,15 +98,15 @@ interface RowMap {
   choice(b: number): number;
 }
 
-const monotoneCache = new WeakMap<object, boolean>();
+const ballSignsCache = new WeakMap<object, boolean>();
 
 /** Whether every relaxation constant adds ≥ 0 to an upper bound: upper offsets ≥ 0, lower ones ≤ 0 (cached per relaxation). */
 function offsetsHaveBallSigns(key: object, upper: ArrayLike<number>, lower: ArrayLike<number>): boolean {
-  let known = monotoneCache.get(key);
+  let known = ballSignsCache.get(key);
   if (known === undefined) {
     known = true;
     for (let i = 0; i < upper.length && known; i++) if (upper[i] < 0 || lower[i] > 0) known = false;
-    monotoneCache.set(key, known);
+    ballSignsCache.set(key, known);
   }
   return known;
 }
