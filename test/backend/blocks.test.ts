@@ -377,3 +377,25 @@ gpuSuite('WebGPU blocks', () => {
     [scratch, out, other, ...basis].forEach((block) => ops.freeBlock(block));
   });
 });
+
+describe('CPU combine: coefficients of any array kind', () => {
+  // combine() converts plain-array coefficients to a Float64Array (one element kind keeps its loops
+  // optimised): plain arrays, Float64Arrays and offset subarrays must give the same sums exactly.
+  test.each([1, 3, 4, 7])('%i basis vectors', async (k) => {
+    const { cpuVectors } = await import('../../src/backend/cpu/vectors.js');
+    const rand = random(11);
+    const dim = 37;
+    const basis = Array.from({ length: k }, () => Float64Array.from({ length: dim }, rand));
+    const plain = Array.from({ length: k }, rand);
+    const padded = Float64Array.from([rand(), ...plain]);
+    const expected = new Float64Array(dim);
+    for (let j = 0; j < dim; j++) for (let i = 0; i < k; i++) expected[j] += plain[i] * basis[i][j];
+    const results = [plain, Float64Array.from(plain), padded.subarray(1)].map((coefficients) => {
+      const out = new Float64Array(dim).fill(NaN);
+      cpuVectors.combine(coefficients, basis, out);
+      return out;
+    });
+    for (const out of results) expect(Array.from(out)).toEqual(Array.from(results[0]));
+    expectClose(results[0], expected, 1e-12);
+  });
+});

@@ -6,7 +6,7 @@
  */
 import { invariant } from '../../errors.js';
 import type { BasisOps, DeviceBasis, DeviceScalars } from '../backend.js';
-import { asCpuBlock, combineRange, compactRuns, dotRange, dotsRange } from './vectors.js';
+import { asCpuBlock, asFloat64, combineRange, compactRuns, dotRange, dotsRange } from './vectors.js';
 
 export class CpuBasis implements DeviceBasis {
   constructor(
@@ -68,7 +68,8 @@ export const cpuBasisOps: BasisOps = {
     const k = slots.length;
     invariant(k > 0 && coefficients.length === b.count * k, `combineSlots: ${coefficients.length} coefficients for ${b.count} runs × ${k} slots`);
     const views = slots.map((s) => b.slot(s));
-    for (let run = 0; run < b.count; run++) combineRange(coefficients, run * k, views, o, run * b.dim, (run + 1) * b.dim);
+    const c = asFloat64(coefficients);
+    for (let run = 0; run < b.count; run++) combineRange(c, run * k, views, o, run * b.dim, (run + 1) * b.dim);
   },
   orthonormalise(basis, w, against, next, into, record, offset, stride) {
     const b = asCpuBasis(basis);

@@ -11,7 +11,7 @@ import { invariant } from '../../errors.js';
 import type { BlockVectorOps, DeviceBlock, DeviceVector, VectorOps } from '../backend.js';
 
 /** out[start, end) ← Σ_i coefficients[cOffset + i]·basis[i][start, end), four vectors per pass. */
-export function combineRange(coefficients: ArrayLike<number>, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
+export function combineRange(coefficients: Float64Array, cOffset: number, basis: Float64Array[], o: Float64Array, start: number, end: number): void {
   const k = basis.length;
   let first = true;
   for (let j = 0; j < k; j += 4) {
@@ -117,7 +117,7 @@ export const cpuVectors: VectorOps = {
   },
   combine(coefficients, basis, out) {
     const o = out as Float64Array;
-    combineRange(coefficients, 0, basis as Float64Array[], o, 0, o.length);
+    combineRange(asFloat64(coefficients), 0, basis as Float64Array[], o, 0, o.length);
   },
   async dots(x, basis) {
     const v = x as Float64Array;
@@ -138,6 +138,14 @@ export const cpuVectors: VectorOps = {
     for (let i = 0; i < indices.length; i++) o[indices[i]] = a[i];
   },
 };
+
+/**
+ * Coefficients as one array kind: combineRange's loops are hot, and coefficients arriving now as plain
+ * arrays (spectral.ts) and now as Float64Arrays (certificates.ts) made V8 deoptimise them repeatedly.
+ */
+export function asFloat64(coefficients: ArrayLike<number>): Float64Array {
+  return coefficients instanceof Float64Array ? coefficients : Float64Array.from(coefficients);
+}
 
 export function dot64(a: Float64Array, b: Float64Array): number {
   return dotRange(a, b, 0, a.length);
@@ -228,7 +236,8 @@ export const cpuBlockVectors: BlockVectorOps = {
     const o = asCpuBlock(out);
     const arrays = sameLayout(o, basis);
     invariant(coefficients.length === o.count * basis.length, 'combineRuns: count × basis coefficients');
-    for (let run = 0; run < o.count; run++) combineRange(coefficients, run * basis.length, arrays, o.data, run * o.dim, (run + 1) * o.dim);
+    const c = asFloat64(coefficients);
+    for (let run = 0; run < o.count; run++) combineRange(c, run * basis.length, arrays, o.data, run * o.dim, (run + 1) * o.dim);
   },
   async dotsRuns(x, basis) {
     const b = asCpuBlock(x);
