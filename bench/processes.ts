@@ -91,7 +91,7 @@ export async function startWorkerProcess(cli: string, name: string, args: string
   delete env.NODE_OPTIONS; // Jest's --experimental-vm-modules is not the worker's
   delete env.LIPCERT_TOKEN;
   // The Node flags of the CLI's shebang (src/cli.ts), as `lipcert worker` gets them.
-  const child = spawn(process.execPath, ['--single-threaded-gc', cli, 'worker', '--name', name, '--cache', cache, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(process.execPath, ['--single-threaded-gc', '--initial-old-space-size=64', cli, 'worker', '--name', name, '--cache', cache, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   const output = new Output(child);
   await output.waitFor(/ready: taking runs/, 60_000, `worker ${name} to start`);
   return {
