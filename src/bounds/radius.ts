@@ -69,8 +69,10 @@ export interface KnownPoint {
  *   largest one that satisfies the criterion is the bracket's first lower end and `start` is not
  *   evaluated (the jump from it, c/L, is beyond the root since L is non-decreasing, as from
  *   `start`); the smallest failing one above it is the first upper end, in place of the jump, and
- *   a failing one's `within` is a floor like a failing evaluation's. They only decide where the
- *   search begins: the bracket's ends are still evaluated points on either side.
+ *   a failing one's `within` is a floor like a failing evaluation's; with no passing one, the first
+ *   lower end is evaluated at that floor instead of at `start` (the floor passes on the known
+ *   bound's own smaller ball, and lies near the root where `start` may lie far below it). They only
+ *   decide where the search begins: the bracket's ends are still evaluated points on either side.
  */
 export async function certifiedRadius(
   margin: number,
@@ -110,7 +112,11 @@ export async function certifiedRadius(
     if (!(knownPoints[i].h < 0) && k.within !== undefined && k.within > floor) floor = k.within;
   });
   const knownPassing = knownPoints.filter((p) => p.h < 0).sort((a, b) => b.eps - a.eps)[0];
-  let lo: Point = knownPassing ?? (await h(start));
+  // With no passing known point, a failing one's floor is the first lower end to evaluate: it
+  // passes there (on the known bound's smaller ball) and lies near the root, where a tight bound
+  // also costs least to evaluate — far below it, more units are worth per-unit bounds (CIFAR-10's
+  // global radius, 1/50 of the root: 0.5 s against 0.2 s an evaluation).
+  let lo: Point = knownPassing ?? (await h(Math.max(start, floor)));
   while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius: step down.
     lo = await h(lo.eps / 2);

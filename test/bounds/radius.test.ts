@@ -62,6 +62,24 @@ test('a known passing point (the bound at the user\'s eps) starts the bracket in
   expect(both.upper).toBeGreaterThanOrEqual(root);
 });
 
+test('with only a failing known point, the first lower end is evaluated at its floor (its within), not at start far below', async () => {
+  const L = (eps: number) => 3 + 2 * eps;
+  const root = (-3 + Math.sqrt(17)) / 4;
+  const within = (1 / L(0.5)) * (1 - 1e-9); // what the failing point's bound certifies on smaller balls
+  const { calls, localBound } = recorder(L, L);
+  const search = await certifiedRadius(margin, 1e-4, localBound, 1e-2, { known: [{ eps: 0.5, L: L(0.5), within }] });
+  expect(calls[0].eps).toBe(within);
+  expect(calls.some((c) => c.eps === 1e-4)).toBe(false); // start: never evaluated
+  expect(calls.every((c) => c.eps >= within && c.eps < 0.5)).toBe(true);
+  expect(search.lower).toBeLessThanOrEqual(root);
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
+  // A floor below start leaves start where it was.
+  const low = recorder(L, L);
+  await certifiedRadius(margin, 0.01, low.localBound, 1e-2, { known: [{ eps: 0.5, L: L(0.5), within: 0.001 }] });
+  expect(low.calls[0].eps).toBe(0.01);
+});
+
 test('a jump at the root: screened evaluations far from it, full ones at the ends', async () => {
   const full = jumpy(0.0523);
   const { calls, localBound } = recorder(full, full);
