@@ -114,8 +114,8 @@ export async function certifiedRadius(
   const knownPassing = knownPoints.filter((p) => p.h < 0).sort((a, b) => b.eps - a.eps)[0];
   // With no passing known point, a failing one's floor is the first lower end to evaluate: it
   // passes there (on the known bound's smaller ball) and lies near the root, where a tight bound
-  // also costs least to evaluate — far below it, more units are worth per-unit bounds (CIFAR-10's
-  // global radius, 1/50 of the root: 0.5 s against 0.2 s an evaluation).
+  // also costs least — far below it, few enough units may switch for the per-unit bounds to run
+  // (CIFAR-10's global radius, 1/50 of the root: 0.5 s an evaluation against 0.2 s near it).
   let lo: Point = knownPassing ?? (await h(Math.max(start, floor)));
   while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius: step down.
