@@ -128,12 +128,15 @@ export const cpuVectors: VectorOps = {
   async dot(x, y) {
     return dot64(x as Float64Array, y as Float64Array);
   },
+  // Plain consts, not a destructured pair: both run twice per KW Lanczos step.
   gather(x, indices, out) {
-    const [a, o] = [x as Float64Array, out as Float64Array];
+    const a = x as Float64Array;
+    const o = out as Float64Array;
     for (let i = 0; i < indices.length; i++) o[i] = a[indices[i]];
   },
   scatter(x, indices, out) {
-    const [a, o] = [x as Float64Array, out as Float64Array];
+    const a = x as Float64Array;
+    const o = out as Float64Array;
     o.fill(0);
     for (let i = 0; i < indices.length; i++) o[indices[i]] = a[i];
   },
