@@ -118,7 +118,7 @@ export async function certifiedRadius(
   // (CIFAR-10's global radius, 1/50 of the root: 0.5 s an evaluation against 0.2 s near it).
   let lo: Point = knownPassing ?? (await h(Math.max(start, floor)));
   while (!(lo.h < 0) && budgetLeft()) {
-    // Numerical noise at the global radius: step down.
+    // Numerical noise at the global radius (or the floor): step down.
     lo = await h(lo.eps / 2);
   }
   if (!(lo.h < 0)) return { lower: Math.min(floor, lo.eps), upper: lo.eps, evaluations };
