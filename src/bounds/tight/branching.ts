@@ -59,7 +59,7 @@ export async function branchSweep(root: Sweep, nominal: NominalPass, splits: rea
       if (k > first) {
         // §5 on the branch for the units that may still switch (root intervals: a superset).
         const units = Array.from(lower.keys()).filter((i) => lower[i] < 0 && upper[i] > 0);
-        for await (const { chunk, relaxed } of relaxedUnitBlocks(branch, k, units, lower.length, (unit, count) => backend.applyATBlock(layer, unit, count), state.mask)) {
+        for await (const { chunk, relaxed } of relaxedUnitBlocks(branch, k, units, lower.length, layer, state.mask)) {
           chunk.forEach((i, b) => {
             upper[i] = Math.min(upper[i], y0[i] + relaxed[b]);
             lower[i] = Math.max(lower[i], y0[i] - relaxed[chunk.length + b]);

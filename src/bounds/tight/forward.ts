@@ -22,6 +22,7 @@ import { prefixChangeBounds } from './backward.js';
 import { imageInterval, linearisationError, mayBend, slopeLower, slopeUpper, unitLinearisationError, unitSlopeInterval } from './slopes.js';
 import { linearisedRelaxation, relaxedChangeBounds } from './relaxation.js';
 import { checkBudget } from '../budget.js';
+import { CROPS, cropMap, cropSweep, croppable, tilePlan, uncropRows, unitInTile } from './crop.js';
 import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
 
 /**
@@ -110,31 +111,58 @@ export function combinedPosition(layer: Layer, reads: Position[]): Position {
 /**
  * §5 for the given units of layer `index`'s pre-activation (an affine map's output or an Add's sum),
  * one block backward pass per chunk of units: yields each chunk with its rows at the layer's combined
- * input (`rowsAt` maps unit rows at the pre-activation there) and the relaxation's upper bounds of
- * +Δy_i (`relaxed[b]`) and −Δy_i (`relaxed[chunk.length + b]`). checkBudget(sweep.deadline) per chunk.
- * The forward sweep (refineUnits) and a branch of it (branching.ts) use it.
+ * input (`rows()`: Aᵀ of the unit rows for an affine layer `affine`, the unit rows themselves for an
+ * Add) and the relaxation's upper bounds of +Δy_i (`relaxed[b]`) and −Δy_i (`relaxed[chunk.length + b]`).
+ * The units of a convolution in a spatial chain go a tile of positions at a time through the sweep cut
+ * to the tile's receptive field (crop.ts: the same bounds, on a fraction of the entries).
+ * checkBudget(sweep.deadline) per chunk. The forward sweep (refineUnits) and a branch of it
+ * (branching.ts) use it.
  */
 export async function* relaxedUnitBlocks(
   sweep: Sweep,
   index: number,
   units: number[],
   m: number,
-  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+  affine: AffineLayer | null,
   mask: Float32Array | null,
-): AsyncGenerator<{ chunk: number[]; rows: Float32Array; relaxed: Float64Array }> {
-  const widest = Math.max(...sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
+): AsyncGenerator<{ chunk: number[]; rows: () => Float32Array; relaxed: Float64Array }> {
+  const { backend, network } = sweep;
+  const bothSigns = (rows: Float32Array) => {
+    const both = new Float32Array(2 * rows.length);
+    both.set(rows);
+    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
+    return both;
+  };
+  if (affine && CROPS.enabled && backend.name === 'cpu' && croppable(network, index)) {
+    const inputShape = network.layers[index].inputShape;
+    for (const { tile, units: inTile } of tilePlan(network, index, units)) {
+      const cut = cropSweep(sweep, index, tile);
+      const layer = cut.sweep.network.layers[index] as AffineLayer;
+      const cutMask = mask ? cropMap(mask, inputShape, cut.inputWindow) : null;
+      const widest = Math.max(...cut.sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
+      const cutM = size(layer.outputShape);
+      const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, cutM)));
+      for (let start = 0; start < inTile.length; start += perBlock) {
+        checkBudget(sweep.deadline);
+        const chunk = inTile.slice(start, start + perBlock);
+        const unit = new Float32Array(chunk.length * cutM);
+        chunk.forEach((i, b) => (unit[b * cutM + unitInTile(i, network.layers[index].outputShape, tile)] = 1));
+        const rows = await backend.applyATBlock(layer, unit, chunk.length);
+        const relaxed = await relaxedChangeBounds(cut.sweep, index, bothSigns(rows), 2 * chunk.length, cutMask);
+        yield { chunk, rows: () => uncropRows(rows, chunk.length, inputShape, cut.inputWindow), relaxed };
+      }
+    }
+    return;
+  }
+  const widest = Math.max(...network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
   const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
   for (let start = 0; start < units.length; start += perBlock) {
     checkBudget(sweep.deadline);
     const chunk = units.slice(start, start + perBlock);
     const unit = new Float32Array(chunk.length * m);
     chunk.forEach((i, b) => (unit[b * m + i] = 1));
-    const rows = await rowsAt(unit, chunk.length);
-    // The upper bounds of +Δy_i and −Δy_i, in one block.
-    const both = new Float32Array(2 * rows.length);
-    both.set(rows);
-    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
-    yield { chunk, rows, relaxed: await relaxedChangeBounds(sweep, index, both, 2 * chunk.length, mask) };
+    const rows = affine ? await backend.applyATBlock(affine, unit, chunk.length) : unit;
+    yield { chunk, rows: () => rows, relaxed: await relaxedChangeBounds(sweep, index, bothSigns(rows), 2 * chunk.length, mask) };
   }
 }
 
@@ -149,12 +177,12 @@ async function refineUnits(
   y0: ArrayLike<number>,
   yHat: Float32Array,
   yCheck: Float32Array,
-  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+  affine: AffineLayer | null,
   mask: Float32Array | null,
   /** With the decomposition's bound too (§4), for the units the relaxation leaves bending; null: relaxation only. */
   bends: ((i: number) => boolean) | null,
 ): Promise<void> {
-  for await (const { chunk, rows, relaxed } of relaxedUnitBlocks(sweep, index, units, yHat.length, rowsAt, mask)) {
+  for await (const { chunk, rows: rowsOf, relaxed } of relaxedUnitBlocks(sweep, index, units, yHat.length, affine, mask)) {
     chunk.forEach((i, b) => {
       yHat[i] = Math.max(y0[i], Math.min(yHat[i], y0[i] + relaxed[b]));
       yCheck[i] = Math.min(y0[i], Math.max(yCheck[i], y0[i] - relaxed[chunk.length + b]));
@@ -166,6 +194,7 @@ async function refineUnits(
     // matters (CIFAR-10's bound at ε = 0.001 is 2% looser without it).
     const open = chunk.map((i, b) => [i, b]).filter(([i]) => bends(i));
     if (open.length === 0) continue;
+    const rows = rowsOf();
     const width = rows.length / chunk.length;
     const subset = new Float32Array(open.length * width);
     open.forEach(([, b], k) => subset.set(rows.subarray(b * width, (b + 1) * width), k * width));
@@ -199,7 +228,8 @@ async function preActivationBounds(
   box: { lo: ArrayLike<number>; hi: ArrayLike<number> },
   ballRadius: (i: number) => number,
   position: Position,
-  rowsAt: (unit: Float32Array, count: number) => Promise<Float32Array>,
+  /** The affine map whose output the bounds are of (null: an Add's sum). */
+  affine: AffineLayer | null,
 ) {
   const m = y0.length;
   const yHat = new Float32Array(m);
@@ -220,10 +250,10 @@ async function preActivationBounds(
   const before = network.layers.slice(0, index).reduce((a, l) => a + size(l.inputShape), 0);
   const full = sweep.refinement === 'full';
   const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
-  if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, rowsAt, position.mask, sweep.refinement === 'fast' ? bends : null);
+  if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, affine, position.mask, sweep.refinement === 'fast' ? bends : null);
   const switchingSet = new Set(switching);
   const settle = poolCritical.filter((i) => !switchingSet.has(i));
-  if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, rowsAt, position.mask, null);
+  if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, affine, position.mask, null);
   return { yHat, yCheck };
 }
 
@@ -315,7 +345,7 @@ export async function affineStep(sweep: Sweep, solver: NormSolver, nominal: Nomi
   const y0 = nominal.preActivations[index];
   invariant(y0 && y0.length === r2.length, 'pre-activation and row norms disagree in size');
   const box = await affineInterval(sweep, layer, position);
-  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, box, (i) => position.epsIn * Math.sqrt(r2[i]), position, (unit, count) => backend.applyATBlock(layer, unit, count));
+  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, box, (i) => position.epsIn * Math.sqrt(r2[i]), position, layer);
   state.preActivationLower = yCheck;
   state.preActivationUpper = yHat;
   let bound: number;
@@ -508,7 +538,7 @@ export async function addStep(sweep: Sweep, nominal: NominalPass, index: number,
   const activation = layer.relu ? RELU : layer.activation;
   if (!activation) return passStep(sweep, index, layer, position);
   const ballRadius = (i: number) => reads.reduce((a, p) => a + (p.mask && p.mask[i] === 0 ? 0 : p.epsIn), 0);
-  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, position, ballRadius, position, async (unit) => unit);
+  const { yHat, yCheck } = await preActivationBounds(sweep, index, layer, y0, position, ballRadius, position, null);
   return diagonalActivation(sweep, index, layer, position, activation, y0, yCheck, yHat, (i) => ballRadius(i) === 0, { preActivationLower: yCheck, preActivationUpper: yHat });
 }
 
