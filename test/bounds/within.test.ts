@@ -96,7 +96,7 @@ describe.each(cases)('%s', (_name, build, input, eps) => {
 
 /** A TightBound with only the margin fields set (classes 0, 1, 2; c = 0), for the closed form. */
 function handMade(fields: Pick<TightBound, 'marginBounds' | 'marginChange' | 'marginDecrease' | 'marginFallScaling'>): TightBound {
-  return { bound: 1, quality: 'exact', layers: [], seconds: 0, productBound: 1, corrections: [], marginClass: 0, ...fields };
+  return { bound: 1, quality: 'exact', layers: [], seconds: 0, productBound: 1, corrections: [], marginClass: 0, unitsLeft: 0, ...fields };
 }
 
 test('certifiedWithin: each class passes where one of its terms does, the radius is the smallest class limit', () => {

@@ -21,8 +21,11 @@ export interface Window {
   w1: number;
 }
 
-/** Whether per-unit passes run on crops (tests turn it off to compare with the full passes). */
-export const CROPS = { enabled: true };
+/**
+ * Whether per-unit passes run on crops, and a fixed tile side (0: the cheapest by tilePlan's
+ * estimate). Tests set them to compare with the full passes and to exercise small tiles.
+ */
+export const CROPS = { enabled: true, tileSide: 0 };
 
 /** The layers whose output at a window depends only on a window of their input (a spatial chain). */
 const SPATIAL = new Set<Layer['kind']>(['conv', 'maxpool', 'relu', 'activation']);
@@ -157,7 +160,8 @@ const cutLayers = new WeakMap<Layer, Map<string, Layer>>();
 
 /** The layer on the cut maps (one object per geometry, so a backend's per-layer caches serve every tile alike). */
 function cutLayer(layer: Layer, inWindow: Window, outWindow: Window, pads: [number, number, number, number]): Layer {
-  const key = [inWindow.h0, inWindow.h1, inWindow.w0, inWindow.w1, outWindow.h0, outWindow.h1, outWindow.w0, outWindow.w1].join(',');
+  // The cut layer depends on the windows' sizes and the pads only: interior tiles share one.
+  const key = [inWindow.h1 - inWindow.h0, inWindow.w1 - inWindow.w0, outWindow.h1 - outWindow.h0, outWindow.w1 - outWindow.w0, ...pads].join(',');
   let perLayer = cutLayers.get(layer);
   if (!perLayer) cutLayers.set(layer, (perLayer = new Map()));
   let cut = perLayer.get(key);
@@ -236,7 +240,7 @@ export function tilePlan(network: Network, index: number, units: number[]): Tile
     return inputs.reduce((sum, window, k) => sum + network.layers[k].inputShape[0] * area(window), 0);
   };
   let best: { t: number; cost: number } | null = null;
-  for (const t of [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]) {
+  for (const t of CROPS.tileSide > 0 ? [CROPS.tileSide] : [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]) {
     if (t > Math.max(h, w) && best) break;
     const tiles = new Set(units.map((i) => Math.floor((Math.floor(i / w) % h) / t) * w + Math.floor((i % w) / t)));
     const cost = tiles.size * (index + 1) * TILE_OVERHEAD + units.length * widthsFor(t);

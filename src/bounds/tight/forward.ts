@@ -251,9 +251,11 @@ async function preActivationBounds(
   const full = sweep.refinement === 'full';
   const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
   if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, affine, position.mask, sweep.refinement === 'fast' ? bends : null);
+  else sweep.unitsLeft = (sweep.unitsLeft ?? 0) + switching.length;
   const switchingSet = new Set(switching);
   const settle = poolCritical.filter((i) => !switchingSet.has(i));
   if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, affine, position.mask, null);
+  else sweep.unitsLeft = (sweep.unitsLeft ?? 0) + settle.length;
   return { yHat, yCheck };
 }
 

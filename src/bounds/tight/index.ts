@@ -70,6 +70,8 @@ export interface TightBound extends NetworkBound {
   marginFallScaling?: MarginFallScaling;
   /** The class c that marginBounds refer to. */
   marginClass: number;
+  /** Units the sweep's work limits left without per-unit bounds (0: a 'full' sweep would give this same bound). */
+  unitsLeft: number;
 }
 
 /**
@@ -211,6 +213,7 @@ export async function tightBoundAndSweep(
     marginDecrease,
     marginFallScaling,
     marginClass: cls,
+    unitsLeft: sweep.unitsLeft ?? 0,
   };
   return { bound, sweep };
 }

@@ -108,6 +108,11 @@ export interface Sweep {
   boxNorms?: number[];
   /** Every norm the bound used (for its quality and failure probability). */
   reports: SpectralNormReport[];
+  /**
+   * Units that may switch (or settle a max pool) the sweep's work limits left without per-unit
+   * bounds (§4, §5): 0 when a 'full' sweep would bound nothing more.
+   */
+  unitsLeft?: number;
 }
 
 /**
