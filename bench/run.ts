@@ -4,11 +4,12 @@
  * builds the backend's sessions; radius and bound runs alternate, so their ratio compares like with like.
  * Then operator throughput, one vector per call against blocks of B (bench/throughput.ts), on the
  * fixture networks and Fashion-MNIST's CNN.
- * First, the default path against the paper's estimate path (bench/default-path.ts).
+ * First, the default path against the paper's estimate path (bench/default-path.ts), then the refinement and
+ * branching stages with a budget beside CROWN (bench/refinement.ts).
  * Section `lockstep` (not run by default: minutes on two cores): lock-step Lanczos and KW
  * certificates against one run at a time per layer, and local bounds with LockstepSpectralSolver,
  * on the fixture networks and Fashion-MNIST's CNN (bench/lockstep.ts).
- * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,bounds,throughput,lockstep,
+ * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,refinement,bounds,throughput,lockstep,
  * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too),
  * --lockstep-counts 4,16.
  * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
@@ -21,6 +22,7 @@ import { createBackend } from '../src/backend/select.js';
 import type { BackendName } from '../src/backend/backend.js';
 import { certify } from '../src/bounds/certify.js';
 import { defaultPathSection, fixtureSubject, zooSubject } from './default-path.js';
+import { refinementSection } from './refinement.js';
 import { throughputNetworks, throughputSection } from './throughput.js';
 import { DEFAULT_LOCKSTEP_BENCH, lockstepBounds, lockstepLayers } from './lockstep.js';
 import { PAPER_REPRODUCTION } from '../src/bounds/defaults.js';
@@ -48,7 +50,7 @@ const { values } = parseArgs({
     backend: { type: 'string', default: 'cpu' },
     runs: { type: 'string', default: '15' },
     eps: { type: 'string', default: '0.001,0.01,0.1,1' },
-    only: { type: 'string', default: 'default,bounds,throughput' },
+    only: { type: 'string', default: 'default,refinement,bounds,throughput' },
     rounds: { type: 'string', default: '5' },
     imagenet: { type: 'boolean', default: false },
     blocks: { type: 'string', default: '1,4,16,64' },
@@ -76,6 +78,13 @@ if (sections.includes('default')) {
   const specs = ['mnist_lenet', 'cifar10_net'];
   await defaultPathSection(subjects, specs, Number(values.rounds), values.backend as BackendName);
   if (values.imagenet) await defaultPathSection([zooSubject('zoo:alexnet'), zooSubject('zoo:vgg16')], ['zoo:alexnet', 'zoo:vgg16'], 1, values.backend as BackendName);
+}
+if (sections.includes('refinement')) {
+  // MNIST: the full sweeps add nothing there (every unit already bounded), so the budget goes to branching.
+  await refinementSection([
+    { subject: fixtureSubject('MNIST net', root, 'mnist_lenet.onnx', 'mnist_lenet_x0.npy'), budget: 60 },
+    { subject: fixtureSubject('CIFAR-10 net', root, 'cifar10_net.onnx', 'cifar10_net_x0.npy'), budget: 30 },
+  ], backend);
 }
 if (sections.includes('bounds')) console.log('Targets (2-core machine): MNIST net local bound ≤ 20 ms, CIFAR-10 net ≤ 0.5 s, certified radius ≤ 10× one bound.\n');
 if (sections.includes('bounds')) console.log('| model | eps | local bound (median) | min | iterations (all layers) | certified radius | radius evaluations | radius ÷ this bound | authors\' code, 2-core CPU |');

@@ -319,7 +319,7 @@ export const REFINEMENT_TOLERANCE = 1e-2;
 export const REFINEMENT_MIN_ROOM = 0.05;
 
 /** The refinement stage's search grows ε at most this much per step until a full sweep fails. */
-export const REFINEMENT_GROWTH = 2;
+export const REFINEMENT_GROWTH = 3;
 
 /** What the refinement stage evaluates: a full sweep at ε, on search estimates or certified (`certify`). */
 export interface RefinementEvaluator {
@@ -388,11 +388,19 @@ async function refineRadius(
         }
         eps = last.eps * Math.min(Math.max(growth * (1 - 1e-3), 1 + REFINEMENT_TOLERANCE), REFINEMENT_GROWTH);
       } else {
-        // Regula falsi in (log ε, log ratio) between the ends, kept in the bracket's middle 80%.
+        // Regula falsi in (log ε, log ratio) between the ends (bisection from a failing sweep's
+        // within, which has no ratio of its own), kept a quarter of the tolerance inside them.
         const [a, b] = [Math.log(lo), Math.log(hi)];
         const [fa, fb] = [Math.log(loRatio), Math.log(hiRatio)];
-        let t = Number.isFinite(fa) && Number.isFinite(fb) && fb > fa ? a - (fa * (b - a)) / (fb - fa) : (a + b) / 2;
-        t = Math.min(Math.max(t, a + 0.1 * (b - a)), b - 0.1 * (b - a));
+        const interpolated = Number.isFinite(fa) && Number.isFinite(fb) && fb > fa;
+        let t = interpolated ? a - (fa * (b - a)) / (fb - fa) : (a + b) / 2;
+        // The line puts the root within the tolerance of the passing end: the search is done there.
+        if (interpolated && t - a <= Math.log1p(REFINEMENT_TOLERANCE)) {
+          converged = true;
+          break;
+        }
+        const inset = Math.min(0.1 * (b - a), Math.log1p(REFINEMENT_TOLERANCE) / 4);
+        t = Math.min(Math.max(t, a + inset), b - inset);
         eps = Math.exp(t);
       }
       if (passed.length > 0 && timeLeft() < 1.5 * lastSweepSeconds) break; // keep the certifying sweep's time
