@@ -346,22 +346,22 @@ export interface RefinementEvaluator {
  * choose where the one certified sweep goes: the result is always an ε a certified evaluation passed.
  * (With `--certify estimate` the search's sweeps are the answer, as in the fast search.)
  */
-async function refineRadius(
+export async function refineRadius(
   certified: number,
   deadline: number,
   stage: RefinementEvaluator,
 ): Promise<{ eps: number; bound: NetworkBound | null; evaluations: number; completed: boolean }> {
   const { evaluate, criterion, within, certifies } = stage;
-  const passed: { eps: number; ratio: number }[] = []; // the search's passing sweeps, in order
-  let lo = certified;
-  let loEvaluated = false; // lo is a point the search evaluated (not a failing sweep's within)
+  const passed: { eps: number; ratio: number; bound: NetworkBound }[] = []; // the search's passing sweeps, ε increasing
+  let floor = 0; // the largest ε' a failing sweep's bound passes at on its smaller ball (§8)
   let hi = Infinity;
   let hiRatio = NaN;
-  let loRatio = NaN;
-  let estimateBound: NetworkBound | null = null;
   let evaluations = 0;
   let converged = false;
   let lastSweepSeconds = 0;
+  const best = () => passed[passed.length - 1];
+  // The bracket's lower end: the largest passing sweep, or above it a failing sweep's within.
+  const lower = () => Math.max(best()?.eps ?? certified, floor);
   const timeLeft = () => (deadline - performance.now()) / 1000;
   const sweep = async (eps: number, certify: boolean) => {
     const started = performance.now();
@@ -372,14 +372,14 @@ async function refineRadius(
   };
   try {
     for (;;) {
-      if (hi !== Infinity && hi / lo - 1 <= REFINEMENT_TOLERANCE) {
+      if (hi !== Infinity && hi / lower() - 1 <= REFINEMENT_TOLERANCE) {
         converged = true;
         break;
       }
       let eps: number;
       if (passed.length === 0) eps = certified;
       else if (hi === Infinity) {
-        const last = passed[passed.length - 1];
+        const last = best();
         let growth = 1 / last.ratio; // the Newton step: the criterion about linear in ε
         if (passed.length >= 2) {
           const before = passed[passed.length - 2];
@@ -388,19 +388,19 @@ async function refineRadius(
         }
         eps = last.eps * Math.min(Math.max(growth * (1 - 1e-3), 1 + REFINEMENT_TOLERANCE), REFINEMENT_GROWTH);
       } else {
-        // Regula falsi in (log ε, log ratio) between the ends (bisection from a failing sweep's
-        // within, which has no ratio of its own), kept a quarter of the tolerance inside them.
-        const [a, b] = [Math.log(lo), Math.log(hi)];
-        const [fa, fb] = [Math.log(loRatio), Math.log(hiRatio)];
-        const interpolated = Number.isFinite(fa) && Number.isFinite(fb) && fb > fa;
-        let t = interpolated ? a - (fa * (b - a)) / (fb - fa) : (a + b) / 2;
-        // The line puts the root within the tolerance of the passing end: the search is done there.
-        if (interpolated && t - a <= Math.log1p(REFINEMENT_TOLERANCE)) {
+        // Regula falsi in (log ε, log ratio) between the largest passing and the smallest failing
+        // sweep, kept a quarter of the tolerance inside the bracket (whose lower end may be a floor).
+        const [a, b] = [Math.log(best().eps), Math.log(hi)];
+        const [fa, fb] = [Math.log(best().ratio), Math.log(hiRatio)];
+        let t = fb > fa ? a - (fa * (b - a)) / (fb - fa) : (a + b) / 2;
+        const from = Math.log(lower());
+        // The line puts the root within the tolerance of the lower end: the search is done there.
+        if (t - from <= Math.log1p(REFINEMENT_TOLERANCE)) {
           converged = true;
           break;
         }
-        const inset = Math.min(0.1 * (b - a), Math.log1p(REFINEMENT_TOLERANCE) / 4);
-        t = Math.min(Math.max(t, a + inset), b - inset);
+        const inset = Math.min(0.1 * (b - from), Math.log1p(REFINEMENT_TOLERANCE) / 4);
+        t = Math.min(Math.max(t, from + inset), b - inset);
         eps = Math.exp(t);
       }
       if (passed.length > 0 && timeLeft() < 1.5 * lastSweepSeconds) break; // keep the certifying sweep's time
@@ -408,32 +408,24 @@ async function refineRadius(
       const bound = await sweep(eps, false);
       const ratio = criterion(bound, eps);
       if (ratio < 1) {
-        passed.push({ eps, ratio });
-        if (eps >= lo) {
-          lo = eps;
-          loRatio = ratio;
-          loEvaluated = true;
-          estimateBound = bound;
-        }
+        if (eps > (best()?.eps ?? 0)) passed.push({ eps, ratio, bound });
         if (passed.length === 1 && 1 / ratio - 1 <= REFINEMENT_MIN_ROOM) {
           converged = true; // little room beyond the fast stage's radius: not worth a search
           break;
         }
       } else {
+        if (passed.length === 0) break; // the full sweep fails where the fast one passed: nothing to refine
         hi = eps;
         hiRatio = ratio;
-        if (passed.length === 0) break; // the full sweep fails where the fast one passed: nothing to refine
-        const floor = within(bound, eps);
-        if (floor > lo) {
-          lo = floor;
-          loRatio = NaN; // no ratio of its own: bisect from it
-          loEvaluated = false;
-        }
+        floor = Math.max(floor, within(bound, eps));
       }
     }
   } catch (error) {
     if (!(error instanceof BudgetExhausted)) throw error;
   }
+  const lo = passed.length > 0 ? lower() : certified;
+  const loEvaluated = lo === best()?.eps; // a point the search evaluated (not a failing sweep's within)
+  const estimateBound = best()?.bound ?? null;
   if (!(lo > certified * (1 + REFINEMENT_TOLERANCE / 4))) return { eps: certified, bound: null, evaluations, completed: converged };
   if (!certifies) return { eps: lo, bound: estimateBound, evaluations, completed: converged };
   try {
@@ -441,7 +433,8 @@ async function refineRadius(
     const target = loEvaluated ? lo / (1 + CERTIFICATE_SLACK) : lo;
     const bound = await sweep(target, true);
     const radius = within(bound, target);
-    if (radius > certified) return { eps: radius, bound, evaluations, completed: converged && radius >= target * (1 - CERTIFICATE_SLACK) };
+    // The search finished: branching (§7) goes on from what the certified sweep certifies.
+    if (radius > certified) return { eps: radius, bound, evaluations, completed: converged };
   } catch (error) {
     if (!(error instanceof BudgetExhausted)) throw error;
   }
