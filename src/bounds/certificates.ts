@@ -259,6 +259,10 @@ export interface KwResult {
   ritz: number;
   steps: number;
   epsilon: number;
+  /** Steps whose vector was reorthogonalised against the whole basis (every step without `partial`). */
+  reorthogonalised?: number;
+  /** A partially reorthogonalised run failed its consistency check and was run again with full reorthogonalisation. */
+  fellBack?: boolean;
 }
 
 /** Lanczos steps k after which the KW inflation ε is at most `target`, for dimension n and δ. */
@@ -277,7 +281,20 @@ export function kwSteps(n: number, delta: number, target: number): number {
 export async function kwLargestEigenvalue(
   op: GramOperator,
   vectors: VectorOps,
-  options: { delta: number; seed: number; support?: Float32Array | null; targetEpsilon?: number; signal?: AbortSignal },
+  options: {
+    delta: number;
+    seed: number;
+    support?: Float32Array | null;
+    targetEpsilon?: number;
+    signal?: AbortSignal;
+    /**
+     * Partial reorthogonalisation (Simon's ω-recurrence, OrthogonalityEstimate): reorthogonalise only
+     * where the estimated loss of orthogonality passes √u, u the relative error of one operator
+     * application (float32 convolutions: 2^−23); for double-precision vectors (the CPU's). Absent:
+     * every step is reorthogonalised against the whole basis.
+     */
+    partial?: { unit: number };
+  },
 ): Promise<KwResult> {
   const support = options.support ?? null;
   let dim = op.dim;
@@ -304,18 +321,23 @@ export async function kwLargestEigenvalue(
   const work = vectors.alloc(n);
   let invariant = false;
   let scale = 0;
+  let consistent = true;
+  const orthogonality = options.partial ? new OrthogonalityEstimate(steps, n, options.partial.unit) : null;
   try {
     for (let j = 0; j < steps; j++) {
       if (options.signal?.aborted) throw new CancelledError();
       await operator.apply(basis[j], w);
       // Three-term recurrence, then classical Gram–Schmidt against the whole basis, repeated when a
       // pass removed more than half of w (DGKS, "twice is enough"): in float32 (WebGPU) one pass
-      // loses orthogonality once a low-rank operator's range is used up.
+      // loses orthogonality once a low-rank operator's range is used up. With `partial`, the
+      // Gram–Schmidt passes run only where the estimate asks for them.
       if (j > 0) vectors.axpy(-betas[j - 1], basis[j - 1], w);
       let alpha = await vectors.dot(w, basis[j]);
       vectors.axpy(-alpha, basis[j], w);
-      let betaSquared = 0;
-      for (let pass = 0; pass < 2; pass++) {
+      let betaSquared = requireFinite(await vectors.dot(w, w), 'Kuczyński–Woźniakowski Lanczos');
+      const reorthogonalise = !orthogonality || orthogonality.next([...alphas, alpha], betas, Math.sqrt(Math.max(0, betaSquared)), Math.max(scale, Math.abs(alpha)));
+      if (reorthogonalise) orthogonality?.reorthogonalised();
+      for (let pass = 0; reorthogonalise && pass < 2; pass++) {
         const c = await vectors.dots(w, [...basis, w]);
         const before = c[basis.length]; // ||w||² before this pass
         alpha += c[j];
@@ -338,16 +360,120 @@ export async function kwLargestEigenvalue(
       vectors.scale(1 / beta, next);
       basis.push(next);
     }
+    if (orthogonality) consistent = await ritzConsistent(operator, vectors, basis, alphas, betas, n);
   } finally {
     for (const b of basis) vectors.free(b);
     vectors.free(w);
     vectors.free(work);
     onSupport?.dispose();
   }
+  // A run whose tridiagonal does not describe its basis (the estimate let orthogonality go): the
+  // same run with full reorthogonalisation instead.
+  if (!consistent) return { ...(await kwLargestEigenvalue(op, vectors, { ...options, partial: undefined })), fellBack: true };
   const { values } = tridiagonalEigen(alphas, betas, false); // values only: O(k²)
   const ritz = Math.max(0, ...values);
   const epsilon = kwEpsilon(dim, invariant ? dim : alphas.length, options.delta);
-  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon };
+  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon, reorthogonalised: orthogonality?.count ?? alphas.length };
+}
+
+/**
+ * How far a partially reorthogonalised run's top Ritz value may lie from its Ritz vector's Rayleigh
+ * quotient (relative). Measured on CIFAR-10's certified norms: within 2e-8 where the estimate keeps
+ * the basis semiorthogonal; 2e-3 to 0.95 where it does not (an estimate with u = 1e-16, below the
+ * float32 operator's error), so 1e-5 separates them with room on both sides.
+ */
+export const RITZ_CONSISTENCY = 1e-5;
+
+/**
+ * The relative error u of one Gram operator application that the orthogonality estimate assumes on
+ * the CPU (onnxruntime's float32 convolutions and products, sums of hundreds of terms: about
+ * √K·2^−24 for K terms, under 1e-6 for K ≤ 3500). Larger u only reorthogonalises more often.
+ */
+export const CPU_OPERATOR_UNIT = 1e-6;
+
+/**
+ * The check of a partially reorthogonalised run (docs/tightness.md §0): the top Ritz pair (θ, s) of
+ * its tridiagonal, the vector y = Q s it stands for, and y's own Rayleigh quotient ρ = yᵀAy/yᵀy with
+ * one more operator application. With a semiorthogonal basis, T is the projection of A onto it to
+ * O(u‖A‖) and ρ = θ up to the basis' small departure from orthonormality; a tridiagonal that no
+ * longer describes its basis (orthogonality lost unnoticed) shows as ρ far from θ.
+ */
+async function ritzConsistent(operator: GramOperator, vectors: VectorOps, basis: DeviceVector[], alphas: number[], betas: number[], n: number): Promise<boolean> {
+  const { values, vectors: ritzVectors } = tridiagonalEigen(alphas, betas, true);
+  let top = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[top]) top = i;
+  const theta = values[top];
+  const y = vectors.alloc(n);
+  const image = vectors.alloc(n);
+  try {
+    vectors.combine(ritzVectors[top], basis.slice(0, alphas.length), y);
+    await operator.apply(y, image);
+    const rho = (await vectors.dot(y, image)) / (await vectors.dot(y, y));
+    return Math.abs(rho - theta) <= RITZ_CONSISTENCY * Math.abs(theta);
+  } finally {
+    vectors.free(y);
+    vectors.free(image);
+  }
+}
+
+/**
+ * Simon's estimate of the Lanczos vectors' loss of orthogonality (H. D. Simon, "The Lanczos algorithm
+ * with partial reorthogonalization", Math. Comp. 42, 1984): ω_{j,k} ≈ q_jᵀq_k follows
+ *   β_j ω_{j+1,k} = β_k ω_{j,k+1} + (α_k − α_j) ω_{j,k} + β_{k−1} ω_{j,k−1} − β_{j−1} ω_{j−1,k} ± 2u‖A‖,
+ * ω_{j+1,j} = u·√n·‖A‖/β_j, ω_{k,k} = 1, with u the relative error of a step (here the operator's:
+ * float32 convolutions). While every |ω| ≤ √u the basis is semiorthogonal, and then the computed
+ * tridiagonal is, to O(u‖A‖), the projection of A onto the span of the computed basis (Simon's
+ * Theorem 4), as with full reorthogonalisation. Where the estimate passes √u, the new vector is
+ * reorthogonalised against the whole basis, and so is the next one (its recurrence still carries
+ * the old error); the estimates drop to u.
+ */
+class OrthogonalityEstimate {
+  private previous: Float64Array;
+  private current: Float64Array;
+  private following = false;
+  private newest = 0;
+  /** Steps reorthogonalised so far. */
+  count = 0;
+
+  constructor(
+    steps: number,
+    private readonly n: number,
+    private readonly unit: number,
+  ) {
+    this.previous = new Float64Array(steps + 1);
+    this.current = new Float64Array(steps + 1);
+    this.current[0] = 1;
+  }
+
+  /** With α_0..α_j, β_0..β_{j−1} and this step's β_j: whether q_{j+1} is to be reorthogonalised. */
+  next(alphas: number[], betas: number[], beta: number, norm: number): boolean {
+    const j = alphas.length - 1;
+    const u = this.unit;
+    const next = new Float64Array(this.current.length);
+    let worst = beta > 0 ? 0 : Infinity;
+    if (beta > 0) {
+      for (let k = 0; k < j; k++) {
+        const recurrence = betas[k] * this.current[k + 1] + (alphas[k] - alphas[j]) * this.current[k] + (k > 0 ? betas[k - 1] * this.current[k - 1] : 0) - betas[j - 1] * this.previous[k];
+        next[k] = (recurrence + (recurrence < 0 ? -2 : 2) * u * norm) / beta;
+        worst = Math.max(worst, Math.abs(next[k]));
+      }
+      next[j] = (u * Math.sqrt(this.n) * norm) / beta;
+      worst = Math.max(worst, next[j]);
+    }
+    next[j + 1] = 1;
+    this.newest = j + 1;
+    this.previous = this.current;
+    this.current = next;
+    const due = this.following || !(worst <= Math.sqrt(u));
+    this.following = due && !this.following;
+    return due;
+  }
+
+  /** The newest vector was reorthogonalised against the whole basis: its estimates drop to u. */
+  reorthogonalised() {
+    this.count++;
+    for (let k = 0; k < this.newest; k++) this.current[k] = this.unit;
+  }
 }
 
 /**
@@ -416,7 +542,9 @@ export class CertifiedSolver implements NormSolver {
       try {
         const seed = this.seed++;
         const targetEpsilon = precision === 'full' ? DEFAULT_KW_EPSILON : COARSE_KW_EPSILON;
-        const kw = await kwLargestEigenvalue(op, this.certBackend.vectors, { delta: this.certificate.delta, seed, support: domainMask, signal: this.certSettings.signal, targetEpsilon });
+        // Partial reorthogonalisation where the Lanczos vectors are double precision (the CPU's).
+        const partial = this.certBackend.name === 'cpu' ? { unit: CPU_OPERATOR_UNIT } : undefined;
+        const kw = await kwLargestEigenvalue(op, this.certBackend.vectors, { delta: this.certificate.delta, seed, support: domainMask, signal: this.certSettings.signal, targetEpsilon, partial });
         this.certSettings.onIteration?.(layerIndex, kw.steps);
         if (Number.isFinite(kw.bound)) {
           candidates.push({ value: Math.sqrt(kw.bound), certificate: `probabilistic:kw(delta=${this.certificate.delta})`, failure: this.certificate.delta, iterations: kw.steps });
