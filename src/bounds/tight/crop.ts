@@ -66,7 +66,7 @@ export function fieldOf(layer: Layer, out: Window): { window: Window; pads: [num
 const area = (window: Window) => (window.h1 - window.h0) * (window.w1 - window.w0);
 
 /** Entries [c, h, w] of a [C, H, W] map inside the window, in the map's order. */
-export function cropMap<T extends Float32Array | Float64Array>(data: T, shape: number[], window: Window): T {
+export function cropMap<T extends Float32Array | Float64Array | Int32Array>(data: T, shape: number[], window: Window): T {
   const [c, h, w] = shape;
   const height = window.h1 - window.h0;
   const width = window.w1 - window.w0;
@@ -137,23 +137,16 @@ function cropState(state: LayerState, layer: Layer, outWindow: Window, inWindow:
     const r = state.relaxation;
     cut.relaxation = { upperSlope: cropMap(r.upperSlope, out, outWindow), upperOffset: cropMap(r.upperOffset, out, outWindow), lowerSlope: cropMap(r.lowerSlope, out, outWindow), lowerOffset: cropMap(r.lowerOffset, out, outWindow) };
   }
-  if (state.winner) cut.winner = Int32Array.from(cropInt(state.winner, out, outWindow), (i) => cropIndex(i, layer.inputShape, inWindow));
+  if (state.winner) cut.winner = cropMap(state.winner, out, outWindow).map((i) => cropIndex(i, layer.inputShape, inWindow));
   if (state.poolRelaxation) {
     const p = state.poolRelaxation;
     cut.poolRelaxation = {
       upperConstant: cropMap(p.upperConstant, out, outWindow),
       lowerOffset: cropMap(p.lowerOffset, out, outWindow),
-      lowerInput: Int32Array.from(cropInt(p.lowerInput, out, outWindow), (i) => cropIndex(i, layer.inputShape, inWindow)),
+      lowerInput: cropMap(p.lowerInput, out, outWindow).map((i) => cropIndex(i, layer.inputShape, inWindow)),
     };
   }
   return cut;
-}
-
-/** cropMap for an Int32Array (through its bits: a Float32Array view copies them unchanged). */
-function cropInt(data: Int32Array, shape: number[], window: Window): Int32Array {
-  const view = new Float32Array(data.buffer, data.byteOffset, data.length);
-  const cut = cropMap(view, shape, window);
-  return new Int32Array(cut.buffer, cut.byteOffset, cut.length);
 }
 
 const cutLayers = new WeakMap<Layer, Map<string, Layer>>();
