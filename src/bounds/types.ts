@@ -119,15 +119,16 @@ export interface RadiusResult {
    * from the fast search's certified radius; absent when the stage did not run.
    */
   refinement?: {
+    /** Full sweeps: the search's, on estimates, and the certifying one (0 where the fast sweeps left no unit unbounded). */
     evaluations: number;
     seconds: number;
     budgetSeconds: number;
     /** The certified radius before the stage. */
     fastRadius: number;
-    /** True when the bisection reached its tolerance within the budget. */
+    /** True when the stage's search reached its tolerance (or had nothing to search) within the budget. */
     completed: boolean;
     /**
-     * The branching stage (docs/tightness.md §7), when it ran (after a completed bisection): the
+     * The branching stage (docs/tightness.md §7), when it ran (after a completed search): the
      * radius the full sweeps certified before it, the ε it tried, the branches it bounded in all
      * and those of them found empty.
      */

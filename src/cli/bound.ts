@@ -85,7 +85,7 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
     out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (${r.refinement ? "the fast search's " : ''}criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
     if (r.refinement) {
       const f = r.refinement;
-      out.push(`  refinement stage: ${f.evaluations} full evaluations in ${format(f.seconds, 3)} s of a ${format(f.budgetSeconds, 3)} s budget took the radius from ${format(f.fastRadius)}${f.completed ? '' : ' (budget spent before the bisection finished; --branch-budget gives more)'}`);
+      out.push(`  refinement stage: ${f.evaluations} full sweeps (a search on estimates, then one certified) in ${format(f.seconds, 3)} s of a ${format(f.budgetSeconds, 3)} s budget took the radius from ${format(f.fastRadius)}${f.completed ? '' : ' (budget spent before the search finished; --branch-budget gives more)'}`);
       if (f.refinedRadius !== undefined) out.push(`  branching: ${f.branchAttempts} eps tried, ${f.branches} branches bounded (${f.emptyBranches} empty), from the full sweeps' ${format(f.refinedRadius)}`);
     }
     if (r.marginResolved === false) out.push('  the margin is below what floating point resolves at x0: nothing is certified (docs/soundness.md §3)');
