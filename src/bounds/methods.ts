@@ -171,9 +171,12 @@ export async function certifiedSearch(
   const searching = solver === estimator ? estimator : estimator.withTolerance(Math.max(estimator.tolerance, searchEstimateTolerance));
   // Each evaluation also reports how far below its ε its own bound certifies (within, §8).
   const evaluated = new Set<number>(); // the ε the search evaluated
+  // The units each evaluation's sweep left without per-unit bounds (the refinement stage's test).
+  const unitsLeftAt = new Map<number, number | undefined>();
   const searchPoint = async (s: NormSolver, e: number) => {
     const bound = await evaluate(s, e);
     evaluated.add(e);
+    unitsLeftAt.set(e, (bound as Partial<TightBound>).unitsLeft);
     return { L: method.criterion(bound, gaps, e) / e, within: method.within(bound, gaps, e) };
   };
   const search = await certifiedRadius(
@@ -232,9 +235,11 @@ export async function certifiedSearch(
   if (!method.refined || !(budgetSeconds > 0)) return fast;
   const started = performance.now();
   const deadline = started + budgetSeconds * 1000;
-  // A sweep that left no unit without its per-unit bounds is what a full sweep would be: the
-  // refinement stage could only repeat it.
-  const room = (found.bound as Partial<TightBound>).unitsLeft !== 0;
+  // A sweep that left no unit without its per-unit bounds is what a full sweep would be. Where the
+  // certified radius's sweep and the search's smallest failing one both did, full sweeps pass where
+  // these do and fail where they fail, so beyond the failing one (the criterion grows with ε)
+  // nothing passes either: the refinement stage could only repeat them.
+  const room = !((found.bound as Partial<TightBound>).unitsLeft === 0 && unitsLeftAt.get(search.upper) === 0);
   const refined = !room ? { eps: found.eps, bound: null, evaluations: 0, completed: true } : await refineRadius(found.eps, deadline, {
     certifies: solver !== estimator,
     evaluate: (e, certify, until) => {
