@@ -83,11 +83,19 @@ export class RedisExecutor implements RunExecutor {
   private async submit(job: RunJob): Promise<void> {
     const data: RunJobData = { runId: job.runId, model: { sha256: job.model.sha256, name: job.model.name }, input: encodeInput(job.input), request: job.request, ...(job.globalBound ? { globalBound: job.globalBound } : {}) };
     await this.queue.add('run', data, { jobId: job.runId, removeOnComplete: { age: KEEP_COMPLETED_S }, removeOnFail: { age: KEEP_FAILED_S } });
-    // A job with this id from before a restart may have finished while nobody listened.
+    // A job with this id from before a restart may have finished while nobody listened. The state
+    // first, then the job: read the other way round, a job finishing in between showed as completed
+    // with the result it did not have yet when it was read ("the queue returned no result").
+    const state = await this.queue.getJobState(job.runId);
+    if (state !== 'completed' && state !== 'failed') return;
     const existing: Job<RunJobData, RunJobResult> | undefined = await this.queue.getJob(job.runId);
-    const state = existing ? await existing.getState() : 'unknown';
-    if (state === 'completed') this.settle(job.runId, existing!.returnvalue);
-    else if (state === 'failed') this.settle(job.runId, undefined, decodeFailure(existing!.failedReason));
+    if (!existing) {
+      // Removed between the two reads (kept KEEP_COMPLETED_S / KEEP_FAILED_S): say so rather than wait.
+      this.settle(job.runId, undefined, new Error('the queue removed the finished job before its result was read'));
+      return;
+    }
+    if (state === 'completed') this.settle(job.runId, existing.returnvalue);
+    else this.settle(job.runId, undefined, decodeFailure(existing.failedReason));
   }
 
   private onProgress(jobId: string, message: RunJobProgress): void {
