@@ -170,13 +170,12 @@ export async function certifiedSearch(
   // An estimate run reports its search's numbers: they keep the user's spectral tolerance.
   const searching = solver === estimator ? estimator : estimator.withTolerance(Math.max(estimator.tolerance, searchEstimateTolerance));
   // Each evaluation also reports how far below its ε its own bound certifies (within, §8).
-  const evaluated = new Set<number>(); // the ε the search evaluated
-  // The units each evaluation's sweep left without per-unit bounds (the refinement stage's test).
-  const unitsLeftAt = new Map<number, number | undefined>();
+  // The ε the search evaluated, with the units each one's sweep left without per-unit bounds (the
+  // refinement stage's test; undefined for the paper's method).
+  const evaluated = new Map<number, number | undefined>();
   const searchPoint = async (s: NormSolver, e: number) => {
     const bound = await evaluate(s, e);
-    evaluated.add(e);
-    unitsLeftAt.set(e, (bound as Partial<TightBound>).unitsLeft);
+    evaluated.set(e, (bound as Partial<TightBound>).unitsLeft);
     return { L: method.criterion(bound, gaps, e) / e, within: method.within(bound, gaps, e) };
   };
   const search = await certifiedRadius(
@@ -239,7 +238,7 @@ export async function certifiedSearch(
   // certified radius's sweep and the search's smallest failing one both did, full sweeps pass where
   // these do and fail where they fail, so beyond the failing one (the criterion grows with ε)
   // nothing passes either: the refinement stage could only repeat them.
-  const room = !((found.bound as Partial<TightBound>).unitsLeft === 0 && unitsLeftAt.get(search.upper) === 0);
+  const room = !((found.bound as Partial<TightBound>).unitsLeft === 0 && evaluated.get(search.upper) === 0);
   const refined = !room ? { eps: found.eps, bound: null, evaluations: 0, completed: true } : await refineRadius(found.eps, deadline, {
     certifies: solver !== estimator,
     evaluate: (e, certify, until) => {

@@ -65,51 +65,35 @@ export function fieldOf(layer: Layer, out: Window): { window: Window; pads: [num
 
 const area = (window: Window) => (window.h1 - window.h0) * (window.w1 - window.w0);
 
+/**
+ * The window's rows of a [C, H, W] map, one per channel and line: `visit(full, cut, width)` with the
+ * offset of the row in the full map, in the cut map, and its length.
+ */
+function windowRuns(shape: number[], window: Window, visit: (full: number, cut: number, width: number) => void): void {
+  const [c, h, w] = shape;
+  const height = window.h1 - window.h0;
+  const width = window.w1 - window.w0;
+  for (let ch = 0; ch < c; ch++) for (let y = 0; y < height; y++) visit((ch * h + window.h0 + y) * w + window.w0, (ch * height + y) * width, width);
+}
+
 /** Entries [c, h, w] of a [C, H, W] map inside the window, in the map's order. */
 export function cropMap<T extends Float32Array | Float64Array | Int32Array>(data: T, shape: number[], window: Window): T {
-  const [c, h, w] = shape;
-  const height = window.h1 - window.h0;
-  const width = window.w1 - window.w0;
-  const out = new (data.constructor as new (n: number) => T)(c * height * width);
-  for (let ch = 0; ch < c; ch++) {
-    for (let y = 0; y < height; y++) {
-      const from = (ch * h + window.h0 + y) * w + window.w0;
-      out.set(data.subarray(from, from + width), (ch * height + y) * width);
-    }
-  }
+  const out = new (data.constructor as new (n: number) => T)(shape[0] * area(window));
+  windowRuns(shape, window, (full, cut, width) => out.set(data.subarray(full, full + width), cut));
   return out;
 }
 
-/** A block of `count` rows, each a [C, H, W] map, cut to the window. */
-export function cropRows(rows: Float32Array, count: number, shape: number[], window: Window): Float32Array {
+/** A block of `count` cut rows put back in place in their [C, H, W] maps: zeros outside the window. */
+export function uncropRows(rows: Float32Array, count: number, shape: number[], window: Window): Float32Array {
   const full = size(shape);
   const part = shape[0] * area(window);
-  const out = new Float32Array(count * part);
-  for (let b = 0; b < count; b++) out.set(cropMap(rows.subarray(b * full, (b + 1) * full), shape, window), b * part);
-  return out;
-}
-
-/** Cut rows back in place: zeros outside the window. */
-export function uncropRows(rows: Float32Array, count: number, shape: number[], window: Window): Float32Array {
-  const [c, h, w] = shape;
-  const full = size(shape);
-  const height = window.h1 - window.h0;
-  const width = window.w1 - window.w0;
-  const part = c * height * width;
   const out = new Float32Array(count * full);
-  for (let b = 0; b < count; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      for (let y = 0; y < height; y++) {
-        const from = b * part + (ch * height + y) * width;
-        out.set(rows.subarray(from, from + width), b * full + (ch * h + window.h0 + y) * w + window.w0);
-      }
-    }
-  }
+  for (let b = 0; b < count; b++) windowRuns(shape, window, (at, cut, width) => out.set(rows.subarray(b * part + cut, b * part + cut + width), b * full + at));
   return out;
 }
 
 /** The index in the cut map of entry `i` of the full map (−1 stays −1). */
-function cropIndex(i: number, shape: number[], window: Window): number {
+export function cropIndex(i: number, shape: number[], window: Window): number {
   if (i < 0) return i;
   const [, h, w] = shape;
   const ch = Math.floor(i / (h * w));
@@ -263,8 +247,3 @@ export function tilePlan(network: Network, index: number, units: number[]): Tile
  * 6.9–9.3, 7.4–8.3 and 10.5–11.5 s, two alternating rounds).
  */
 const TILE_OVERHEAD = 2e4;
-
-/** Unit i of a [C, H, W] map as a unit of its tile's cut map. */
-export function unitInTile(i: number, shape: number[], tile: Window): number {
-  return cropIndex(i, shape, tile);
-}

@@ -22,7 +22,7 @@ import { prefixChangeBounds } from './backward.js';
 import { imageInterval, linearisationError, mayBend, slopeLower, slopeUpper, unitLinearisationError, unitSlopeInterval } from './slopes.js';
 import { linearisedRelaxation, relaxedChangeBounds } from './relaxation.js';
 import { checkBudget } from '../budget.js';
-import { CROPS, cropMap, cropSweep, croppable, tilePlan, uncropRows, unitInTile } from './crop.js';
+import { CROPS, cropIndex, cropMap, cropSweep, croppable, tilePlan, uncropRows } from './crop.js';
 import type { LayerState, PoolRelaxation, Sweep } from './sweep.js';
 
 /**
@@ -127,42 +127,46 @@ export async function* relaxedUnitBlocks(
   mask: Float32Array | null,
 ): AsyncGenerator<{ chunk: number[]; rows: () => Float32Array; relaxed: Float64Array }> {
   const { backend, network } = sweep;
-  const bothSigns = (rows: Float32Array) => {
-    const both = new Float32Array(2 * rows.length);
-    both.set(rows);
-    for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
-    return both;
-  };
-  if (affine && CROPS.enabled && backend.name === 'cpu' && croppable(network, index)) {
-    const inputShape = network.layers[index].inputShape;
+  const inputShape = network.layers[index].inputShape;
+  const outputShape = network.layers[index].outputShape;
+  // The sweep the passes run on, with its units, the map from a unit to its row and back to the full
+  // input: the whole sweep, or (crops) the sweep cut to each tile's receptive field in turn.
+  type Group = { on: Sweep; units: number[]; affine: AffineLayer | null; mask: Float32Array | null; m: number; at: (i: number) => number; full: (rows: Float32Array, count: number) => Float32Array };
+  function* groups(): Generator<Group> {
+    if (!(affine && CROPS.enabled && backend.name === 'cpu' && croppable(network, index))) {
+      yield { on: sweep, units, affine, mask, m, at: (i) => i, full: (rows) => rows };
+      return;
+    }
     for (const { tile, units: inTile } of tilePlan(network, index, units)) {
       const cut = cropSweep(sweep, index, tile);
       const layer = cut.sweep.network.layers[index] as AffineLayer;
-      const cutMask = mask ? cropMap(mask, inputShape, cut.inputWindow) : null;
-      const widest = Math.max(...cut.sweep.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
-      const cutM = size(layer.outputShape);
-      const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, cutM)));
-      for (let start = 0; start < inTile.length; start += perBlock) {
-        checkBudget(sweep.deadline);
-        const chunk = inTile.slice(start, start + perBlock);
-        const unit = new Float32Array(chunk.length * cutM);
-        chunk.forEach((i, b) => (unit[b * cutM + unitInTile(i, network.layers[index].outputShape, tile)] = 1));
-        const rows = await backend.applyATBlock(layer, unit, chunk.length);
-        const relaxed = await relaxedChangeBounds(cut.sweep, index, bothSigns(rows), 2 * chunk.length, cutMask);
-        yield { chunk, rows: () => uncropRows(rows, chunk.length, inputShape, cut.inputWindow), relaxed };
-      }
+      yield {
+        on: cut.sweep,
+        units: inTile,
+        affine: layer,
+        mask: mask ? cropMap(mask, inputShape, cut.inputWindow) : null,
+        m: size(layer.outputShape),
+        at: (i) => cropIndex(i, outputShape, tile),
+        full: (rows, count) => uncropRows(rows, count, inputShape, cut.inputWindow),
+      };
     }
-    return;
   }
-  const widest = Math.max(...network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
-  const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, m)));
-  for (let start = 0; start < units.length; start += perBlock) {
-    checkBudget(sweep.deadline);
-    const chunk = units.slice(start, start + perBlock);
-    const unit = new Float32Array(chunk.length * m);
-    chunk.forEach((i, b) => (unit[b * m + i] = 1));
-    const rows = affine ? await backend.applyATBlock(affine, unit, chunk.length) : unit;
-    yield { chunk, rows: () => rows, relaxed: await relaxedChangeBounds(sweep, index, bothSigns(rows), 2 * chunk.length, mask) };
+  for (const group of groups()) {
+    const widest = Math.max(...group.on.network.layers.slice(0, index + 1).map((l) => size(l.inputShape)));
+    const perBlock = Math.max(1, Math.floor(BLOCK_ENTRIES / Math.max(widest, group.m)));
+    for (let start = 0; start < group.units.length; start += perBlock) {
+      checkBudget(sweep.deadline);
+      const chunk = group.units.slice(start, start + perBlock);
+      const unit = new Float32Array(chunk.length * group.m);
+      chunk.forEach((i, b) => (unit[b * group.m + group.at(i)] = 1));
+      const rows = group.affine ? await backend.applyATBlock(group.affine, unit, chunk.length) : unit;
+      // The upper bounds of +Δy_i and −Δy_i, in one block.
+      const both = new Float32Array(2 * rows.length);
+      both.set(rows);
+      for (let i = 0; i < rows.length; i++) both[rows.length + i] = -rows[i];
+      const relaxed = await relaxedChangeBounds(group.on, index, both, 2 * chunk.length, group.mask);
+      yield { chunk, rows: () => group.full(rows, chunk.length), relaxed };
+    }
   }
 }
 
@@ -251,11 +255,11 @@ async function preActivationBounds(
   const full = sweep.refinement === 'full';
   const affordable = (units: number) => full || (units <= MAX_LINEARISED_UNITS && units * before <= LINEARISED_WORK_BUDGET);
   if (switching.length > 0 && affordable(switching.length)) await refineUnits(sweep, index, switching, y0, yHat, yCheck, affine, position.mask, sweep.refinement === 'fast' ? bends : null);
-  else sweep.unitsLeft = (sweep.unitsLeft ?? 0) + switching.length;
+  else sweep.unitsLeft += switching.length;
   const switchingSet = new Set(switching);
   const settle = poolCritical.filter((i) => !switchingSet.has(i));
   if (settle.length > 0 && (full || settle.length * before <= SETTLE_WORK_BUDGET)) await refineUnits(sweep, index, settle, y0, yHat, yCheck, affine, position.mask, null);
-  else sweep.unitsLeft = (sweep.unitsLeft ?? 0) + settle.length;
+  else sweep.unitsLeft += settle.length;
   return { yHat, yCheck };
 }
 

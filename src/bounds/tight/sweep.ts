@@ -112,7 +112,7 @@ export interface Sweep {
    * Units that may switch (or settle a max pool) the sweep's work limits left without per-unit
    * bounds (§4, §5): 0 when a 'full' sweep would bound nothing more.
    */
-  unitsLeft?: number;
+  unitsLeft: number;
 }
 
 /**
