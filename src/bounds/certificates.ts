@@ -335,7 +335,7 @@ export async function kwLargestEigenvalue(
       let alpha = await vectors.dot(w, basis[j]);
       vectors.axpy(-alpha, basis[j], w);
       let betaSquared = requireFinite(await vectors.dot(w, w), 'Kuczyński–Woźniakowski Lanczos');
-      const reorthogonalise = !orthogonality || orthogonality.next([...alphas, alpha], betas, Math.sqrt(Math.max(0, betaSquared)), Math.max(scale, Math.abs(alpha)));
+      const reorthogonalise = !orthogonality || orthogonality.next(alphas, alpha, betas, Math.sqrt(Math.max(0, betaSquared)), Math.max(scale, Math.abs(alpha)));
       if (reorthogonalise) orthogonality?.reorthogonalised();
       for (let pass = 0; reorthogonalise && pass < 2; pass++) {
         const c = await vectors.dots(w, [...basis, w]);
@@ -406,7 +406,7 @@ async function ritzConsistent(operator: GramOperator, vectors: VectorOps, basis:
   const y = vectors.alloc(n);
   const image = vectors.alloc(n);
   try {
-    vectors.combine(ritzVectors[top], basis.slice(0, alphas.length), y);
+    vectors.combine(ritzVectors[top], basis, y); // one basis vector per α: the last step adds none
     await operator.apply(y, image);
     const rho = (await vectors.dot(y, image)) / (await vectors.dot(y, y));
     return Math.abs(rho - theta) <= RITZ_CONSISTENCY * Math.abs(theta);
@@ -445,15 +445,15 @@ class OrthogonalityEstimate {
     this.current[0] = 1;
   }
 
-  /** With α_0..α_j, β_0..β_{j−1} and this step's β_j: whether q_{j+1} is to be reorthogonalised. */
-  next(alphas: number[], betas: number[], beta: number, norm: number): boolean {
-    const j = alphas.length - 1;
+  /** With α_0..α_{j−1}, this step's α_j, β_0..β_{j−1} and β_j: whether q_{j+1} is to be reorthogonalised. */
+  next(alphas: number[], alpha: number, betas: number[], beta: number, norm: number): boolean {
+    const j = alphas.length;
     const u = this.unit;
     const next = new Float64Array(this.current.length);
     let worst = beta > 0 ? 0 : Infinity;
     if (beta > 0) {
       for (let k = 0; k < j; k++) {
-        const recurrence = betas[k] * this.current[k + 1] + (alphas[k] - alphas[j]) * this.current[k] + (k > 0 ? betas[k - 1] * this.current[k - 1] : 0) - betas[j - 1] * this.previous[k];
+        const recurrence = betas[k] * this.current[k + 1] + (alphas[k] - alpha) * this.current[k] + (k > 0 ? betas[k - 1] * this.current[k - 1] : 0) - betas[j - 1] * this.previous[k];
         next[k] = (recurrence + (recurrence < 0 ? -2 : 2) * u * norm) / beta;
         worst = Math.max(worst, Math.abs(next[k]));
       }
