@@ -7,6 +7,7 @@ import type { Backend } from '../backend/backend.js';
 import { BadInputError, CancelledError } from '../errors.js';
 import { type Network, size } from '../model/ir.js';
 import { globalBound, nominalPass, SpectralSolver } from './layer-bounds.js';
+import { CertificateLedger } from './certificate-ledger.js';
 import { certifiedSearch, methodOf, solverFor } from './methods.js';
 import type { KnownPoint } from './radius.js';
 import { certifyMargins } from './rounding.js';
@@ -100,6 +101,10 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const estimator = new SpectralSolver(backend, spectralSettings);
   const solver = solverFor(backend, spectralSettings, options) ?? estimator;
   const method = methodOf(options);
+  // The certified norms of the bounds at the user's ε, kept for the radius certification to reuse
+  // where they cover its operators (certificate-ledger.ts).
+  const ledger = solver !== estimator ? new CertificateLedger() : undefined;
+  const localSolver = ledger ? ledger.view(solver, { reuse: false }) : solver;
   // The number of radius evaluations is not known in advance: each one covers a fifth of what is left.
   const radiusPhase = (evaluation: number, e: number): typeof phase => {
     const before = 2 * (1 - 0.8 ** (evaluation - 1));
@@ -129,7 +134,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
     const local: LocalBound[] = [];
     for (const e of eps) {
       phase = { name: 'local', eps: e, label: `local bound at eps ${e}` };
-      const bound = await method.local(network, backend, nominal, e, solver, cls, onLayer);
+      const bound = await method.local(network, backend, nominal, e, localSolver, cls, onLayer);
       local.push({ eps: e, ...bound });
       unitsDone++;
     }
@@ -154,7 +159,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       const search = await certifiedSearch(method, network, backend, nominal, gaps, cls, globalRadius, estimator, solver, radiusTolerance, (e) => {
         evaluation++;
         phase = radiusPhase(evaluation, e);
-      }, onLayer, options.branchBudget, knownPoints(local, (bound) => method.criterion(bound, gaps, bound.eps), (bound) => method.within(bound, gaps, bound.eps)));
+      }, onLayer, options.branchBudget, knownPoints(local, (bound) => method.criterion(bound, gaps, bound.eps), (bound) => method.within(bound, gaps, bound.eps)), undefined, ledger);
       radius = { ...search, global: globalRadius, seconds: (performance.now() - radiusStart) / 1000, marginResolved: true };
       unitsDone += 2;
     }

@@ -9,6 +9,7 @@
 import type { Backend } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
+import type { CertificateLedger } from './certificate-ledger.js';
 import { CertifiedSolver } from './certificates.js';
 import { DEFAULT_BRANCH_BUDGET, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
@@ -131,6 +132,9 @@ export const CERTIFIED_SEARCH_TOLERANCE = CERTIFICATE_SLACK;
  */
 export const SEARCH_ESTIMATE_TOLERANCE = 1e-4;
 
+/** Whether the radius certification tries covering certificates first (certificate-ledger.ts); off for comparisons in tests. */
+export const CERTIFICATE_REUSE = { enabled: true };
+
 export type RadiusSearchResult = Omit<RadiusResult, 'global' | 'seconds'>;
 
 /**
@@ -156,6 +160,7 @@ export async function certifiedSearch(
   budget?: number,
   known?: KnownPoint[],
   searchEstimateTolerance = SEARCH_ESTIMATE_TOLERANCE,
+  ledger?: CertificateLedger,
 ): Promise<RadiusSearchResult> {
   const evaluate = (s: NormSolver, e: number) => {
     onEvaluation(e);
@@ -201,10 +206,24 @@ export async function certifiedSearch(
   // passes; §8) is the radius, when it lies within CERTIFICATE_SLACK of ε. Otherwise shrink by the
   // criterion's ratio and retry; the best ε' seen stays the fallback (each was certified).
   let fallback: { eps: number; bound: NetworkBound | null } = { eps: 0, bound: null };
+  // One certifying evaluation at ε. With a ledger, the norms its kept certificates cover (those of
+  // a larger ball: the user's ε, an earlier attempt) come from it first, without a KW run; that bound
+  // is taken only where it passes at ε itself, and otherwise ε is evaluated again with every norm
+  // computed afresh, which decides as it would have alone. So reuse can only turn a certifying
+  // attempt's result into ε itself, never lower it (docs/tightness.md §0, "Reuse"); both
+  // evaluations count in the failure probability.
+  const certifiedBound = async (eps: number) => {
+    if (!ledger) return certifying(await evaluate(solver, eps));
+    const reusing = ledger.view(solver, { reuse: CERTIFICATE_REUSE.enabled });
+    const bound = certifying(await evaluate(reusing, eps));
+    if (reusing.reused === 0 || method.criterion(bound, gaps, eps) < 1) return bound;
+    evaluations++;
+    return certifying(await evaluate(ledger.view(solver, { reuse: false }), eps));
+  };
   const certifyAt = async (eps: number, tries: number) => {
     for (let attempt = 1; attempt <= tries && eps > 0; attempt++) {
       evaluations++;
-      const bound = certifying(await evaluate(solver, eps));
+      const bound = await certifiedBound(eps);
       const within = method.within(bound, gaps, eps);
       if (within >= eps * (1 - CERTIFICATE_SLACK)) return { eps: within, bound };
       if (within > fallback.eps) fallback = { eps: within, bound };
