@@ -116,14 +116,30 @@ export async function certifiedRadius(
   // passes there (on the known bound's smaller ball) and lies near the root, where a tight bound
   // also costs least — far below it, few enough units may switch for the per-unit bounds to run
   // (CIFAR-10's global radius, 1/50 of the root: 0.5 s an evaluation against 0.2 s near it).
-  let lo: Point = knownPassing ?? (await h(Math.max(start, floor)));
+  // Before that floor, where it lies further below: the failing point's ε/ratio, the root if the
+  // criterion grew linearly from it, and at or below the root where it grows faster (ε·L with L
+  // non-decreasing: the paper's criterion, where the floor is that point already). A tight bound's
+  // floor keeps its §5 constants and lies further down (CIFAR-10 at the user's ε 0.01: the floor
+  // 0.00839, ε/ratio 0.00964, the root 0.0099), and an evaluation near the root costs least. Where
+  // it fails after all, its own floor joins the others and the search goes on from there.
+  const knownFailing = (above: number) => knownPoints.filter((p) => !(p.h < 0) && p.eps > above).sort((a, b) => a.eps - b.eps)[0];
+  const firstLower = async (): Promise<Point> => {
+    const failing = knownFailing(0);
+    const predicted = failing ? target / failing.L : 0;
+    if (predicted > Math.max(start, floor) * (1 + tolerance)) {
+      const first = await h(predicted);
+      if (first.h < 0) return first;
+      knownPoints.push(first);
+    }
+    return h(Math.max(start, floor));
+  };
+  let lo: Point = knownPassing ?? (await firstLower());
   while (!(lo.h < 0) && budgetLeft()) {
     // Numerical noise at the global radius (or the floor): step down.
     lo = await h(lo.eps / 2);
   }
   if (!(lo.h < 0)) return { lower: Math.min(floor, lo.eps), upper: lo.eps, evaluations };
-  const knownFailing = knownPoints.filter((p) => !(p.h < 0) && p.eps > lo.eps).sort((a, b) => a.eps - b.eps)[0];
-  let hi = knownFailing ?? (await h(Math.max(target / lo.L, lo.eps * 1.5)));
+  let hi = knownFailing(lo.eps) ?? (await h(Math.max(target / lo.L, lo.eps * 1.5)));
   while (hi.h < 0 && budgetLeft()) {
     lo = hi;
     hi = await h(Math.max(target / lo.L, lo.eps * 2));

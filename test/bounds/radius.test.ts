@@ -38,17 +38,19 @@ test('a known passing point (the bound at the user\'s eps) starts the bracket in
   const L = (eps: number) => 3 + 2 * eps;
   const root = (-3 + Math.sqrt(17)) / 4;
   const plain = await certifiedRadius(margin, 0.01, recorder(L, L).localBound, 1e-6);
-  for (const [known, startEvaluated] of [[0.05, false], [0.5, true]] as [number, boolean][]) {
+  for (const known of [0.05, 0.5]) {
     const { calls, localBound } = recorder(L, L);
     const search = await certifiedRadius(margin, 0.01, localBound, 1e-6, { known: [{ eps: known, L: L(known) }] });
-    expect(calls.some((c) => c.eps === 0.01)).toBe(startEvaluated);
+    expect(calls.some((c) => c.eps === 0.01)).toBe(false);
+    // A failing one's ε/ratio (here 1/L(0.5): ε·L grows faster than ε) is the first lower end.
+    if (known > root) expect(calls[0].eps).toBe(1 / L(known));
     expect(calls.some((c) => c.eps === known)).toBe(false); // known: never evaluated again
     expect(search.lower).toBeLessThanOrEqual(root);
     expect(search.upper).toBeGreaterThanOrEqual(root);
     expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-6);
     expect(search.evaluations).toBe(calls.length);
-    // The passing one saves the evaluation at start; the failing one the first jump (here c/L(0.01) lands nearer the root than 0.5).
-    expect(search.evaluations).toBeLessThanOrEqual(plain.evaluations - (startEvaluated ? 0 : 1));
+    // The passing one saves the evaluation at start; the failing one the first jump and start.
+    expect(search.evaluations).toBeLessThanOrEqual(plain.evaluations - 1);
     // The failing one is the first upper end: nothing evaluated beyond it.
     if (known > root) expect(Math.max(...calls.map((c) => c.eps))).toBeLessThan(known);
   }
@@ -74,10 +76,34 @@ test('with only a failing known point, the first lower end is evaluated at its f
   expect(search.lower).toBeLessThanOrEqual(root);
   expect(search.upper).toBeGreaterThanOrEqual(root);
   expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
-  // A floor below start leaves start where it was.
+  // A floor below start: the failing point's ε/ratio first (above start), never start.
   const low = recorder(L, L);
   await certifiedRadius(margin, 0.01, low.localBound, 1e-2, { known: [{ eps: 0.5, L: L(0.5), within: 0.001 }] });
-  expect(low.calls[0].eps).toBe(0.01);
+  expect(low.calls[0].eps).toBe(1 / L(0.5));
+  expect(low.calls.some((c) => c.eps === 0.01)).toBe(false);
+});
+
+test('a failing known point: its ε/ratio is evaluated before its floor; where that fails (L falling toward smaller ε), the floor follows and the search still brackets the root', async () => {
+  // A tight bound's floor keeps its constants and lies far below ε/ratio: ε/ratio first, near the root.
+  const L = (eps: number) => 3 + 2 * eps;
+  const root = (-3 + Math.sqrt(17)) / 4;
+  const floor = 0.1;
+  const { calls, localBound } = recorder(L, L);
+  const search = await certifiedRadius(margin, 1e-4, localBound, 1e-2, { known: [{ eps: 0.3, L: L(0.3), within: floor }] });
+  expect(calls[0].eps).toBe(1 / L(0.3));
+  expect(calls.some((c) => c.eps === floor)).toBe(false);
+  expect(search.lower).toBeLessThanOrEqual(root);
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
+  // L larger below the known point (a tight estimate need not be monotone): ε/ratio fails, the
+  // floor is evaluated next, and the bracket still holds this L's root.
+  const bumpy = (eps: number) => (eps < 0.32 ? 5 : 3.2); // ε·L = 1 at 0.2; fails from there on
+  const second = recorder(bumpy, bumpy);
+  const found = await certifiedRadius(margin, 1e-4, second.localBound, 1e-2, { known: [{ eps: 0.36, L: 3.2, within: 0.15 }] });
+  expect(second.calls.slice(0, 2).map((c) => c.eps)).toEqual([1 / 3.2, 0.15]);
+  expect(found.lower).toBeLessThanOrEqual(0.2);
+  expect(found.upper).toBeGreaterThanOrEqual(0.2);
+  expect(found.upper / found.lower - 1).toBeLessThanOrEqual(1e-2);
 });
 
 test('a jump at the root: screened evaluations far from it, full ones at the ends', async () => {
