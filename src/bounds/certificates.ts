@@ -263,6 +263,8 @@ export interface KwResult {
   reorthogonalised?: number;
   /** A partially reorthogonalised run failed its consistency check and was run again with full reorthogonalisation. */
   fellBack?: boolean;
+  /** With `topVector`: the top Ritz vector (the operator's dimension, unit length; the caller frees it). */
+  vector?: DeviceVector;
 }
 
 /** Lanczos steps k after which the KW inflation ε is at most `target`, for dimension n and δ. */
@@ -294,6 +296,11 @@ export async function kwLargestEigenvalue(
      * every step is reorthogonalised against the whole basis.
      */
     partial?: { unit: number };
+    /**
+     * Also return the top Ritz vector (a warm start for the estimates of nearby operators; the
+     * certificate does not depend on it).
+     */
+    topVector?: boolean;
   },
 ): Promise<KwResult> {
   const support = options.support ?? null;
@@ -322,6 +329,7 @@ export async function kwLargestEigenvalue(
   let invariant = false;
   let scale = 0;
   let consistent = true;
+  let top: DeviceVector | undefined;
   const orthogonality = options.partial ? new OrthogonalityEstimate(steps, n, options.partial.unit) : null;
   try {
     for (let j = 0; j < steps; j++) {
@@ -360,7 +368,19 @@ export async function kwLargestEigenvalue(
       vectors.scale(1 / beta, next);
       basis.push(next);
     }
-    if (orthogonality) consistent = await ritzConsistent(operator, vectors, basis, alphas, betas, n);
+    if (orthogonality || options.topVector) {
+      const ritz = topRitzVector(vectors, basis, alphas, betas, n);
+      try {
+        if (orthogonality) consistent = await ritzConsistent(operator, vectors, ritz.theta, ritz.y, n);
+        if (consistent && options.topVector) {
+          top = vectors.alloc(op.dim);
+          if (onSupport) onSupport.expand(ritz.y, top);
+          else vectors.copy(ritz.y, top);
+        }
+      } finally {
+        vectors.free(ritz.y);
+      }
+    }
   } finally {
     for (const b of basis) vectors.free(b);
     vectors.free(w);
@@ -373,7 +393,7 @@ export async function kwLargestEigenvalue(
   const { values } = tridiagonalEigen(alphas, betas, false); // values only: O(k²)
   const ritz = Math.max(0, ...values);
   const epsilon = kwEpsilon(dim, invariant ? dim : alphas.length, options.delta);
-  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon, reorthogonalised: orthogonality?.count ?? alphas.length };
+  return { bound: epsilon < 1 ? ritz / (1 - epsilon) : Infinity, ritz, steps: alphas.length, epsilon, reorthogonalised: orthogonality?.count ?? alphas.length, vector: top };
 }
 
 /**
@@ -398,22 +418,25 @@ export const CPU_OPERATOR_UNIT = 1e-6;
  * O(u‖A‖) and ρ = θ up to the basis' small departure from orthonormality; a tridiagonal that no
  * longer describes its basis (orthogonality lost unnoticed) shows as ρ far from θ.
  */
-async function ritzConsistent(operator: GramOperator, vectors: VectorOps, basis: DeviceVector[], alphas: number[], betas: number[], n: number): Promise<boolean> {
-  const { values, vectors: ritzVectors } = tridiagonalEigen(alphas, betas, true);
-  let top = 0;
-  for (let i = 1; i < values.length; i++) if (values[i] > values[top]) top = i;
-  const theta = values[top];
-  const y = vectors.alloc(n);
+async function ritzConsistent(operator: GramOperator, vectors: VectorOps, theta: number, y: DeviceVector, n: number): Promise<boolean> {
   const image = vectors.alloc(n);
   try {
-    vectors.combine(ritzVectors[top], basis, y); // one basis vector per α: the last step adds none
     await operator.apply(y, image);
     const rho = (await vectors.dot(y, image)) / (await vectors.dot(y, y));
     return Math.abs(rho - theta) <= RITZ_CONSISTENCY * Math.abs(theta);
   } finally {
-    vectors.free(y);
     vectors.free(image);
   }
+}
+
+/** The top Ritz pair (θ, y = Q s) of a run's tridiagonal and basis; y is the caller's to free. */
+function topRitzVector(vectors: VectorOps, basis: DeviceVector[], alphas: number[], betas: number[], n: number): { theta: number; y: DeviceVector } {
+  const { values, vectors: ritzVectors } = tridiagonalEigen(alphas, betas, true);
+  let top = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[top]) top = i;
+  const y = vectors.alloc(n);
+  vectors.combine(ritzVectors[top], basis, y); // one basis vector per α: the last step adds none
+  return { theta: values[top], y };
 }
 
 /**
@@ -481,7 +504,7 @@ class OrthogonalityEstimate {
  * the gather onto the support. Equals `op` on vectors that vanish off the support when `op`'s
  * outputs do too (a Gram operator D Aᵀ Λ² A D with D = the support). Does not own `op`.
  */
-function compressedOperator(op: GramOperator, vectors: VectorOps, support: Float32Array, dim: number): GramOperator {
+function compressedOperator(op: GramOperator, vectors: VectorOps, support: Float32Array, dim: number): GramOperator & { expand(x: DeviceVector, out: DeviceVector): void } {
   const indices = new Int32Array(dim);
   for (let i = 0, k = 0; i < support.length; i++) if (support[i] !== 0) indices[k++] = i;
   const full = vectors.alloc(op.dim);
@@ -492,6 +515,10 @@ function compressedOperator(op: GramOperator, vectors: VectorOps, support: Float
       vectors.scatter!(x, indices, full);
       await op.apply(full, fullOut);
       vectors.gather!(fullOut, indices, out);
+    },
+    /** x on the support ↦ the full vector (zero off the support). */
+    expand(x, out) {
+      vectors.scatter!(x, indices, out);
     },
     dispose() {
       vectors.free(full);
@@ -511,10 +538,16 @@ function compressedOperator(op: GramOperator, vectors: VectorOps, support: Float
 export class CertifiedSolver implements NormSolver {
   private seed: number;
 
+  /**
+   * @param topVectors receives each KW run's top Ritz vector with the norm's key (and owns it): a
+   *   warm start for the estimates of the same norm at a nearby ε (certify.ts hands them to the
+   *   radius search's estimator). The certificates do not depend on it.
+   */
   constructor(
     private readonly certBackend: Backend,
     private readonly certSettings: SpectralSettings,
     readonly certificate: CertificateSettings,
+    private readonly topVectors?: (key: string, vector: DeviceVector) => void,
   ) {
     this.seed = certificate.seed ?? Math.floor(Math.random() * 2 ** 31);
   }
@@ -526,7 +559,6 @@ export class CertifiedSolver implements NormSolver {
   dispose(): void {}
 
   async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null, precision: NormPrecision = 'full'): Promise<SpectralNormReport> {
-    void key;
     const probabilistic = this.certificate.mode === 'probabilistic';
     const candidates: { value: number; certificate: string; failure: number; iterations: number }[] = [];
     // Gram iteration costs 12 squarings of its matrix: in probabilistic mode only where that is
@@ -544,7 +576,8 @@ export class CertifiedSolver implements NormSolver {
         const targetEpsilon = precision === 'full' ? DEFAULT_KW_EPSILON : COARSE_KW_EPSILON;
         // Partial reorthogonalisation where the Lanczos vectors are double precision (the CPU's).
         const partial = this.certBackend.name === 'cpu' ? { unit: CPU_OPERATOR_UNIT } : undefined;
-        const kw = await kwLargestEigenvalue(op, this.certBackend.vectors, { delta: this.certificate.delta, seed, support: domainMask, signal: this.certSettings.signal, targetEpsilon, partial });
+        const kw = await kwLargestEigenvalue(op, this.certBackend.vectors, { delta: this.certificate.delta, seed, support: domainMask, signal: this.certSettings.signal, targetEpsilon, partial, topVector: this.topVectors !== undefined });
+        if (kw.vector) this.topVectors!(key, kw.vector);
         this.certSettings.onIteration?.(layerIndex, kw.steps);
         if (Number.isFinite(kw.bound)) {
           candidates.push({ value: Math.sqrt(kw.bound), certificate: `probabilistic:kw(delta=${this.certificate.delta})`, failure: this.certificate.delta, iterations: kw.steps });

@@ -99,7 +99,11 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   // Estimates (warm-started Lanczos) drive the radius search; `solver` gives the reported norms:
   // certificates unless options.certificate is 'estimate' (docs/tightness.md).
   const estimator = new SpectralSolver(backend, spectralSettings);
-  const solver = solverFor(backend, spectralSettings, options) ?? estimator;
+  // The top Ritz vectors of the local bounds' certificates warm-start the radius search's estimates
+  // of the same norms (a warm start only speeds convergence up; the first search evaluation
+  // otherwise starts cold). The global bound's are dropped: no estimate asks for those norms.
+  let seeding = false;
+  const solver = solverFor(backend, spectralSettings, options, (key, vector) => (seeding ? estimator.seed(key, vector) : backend.vectors.free(vector))) ?? estimator;
   const method = methodOf(options);
   // The certified norms of the bounds at the user's ε, kept for the radius certification to reuse
   // where they cover its operators (certificate-ledger.ts).
@@ -131,6 +135,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
       global = options.globalBound ?? method.annotate(await globalBound(network, solver, onLayer));
       unitsDone++;
     }
+    seeding = true;
     const local: LocalBound[] = [];
     for (const e of eps) {
       phase = { name: 'local', eps: e, label: `local bound at eps ${e}` };

@@ -75,6 +75,17 @@ export class SpectralSolver implements NormSolver {
     return this.settings.tolerance;
   }
 
+  /**
+   * Use `vector` (taken over) as the warm start of `key`'s next estimate, in place of the last
+   * one: e.g. the top Ritz vector of a certificate of the same norm at a nearby ε. Like every warm
+   * start it is mixed with the random start and only speeds convergence up.
+   */
+  seed(key: string, vector: DeviceVector): void {
+    const previous = this.warmStarts.get(key);
+    if (previous) this.backend.vectors.free(previous);
+    this.warmStarts.set(key, vector);
+  }
+
   /** ||Λ A D||, where D = domainMask and Λ² = slopeSquared (null: identity). */
   async norm(key: string, layerIndex: number, layer: AffineLayer, domainMask: Float32Array | null, slopeSquared: Float32Array | null): Promise<SpectralNormReport> {
     const op = await this.backend.gramOperator(layer, domainMask, slopeSquared);

@@ -1,12 +1,13 @@
 /**
  * The bound methods behind certify(): 'paper' (Algorithm 1 and Proposition 6, unchanged) and 'tight'
  * (tight/), each with its radius criterion, and the radius search that ends on a certificate: the
- * search runs on warm-started Lanczos estimates, then the radius found is evaluated with freshly
- * computed certificates (fresh Gaussian starts): the radius is what that bound certifies on the ball or
- * a smaller one (docs/tightness.md §8); when certificates sit far above the estimates, a second
- * search runs on certified bounds.
+ * search runs on warm-started Lanczos estimates, then the radius found is evaluated with certificates
+ * (those of the user's ε that cover its operators first, certificate-ledger.ts; the rest freshly
+ * computed from fresh Gaussian starts): the radius is what that bound certifies on the ball or a
+ * smaller one (docs/tightness.md §8); when certificates sit far above the estimates, a second search
+ * runs on certified bounds.
  */
-import type { Backend } from '../backend/backend.js';
+import type { Backend, DeviceVector } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
 import type { Network } from '../model/ir.js';
 import type { CertificateLedger } from './certificate-ledger.js';
@@ -99,13 +100,18 @@ export function methodOf(options: Pick<CertifyOptions, 'method'>): MethodImpl {
 }
 
 /** A CertifiedSolver when options ask for certificates; null for estimates. */
-export function solverFor(backend: Backend, settings: SpectralSettings, options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>): NormSolver | null {
+export function solverFor(
+  backend: Backend,
+  settings: SpectralSettings,
+  options: Pick<CertifyOptions, 'certificate' | 'delta' | 'seed'>,
+  topVectors?: (key: string, vector: DeviceVector) => void,
+): NormSolver | null {
   const mode = options.certificate ?? DEFAULT_CERTIFICATE;
   if (mode === 'estimate') return null;
   if (mode !== 'deterministic' && mode !== 'probabilistic') throw new BadInputError(`unknown certificate '${mode as string}'`);
   const delta = options.delta ?? DEFAULT_DELTA;
   if (!(delta > 0 && delta < 1)) throw new BadInputError(`delta must be in (0, 1), got ${delta}`);
-  return new CertifiedSolver(backend, settings, { mode, delta, seed: options.seed });
+  return new CertifiedSolver(backend, settings, { mode, delta, seed: options.seed }, topVectors);
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { collatzWielandtNorm, CPU_OPERATOR_UNIT, denseGramNorm, gramIterationBound, kwEpsilon, kwLargestEigenvalue, kwSteps, parseCertificate, rowGram } from '../../src/bounds/certificates.js';
+import { SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
 import { fixture } from '../helpers/fixtures.js';
 import type { AffineLayer } from '../../src/model/ir.js';
@@ -72,6 +73,46 @@ describe.each(layers)('%s', (_name, layer) => {
     expect(compressed.steps).toBeGreaterThan(1);
   });
 
+  test('KW Lanczos\'s top Ritz vector (topVector): unit length, zero off the support, its Rayleigh quotient the Ritz value; the bound unchanged; as a warm start, the estimate converges as soon or sooner, to the same norm', async () => {
+    const op = await backend.gramOperator(layer, mask, slopeSquared);
+    const vectors = backend.vectors;
+    for (const gathering of [true, false]) {
+      const { gather: _gather, scatter: _scatter, ...withoutGather } = vectors;
+      const ops = gathering ? vectors : withoutGather;
+      for (const partial of [undefined, { unit: CPU_OPERATOR_UNIT }]) {
+        const plain = await kwLargestEigenvalue(op, ops, { delta: 1e-3, seed: 11, support: mask, partial });
+        const kw = await kwLargestEigenvalue(op, ops, { delta: 1e-3, seed: 11, support: mask, partial, topVector: true });
+        expect(plain.vector).toBeUndefined();
+        const { vector, ...numbers } = kw;
+        expect(numbers).toEqual({ ...plain, vector: undefined });
+        const y = await vectors.download(vector!);
+        expect(y.length).toBe(n);
+        expect(y.every((v, i) => mask[i] !== 0 || v === 0)).toBe(true);
+        const image = vectors.alloc(n);
+        await op.apply(vector!, image);
+        const rho = await vectors.dot(vector!, image);
+        vectors.free(image);
+        expect(Math.abs((await vectors.dot(vector!, vector!)) - 1)).toBeLessThan(1e-6);
+        expect(Math.abs(rho - kw.ritz)).toBeLessThan(1e-5 * kw.ritz);
+        vectors.free(vector!);
+      }
+    }
+    // Seeded with it, SpectralSolver's estimate of the same norm converges as soon or sooner (these
+    // layers are small; on CIFAR-10's, below, sooner), to the same value.
+    const settings = { tolerance: 1e-8, maxIterations: 300 };
+    const cold = new SpectralSolver(backend, settings);
+    const seeded = new SpectralSolver(backend, settings);
+    const kw = await kwLargestEigenvalue(op, vectors, { delta: 1e-3, seed: 11, support: mask, topVector: true });
+    seeded.seed('k', kw.vector!);
+    const fromCold = await cold.norm('k', 0, layer, mask, slopeSquared);
+    const fromSeed = await seeded.norm('k', 0, layer, mask, slopeSquared);
+    expect(fromSeed.iterations).toBeLessThanOrEqual(fromCold.iterations);
+    expect(Math.abs(fromSeed.value - fromCold.value)).toBeLessThanOrEqual(1e-6 * fromCold.value);
+    expect(fromSeed.value).toBeCloseTo(exact, 5);
+    cold.dispose();
+    seeded.dispose();
+  });
+
   test('KW Lanczos with partial reorthogonalisation: the fully reorthogonalised run\'s bound, above the exact norm', async () => {
     const op = await backend.gramOperator(layer, mask, slopeSquared);
     const full = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 11, support: mask });
@@ -134,6 +175,31 @@ test('parseCertificate', () => {
   expect(parseCertificate('probabilistic:0')).toBeNull();
   expect(parseCertificate('deterministic:1')).toBeNull();
   expect(parseCertificate('guess')).toBeNull();
+});
+
+test('a KW certificate\'s top Ritz vector as the warm start of the same norm\'s estimate on CIFAR-10\'s convolutions (masks and slopes drawn at random): the cold estimate\'s value in fewer steps', async () => {
+  const net = importOnnxFile(fixture('cifar10_net.onnx'));
+  for (const index of [1, 4]) {
+    const layer = net.layers[index] as AffineLayer;
+    const n = layer.inputShape.reduce((a, b) => a * b, 1);
+    const m = layer.outputShape.reduce((a, b) => a * b, 1);
+    const u = randomWeights(n + m, 2);
+    const mask = Float32Array.from({ length: n }, (_, i) => (u[i] > -0.2 ? 1 : 0));
+    const slopeSquared = Float32Array.from({ length: m }, (_, i) => (u[n + i] > 0 ? u[n + i] ** 2 : 0));
+    const op = await backend.gramOperator(layer, mask, slopeSquared);
+    const kw = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 5, support: mask, partial: { unit: CPU_OPERATOR_UNIT }, topVector: true });
+    op.dispose();
+    const settings = { tolerance: 1e-6, maxIterations: 300 };
+    const cold = new SpectralSolver(backend, settings);
+    const seeded = new SpectralSolver(backend, settings);
+    seeded.seed('k', kw.vector!);
+    const fromCold = await cold.norm('k', index, layer, mask, slopeSquared);
+    const fromSeed = await seeded.norm('k', index, layer, mask, slopeSquared);
+    expect(fromSeed.iterations).toBeLessThan(fromCold.iterations);
+    expect(Math.abs(fromSeed.value - fromCold.value)).toBeLessThanOrEqual(1e-5 * fromCold.value);
+    cold.dispose();
+    seeded.dispose();
+  }
 });
 
 test('partial reorthogonalisation on the CIFAR-10 fixture\'s convolutions (masks and slopes drawn at random): the full run\'s bound to 1e-7 with at most half the steps reorthogonalised; an estimate blind to the float32 operator\'s error is caught and run again in full', async () => {

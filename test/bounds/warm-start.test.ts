@@ -59,6 +59,22 @@ describe.each(['paper', 'tight'] as BoundMethod[])('method %s, estimates', (meth
   });
 });
 
+describe.each(['paper', 'tight'] as BoundMethod[])('method %s, certificates', (method) => {
+  // The certificates of the bound at the user's ε hand their top Ritz vectors to the radius search's
+  // estimates as warm starts (certify.ts); here that vector is the wrong one at the radius.
+  test.each([
+    ['(a) a masked unit becomes live', maskGrows, 0.01],
+    ['(b) the top eigenvector turns orthogonal', slopeTurns, 0.1],
+  ] as const)('%s: the certified radius with the user\'s ε (seeded search) is the one without it (cold search), to the search\'s tolerance', async (_name, network, eps) => {
+    const options = { method, certificate: 'probabilistic' as const, seed: 4, radius: true };
+    const seeded = await certify(network, x0, backend, { eps: [eps], ...options });
+    const cold = await certify(network, x0, backend, { eps: [], ...options });
+    expect(seeded.radius!.local).toBeGreaterThan(0);
+    expect(seeded.radius!.quality).toBe('upper');
+    expect(Math.abs(seeded.radius!.local - cold.radius!.local) / cold.radius!.local).toBeLessThanOrEqual(0.011);
+  });
+});
+
 test('(a) the audit finds no violation (lower bounds by search, attacks in the radius)', async () => {
   const report = await audit(maskGrows, x0, backend, { eps: [0.01, 1], samples: 200, restarts: 3, steps: 30, configs: [{ method: 'paper', certificate: 'estimate' }, { method: 'tight', certificate: 'estimate' }] });
   // The search does reach the true L(x0, 1) = 9, so a bound stuck at 1 would be caught.
