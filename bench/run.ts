@@ -10,7 +10,8 @@
  * certificates against one run at a time per layer, and local bounds with LockstepSpectralSolver,
  * on the fixture networks and Fashion-MNIST's CNN (bench/lockstep.ts).
  * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,refinement,bounds,throughput,lockstep,
- * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too),
+ * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too;
+ * `--zoo alexnet` picks among them),
  * --lockstep-counts 4,16.
  * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
@@ -53,6 +54,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: 'default,refinement,bounds,throughput' },
     rounds: { type: 'string', default: '5' },
     imagenet: { type: 'boolean', default: false },
+    zoo: { type: 'string', default: 'alexnet,vgg16' },
     blocks: { type: 'string', default: '1,4,16,64' },
     'lockstep-counts': { type: 'string', default: '4,16' },
   },
@@ -77,7 +79,10 @@ if (sections.includes('default')) {
   const subjects = [fixtureSubject('MNIST net', root, 'mnist_lenet.onnx', 'mnist_lenet_x0.npy'), fixtureSubject('CIFAR-10 net', root, 'cifar10_net.onnx', 'cifar10_net_x0.npy')];
   const specs = ['mnist_lenet', 'cifar10_net'];
   await defaultPathSection(subjects, specs, Number(values.rounds), values.backend as BackendName);
-  if (values.imagenet) await defaultPathSection([zooSubject('zoo:alexnet'), zooSubject('zoo:vgg16')], ['zoo:alexnet', 'zoo:vgg16'], 1, values.backend as BackendName);
+  if (values.imagenet) {
+    const zoo = values.zoo!.split(',').map((name) => `zoo:${name}`);
+    await defaultPathSection(zoo.map(zooSubject), zoo, 1, values.backend as BackendName);
+  }
 }
 if (sections.includes('refinement')) {
   // MNIST: the full sweeps add nothing there (every unit already bounded), so the budget goes to branching.
