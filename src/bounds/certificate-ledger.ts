@@ -31,9 +31,19 @@ export interface LedgerView extends NormSolver {
   readonly reused: number;
 }
 
+/**
+ * Bytes of masks and slopes a ledger copies at most (CIFAR-10's bounds keep about 3 MB; VGG-16's
+ * largest maps hold 3.2 M units, 25 MB a norm). Beyond it certificates are not kept: reuse is lost
+ * for them, never soundness.
+ */
+export const LEDGER_MAX_BYTES = 128 * 2 ** 20;
+
 /** The certified norms of one certify() call, per layer, with the operators they were computed for. */
 export class CertificateLedger {
   private readonly kept = new Map<AffineLayer, Kept[]>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes = LEDGER_MAX_BYTES) {}
 
   /** Certificates held (for tests and reports). */
   get size(): number {
@@ -53,12 +63,15 @@ export class CertificateLedger {
   }
 
   /**
-   * Keep a certified norm; the arrays are copied. Estimates are never kept, nor norms computed
-   * without operator applications (a dense layer's Gram iteration): those cost less to compute
-   * afresh than to check, and afresh they fit the smaller operator.
+   * Keep a certified norm; the arrays are copied (up to maxBytes in all). Estimates are never kept,
+   * nor norms computed without operator applications (a dense layer's Gram iteration): those cost
+   * less to compute afresh than to check, and afresh they fit the smaller operator.
    */
   keep(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, report: SpectralNormReport): void {
     if (report.quality === 'estimate' || !(report.iterations > 0)) return;
+    const bytes = 4 * ((mask?.length ?? 0) + (slopeSquared?.length ?? 0));
+    if (this.bytes + bytes > this.maxBytes) return;
+    this.bytes += bytes;
     const list = this.kept.get(layer) ?? [];
     list.push({ mask: mask && Float32Array.from(mask), slopeSquared: slopeSquared && Float32Array.from(slopeSquared), report });
     this.kept.set(layer, list);

@@ -107,7 +107,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   const method = methodOf(options);
   // The certified norms of the bounds at the user's ε, kept for the radius certification to reuse
   // where they cover its operators (certificate-ledger.ts).
-  const ledger = solver !== estimator ? new CertificateLedger() : undefined;
+  const ledger = solver !== estimator && options.radius ? new CertificateLedger() : undefined;
   const localSolver = ledger ? ledger.view(solver, { reuse: false }) : solver;
   // The number of radius evaluations is not known in advance: each one covers a fifth of what is left.
   const radiusPhase = (evaluation: number, e: number): typeof phase => {

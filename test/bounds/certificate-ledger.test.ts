@@ -83,6 +83,21 @@ describe.each(layers)('%s', (_name, layer) => {
   });
 });
 
+test('a ledger keeps certificates only up to its byte budget (copies of masks and slopes); beyond it norms are computed, not kept', async () => {
+  const layer = conv([3, 8, 8], 5, [3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }) as AffineLayer;
+  const bytes = 4 * (3 * 8 * 8 + 5 * 4 * 4);
+  const ledger = new CertificateLedger(bytes * 1.5);
+  const solver = new CertifiedSolver(backend, settings, { mode: 'probabilistic', delta: 1e-3, seed: 5 });
+  const view = ledger.view(solver, { reuse: true });
+  const mask = new Float32Array(3 * 8 * 8).fill(1);
+  const slopes = new Float32Array(5 * 4 * 4).fill(0.5);
+  await view.norm('k', 0, layer, mask, slopes);
+  expect(ledger.size).toBe(1);
+  await view.norm('k', 0, layer, mask, new Float32Array(5 * 4 * 4).fill(0.9)); // not covered, not kept
+  expect(ledger.size).toBe(1);
+  expect(view.reused).toBe(0);
+});
+
 test('a dense layer\'s Gram-iteration certificate (no operator applications) is not kept: computed afresh it fits the smaller operator', async () => {
   const layer = dense(40, 30) as AffineLayer;
   const ledger = new CertificateLedger();
