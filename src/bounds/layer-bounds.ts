@@ -98,9 +98,7 @@ export class SpectralSolver implements NormSolver {
         signal: this.settings.signal,
         onIteration: (it) => this.settings.onIteration?.(layerIndex, it),
       });
-      const previous = this.warmStarts.get(key);
-      if (previous) this.backend.vectors.free(previous);
-      this.warmStarts.set(key, result.vector);
+      this.seed(key, result.vector);
       return {
         value: Math.sqrt(result.eigenvalue),
         quality: 'estimate',

@@ -8,7 +8,7 @@ import { collatzWielandtNorm, CPU_OPERATOR_UNIT, denseGramNorm, gramIterationBou
 import { SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
 import { fixture } from '../helpers/fixtures.js';
-import type { AffineLayer } from '../../src/model/ir.js';
+import type { AffineLayer, Network } from '../../src/model/ir.js';
 import { denseOf, largestSymmetricEigenvalue, spectralNorm } from '../helpers/dense.js';
 import { conv, dense, randomWeights } from '../helpers/random-networks.js';
 
@@ -177,15 +177,21 @@ test('parseCertificate', () => {
   expect(parseCertificate('guess')).toBeNull();
 });
 
+/** A CIFAR-10 fixture layer with a mask (about 60% of inputs) and slopes in [0, 1) drawn from `seed`. */
+function cifarOperands(net: Network, index: number, seed: number) {
+  const layer = net.layers[index] as AffineLayer;
+  const n = layer.inputShape.reduce((a, b) => a * b, 1);
+  const m = layer.outputShape.reduce((a, b) => a * b, 1);
+  const u = randomWeights(n + m, seed);
+  const mask = Float32Array.from({ length: n }, (_, i) => (u[i] > -0.2 ? 1 : 0));
+  const slopeSquared = Float32Array.from({ length: m }, (_, i) => (u[n + i] > 0 ? u[n + i] ** 2 : 0));
+  return { layer, mask, slopeSquared };
+}
+
 test('a KW certificate\'s top Ritz vector as the warm start of the same norm\'s estimate on CIFAR-10\'s convolutions (masks and slopes drawn at random): the cold estimate\'s value in fewer steps', async () => {
   const net = importOnnxFile(fixture('cifar10_net.onnx'));
   for (const index of [1, 4]) {
-    const layer = net.layers[index] as AffineLayer;
-    const n = layer.inputShape.reduce((a, b) => a * b, 1);
-    const m = layer.outputShape.reduce((a, b) => a * b, 1);
-    const u = randomWeights(n + m, 2);
-    const mask = Float32Array.from({ length: n }, (_, i) => (u[i] > -0.2 ? 1 : 0));
-    const slopeSquared = Float32Array.from({ length: m }, (_, i) => (u[n + i] > 0 ? u[n + i] ** 2 : 0));
+    const { layer, mask, slopeSquared } = cifarOperands(net, index, 2);
     const op = await backend.gramOperator(layer, mask, slopeSquared);
     const kw = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 5, support: mask, partial: { unit: CPU_OPERATOR_UNIT }, topVector: true });
     op.dispose();
@@ -206,12 +212,7 @@ test('partial reorthogonalisation on the CIFAR-10 fixture\'s convolutions (masks
   const net = importOnnxFile(fixture('cifar10_net.onnx'));
   let caught = 0;
   for (const index of [1, 3, 4]) {
-    const layer = net.layers[index] as AffineLayer;
-    const n = layer.inputShape.reduce((a, b) => a * b, 1);
-    const m = layer.outputShape.reduce((a, b) => a * b, 1);
-    const u = randomWeights(n + m, 1);
-    const mask = Float32Array.from({ length: n }, (_, i) => (u[i] > -0.2 ? 1 : 0));
-    const slopeSquared = Float32Array.from({ length: m }, (_, i) => (u[n + i] > 0 ? u[n + i] ** 2 : 0));
+    const { layer, mask, slopeSquared } = cifarOperands(net, index, 1);
     const op = await backend.gramOperator(layer, mask, slopeSquared);
     try {
       const full = await kwLargestEigenvalue(op, backend.vectors, { delta: 1e-3, seed: 5, support: mask });
