@@ -9,9 +9,9 @@
  */
 import type { Backend, DeviceVector } from '../backend/backend.js';
 import { BadInputError } from '../errors.js';
-import type { Network } from '../model/ir.js';
+import { isAffine, type Network } from '../model/ir.js';
 import type { CertificateLedger } from './certificate-ledger.js';
-import { CertifiedSolver } from './certificates.js';
+import { CertifiedSolver, DEFAULT_KW_EPSILON } from './certificates.js';
 import { DEFAULT_BRANCH_BUDGET, DEFAULT_CERTIFICATE, DEFAULT_DELTA, DEFAULT_METHOD } from './defaults.js';
 import { localBound, type NominalPass, SpectralSolver, type SpectralSettings } from './layer-bounds.js';
 import type { NormSolver } from './norms.js';
@@ -184,10 +184,14 @@ export async function certifiedSearch(
   // The ε the search evaluated, with the units each one's sweep left without per-unit bounds (the
   // refinement stage's test; undefined for the paper's method).
   const evaluated = new Map<number, number | undefined>();
+  // The criterion at every ε the search saw (its estimates, and the known bounds at the user's ε).
+  const ratios = new Map<number, number>((known ?? []).map((k) => [k.eps, k.eps * k.L]));
+  const certifiedRatios = new Map(solver === estimator ? [] : ratios);
   const searchPoint = async (s: NormSolver, e: number) => {
     const bound = await evaluate(s, e);
     evaluated.set(e, (bound as Partial<TightBound>).unitsLeft);
-    return { L: method.criterion(bound, gaps, e) / e, within: method.within(bound, gaps, e) };
+    ratios.set(e, method.criterion(bound, gaps, e));
+    return { L: ratios.get(e)! / e, within: method.within(bound, gaps, e) };
   };
   const search = await certifiedRadius(
     Math.SQRT2,
@@ -238,12 +242,11 @@ export async function certifiedSearch(
     return { eps, bound: null };
   };
   // Certificates sit above the estimates the search ran on (KW's 1/(1 − ε) inflation, about 0.2%
-  // per norm; the criterion's root moves 0.2–0.8% down on the fixtures). A lower end that is a
-  // failing point's within (§8) is certified where it is: the certified bound certifies about that
-  // much below it. A lower end the search evaluated is certified CERTIFICATE_SLACK inside it: there
-  // the radius is mostly bound by §5 constants, which do not shrink with ε' (§8), so a certified
-  // bound failing at the point would certify little below it and cost a second evaluation.
-  const first = evaluated.has(search.lower) ? search.lower / (1 + CERTIFICATE_SLACK) : search.lower;
+  // per norm; the criterion's root moves 0.2–3% down: the MNIST fixture, VGG-16). The certifying
+  // evaluation goes where the estimates' criterion, as the search saw it grow, leaves room for that
+  // (certificationPoint): where the radius is bound by §5 constants (§8: they do not shrink with
+  // ε'), a certified bound failing at its point would certify little below it and cost another.
+  const first = certificationPoint(search.lower, ratios, certificateExcess(network, solver), certifiedRatios);
   let found = await certifyAt(first, 2);
   if (!found.bound && found.eps > 0) {
     // The certificates sit well above the estimates (e.g. deterministic ones): search again on
@@ -263,7 +266,10 @@ export async function certifiedSearch(
   // certified radius's sweep and the search's smallest failing one both did, full sweeps pass where
   // these do and fail where they fail, so beyond the failing one (the criterion grows with ε)
   // nothing passes either: the refinement stage could only repeat them.
-  const room = !((found.bound as Partial<TightBound>).unitsLeft === 0 && evaluated.get(search.upper) === 0);
+  // (The search's upper end may be c/L at its lower end, not evaluated: the failing sweep is then the
+  // smallest evaluated beyond it.)
+  const failingSweep = Math.min(...[...evaluated.keys()].filter((e) => e >= search.upper && e > search.lower));
+  const room = !((found.bound as Partial<TightBound>).unitsLeft === 0 && evaluated.get(failingSweep) === 0);
   const refined = !room ? { eps: found.eps, bound: null, evaluations: 0, completed: true } : await refineRadius(found.eps, deadline, {
     certifies: solver !== estimator,
     evaluate: (e, certify, until) => {
@@ -296,6 +302,55 @@ export async function certifiedSearch(
   };
   return { ...fast, ...best, evaluations, failureProbability, refinement };
 }
+
+/**
+ * Where the certifying evaluation of a search's lower end goes. The estimates' criterion near
+ * `lower` is modelled as the line through it (its value there, or 1 where `lower` is a failing
+ * point's within and was not evaluated) and the nearest passing point below, in (log ε, log r),
+ * with slope at least 1 (ε·L with L non-decreasing). Certificates sit above the estimates by
+ * `excess` (certificateExcess), or by what a certified known point just above `lower` (the bound
+ * at the user's ε, within CALIBRATION_RANGE) shows against the line where that is more. The point
+ * is where the line reaches 1/(excess·(1 + CERTIFICATION_MARGIN)), never above `lower`, and with
+ * such a known point at least CERTIFICATE_SLACK below `lower` (its certificates are reused). It only
+ * chooses where the certified bound is evaluated; that bound alone decides (certifyAt), so a wrong
+ * guess costs an evaluation, never a wrong radius.
+ */
+export function certificationPoint(lower: number, ratios: ReadonlyMap<number, number>, excess = 1, certified: ReadonlyMap<number, number> = new Map()): number {
+  const r = ratios.get(lower) ?? 1;
+  if (!(r <= 1)) return lower / (1 + CERTIFICATE_SLACK);
+  let below = 0;
+  for (const [e, ratio] of ratios) if (e < lower && e > below && ratio > 0 && ratio < r) below = e;
+  const slope = below > 0 ? Math.max(1, Math.log(r / ratios.get(below)!) / Math.log(lower / below)) : 1;
+  let inflation = excess;
+  let covered = false;
+  for (const [e, ratio] of certified) {
+    if (!(e > lower && e <= lower * CALIBRATION_RANGE)) continue;
+    covered = true;
+    inflation = Math.max(inflation, ratio / (r * (e / lower) ** slope));
+  }
+  const aim = 1 / (inflation * (1 + CERTIFICATION_MARGIN));
+  const point = lower * Math.min(1, Math.exp(Math.log(aim / r) / slope));
+  // Near a certified known point the certification reuses its certificates (certificate-ledger.ts),
+  // which sit above fresh ones by the norms' growth up to that ε: at least CERTIFICATE_SLACK inside.
+  return covered ? Math.min(point, lower / (1 + CERTIFICATE_SLACK)) : point;
+}
+
+/** Room left below the certificates' expected excess by certificationPoint (relative, on the criterion). */
+export const CERTIFICATION_MARGIN = 2e-3;
+
+/**
+ * How far a probabilistic certificate's criterion may sit above the estimates': each KW norm is
+ * at most 1/√(1 − ε) above its run's top Ritz value (ε = DEFAULT_KW_EPSILON, certificates.ts), and
+ * the criterion's terms multiply at most every layer's norm: that factor to the power of the
+ * network's affine layers (VGG-16: 3.3%, the MNIST fixture: 1.0%). 1 for other solvers.
+ */
+export function certificateExcess(network: Network, solver: NormSolver): number {
+  if (!(solver instanceof CertifiedSolver && solver.certificate.mode === 'probabilistic')) return 1;
+  return (1 - DEFAULT_KW_EPSILON) ** (-network.layers.filter(isAffine).length / 2);
+}
+
+/** How far above a search's lower end a certified known point calibrates certificationPoint (relative). */
+export const CALIBRATION_RANGE = 1.1;
 
 /** The branching stage's first step beyond the certified radius (relative), halved after each ε it could not certify ... */
 export const BRANCH_STEP = 0.05;

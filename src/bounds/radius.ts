@@ -2,7 +2,8 @@
  * The certified adversarial radius (Proposition 6): with δ the gap between the two largest logits at
  * x0, no input within ε of x0 changes the top-1 class if ε·L(x0, ε) < δ/√2. g(ε) = ε·L(ε) is
  * non-decreasing, so the largest such ε is bracketed and then narrowed by a safeguarded
- * regula falsi (Illinois) on log g(e^t) − log(δ/√2), to a relative width `tolerance`.
+ * regula falsi (Illinois) on log g(e^t) − log(δ/√2), to a relative width `tolerance` (or until
+ * the passing end's own c/L(ε), at or beyond the root, lies within it).
  *
  * Screening: far from the root only the side of the criterion matters, so a search may evaluate
  * L(ε) at a loose spectral tolerance first ('screen') and at the full one ('full') only where the
@@ -21,7 +22,11 @@ export interface RadiusSearch {
    * a failing one (0 when δ = 0).
    */
   lower: number;
-  /** Smallest ε evaluated (at full precision) with ε·L(ε) ≥ δ/√2. */
+  /**
+   * At or beyond the root: the smallest ε evaluated (at full precision) with ε·L(ε) ≥ δ/√2, or
+   * c/L(lower) where that is smaller (beyond the root as L is non-decreasing, the assumption every
+   * jump of the search rests on; the search stops there once it lies within the tolerance).
+   */
   upper: number;
   /** Bound evaluations, screened and full. */
   evaluations: number;
@@ -34,6 +39,9 @@ export const SCREEN_MARGIN = 0.02;
 
 /** Spectral tolerance of screened evaluations (each layer's norm; 8 layers stay well inside the margin). */
 export const SCREEN_TOLERANCE = 1e-3;
+
+/** How far beyond the jump c/L(ε) a failing known point may lie and still end the bracket in its place. */
+export const FAR_KNOWN = 4;
 
 interface Point {
   eps: number;
@@ -139,10 +147,25 @@ export async function certifiedRadius(
     lo = await h(lo.eps / 2);
   }
   if (!(lo.h < 0)) return { lower: Math.min(floor, lo.eps), upper: lo.eps, evaluations };
-  let hi = knownFailing(lo.eps) ?? (await h(Math.max(target / lo.L, lo.eps * 1.5)));
+  // The upper end: a failing known point, or the jump c/L from lo where the known point lies more
+  // than FAR_KNOWN times beyond it (both are at or beyond the root; regula falsi from one that far
+  // would step by the criterion's average growth over decades: VGG-16's user ε lies 10⁴ above its
+  // radius, where its near-linear criterion puts c/L within a few percent of the root).
+  const upperFrom = async (from: Point, growth: number): Promise<Point> => {
+    const jump = Math.max(target / from.L, from.eps * growth);
+    const failing = knownFailing(from.eps);
+    return failing && failing.eps <= FAR_KNOWN * jump ? failing : h(jump);
+  };
+  // A passing full-precision point bounds the root from above by itself: c/L(ε) is at or beyond it
+  // (L non-decreasing, as for the jumps). Where that lies within the tolerance, the root is
+  // bracketed to it without evaluating an upper end any closer.
+  const settled = (p: Point) => p.full && p.h < 0 && !(target / p.L / lower(p) - 1 > tolerance);
+  if (settled(lo)) return { lower: lower(lo), upper: target / lo.L, evaluations };
+  let hi = await upperFrom(lo, 1.5);
   while (hi.h < 0 && budgetLeft()) {
     lo = hi;
-    hi = await h(Math.max(target / lo.L, lo.eps * 2));
+    if (settled(lo)) return { lower: lower(lo), upper: target / lo.L, evaluations };
+    hi = await upperFrom(lo, 2);
   }
   if (hi.h < 0) return { lower: lower(lo), upper: Infinity, evaluations };
 
@@ -152,6 +175,7 @@ export async function certifiedRadius(
   let hHi = hi.h;
   let side = 0;
   for (;;) {
+    if (settled(lo)) return { lower: lower(lo), upper: Math.min(hi.eps, target / lo.L), evaluations };
     if (!(hi.eps / lower(lo) - 1 > tolerance)) {
       if ((lowerFull(lo) && hi.full) || !budgetLeft()) break;
       // Re-evaluate a screened end (the lower one first). While it lands on the other side it

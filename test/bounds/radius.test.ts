@@ -158,9 +158,52 @@ test('a failing point that reports `within` (what its bound certifies on smaller
   expect(search.lower).toBeLessThanOrEqual(root);
   expect(search.upper).toBeGreaterThanOrEqual(root);
   expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
-  // The lower end is a failing point's within, not an evaluated point, and it saved evaluations.
+  // The lower end is a failing point's within, not an evaluated point, and it cost no evaluation
+  // (none saved here: with L this flat the plain search stops as early, on its passing end's c/L).
   expect(withins).toContain(search.lower);
   expect(search.lower).toBeLessThan(search.upper);
-  expect(search.evaluations).toBeLessThan(plain.evaluations);
+  expect(search.evaluations).toBeLessThanOrEqual(plain.evaluations);
   expect(calls.length).toBe(plain.evaluations);
+});
+
+test('a passing end whose own c/L lies within the tolerance ends the search there: that c/L is the upper end, at or beyond the root', async () => {
+  const L = (eps: number) => 3 + 2 * eps;
+  const root = (-3 + Math.sqrt(17)) / 4;
+  // A known point 0.4% below the root: c/L(known) is within 1% of it, so nothing is evaluated.
+  const near = root * 0.996;
+  const { calls, localBound } = recorder(L, L);
+  const search = await certifiedRadius(margin, 0.01, localBound, 1e-2, { known: [{ eps: near, L: L(near) }] });
+  expect(calls).toHaveLength(0);
+  expect(search).toEqual({ lower: near, upper: 1 / L(near), evaluations: 0 });
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  // Outside the tolerance (2% below) the search goes on, and ends within it all the same.
+  const far = recorder(L, L);
+  const farSearch = await certifiedRadius(margin, 0.01, far.localBound, 1e-2, { known: [{ eps: root * 0.98, L: L(root * 0.98) }] });
+  expect(farSearch.evaluations).toBeGreaterThan(0);
+  expect(farSearch.lower).toBeLessThanOrEqual(root);
+  expect(farSearch.upper).toBeGreaterThanOrEqual(root);
+  expect(farSearch.upper / farSearch.lower - 1).toBeLessThanOrEqual(1e-2);
+  // Every upper end is an evaluated failing point or the lower end's c/L.
+  const lowerCall = far.calls.find((c) => c.eps === farSearch.lower);
+  const lowerL = lowerCall ? lowerCall.L : L(root * 0.98);
+  expect(far.calls.some((c) => c.eps === farSearch.upper && c.eps * c.L >= 1) || farSearch.upper === 1 / lowerL).toBe(true);
+});
+
+test('a failing known point far beyond the jump c/L (VGG-16: the user eps 1e4 above the radius) gives way to the jump', async () => {
+  const L = (eps: number) => 3 + 0.01 * eps; // nearly linear criterion: c/L is close to the root
+  const root = (-3 + Math.sqrt(9 + 0.04)) / 0.02;
+  const { calls, localBound } = recorder(L, L);
+  const known = 1000; // ratio about 1.3e4
+  const search = await certifiedRadius(margin, 1e-6, localBound, 1e-2, { known: [{ eps: known, L: L(known) }] });
+  const first = 1 / L(known); // the known point's ε/ratio, the first lower end
+  expect(calls[0].eps).toBe(first);
+  expect(calls[1].eps).toBe(1 / L(first)); // the jump from it, not regula falsi toward 1000
+  expect(search.lower).toBeLessThanOrEqual(root);
+  expect(search.upper).toBeGreaterThanOrEqual(root);
+  expect(search.upper / search.lower - 1).toBeLessThanOrEqual(1e-2);
+  expect(search.evaluations).toBeLessThanOrEqual(3);
+  // Within FAR_KNOWN of the jump, the known point ends the bracket in its place (no evaluation beyond it).
+  const close = recorder(L, L);
+  await certifiedRadius(margin, 1e-6, close.localBound, 1e-2, { known: [{ eps: 1, L: L(1) }] });
+  expect(Math.max(...close.calls.map((c) => c.eps))).toBeLessThan(1);
 });
