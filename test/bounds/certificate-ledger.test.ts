@@ -11,7 +11,7 @@ import { CertificateLedger } from '../../src/bounds/certificate-ledger.js';
 import { CertifiedSolver } from '../../src/bounds/certificates.js';
 import { certify } from '../../src/bounds/certify.js';
 import { SpectralSolver } from '../../src/bounds/layer-bounds.js';
-import { CERTIFICATE_REUSE, TIGHT } from '../../src/bounds/methods.js';
+import { CERTIFICATE_REUSE, REUSE_RANGE, TIGHT } from '../../src/bounds/methods.js';
 import type { AffineLayer } from '../../src/model/ir.js';
 import { loadInputFile } from '../../src/model/input.js';
 import { importOnnxFile } from '../../src/model/onnx-import.js';
@@ -107,43 +107,47 @@ test('a dense layer\'s Gram-iteration certificate (no operator applications) is 
   expect(ledger.size).toBe(0);
 });
 
-test('CIFAR-10, user ε 0.01 above the radius: the certification reuses the local bound\'s certificates, runs no KW Lanczos for them, and certifies the same radius', async () => {
+/**
+ * certify() on CIFAR-10 counting the radius's certifying evaluations (the tight bound's evaluations
+ * with a certifying solver after the local bound's; the search runs on estimates) and the norms
+ * computed (KW runs) inside them.
+ */
+async function certifyCounting(eps: number, reuse: boolean) {
   const network = importOnnxFile(fixture('cifar10_net.onnx'));
   const x0 = loadInputFile(fixture('cifar10_net_x0.npy'), network);
-  const options = { eps: [0.01], radius: true, method: 'tight' as const, certificate: 'probabilistic' as const, delta: 1e-3, seed: 3 };
-  // The norms computed (KW runs) inside the radius's certifying evaluations: the tight bound's
-  // evaluations with a certifying solver after the local bound's (the search's run on estimates).
+  const options = { eps: [eps], radius: true, method: 'tight' as const, certificate: 'probabilistic' as const, delta: 1e-3, seed: 3 };
   const searchedAlone = TIGHT.searched!;
-  const run = async (reuse: boolean) => {
-    CERTIFICATE_REUSE.enabled = reuse;
-    let certifyingNow = false;
-    let certifyingNorms = 0;
-    let certifying = 0;
-    const normAlone = CertifiedSolver.prototype.norm;
-    const norms = jest.spyOn(CertifiedSolver.prototype, 'norm').mockImplementation(function (this: CertifiedSolver, ...args) {
-      if (certifyingNow) certifyingNorms++;
-      return normAlone.apply(this, args);
-    });
-    const searched = jest.spyOn(TIGHT, 'searched').mockImplementation(async (...args) => {
-      certifyingNow = !(args[4] instanceof SpectralSolver);
-      if (certifyingNow) certifying++;
-      try {
-        return await searchedAlone(...args);
-      } finally {
-        certifyingNow = false;
-      }
-    });
+  CERTIFICATE_REUSE.enabled = reuse;
+  let certifyingNow = false;
+  let certifyingNorms = 0;
+  let certifying = 0;
+  const normAlone = CertifiedSolver.prototype.norm;
+  const norms = jest.spyOn(CertifiedSolver.prototype, 'norm').mockImplementation(function (this: CertifiedSolver, ...args) {
+    if (certifyingNow) certifyingNorms++;
+    return normAlone.apply(this, args);
+  });
+  const searched = jest.spyOn(TIGHT, 'searched').mockImplementation(async (...args) => {
+    certifyingNow = !(args[4] instanceof SpectralSolver);
+    if (certifyingNow) certifying++;
     try {
-      const result = await certify(network, x0, backend, options);
-      return { result, certifyingNorms, certifying };
+      return await searchedAlone(...args);
     } finally {
-      norms.mockRestore();
-      searched.mockRestore();
-      CERTIFICATE_REUSE.enabled = true;
+      certifyingNow = false;
     }
-  };
-  const fresh = await run(false);
-  const reused = await run(true);
+  });
+  try {
+    const result = await certify(network, x0, backend, options);
+    return { result, certifyingNorms, certifying };
+  } finally {
+    norms.mockRestore();
+    searched.mockRestore();
+    CERTIFICATE_REUSE.enabled = true;
+  }
+}
+
+test('CIFAR-10, user ε 0.01 above the radius: the certification reuses the local bound\'s certificates, runs no KW Lanczos for them, and certifies the same radius', async () => {
+  const fresh = await certifyCounting(0.01, false);
+  const reused = await certifyCounting(0.01, true);
   const [a, b] = [fresh.result.radius!, reused.result.radius!];
   expect(a.local).toBeGreaterThan(0);
   expect(a.local).toBeLessThan(0.01);
@@ -157,4 +161,15 @@ test('CIFAR-10, user ε 0.01 above the radius: the certification reuses the loca
   expect(reused.certifyingNorms).toBeLessThanOrEqual(2);
   expect(b.failureProbability).toBeGreaterThan(0);
   expect(b.failureProbability).toBeLessThanOrEqual(a.failureProbability! + 1e-12);
+}, 120_000);
+
+test('CIFAR-10, user ε 0.05 (5 times the radius, beyond REUSE_RANGE): no reuse attempt from its certificates, no evaluation more than without reuse, the same radius', async () => {
+  expect(0.05 / 0.0099).toBeGreaterThan(REUSE_RANGE);
+  const fresh = await certifyCounting(0.05, false);
+  const tried = await certifyCounting(0.05, true);
+  expect(tried.result.radius!.local).toBe(fresh.result.radius!.local);
+  // A reuse attempt from ε 0.05 would fail and add a fresh evaluation after it. (A second
+  // certifying attempt may still reuse the first one's certificates: fewer KW runs, not more.)
+  expect(tried.certifying).toBeLessThanOrEqual(fresh.certifying);
+  expect(tried.certifyingNorms).toBeLessThanOrEqual(fresh.certifyingNorms);
 }, 120_000);
