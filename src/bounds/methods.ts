@@ -187,14 +187,16 @@ export async function certifiedSearch(
   // The ε the search evaluated, with the units each one's sweep left without per-unit bounds (the
   // refinement stage's test; undefined for the paper's method).
   const evaluated = new Map<number, number | undefined>();
-  // The criterion at every ε the search saw (its estimates, and the known bounds at the user's ε).
-  const ratios = new Map<number, number>((known ?? []).map((k) => [k.eps, k.eps * k.L]));
-  const certifiedRatios = new Map(solver === estimator ? [] : ratios);
+  // The criterion at every ε the search saw: the known bounds at the user's ε (certified where the
+  // run certifies), and its own evaluations (estimates).
+  const knownRatios = (known ?? []).map((k): [number, number] => [k.eps, k.eps * k.L]);
+  const ratios = new Map(knownRatios);
   const searchPoint = async (s: NormSolver, e: number) => {
     const bound = await evaluate(s, e);
     evaluated.set(e, (bound as Partial<TightBound>).unitsLeft);
-    ratios.set(e, method.criterion(bound, gaps, e));
-    return { L: ratios.get(e)! / e, within: method.within(bound, gaps, e) };
+    const ratio = method.criterion(bound, gaps, e);
+    ratios.set(e, ratio);
+    return { L: ratio / e, within: method.within(bound, gaps, e) };
   };
   const search = await certifiedRadius(
     Math.SQRT2,
@@ -261,7 +263,7 @@ export async function certifiedSearch(
   // evaluation goes where the estimates' criterion, as the search saw it grow, leaves room for that
   // (certificationPoint): where the radius is bound by §5 constants (§8: they do not shrink with
   // ε'), a certified bound failing at its point would certify little below it and cost another.
-  const first = certificationPoint(search.lower, ratios, certificateExcess(network, solver), certifiedRatios);
+  const first = certificationPoint(search.lower, ratios, certificateExcess(network, solver), new Map(knownRatios));
   let found = await certifyAt(first, 2);
   if (!found.bound && found.eps > 0) {
     // The certificates sit well above the estimates (e.g. deterministic ones): search again on

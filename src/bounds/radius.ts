@@ -160,11 +160,13 @@ export async function certifiedRadius(
   // (L non-decreasing, as for the jumps). Where that lies within the tolerance, the root is
   // bracketed to it without evaluating an upper end any closer.
   const settled = (p: Point) => p.full && p.h < 0 && !(target / p.L / lower(p) - 1 > tolerance);
-  if (settled(lo)) return { lower: lower(lo), upper: target / lo.L, evaluations };
+  // The search's result there: c/L(p) is the upper end unless an evaluated failing point lies below it.
+  const settledAt = (p: Point, failing = Infinity): RadiusSearch => ({ lower: lower(p), upper: Math.min(failing, target / p.L), evaluations });
+  if (settled(lo)) return settledAt(lo);
   let hi = await upperFrom(lo, 1.5);
   while (hi.h < 0 && budgetLeft()) {
     lo = hi;
-    if (settled(lo)) return { lower: lower(lo), upper: target / lo.L, evaluations };
+    if (settled(lo)) return settledAt(lo);
     hi = await upperFrom(lo, 2);
   }
   if (hi.h < 0) return { lower: lower(lo), upper: Infinity, evaluations };
@@ -175,7 +177,7 @@ export async function certifiedRadius(
   let hHi = hi.h;
   let side = 0;
   for (;;) {
-    if (settled(lo)) return { lower: lower(lo), upper: Math.min(hi.eps, target / lo.L), evaluations };
+    if (settled(lo)) return settledAt(lo, hi.eps);
     if (!(hi.eps / lower(lo) - 1 > tolerance)) {
       if ((lowerFull(lo) && hi.full) || !budgetLeft()) break;
       // Re-evaluate a screened end (the lower one first). While it lands on the other side it

@@ -3,9 +3,8 @@
  * estimate search, from the estimates' criterion near the search's lower end.
  */
 import { CALIBRATION_RANGE, CERTIFICATE_SLACK, CERTIFICATION_MARGIN, certificateExcess, certificationPoint } from '../../src/bounds/methods.js';
-import { DEFAULT_KW_EPSILON } from '../../src/bounds/certificates.js';
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { CertifiedSolver } from '../../src/bounds/certificates.js';
+import { CertifiedSolver, DEFAULT_KW_EPSILON } from '../../src/bounds/certificates.js';
 import { SpectralSolver } from '../../src/bounds/layer-bounds.js';
 import { dense, flatten, network as chain } from '../helpers/random-networks.js';
 
