@@ -2,10 +2,15 @@
  * The default path against the paper's estimate path (issue 12's target: at most 2× in time and
  * in peak memory): one local bound at ε = 0.01 plus the certified radius — certify({eps: [0.01],
  * radius: true}), the global bound included — with the default (tight method, probabilistic
- * certificates) and with PAPER_REPRODUCTION (paper's method, Lanczos estimates). Time: the two
- * alternate in one process after a warm-up, so each ratio compares runs made in the same minutes of
- * a shared machine; medians of wall time, of CPU time (all threads) and of the per-round ratio.
- * Memory: each path once in a fresh child process (`--child`), its peak resident set.
+ * certificates) and with PAPER_REPRODUCTION (paper's method, Lanczos estimates). Two measurements,
+ * each alternating the paths so that a ratio compares runs made in the same minutes of a shared
+ * machine:
+ * - warm: in one process after a warm-up of both paths (sessions built, code compiled), as the
+ *   server runs; medians of wall time, of CPU time (all threads) and of the per-round ratio;
+ * - cold: each path in a fresh child process (`--child`), as one CLI call runs: the time of its
+ *   certify() call (sessions, |W| copies and compilation included) and the child's peak resident set.
+ * Both paths build the same onnxruntime sessions and |W| copies on a first call, so a warm run of
+ * one beside a cold run of the other would charge the shared start to the first.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -42,10 +47,18 @@ function run(network: Network, x0: Float32Array, backend: Backend, path: PathNam
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-function peakMemory(subject: string, path: PathName): number {
+/** What one path's run in a fresh process reports (`--child`). */
+interface ColdRun {
+  seconds: number;
+  cpuSeconds: number;
+  maxRssBytes: number;
+  radius: Pick<NonNullable<CertifyResult['radius']>, 'local' | 'quality' | 'failureProbability'>;
+}
+
+function coldRun(subject: string, path: PathName, backendName: string): ColdRun {
   const script = fileURLToPath(import.meta.url);
-  const out = execFileSync(process.execPath, [script, '--child', subject, path], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  return JSON.parse(out.trim().split('\n').pop()!).maxRssBytes;
+  const out = execFileSync(process.execPath, [...process.execArgv, script, '--child', subject, path, backendName], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  return JSON.parse(out.trim().split('\n').pop()!) as ColdRun;
 }
 
 /**
@@ -57,56 +70,83 @@ export const CROWN_ANCHORS: Record<string, { radius: number; seconds: number }> 
   'CIFAR-10 net': { radius: 0.0262, seconds: 533 },
 };
 
-/** Prints one markdown row per subject: times, CPU times, ratios, radii and peak memory of both paths. */
-export async function defaultPathSection(subjects: Subject[], specs: string[], rounds: number, backendName: 'cpu' | 'webgpu' | 'auto'): Promise<void> {
-  console.log('\nDefault path (tight, probabilistic certificates) against the paper\'s estimate path: eps 0.01 + certified radius, global bound included. Target: ratio ≤ 2 in time and memory.\n');
-  console.log('| model | default: median wall | paper: median wall | ratio (median per round) | CPU-time ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper | memory ratio |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+/** Rounds of each measurement: warm ones in this process (0: none), cold ones in child processes. */
+export interface DefaultPathRounds {
+  warm: number;
+  cold: number;
+}
+
+/**
+ * Prints one markdown row per subject: warm and cold times and ratios, radii and peak memory of
+ * both paths.
+ */
+export async function defaultPathSection(subjects: Subject[], specs: string[], rounds: DefaultPathRounds, backendName: 'cpu' | 'webgpu' | 'auto'): Promise<void> {
+  if (rounds.warm < 1 && rounds.cold < 1) throw new Error('the default-path bench needs at least one warm or one cold round');
+  console.log(`\nDefault path (tight, probabilistic certificates) against the paper's estimate path: eps 0.01 + certified radius, global bound included. Warm: ${rounds.warm} rounds in one process after a warm-up; cold: ${rounds.cold} fresh processes per path; paths alternating. Target: ratio ≤ 2 in time and memory.\n`);
+  console.log('| model | warm: default / paper wall | warm ratio (median per round) | warm CPU-time ratio | cold: default / paper wall | cold ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper (cold) | memory ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [k, subject] of subjects.entries()) {
     const { network, x0 } = subject.load();
     const backend = await createBackend(backendName, network);
     const wall: Record<PathName, number[]> = { default: [], paper: [] };
-    const cpu: Record<PathName, number[]> = { default: [], paper: [] };
     const ratios: number[] = [];
     const cpuRatios: number[] = [];
-    const last: Partial<Record<PathName, CertifyResult>> = {};
-    for (let r = rounds > 1 ? -1 : 0; r < rounds; r++) {
+    const radius: Partial<Record<PathName, ColdRun['radius']>> = {};
+    for (let r = rounds.warm > 0 ? -1 : 0; r < rounds.warm; r++) {
+      const cpu: Partial<Record<PathName, number>> = {};
       for (const path of ['default', 'paper'] as PathName[]) {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        last[path] = await run(network, x0, backend, path);
-        const seconds = (performance.now() - t0) / 1000;
+        radius[path] = (await run(network, x0, backend, path)).radius!;
+        wall[path].push((performance.now() - t0) / 1000);
         const c = process.cpuUsage(c0);
-        if (r < 0) continue; // warm-up: sessions, JIT
-        wall[path].push(seconds);
-        cpu[path].push((c.user + c.system) / 1e6);
+        cpu[path] = (c.user + c.system) / 1e6;
       }
-      if (r >= 0) {
-        ratios.push(wall.default[wall.default.length - 1] / wall.paper[wall.paper.length - 1]);
-        cpuRatios.push(cpu.default[cpu.default.length - 1] / cpu.paper[cpu.paper.length - 1]);
+      if (r < 0) {
+        // warm-up: sessions, |W| copies, JIT
+        wall.default.pop();
+        wall.paper.pop();
+        continue;
       }
+      ratios.push(wall.default[wall.default.length - 1] / wall.paper[wall.paper.length - 1]);
+      cpuRatios.push(cpu.default! / cpu.paper!);
     }
     await backend.dispose();
-    const memory = { default: peakMemory(specs[k], 'default'), paper: peakMemory(specs[k], 'paper') };
-    const d = last.default!.radius!;
-    const p = last.paper!.radius!;
+    const cold: Record<PathName, ColdRun[]> = { default: [], paper: [] };
+    const coldRatios: number[] = [];
+    for (let r = 0; r < rounds.cold; r++) {
+      for (const path of ['default', 'paper'] as PathName[]) {
+        cold[path].push(coldRun(specs[k], path, backendName));
+        radius[path] ??= cold[path][r].radius;
+      }
+      coldRatios.push(cold.default[r].seconds / cold.paper[r].seconds);
+    }
+    const memory = { default: median(cold.default.map((c) => c.maxRssBytes)), paper: median(cold.paper.map((c) => c.maxRssBytes)) };
+    const d = radius.default!;
+    const p = radius.paper!;
     const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
     const crown = CROWN_ANCHORS[subject.name];
     const anchor = crown ? `${crown.radius} (${crown.seconds} s)` : '—';
+    const warm = rounds.warm > 0 ? [`${median(wall.default).toFixed(3)} / ${median(wall.paper).toFixed(3)} s`, `${median(ratios).toFixed(2)}×`, `${median(cpuRatios).toFixed(2)}×`] : ['—', '—', '—'];
+    const coldCells = rounds.cold > 0 ? [`${median(cold.default.map((c) => c.seconds)).toFixed(3)} / ${median(cold.paper.map((c) => c.seconds)).toFixed(3)} s`, `${median(coldRatios).toFixed(2)}×`] : ['—', '—'];
     console.log(
-      `| ${subject.name} | ${median(wall.default).toFixed(3)} s | ${median(wall.paper).toFixed(3)} s | ${median(ratios).toFixed(2)}× | ${median(cpuRatios).toFixed(2)}× | ${d.local.toPrecision(4)} (${d.quality}${d.failureProbability ? `, p ≤ ${d.failureProbability.toPrecision(2)}` : ''}) | ${p.local.toPrecision(4)} | ${anchor} | ${gib(memory.default)} / ${gib(memory.paper)} | ${(memory.default / memory.paper).toFixed(2)}× |`,
+      `| ${subject.name} | ${warm.join(' | ')} | ${coldCells.join(' | ')} | ${d.local.toPrecision(4)} (${d.quality}${d.failureProbability ? `, p ≤ ${d.failureProbability.toPrecision(2)}` : ''}) | ${p.local.toPrecision(4)} | ${anchor} | ${rounds.cold > 0 ? `${gib(memory.default)} / ${gib(memory.paper)} | ${(memory.default / memory.paper).toFixed(2)}×` : '— | —'} |`,
     );
   }
 }
 
-/** `node dist/bench/default-path.js --child SUBJECT PATH`: one run, then its peak RSS as JSON. */
+/** `node dist/bench/default-path.js --child SUBJECT PATH [BACKEND]`: one cold run, then its time and peak RSS as JSON. */
 if (process.argv[2] === '--child') {
-  const [, , , spec, path] = process.argv;
+  const [, , , spec, path, backendName = 'cpu'] = process.argv;
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const subject = spec.startsWith('zoo:') ? zooSubject(spec) : fixtureSubject(spec, root, `${spec}.onnx`, `${spec}_x0.npy`);
   const { network, x0 } = subject.load();
-  const backend = await createBackend('cpu', network);
-  await run(network, x0, backend, path as PathName);
+  const backend = await createBackend(backendName as 'cpu' | 'webgpu' | 'auto', network);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const { local, quality, failureProbability } = (await run(network, x0, backend, path as PathName)).radius!;
+  const seconds = (performance.now() - t0) / 1000;
+  const c = process.cpuUsage(c0);
   await backend.dispose();
-  console.log(JSON.stringify({ maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  console.log(JSON.stringify({ seconds, cpuSeconds: (c.user + c.system) / 1e6, maxRssBytes: process.resourceUsage().maxRSS * 1024, radius: { local, quality, failureProbability } }));
 }

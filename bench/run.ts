@@ -10,8 +10,9 @@
  * certificates against one run at a time per layer, and local bounds with LockstepSpectralSolver,
  * on the fixture networks and Fashion-MNIST's CNN (bench/lockstep.ts).
  * Options: --backend cpu|webgpu|auto, --runs N (default 15), --eps E, --only default,refinement,bounds,throughput,lockstep,
- * --blocks 1,4,16,64, --rounds N (default-path rounds, default 5), --imagenet (AlexNet, VGG-16 too;
- * `--zoo alexnet` picks among them),
+ * --blocks 1,4,16,64, --rounds N (default path: warm rounds in one process, default 5),
+ * --cold-rounds N (default path: fresh processes per path, default 3), --imagenet (AlexNet, VGG-16
+ * too; `--zoo alexnet` picks among them; one cold run per path, `--zoo-rounds N` warm rounds, default 0),
  * --lockstep-counts 4,16.
  * `--dataset [--images N]`: images per second of `lipcert dataset`'s path instead (bench/dataset.ts).
  */
@@ -53,6 +54,8 @@ const { values } = parseArgs({
     eps: { type: 'string', default: '0.001,0.01,0.1,1' },
     only: { type: 'string', default: 'default,refinement,bounds,throughput' },
     rounds: { type: 'string', default: '5' },
+    'cold-rounds': { type: 'string', default: '3' },
+    'zoo-rounds': { type: 'string', default: '0' },
     imagenet: { type: 'boolean', default: false },
     zoo: { type: 'string', default: 'alexnet,vgg16' },
     blocks: { type: 'string', default: '1,4,16,64' },
@@ -75,13 +78,13 @@ const backend = await createBackend(values.backend as BackendName);
 console.log(`machine: ${os.cpus()[0]?.model?.trim()}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}`);
 console.log(`backend: ${backend.name} (${backend.adapter}); ${runs} runs after one warm-up, medians\n`);
 if (sections.includes('default')) {
-  // The fixtures, and with --imagenet also AlexNet and VGG-16 from the zoo (one round each: minutes).
+  // The fixtures, and with --imagenet also AlexNet and VGG-16 from the zoo (one cold run per path: minutes).
   const subjects = [fixtureSubject('MNIST net', root, 'mnist_lenet.onnx', 'mnist_lenet_x0.npy'), fixtureSubject('CIFAR-10 net', root, 'cifar10_net.onnx', 'cifar10_net_x0.npy')];
   const specs = ['mnist_lenet', 'cifar10_net'];
-  await defaultPathSection(subjects, specs, Number(values.rounds), values.backend as BackendName);
+  await defaultPathSection(subjects, specs, { warm: Number(values.rounds), cold: Number(values['cold-rounds']) }, values.backend as BackendName);
   if (values.imagenet) {
     const zoo = values.zoo!.split(',').map((name) => `zoo:${name}`);
-    await defaultPathSection(zoo.map(zooSubject), zoo, 1, values.backend as BackendName);
+    await defaultPathSection(zoo.map(zooSubject), zoo, { warm: Number(values['zoo-rounds']), cold: 1 }, values.backend as BackendName);
   }
 }
 if (sections.includes('refinement')) {
