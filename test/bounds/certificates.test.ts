@@ -159,6 +159,60 @@ test('gramIterationBound bounds λ_max of a PSD matrix from above and converges'
   expect(fine / exact - 1).toBeLessThan(1e-6);
 });
 
+/** Q diag(λ) Qᵀ for a random orthogonal Q (Gram–Schmidt on seeded Gaussian columns), float64. */
+function withSpectrum(lambda: number[], seed: number): Float64Array {
+  const n = lambda.length;
+  const raw = randomWeights(n * n, seed);
+  const q: Float64Array[] = [];
+  for (let c = 0; c < n; c++) {
+    const v = Float64Array.from({ length: n }, (_, i) => raw[c * n + i]);
+    for (const u of q) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += u[i] * v[i];
+      for (let i = 0; i < n; i++) v[i] -= d * u[i];
+    }
+    const norm = Math.hypot(...v);
+    q.push(v.map((x) => x / norm));
+  }
+  const g = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) for (let k = 0; k < n; k++) g[i * n + j] += q[k][i] * lambda[k] * q[k][j];
+  return g;
+}
+
+/** Gram iteration with exactly `iterations` squares (no early stop): the reference for GRAM_SETTLED. */
+function gramAllSquares(gram: Float64Array, n: number, iterations: number): number {
+  let g = Float64Array.from(gram);
+  let logScale = 0;
+  let best = Infinity;
+  for (let t = 0; ; t++) {
+    const fro = Math.sqrt(g.reduce((a, x) => a + x * x, 0));
+    logScale += Math.log(fro);
+    best = Math.min(best, Math.exp(logScale / 2 ** t));
+    if (t === iterations) return best;
+    const c = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j] += (g[i * n + k] / fro) * (g[k * n + j] / fro);
+    g = c;
+    logScale *= 2;
+  }
+}
+
+test('Gram iteration stops early only where the remaining squares could not lower the bound', () => {
+  const n = 24;
+  const tail = (top: number[]) => [...top, ...Array.from({ length: n - top.length }, (_, i) => 0.8 * 0.9 ** i)];
+  // Separated, clustered (r_2 = 1 − 1e-3, 1 − 1e-6) and repeated top eigenvalues.
+  for (const [k, top] of [[1], [1, 0.999], [1, 1 - 1e-6], [1, 1], [1, 1, 1]].entries()) {
+    const g = withSpectrum(tail(top), 10 + k);
+    const early = gramIterationBound(Float64Array.from(g), n, 12);
+    const full = gramAllSquares(g, n, 12);
+    expect(Math.abs(early / full - 1)).toBeLessThan(1e-13);
+    expect(early).toBeGreaterThanOrEqual(1 - 1e-12);
+  }
+  // A repeated top eigenvalue keeps every square: the twelfth iterate is 2^(1/8192) above it, the
+  // sixth (what a stop there would return) 2^(1/128).
+  const repeated = gramIterationBound(withSpectrum(tail([1, 1]), 11), n, 12);
+  expect(Math.abs(repeated / 2 ** (1 / 8192) - 1)).toBeLessThan(1e-10);
+});
+
 test('KW step count and inflation satisfy 1.648·sqrt(n)·exp(−(2k−1)·sqrt(ε)) ≤ δ', () => {
   for (const [n, delta] of [[784, 1e-3], [32768, 1e-6], [10, 0.1]]) {
     const k = kwSteps(n, delta, 4e-3);
