@@ -82,7 +82,9 @@ export interface DefaultPathRounds {
  */
 export async function defaultPathSection(subjects: Subject[], specs: string[], rounds: DefaultPathRounds, backendName: 'cpu' | 'webgpu' | 'auto'): Promise<void> {
   if (rounds.warm < 1 && rounds.cold < 1) throw new Error('the default-path bench needs at least one warm or one cold round');
-  console.log(`\nDefault path (tight, probabilistic certificates) against the paper's estimate path: eps 0.01 + certified radius, global bound included. Warm: ${rounds.warm} rounds in one process after a warm-up; cold: ${rounds.cold} fresh processes per path; paths alternating. Target: ratio ≤ 2 in time and memory.\n`);
+  const warmText = rounds.warm > 0 ? `${rounds.warm} round${rounds.warm > 1 ? 's' : ''} in one process after a warm-up` : 'none';
+  const coldText = rounds.cold > 0 ? `${rounds.cold} fresh process${rounds.cold > 1 ? 'es' : ''} per path` : 'none';
+  console.log(`\nDefault path (tight, probabilistic certificates) against the paper's estimate path: eps 0.01 + certified radius, global bound included. Warm: ${warmText}; cold: ${coldText}; paths alternating. Target: ratio ≤ 2 in time and memory.\n`);
   console.log('| model | warm: default / paper wall | warm ratio (median per round) | warm CPU-time ratio | cold: default / paper wall | cold ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper (cold) | memory ratio |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [k, subject] of subjects.entries()) {

@@ -14,6 +14,10 @@ interface Kept {
   mask: Float32Array | null;
   slopeSquared: Float32Array | null;
   report: SpectralNormReport;
+  /** The radius ε of the ball whose bound computed it. */
+  ball: number;
+  /** The view that computed it: a view answers only from certificates of other views (other bounds). */
+  view: number;
 }
 
 /** |inner| ≤ |outer| entrywise, null standing for all ones (the identity). */
@@ -31,6 +35,14 @@ export interface LedgerView extends NormSolver {
   readonly reused: number;
 }
 
+/** What a view is for: the bound at `ball` (ε), answering from certificates of balls at most `range` × ε when `reuse`. */
+export interface ViewOptions {
+  ball: number;
+  reuse: boolean;
+  /** Only certificates of balls at most this many times `ball` answer (default: any). */
+  range?: number;
+}
+
 /**
  * Bytes of masks and slopes a ledger copies at most (CIFAR-10's bounds keep about 3 MB; VGG-16's
  * largest maps hold 3.2 M units, 25 MB a norm). Beyond it certificates are not kept: reuse is lost
@@ -42,6 +54,7 @@ export const LEDGER_MAX_BYTES = 128 * 2 ** 20;
 export class CertificateLedger {
   private readonly kept = new Map<AffineLayer, Kept[]>();
   private bytes = 0;
+  private views = 0;
 
   constructor(private readonly maxBytes = LEDGER_MAX_BYTES) {}
 
@@ -52,11 +65,16 @@ export class CertificateLedger {
     return n;
   }
 
-  /** The smallest kept certificate whose operator covers ||Λ A D|| (Λ² = slopeSquared, D = mask). */
-  covering(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null): SpectralNormReport | null {
+  /**
+   * The smallest kept certificate whose operator covers ||Λ A D|| (Λ² = slopeSquared, D = mask),
+   * among those of balls at most `maxBall`: a much larger ball's norms cover a small one's operators
+   * but sit far above their own norms (what is answered from them would fail and be computed again);
+   * none of view `exclude`'s own.
+   */
+  covering(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, maxBall = Infinity, exclude = -1): SpectralNormReport | null {
     let best: SpectralNormReport | null = null;
     for (const k of this.kept.get(layer) ?? []) {
-      if (best && k.report.value >= best.value) continue;
+      if (k.ball > maxBall || k.view === exclude || (best && k.report.value >= best.value)) continue;
       if (covered(mask, k.mask) && covered(slopeSquared, k.slopeSquared)) best = k.report;
     }
     return best;
@@ -67,22 +85,25 @@ export class CertificateLedger {
    * nor norms computed without operator applications (a dense layer's Gram iteration): those cost
    * less to compute afresh than to check, and afresh they fit the smaller operator.
    */
-  keep(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, report: SpectralNormReport): void {
+  keep(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, report: SpectralNormReport, ball: number, view = -1): void {
     if (report.quality === 'estimate' || !(report.iterations > 0)) return;
     const bytes = 4 * ((mask?.length ?? 0) + (slopeSquared?.length ?? 0));
     if (this.bytes + bytes > this.maxBytes) return;
     this.bytes += bytes;
     const list = this.kept.get(layer) ?? [];
-    list.push({ mask: mask && Float32Array.from(mask), slopeSquared: slopeSquared && Float32Array.from(slopeSquared), report });
+    list.push({ mask: mask && Float32Array.from(mask), slopeSquared: slopeSquared && Float32Array.from(slopeSquared), report, ball, view });
     this.kept.set(layer, list);
   }
 
   /**
-   * `solver` with every certified norm it computes kept; with `reuse`, a norm a kept certificate
-   * covers is answered from it (its certificate string says so) instead of computed.
+   * `solver` for the bound at `ball`, with every certified norm it computes kept; with `reuse`, a
+   * norm a kept certificate of another view (of a ball at most range × `ball`) covers is answered
+   * from it (its certificate string says so) instead of computed. (Within one bound every norm is
+   * computed: its own are not reused, so a view that reused nothing computed the bound afresh.)
    */
-  view(solver: NormSolver, { reuse }: { reuse: boolean }): LedgerView {
+  view(solver: NormSolver, { ball, reuse, range = Infinity }: ViewOptions): LedgerView {
     let reused = 0;
+    const id = this.views++;
     return {
       get tolerance() {
         return solver.tolerance;
@@ -91,13 +112,13 @@ export class CertificateLedger {
         return reused;
       },
       norm: async (key: string, layerIndex: number, layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, precision?: NormPrecision) => {
-        const cover = reuse ? this.covering(layer, mask, slopeSquared) : null;
+        const cover = reuse ? this.covering(layer, mask, slopeSquared, ball * range, id) : null;
         if (cover) {
           reused++;
           return { ...cover, certificate: `${cover.certificate ?? cover.quality} (of a covering operator)` };
         }
         const report = await solver.norm(key, layerIndex, layer, mask, slopeSquared, precision);
-        this.keep(layer, mask, slopeSquared, report);
+        this.keep(layer, mask, slopeSquared, report, ball, id);
         return report;
       },
       dispose() {},

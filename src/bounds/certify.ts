@@ -108,7 +108,6 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
   // The certified norms of the bounds at the user's ε, kept for the radius certification to reuse
   // where they cover its operators (certificate-ledger.ts).
   const ledger = solver !== estimator && options.radius ? new CertificateLedger() : undefined;
-  const localSolver = ledger ? ledger.view(solver, { reuse: false }) : solver;
   // The number of radius evaluations is not known in advance: each one covers a fifth of what is left.
   const radiusPhase = (evaluation: number, e: number): typeof phase => {
     const before = 2 * (1 - 0.8 ** (evaluation - 1));
@@ -139,7 +138,7 @@ export async function certify(network: Network, x0: Float32Array, backend: Backe
     const local: LocalBound[] = [];
     for (const e of eps) {
       phase = { name: 'local', eps: e, label: `local bound at eps ${e}` };
-      const bound = await method.local(network, backend, nominal, e, localSolver, cls, onLayer);
+      const bound = await method.local(network, backend, nominal, e, ledger ? ledger.view(solver, { ball: e, reuse: false }) : solver, cls, onLayer);
       local.push({ eps: e, ...bound });
       unitsDone++;
     }

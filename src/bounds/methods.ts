@@ -138,7 +138,7 @@ export const CERTIFIED_SEARCH_TOLERANCE = CERTIFICATE_SLACK;
  */
 export const SEARCH_ESTIMATE_TOLERANCE = 1e-4;
 
-/** How far above a certification's ε a ball whose certificates the ledger holds may lie for reuse to be tried (relative). */
+/** How far above a certification's ε a ball may lie for its kept certificates to answer there (relative). */
 export const REUSE_RANGE = 2;
 
 /** Whether the radius certification tries covering certificates first (certificate-ledger.ts); off for comparisons in tests. */
@@ -226,26 +226,16 @@ export async function certifiedSearch(
   // is taken only where it passes at ε itself, and otherwise ε is evaluated again with every norm
   // computed afresh, which decides as it would have alone. So reuse can only turn a certifying
   // attempt's result into ε itself, never lower it (docs/tightness.md §0, "Reuse"); both
-  // evaluations count in the failure probability.
-  // The ε of the balls whose certificates the ledger holds (the user's; each certifying attempt's).
-  // Reuse is tried only where one lies at most REUSE_RANGE above ε: the norms of a much larger ball
-  // sit too far above (VGG-16's user ε 10⁴ above its radius: criterion 18 against 1.03 fresh, 11–14 s
-  // a sweep for nothing).
-  const ledgerBalls = (known ?? []).map((k) => k.eps);
+  // evaluations count in the failure probability. Only certificates of balls at most REUSE_RANGE
+  // above ε answer: the norms of a much larger ball sit too far above (VGG-16's user ε 10⁴ above its
+  // radius: criterion 18 against 1.03 fresh, 11–14 s a sweep for nothing).
   const certifiedBound = async (eps: number) => {
     if (!ledger) return certifying(await evaluate(solver, eps));
-    const fresh = async () => {
-      const bound = certifying(await evaluate(ledger.view(solver, { reuse: false }), eps));
-      ledgerBalls.push(eps);
-      return bound;
-    };
-    if (!ledgerBalls.some((e) => e >= eps && e <= eps * REUSE_RANGE)) return fresh();
-    const reusing = ledger.view(solver, { reuse: CERTIFICATE_REUSE.enabled });
+    const reusing = ledger.view(solver, { ball: eps, reuse: CERTIFICATE_REUSE.enabled, range: REUSE_RANGE });
     const bound = certifying(await evaluate(reusing, eps));
-    ledgerBalls.push(eps);
     if (reusing.reused === 0 || method.criterion(bound, gaps, eps) < 1) return bound;
     evaluations++;
-    return fresh();
+    return certifying(await evaluate(ledger.view(solver, { ball: eps, reuse: false }), eps));
   };
   const certifyAt = async (eps: number, tries: number) => {
     for (let attempt = 1; attempt <= tries && eps > 0; attempt++) {

@@ -46,11 +46,11 @@ describe.each(layers)('%s', (_name, layer) => {
   test('a kept certificate answers exactly for covered operators, at or above their exact norm', async () => {
     const ledger = new CertificateLedger();
     const solver = new CertifiedSolver(backend, settings, { mode: 'probabilistic', delta: 1e-3, seed: 5 });
-    const kept = await ledger.view(solver, { reuse: false }).norm('k', 0, layer, mask, square(slopes));
+    const kept = await ledger.view(solver, { ball: 1, reuse: false }).norm('k', 0, layer, mask, square(slopes));
     expect(kept.quality).toBe('upper');
     expect(kept.iterations).toBeGreaterThan(0);
     expect(ledger.size).toBe(1);
-    const reusing = ledger.view(solver, { reuse: true });
+    const reusing = ledger.view(solver, { ball: 1, reuse: true });
     const covered = await reusing.norm('k', 0, layer, fewer, square(smaller));
     expect(reusing.reused).toBe(1);
     expect(covered.value).toBe(kept.value);
@@ -74,10 +74,30 @@ describe.each(layers)('%s', (_name, layer) => {
     expect((await reusing.norm('k', 0, layer, fewer, square(smaller))).value).toBe(kept.value);
   });
 
+  test('only certificates of balls within the view\'s range answer', async () => {
+    const ledger = new CertificateLedger();
+    const solver = new CertifiedSolver(backend, settings, { mode: 'probabilistic', delta: 1e-3, seed: 5 });
+    const kept = await ledger.view(solver, { ball: 0.1, reuse: false }).norm('k', 0, layer, mask, square(slopes));
+    // From ε 0.01 the ball 0.1 lies 10× above: beyond a range of 2, within one of 20.
+    const near = ledger.view(solver, { ball: 0.01, reuse: true, range: 2 });
+    const computed = await near.norm('k', 0, layer, fewer, square(smaller));
+    expect(near.reused).toBe(0);
+    expect(computed.certificate).not.toContain('covering operator');
+    expect(ledger.size).toBe(2); // kept, for the ball 0.01
+    const far = ledger.view(solver, { ball: 0.01, reuse: true, range: 20 });
+    const answered = await far.norm('k', 0, layer, mask, square(slopes));
+    expect(far.reused).toBe(1);
+    expect(answered.value).toBe(kept.value);
+    // The ball 0.01's own certificate (a smaller operator) answers within a range of 2.
+    const own = ledger.view(solver, { ball: 0.009, reuse: true, range: 2 });
+    expect((await own.norm('k', 0, layer, fewer, square(smaller))).value).toBe(computed.value);
+    expect(own.reused).toBe(1);
+  });
+
   test('estimates are never kept', async () => {
     const ledger = new CertificateLedger();
     const estimator = new SpectralSolver(backend, settings);
-    await ledger.view(estimator, { reuse: true }).norm('k', 0, layer, mask, square(slopes));
+    await ledger.view(estimator, { ball: 1, reuse: true }).norm('k', 0, layer, mask, square(slopes));
     expect(ledger.size).toBe(0);
     estimator.dispose();
   });
@@ -88,7 +108,7 @@ test('a ledger keeps certificates only up to its byte budget (copies of masks an
   const bytes = 4 * (3 * 8 * 8 + 5 * 4 * 4);
   const ledger = new CertificateLedger(bytes * 1.5);
   const solver = new CertifiedSolver(backend, settings, { mode: 'probabilistic', delta: 1e-3, seed: 5 });
-  const view = ledger.view(solver, { reuse: true });
+  const view = ledger.view(solver, { ball: 1, reuse: true });
   const mask = new Float32Array(3 * 8 * 8).fill(1);
   const slopes = new Float32Array(5 * 4 * 4).fill(0.5);
   await view.norm('k', 0, layer, mask, slopes);
@@ -102,7 +122,7 @@ test('a dense layer\'s Gram-iteration certificate (no operator applications) is 
   const layer = dense(40, 30) as AffineLayer;
   const ledger = new CertificateLedger();
   const solver = new CertifiedSolver(backend, settings, { mode: 'probabilistic', delta: 1e-3, seed: 5 });
-  const report = await ledger.view(solver, { reuse: true }).norm('k', 0, layer, null, null);
+  const report = await ledger.view(solver, { ball: 1, reuse: true }).norm('k', 0, layer, null, null);
   expect(report.certificate).toBe('deterministic:gram');
   expect(ledger.size).toBe(0);
 });
@@ -168,7 +188,7 @@ test('CIFAR-10, user ε 0.05 (5 times the radius, beyond REUSE_RANGE): no reuse 
   const fresh = await certifyCounting(0.05, false);
   const tried = await certifyCounting(0.05, true);
   expect(tried.result.radius!.local).toBe(fresh.result.radius!.local);
-  // A reuse attempt from ε 0.05 would fail and add a fresh evaluation after it. (A second
+  // Reuse from ε 0.05's certificates would fail and add a fresh evaluation after it. (A second
   // certifying attempt may still reuse the first one's certificates: fewer KW runs, not more.)
   expect(tried.certifying).toBeLessThanOrEqual(fresh.certifying);
   expect(tried.certifyingNorms).toBeLessThanOrEqual(fresh.certifyingNorms);
