@@ -57,7 +57,9 @@ interface ColdRun {
 
 function coldRun(subject: string, path: PathName, backendName: string): ColdRun {
   const script = fileURLToPath(import.meta.url);
-  const out = execFileSync(process.execPath, [...process.execArgv, script, '--child', subject, path, backendName], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  // The parent's collector flags (npm run bench's), nothing else of its command line.
+  const flags = process.execArgv.filter((a) => /^--(single-threaded-gc|initial-old-space-size|max-old-space-size)/.test(a));
+  const out = execFileSync(process.execPath, [...flags, script, '--child', subject, path, backendName], { encoding: 'utf8', maxBuffer: 1 << 24 });
   return JSON.parse(out.trim().split('\n').pop()!) as ColdRun;
 }
 
@@ -88,18 +90,19 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
   console.log('| model | warm: default / paper wall | warm ratio (median per round) | warm CPU-time ratio | cold: default / paper wall | cold ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper (cold) | memory ratio |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [k, subject] of subjects.entries()) {
-    const { network, x0 } = subject.load();
-    const backend = await createBackend(backendName, network);
     const wall: Record<PathName, number[]> = { default: [], paper: [] };
     const ratios: number[] = [];
     const cpuRatios: number[] = [];
     const radius: Partial<Record<PathName, ColdRun['radius']>> = {};
+    // The network is loaded here only for warm rounds (cold ones load their own).
+    const { network, x0 } = rounds.warm > 0 ? subject.load() : { network: null, x0: null };
+    const backend = network ? await createBackend(backendName, network) : null;
     for (let r = rounds.warm > 0 ? -1 : 0; r < rounds.warm; r++) {
       const cpu: Partial<Record<PathName, number>> = {};
       for (const path of ['default', 'paper'] as PathName[]) {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
-        radius[path] = (await run(network, x0, backend, path)).radius!;
+        radius[path] = (await run(network!, x0!, backend!, path)).radius!;
         wall[path].push((performance.now() - t0) / 1000);
         const c = process.cpuUsage(c0);
         cpu[path] = (c.user + c.system) / 1e6;
@@ -113,7 +116,7 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
       ratios.push(wall.default[wall.default.length - 1] / wall.paper[wall.paper.length - 1]);
       cpuRatios.push(cpu.default! / cpu.paper!);
     }
-    await backend.dispose();
+    await backend?.dispose();
     const cold: Record<PathName, ColdRun[]> = { default: [], paper: [] };
     const coldRatios: number[] = [];
     for (let r = 0; r < rounds.cold; r++) {
