@@ -50,7 +50,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** What one path's run in a fresh process reports (`--child`). */
 interface ColdRun {
   seconds: number;
-  cpuSeconds: number;
   maxRssBytes: number;
   radius: Pick<NonNullable<CertifyResult['radius']>, 'local' | 'quality' | 'failureProbability'>;
 }
@@ -98,23 +97,21 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
     const { network, x0 } = rounds.warm > 0 ? subject.load() : { network: null, x0: null };
     const backend = network ? await createBackend(backendName, network) : null;
     for (let r = rounds.warm > 0 ? -1 : 0; r < rounds.warm; r++) {
-      const cpu: Partial<Record<PathName, number>> = {};
+      const seconds = { default: 0, paper: 0 };
+      const cpu = { default: 0, paper: 0 };
       for (const path of ['default', 'paper'] as PathName[]) {
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         radius[path] = (await run(network!, x0!, backend!, path)).radius!;
-        wall[path].push((performance.now() - t0) / 1000);
+        seconds[path] = (performance.now() - t0) / 1000;
         const c = process.cpuUsage(c0);
         cpu[path] = (c.user + c.system) / 1e6;
       }
-      if (r < 0) {
-        // warm-up: sessions, |W| copies, JIT
-        wall.default.pop();
-        wall.paper.pop();
-        continue;
-      }
-      ratios.push(wall.default[wall.default.length - 1] / wall.paper[wall.paper.length - 1]);
-      cpuRatios.push(cpu.default! / cpu.paper!);
+      if (r < 0) continue; // warm-up: sessions, |W| copies, JIT
+      wall.default.push(seconds.default);
+      wall.paper.push(seconds.paper);
+      ratios.push(seconds.default / seconds.paper);
+      cpuRatios.push(cpu.default / cpu.paper);
     }
     await backend?.dispose();
     const cold: Record<PathName, ColdRun[]> = { default: [], paper: [] };
@@ -147,11 +144,9 @@ if (process.argv[2] === '--child') {
   const subject = spec.startsWith('zoo:') ? zooSubject(spec) : fixtureSubject(spec, root, `${spec}.onnx`, `${spec}_x0.npy`);
   const { network, x0 } = subject.load();
   const backend = await createBackend(backendName as 'cpu' | 'webgpu' | 'auto', network);
-  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const { local, quality, failureProbability } = (await run(network, x0, backend, path as PathName)).radius!;
   const seconds = (performance.now() - t0) / 1000;
-  const c = process.cpuUsage(c0);
   await backend.dispose();
-  console.log(JSON.stringify({ seconds, cpuSeconds: (c.user + c.system) / 1e6, maxRssBytes: process.resourceUsage().maxRSS * 1024, radius: { local, quality, failureProbability } }));
+  console.log(JSON.stringify({ seconds, maxRssBytes: process.resourceUsage().maxRSS * 1024, radius: { local, quality, failureProbability } }));
 }

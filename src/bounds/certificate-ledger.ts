@@ -71,7 +71,7 @@ export class CertificateLedger {
    * but sit far above their own norms (what is answered from them would fail and be computed again);
    * none of view `exclude`'s own.
    */
-  covering(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, maxBall = Infinity, exclude = -1): SpectralNormReport | null {
+  private covering(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, maxBall: number, exclude: number): SpectralNormReport | null {
     let best: SpectralNormReport | null = null;
     for (const k of this.kept.get(layer) ?? []) {
       if (k.ball > maxBall || k.view === exclude || (best && k.report.value >= best.value)) continue;
@@ -85,7 +85,7 @@ export class CertificateLedger {
    * nor norms computed without operator applications (a dense layer's Gram iteration): those cost
    * less to compute afresh than to check, and afresh they fit the smaller operator.
    */
-  keep(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, report: SpectralNormReport, ball: number, view = -1): void {
+  private keep(layer: AffineLayer, mask: Float32Array | null, slopeSquared: Float32Array | null, report: SpectralNormReport, ball: number, view: number): void {
     if (report.quality === 'estimate' || !(report.iterations > 0)) return;
     const bytes = 4 * ((mask?.length ?? 0) + (slopeSquared?.length ?? 0));
     if (this.bytes + bytes > this.maxBytes) return;
