@@ -238,7 +238,10 @@ export interface Backend {
   forwardBlock(layer: AffineLayer, x: Float32Array, count: number): Promise<Float32Array>;
   /** A v_b for each of `count` vectors. */
   applyABlock(layer: AffineLayer, v: Float32Array, count: number): Promise<Float32Array>;
-  /** Aᵀ u_b for each of `count` vectors. */
+  /**
+   * Aᵀ u_b for each of `count` vectors: a new array. `u` is read before the promise resolves and not
+   * kept (the tight method's backward passes reuse it: tight/sweep.ts, RowScratch).
+   */
   applyATBlock(layer: AffineLayer, u: Float32Array, count: number): Promise<Float32Array>;
   /** Row norms for each of `count` masks. */
   rowNormsSquaredBlock(layer: AffineLayer, masks: Float32Array, count: number): Promise<Float32Array>;

@@ -87,7 +87,7 @@ export async function tightSweep(
   onLayer?: (index: number) => void,
   options: TightOptions = {},
 ): Promise<Sweep> {
-  const sweep: Sweep = { network, backend, eps, refinement: options.refinement ?? 'fast', deadline: options.deadline, layers: [], states: [], spreads: new Map(), deviation: [], gainIn: [], nodes: [], reports: [], unitsLeft: 0 };
+  const sweep: Sweep = { network, backend, eps, refinement: options.refinement ?? 'fast', deadline: options.deadline, layers: [], states: [], spreads: new Map(), deviation: [], gainIn: [], nodes: [], reports: [], unitsLeft: 0, scratch: { block: null } };
   // The network input's interval: the box x0 ± ε (it contains the ℓ2 ball). Layer 0 reads only it.
   const x0 = nominal.inputs[0].subarray(0, size(network.inputShape));
   const input: Position = { lo: Float32Array.from(x0, (v) => v - eps), hi: Float32Array.from(x0, (v) => v + eps), mask: null, epsIn: eps };

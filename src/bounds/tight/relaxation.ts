@@ -15,7 +15,7 @@
 import { isAffine, size } from '../../model/ir.js';
 import type { Backend } from '../../backend/backend.js';
 import { backwardOverGraph, closeCut, masked } from './graph-backward.js';
-import type { LayerState, Sweep } from './sweep.js';
+import { scratchRows, type LayerState, type Sweep } from './sweep.js';
 
 /** The two linear relaxations of each unit of a layer's output, in change coordinates. */
 export interface Relaxation {
@@ -157,15 +157,19 @@ async function relaxedBackwardBlock(
   const relaxations = choices.map((choice) => relaxationOf(state, choice));
   const activated = relaxations[0] !== undefined; // a state-level property: the same for every choice
   // An activation (after an affine map or a sum, or alone): the relaxation on the side each coefficient's sign asks for.
-  const throughActivation = (): Float32Array => {
-    const scaled = new Float32Array(rows.length);
+  // `scaled` is every entry overwritten: a fresh block, or the sweep's scratch where the block goes
+  // straight into the backend's Aᵀ (sweep.ts, RowScratch).
+  const throughActivation = (scaled: Float32Array): Float32Array => {
     for (let b = 0; b < count; b++) {
       const { upperSlope, upperOffset, lowerSlope: lowerSlopes, lowerOffset } = relaxations[original.choice(b)]!;
       let constant = 0;
       const base = b * m;
       for (let i = 0; i < m; i++) {
         const v = rows[base + i];
-        if (v === 0) continue;
+        if (v === 0) {
+          scaled[base + i] = 0;
+          continue;
+        }
         if (v > 0) {
           scaled[base + i] = v * upperSlope[i];
           constant += v * upperOffset[i];
@@ -178,7 +182,7 @@ async function relaxedBackwardBlock(
     }
     return scaled;
   };
-  if (isAffine(layer)) return backend.applyATBlock(layer, activated ? throughActivation() : rows, count);
+  if (isAffine(layer)) return backend.applyATBlock(layer, activated ? throughActivation(scratchRows(sweep.scratch, rows.length)) : rows, count);
   if (layer.kind === 'maxpool') {
     const out = new Float32Array(count * n);
     const winner = state.winner!;
@@ -202,7 +206,7 @@ async function relaxedBackwardBlock(
     }
     return out;
   }
-  return activated ? throughActivation() : rows; // lone activation, Add (its sum), Concat, flatten
+  return activated ? throughActivation(new Float32Array(rows.length)) : rows; // lone activation, Add (its sum), Concat, flatten
 }
 
 /**
