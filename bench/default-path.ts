@@ -8,7 +8,9 @@
  * - warm: in one process after a warm-up of both paths (sessions built, code compiled), as the
  *   server runs; medians of wall time, of CPU time (all threads) and of the per-round ratio;
  * - cold: each path in a fresh child process (`--child`), as one CLI call runs: the time of its
- *   certify() call (sessions, |W| copies and compilation included) and the child's peak resident set.
+ *   certify() call (sessions, |W| copies and compilation included), the child's peak resident set,
+ *   and the whole process from spawn to exit (Node's start, module loading and the model's import
+ *   too: what a CLI user waits for; the same for both paths but for the model's sessions).
  * Both paths build the same onnxruntime sessions and |W| copies on a first call, so a warm run of
  * one beside a cold run of the other would charge the shared start to the first.
  */
@@ -50,6 +52,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 /** What one path's run in a fresh process reports (`--child`). */
 interface ColdRun {
   seconds: number;
+  /** Spawn to exit, measured by the parent. */
+  processSeconds: number;
   maxRssBytes: number;
   radius: Pick<NonNullable<CertifyResult['radius']>, 'local' | 'quality' | 'failureProbability'>;
 }
@@ -58,8 +62,10 @@ function coldRun(subject: string, path: PathName, backendName: string): ColdRun 
   const script = fileURLToPath(import.meta.url);
   // The parent's collector flags (npm run bench's), nothing else of its command line.
   const flags = process.execArgv.filter((a) => /^--(single-threaded-gc|initial-old-space-size|max-old-space-size)/.test(a));
+  const t0 = performance.now();
   const out = execFileSync(process.execPath, [...flags, script, '--child', subject, path, backendName], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  return JSON.parse(out.trim().split('\n').pop()!) as ColdRun;
+  const processSeconds = (performance.now() - t0) / 1000;
+  return { ...(JSON.parse(out.trim().split('\n').pop()!) as Omit<ColdRun, 'processSeconds'>), processSeconds };
 }
 
 /**
@@ -86,8 +92,8 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
   const warmText = rounds.warm > 0 ? `${rounds.warm} round${rounds.warm > 1 ? 's' : ''} in one process after a warm-up` : 'none';
   const coldText = rounds.cold > 0 ? `${rounds.cold} fresh process${rounds.cold > 1 ? 'es' : ''} per path` : 'none';
   console.log(`\nDefault path (tight, probabilistic certificates) against the paper's estimate path: eps 0.01 + certified radius, global bound included. Warm: ${warmText}; cold: ${coldText}; paths alternating. Target: ratio ≤ 2 in time and memory.\n`);
-  console.log('| model | warm: default / paper wall | warm ratio (median per round) | warm CPU-time ratio | cold: default / paper wall | cold ratio | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper (cold) | memory ratio |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  console.log('| model | warm: default / paper wall | warm ratio (median per round) | warm CPU-time ratio | cold: default / paper wall | cold ratio | cold process, spawn to exit (ratio) | default radius (quality) | paper radius | CROWN radius (its bisection) | peak RSS default / paper (cold) | memory ratio |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const [k, subject] of subjects.entries()) {
     const wall: Record<PathName, number[]> = { default: [], paper: [] };
     const ratios: number[] = [];
@@ -116,12 +122,14 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
     await backend?.dispose();
     const cold: Record<PathName, ColdRun[]> = { default: [], paper: [] };
     const coldRatios: number[] = [];
+    const processRatios: number[] = [];
     for (let r = 0; r < rounds.cold; r++) {
       for (const path of ['default', 'paper'] as PathName[]) {
         cold[path].push(coldRun(specs[k], path, backendName));
         radius[path] ??= cold[path][r].radius;
       }
       coldRatios.push(cold.default[r].seconds / cold.paper[r].seconds);
+      processRatios.push(cold.default[r].processSeconds / cold.paper[r].processSeconds);
     }
     const memory = { default: median(cold.default.map((c) => c.maxRssBytes)), paper: median(cold.paper.map((c) => c.maxRssBytes)) };
     const d = radius.default!;
@@ -130,7 +138,11 @@ export async function defaultPathSection(subjects: Subject[], specs: string[], r
     const crown = CROWN_ANCHORS[subject.name];
     const anchor = crown ? `${crown.radius} (${crown.seconds} s)` : '—';
     const warm = rounds.warm > 0 ? [`${median(wall.default).toFixed(3)} / ${median(wall.paper).toFixed(3)} s`, `${median(ratios).toFixed(2)}×`, `${median(cpuRatios).toFixed(2)}×`] : ['—', '—', '—'];
-    const coldCells = rounds.cold > 0 ? [`${median(cold.default.map((c) => c.seconds)).toFixed(3)} / ${median(cold.paper.map((c) => c.seconds)).toFixed(3)} s`, `${median(coldRatios).toFixed(2)}×`] : ['—', '—'];
+    const medianOf = (path: PathName, key: 'seconds' | 'processSeconds') => median(cold[path].map((c) => c[key])).toFixed(3);
+    const coldCells =
+      rounds.cold > 0
+        ? [`${medianOf('default', 'seconds')} / ${medianOf('paper', 'seconds')} s`, `${median(coldRatios).toFixed(2)}×`, `${medianOf('default', 'processSeconds')} / ${medianOf('paper', 'processSeconds')} s (${median(processRatios).toFixed(2)}×)`]
+        : ['—', '—', '—'];
     console.log(
       `| ${subject.name} | ${warm.join(' | ')} | ${coldCells.join(' | ')} | ${d.local.toPrecision(4)} (${d.quality}${d.failureProbability ? `, p ≤ ${d.failureProbability.toPrecision(2)}` : ''}) | ${p.local.toPrecision(4)} | ${anchor} | ${rounds.cold > 0 ? `${gib(memory.default)} / ${gib(memory.paper)} | ${(memory.default / memory.paper).toFixed(2)}×` : '— | —'} |`,
     );
