@@ -82,7 +82,7 @@ export function humanReport(network: Network, result: AnalysisResult, globalLaye
     const r = result.radius;
     const criterion = r.method === 'tight' ? 'per-class margins' : 'Proposition 6';
     const quality = r.quality === 'upper' ? `, certified${r.failureProbability ? ` with probability ≥ 1 − ${format(r.failureProbability, 3)}` : ''}` : r.quality === 'estimate' ? ', from spectral norm estimates' : '';
-    out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (${r.refinement ? "the fast search's " : ''}criterion fails by ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
+    out.push('', `certified radius (local bound, ${criterion}${quality}): ${format(r.local)}  (${r.refinement ? "the fast search's " : ''}criterion fails at ${format(r.localUpper)}; ${r.evaluations} bound evaluations, ${format(r.seconds, 3)} s)`);
     if (r.refinement) {
       const f = r.refinement;
       out.push(`  refinement stage: ${f.evaluations} full sweeps (a search on estimates, then one certified) in ${format(f.seconds, 3)} s of a ${format(f.budgetSeconds, 3)} s budget took the radius from ${format(f.fastRadius)}${f.completed ? '' : ' (budget spent before the search finished; --branch-budget gives more)'}`);
