@@ -1,11 +1,13 @@
 /**
  * The backward passes' reused row block (src/bounds/tight/sweep.ts, RowScratch): a pass on a sweep
  * whose scratch holds an earlier pass's rows (larger, dense) gives the same bounds to the bit as on a
- * fresh scratch. Sparse rows after dense ones catch an entry left from the earlier pass (the relaxation
- * skips zeros), on the MNIST fixture, a network of every layer kind and a residual graph.
+ * fresh scratch, for the relaxation's passes (§5) and the linearisation's (§4). Sparse rows after
+ * dense ones catch an entry left from the earlier pass (the relaxation skips zeros), on the MNIST
+ * fixture, a network of every layer kind and a residual graph.
  */
 import { createCpuBackend } from '../../src/backend/cpu/index.js';
 import { nominalPass, SpectralSolver } from '../../src/bounds/layer-bounds.js';
+import { prefixChangeBounds } from '../../src/bounds/tight/backward.js';
 import { type Sweep, tightSweep } from '../../src/bounds/tight/index.js';
 import { LOWER_SLOPES, relaxedChangeSplit } from '../../src/bounds/tight/relaxation.js';
 import { type Network, size } from '../../src/model/ir.js';
@@ -51,6 +53,10 @@ describe.each(cases)('reused row block: %s', (_name, load, eps) => {
       expect(Array.from(reused.floor)).toEqual(Array.from(fresh.floor));
       expect(Array.from(reused.inputOffset)).toEqual(Array.from(fresh.inputOffset));
       expect(Array.from(reused.inputClosure)).toEqual(Array.from(fresh.inputClosure));
+      await relaxedChangeSplit(sweep, L, before, 12, null, LOWER_SLOPES);
+      const prefixReused = await prefixChangeBounds(sweep, l, rows, count, null);
+      const prefixFresh = await prefixChangeBounds({ ...sweep, scratch: { block: null } }, l, rows, count, null);
+      expect(Array.from(prefixReused)).toEqual(Array.from(prefixFresh));
     }
     // The passes did go through the scratch (a network with an activation before an affine layer).
     expect(sweep.scratch.block?.length).toBeGreaterThan(0);

@@ -8,20 +8,21 @@
 import type { Backend } from '../../backend/backend.js';
 import { isAffine, type Layer, size } from '../../model/ir.js';
 import { backwardOverGraph, closeCut, masked } from './graph-backward.js';
-import { boxNorm, type LayerState, spreadAt, type Sweep } from './sweep.js';
+import { boxNorm, type LayerState, type RowScratch, scratchRows, spreadAt, type Sweep } from './sweep.js';
 
 /**
  * G ↦ G N_l for a block of `count` rows (row-major, each of the layer's output size): one layer of
  * the backward pass through the linearisation (midpoint slopes, the nominal winners of max pools),
  * to the layer's combined input (an Add's sum, a Concat's stacked inputs); masks are the caller's.
+ * Rows scaled for an affine layer's Aᵀ go through the sweep's reused block (sweep.ts, RowScratch).
  */
-export async function backwardBlock(backend: Backend, layer: Layer, state: LayerState, rows: Float32Array, count: number): Promise<Float32Array> {
+export async function backwardBlock(backend: Backend, layer: Layer, state: LayerState, rows: Float32Array, count: number, scratch: RowScratch): Promise<Float32Array> {
   const m = size(layer.outputShape);
   const n = size(layer.inputShape);
   // Through the activation (after an affine map or a sum, or alone): the midpoint slopes.
   let scaled = rows;
   if (state.mid) {
-    scaled = new Float32Array(rows.length);
+    scaled = isAffine(layer) ? scratchRows(scratch, rows.length) : new Float32Array(rows.length);
     for (let b = 0; b < count; b++) for (let i = 0; i < m; i++) scaled[b * m + i] = rows[b * m + i] * state.mid[i];
   }
   if (isAffine(layer)) return backend.applyATBlock(layer, scaled, count);
@@ -50,7 +51,7 @@ export async function prefixChangeBounds(sweep: Sweep, l: number, rows: Float32A
   const best = new Float64Array(count).fill(Infinity);
   const corrections = new Float64Array(count);
   await backwardOverGraph(sweep, l, g, count, {
-    through: (k, block) => backwardBlock(backend, network.layers[k], states[k], block, count),
+    through: (k, block) => backwardBlock(backend, network.layers[k], states[k], block, count, sweep.scratch),
     // The error term E_k enters through layer k only: its rows are those at k's output (§2).
     atOutput: async (k, block) => {
       const state = states[k];

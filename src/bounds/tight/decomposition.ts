@@ -94,7 +94,7 @@ export async function decompose(sweep: Sweep, cls: number): Promise<Decompositio
   const identity = new Float32Array(outputs * outputs);
   for (let o = 0; o < outputs; o++) identity[o * outputs + o] = 1;
   await backwardOverGraph(sweep, L, identity, outputs, {
-    through: (k, rows) => backwardBlock(backend, network.layers[k], states[k], rows, outputs),
+    through: (k, rows) => backwardBlock(backend, network.layers[k], states[k], rows, outputs, sweep.scratch),
     atOutput: (k, rows) => {
       const state = states[k];
       if (!(state.unstable && state.unstable.length > 0 && spreads.has(k))) return;

@@ -109,8 +109,8 @@ export interface Sweep {
   /** Every norm the bound used (for its quality and failure probability). */
   reports: SpectralNormReport[];
   /**
-   * The buffer the backward passes write the rows they hand to the backend into (relaxation.ts),
-   * shared by the sweeps cut or branched from this one (their passes run one at a time).
+   * The buffer the backward passes write the rows they hand to the backend's Aᵀ into (relaxation.ts,
+   * backward.ts), shared by the sweeps cut or branched from this one (their passes run one at a time).
    */
   scratch: RowScratch;
   /**
@@ -123,7 +123,8 @@ export interface Sweep {
 /**
  * A reusable block of rows. A fresh typed array of megabytes costs a page fault per 4 KiB on first
  * touch (2-core AMD EPYC VM: a new 10 MB Float32Array written once, 17 ns per entry against 1.5 ns
- * for a reused one), and the relaxation's scaled rows were one fresh block per layer of every pass:
+ * for a reused one), and the scaled rows (the relaxation's, §5, and the linearisation's, §2 and §4)
+ * were one fresh block per layer of every pass:
  * reusing one buffer for them makes CIFAR-10's full sweep about 4% faster and MNIST's default path
  * about 5% (alternating runs, 2026-12-03), every bound the same to the bit. Safe because a block
  * written here goes straight into one backend call, which reads it before its promise resolves
